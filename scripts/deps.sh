@@ -1,0 +1,25 @@
+#!/bin/sh
+# Install the Debian packages trainctl needs to build, test and benchmark.
+# Idempotent: prints nothing and touches nothing when all are present.
+set -eu
+
+PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson-dev
+libcurl4-openssl-dev libssl-dev openssl libedit-dev curl ca-certificates
+lua-busted lua-check python3 perl valgrind"
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS wrk nginx-light hyperfine"
+[ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

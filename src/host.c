@@ -1,0 +1,268 @@
+/* The Lua state of trainctl: standard libraries, the native modules and
+ * the embedded Lua library as preloads, the message handler that adds a
+ * traceback, and the signal handling that turns SIGINT, SIGTERM and
+ * --timeout into a Lua error at the next instruction (as lua.c does). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua-cjson.h>
+#include <lualib.h>
+
+#include "host.h"
+
+int luaopen_cjson_safe(lua_State *L);
+
+volatile sig_atomic_t host_signal;
+static lua_State *volatile active;
+static int interactive;
+
+int host_interrupted(void) { return host_signal != 0; }
+
+void host_clear_signal(void) { host_signal = 0; }
+
+/* The hook clears itself and raises the interruption in Lua code, where
+ * raising is safe; the natives return early on their own. */
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	lua_sethook(L, NULL, 0, 0);
+	if (host_signal == SIGALRM)
+		luaL_error(L, "timeout: --timeout reached");
+	luaL_error(L, "interrupted!");
+}
+
+static void on_signal(int sig)
+{
+	int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+
+	/* A second Ctrl-C while the first is pending falls back to the
+	 * default action, so a stuck C call can still be killed. */
+	if (host_signal == sig && sig == SIGINT && !interactive)
+		signal(sig, SIG_DFL);
+	host_signal = sig;
+	if (active)
+		lua_sethook(active, stop_hook, mask, 1);
+}
+
+void host_signals(lua_State *L, int repl)
+{
+	struct sigaction sa;
+
+	active = L;
+	interactive = repl;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a blocking sleep or poll must wake up. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	if (!repl)
+		signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void host_set_timeout(double seconds)
+{
+	struct itimerval it;
+
+	memset(&it, 0, sizeof it);
+	it.it_value.tv_sec = (time_t)seconds;
+	it.it_value.tv_usec = (suseconds_t)((seconds - floor(seconds)) * 1e6);
+	if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0)
+		it.it_value.tv_usec = 1;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* "90", "90s", "15m", "2h", "1h30m", "1.5h", "250ms" -> seconds, or -1. */
+double host_parse_duration(const char *s)
+{
+	double total = 0;
+	int any = 0;
+
+	while (*s) {
+		char *end;
+		double v;
+		errno = 0;
+		v = strtod(s, &end);
+		if (end == s || errno || v < 0)
+			return -1;
+		s = end;
+		if (strncmp(s, "ms", 2) == 0)
+			v /= 1000, s += 2;
+		else if (*s == 's')
+			s++;
+		else if (*s == 'm')
+			v *= 60, s++;
+		else if (*s == 'h')
+			v *= 3600, s++;
+		else if (*s == 'd')
+			v *= 86400, s++;
+		else if (*s)
+			return -1;
+		total += v;
+		any = 1;
+	}
+	return any ? total : -1;
+}
+
+/* Message handler: a string or an object with __tostring gets a
+ * traceback; the original error object is kept in the registry so the
+ * exit status can be read from it. */
+static int msghandler(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+
+	lua_pushvalue(L, 1);
+	lua_setfield(L, LUA_REGISTRYINDEX, "trainctl.last_error");
+	if (msg == NULL) {
+		if (luaL_callmeta(L, 1, "__tostring") &&
+		    lua_type(L, -1) == LUA_TSTRING)
+			msg = lua_tostring(L, -1);
+		else
+			msg = lua_pushfstring(L, "(error object is a %s value)",
+					      luaL_typename(L, 1));
+	}
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+int host_docall(lua_State *L, int narg, int nres)
+{
+	int base = lua_gettop(L) - narg;
+	int status;
+
+	lua_pushcfunction(L, msghandler);
+	lua_insert(L, base);
+	status = lua_pcall(L, narg, nres, base);
+	lua_remove(L, base);
+	return status;
+}
+
+/* The exit status an error asks for: a signal or --timeout first, then the
+ * error object's exit_code, then 2 for usage errors, else 1. */
+int host_exit_status(lua_State *L, int status)
+{
+	int code = EXIT_ERROR;
+
+	if (status == LUA_OK)
+		return EXIT_OK;
+	if (host_signal == SIGALRM)
+		return EXIT_TIMEOUT;
+	if (host_signal)
+		return 128 + host_signal;
+	lua_getfield(L, LUA_REGISTRYINDEX, "trainctl.last_error");
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "exit_code");
+		if (lua_isinteger(L, -1))
+			code = (int)lua_tointeger(L, -1);
+		else {
+			lua_getfield(L, -2, "kind");
+			if (lua_type(L, -1) == LUA_TSTRING &&
+			    strcmp(lua_tostring(L, -1), "usage") == 0)
+				code = EXIT_USAGE;
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return code;
+}
+
+int host_report(lua_State *L, int status)
+{
+	if (status != LUA_OK) {
+		const char *msg = lua_tostring(L, -1);
+		if (msg == NULL)
+			msg = "(error object is not a string)";
+		fprintf(stderr, "trainctl: %s\n", msg);
+		fflush(stderr);
+		lua_pop(L, 1);
+	}
+	return status;
+}
+
+/* package.searchers entry for the embedded library; TRAINCTL_LUA_PATH
+ * (a directory, or a package.path-style template list) is searched first
+ * so a source tree can stand in for the compiled-in copy. */
+static int search_embedded(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	const char *dev = getenv("TRAINCTL_LUA_PATH");
+	const struct embedded_module *m;
+
+	if (dev && *dev) {
+		const char *path = dev;
+		if (!strchr(dev, '?'))
+			path = lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dev, dev);
+		lua_getglobal(L, "package");
+		lua_getfield(L, -1, "searchpath");
+		lua_pushstring(L, name);
+		lua_pushstring(L, path);
+		lua_call(L, 2, 1);
+		if (lua_isstring(L, -1)) {
+			const char *file = lua_tostring(L, -1);
+			if (luaL_loadfile(L, file) != LUA_OK)
+				return lua_error(L);
+			lua_pushstring(L, file);
+			return 2;
+		}
+		lua_settop(L, 1);
+	}
+	for (m = embedded_modules; m->name; m++) {
+		if (strcmp(m->name, name) == 0) {
+			if (luaL_loadbufferx(L, m->src, m->len, m->chunkname,
+					     "t") != LUA_OK)
+				return lua_error(L);
+			lua_pushliteral(L, ":embedded:");
+			return 2;
+		}
+	}
+	lua_pushfstring(L, "no embedded module '%s'", name);
+	return 1;
+}
+
+static void preload(lua_State *L, const char *name, lua_CFunction f)
+{
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+	lua_pushcfunction(L, f);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+}
+
+static void add_searcher(lua_State *L)
+{
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "searchers");
+	/* After the preload searcher, before the filesystem ones. */
+	lua_pushcfunction(L, search_embedded);
+	for (int i = (int)luaL_len(L, -2); i >= 2; i--) {
+		lua_rawgeti(L, -2, i);
+		lua_rawseti(L, -3, i + 1);
+	}
+	lua_rawseti(L, -2, 2);
+	lua_pop(L, 2);
+}
+
+lua_State *host_new(void)
+{
+	lua_State *L = luaL_newstate();
+
+	if (L == NULL)
+		return NULL;
+	luaL_openlibs(L);
+	preload(L, "cjson", luaopen_cjson);
+	preload(L, "cjson.safe", luaopen_cjson_safe);
+	preload(L, "trainctl.crypto", luaopen_trainctl_crypto);
+	preload(L, "trainctl.sign", luaopen_trainctl_sign);
+	preload(L, "trainctl._http", luaopen_trainctl_http);
+	preload(L, "trainctl.sys", luaopen_trainctl_sys);
+	add_searcher(L);
+	return L;
+}

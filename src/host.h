@@ -1,0 +1,53 @@
+/* trainctl host: the one header shared by the C files. Only host.c and the
+ * l*.c modules touch a lua_State. */
+#ifndef TRAINCTL_HOST_H
+#define TRAINCTL_HOST_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include <lua.h>
+
+struct embedded_module {
+	const char *name;
+	const char *chunkname;
+	const char *src;
+	size_t len;
+};
+extern const struct embedded_module embedded_modules[];
+
+/* Exit statuses of the public contract. */
+enum {
+	EXIT_OK = 0,
+	EXIT_ERROR = 1,
+	EXIT_USAGE = 2,
+	EXIT_LOCKED = 3,
+	EXIT_TIMEOUT = 4
+};
+
+/* Set by the signal handlers (SIGINT, SIGTERM, SIGALRM for --timeout);
+ * blocking natives poll it and give up with an "interrupted" error. */
+extern volatile sig_atomic_t host_signal;
+
+lua_State *host_new(void);
+void host_signals(lua_State *L, int interactive);
+void host_clear_signal(void);
+int host_docall(lua_State *L, int narg, int nres);
+int host_report(lua_State *L, int status);
+int host_exit_status(lua_State *L, int status);
+int host_interrupted(void);
+void host_set_timeout(double seconds);
+double host_parse_duration(const char *s);
+
+int repl_run(lua_State *L);
+
+int luaopen_trainctl_crypto(lua_State *L);
+int luaopen_trainctl_sign(lua_State *L);
+int luaopen_trainctl_http(lua_State *L);
+int luaopen_trainctl_sys(lua_State *L);
+int luaopen_trainctl_loop(lua_State *L);
+
+/* Shared by lhttp.c and lloop.c. */
+void sys_sleep_interruptible(double seconds);
+
+#endif

@@ -1,0 +1,467 @@
+/* trainctl.sys: clocks, environment, files written atomically, locks and
+ * the two date formats the clouds speak (ISO 8601 and RFC 1123). */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+
+#include "host.h"
+
+#define LOCK_MT "trainctl.lock"
+
+static int l_now(lua_State *L)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec / 1e9);
+	return 1;
+}
+
+static int l_clock(lua_State *L)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec / 1e9);
+	return 1;
+}
+
+static int l_getenv(lua_State *L)
+{
+	lua_pushstring(L, getenv(luaL_checkstring(L, 1)));
+	return 1;
+}
+
+static int l_isatty(lua_State *L)
+{
+	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+static int l_getpid(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)getpid());
+	return 1;
+}
+
+/* Sleeps until the time is up or a signal asks the program to stop; the
+ * caller's hook then raises the interruption. */
+void sys_sleep_interruptible(double seconds)
+{
+	struct timespec req;
+
+	if (seconds <= 0)
+		return;
+	req.tv_sec = (time_t)seconds;
+	req.tv_nsec = (long)((seconds - (double)req.tv_sec) * 1e9);
+	while (!host_interrupted() && nanosleep(&req, &req) == -1 &&
+	       errno == EINTR)
+		;
+}
+
+static int l_sleep(lua_State *L)
+{
+	sys_sleep_interruptible(luaL_checknumber(L, 1));
+	return 0;
+}
+
+static int fail(lua_State *L, const char *what, const char *path)
+{
+	int e = errno;
+
+	luaL_pushfail(L);
+	lua_pushfstring(L, "%s: %s: %s", what, path, strerror(e));
+	lua_pushinteger(L, e);
+	return 3;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n, len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int fsync_dir(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	int fd, rc;
+
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == path)
+		strcpy(dir, "/");
+	else if ((size_t)(slash - path) < sizeof dir)
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	else
+		return errno = ENAMETOOLONG, -1;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* write_atomic(path, data [, mode]): the file at path is either the old
+ * one or the complete new one, whatever happens (a full disk, a kill):
+ * write a temporary beside it, fsync, rename over, fsync the directory. */
+static int l_write_atomic(lua_State *L)
+{
+	size_t len;
+	const char *path = luaL_checkstring(L, 1);
+	const char *data = luaL_checklstring(L, 2, &len);
+	mode_t mask = umask(0);
+	mode_t mode = (mode_t)luaL_optinteger(L, 3, 0666 & ~mask);
+	char tmp[4096];
+	int fd;
+
+	umask(mask);
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return fail(L, "write", path);
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return fail(L, "write", path);
+	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 ||
+	    fsync(fd) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		errno = e;
+		return fail(L, "write", path);
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		errno = e;
+		return fail(L, "write", path);
+	}
+	if (fsync_dir(path) < 0)
+		return fail(L, "fsync directory of", path);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int *checklock(lua_State *L)
+{
+	return luaL_checkudata(L, 1, LOCK_MT);
+}
+
+static int lock_release(lua_State *L)
+{
+	int *fd = checklock(L);
+
+	if (*fd >= 0) {
+		close(*fd); /* closing drops the flock */
+		*fd = -1;
+	}
+	return 0;
+}
+
+/* lock(path): an exclusive advisory lock, released by the kernel when the
+ * process dies. Returns a handle, or nil, message, "locked" when another
+ * process holds it. */
+static int l_lock(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
+	char pid[32];
+
+	*fd = -1;
+	luaL_setmetatable(L, LOCK_MT);
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (*fd < 0)
+		return fail(L, "lock", path);
+	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(*fd);
+		*fd = -1;
+		if (e == EWOULDBLOCK) {
+			luaL_pushfail(L);
+			lua_pushfstring(L, "lock: %s: held by another process",
+					path);
+			lua_pushliteral(L, "locked");
+			return 3;
+		}
+		errno = e;
+		return fail(L, "lock", path);
+	}
+	/* The pid is informational only: the flock is what excludes. */
+	snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(*fd, 0) == 0)
+		(void)!write(*fd, pid, strlen(pid));
+	return 1;
+}
+
+static int l_stat(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct stat st;
+	const char *type = "other";
+
+	if (stat(path, &st) < 0)
+		return fail(L, "stat", path);
+	if (S_ISREG(st.st_mode))
+		type = "file";
+	else if (S_ISDIR(st.st_mode))
+		type = "dir";
+	lua_createtable(L, 0, 4);
+	lua_pushinteger(L, st.st_mode & 07777);
+	lua_setfield(L, -2, "mode");
+	lua_pushinteger(L, (lua_Integer)st.st_size);
+	lua_setfield(L, -2, "size");
+	lua_pushinteger(L, (lua_Integer)st.st_mtime);
+	lua_setfield(L, -2, "mtime");
+	lua_pushstring(L, type);
+	lua_setfield(L, -2, "type");
+	return 1;
+}
+
+static int l_mkdir_p(lua_State *L)
+{
+	size_t len, i;
+	const char *path = luaL_checklstring(L, 1, &len);
+	mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
+	char buf[4096];
+
+	if (len == 0 || len >= sizeof buf) {
+		errno = len ? ENAMETOOLONG : ENOENT;
+		return fail(L, "mkdir", path);
+	}
+	memcpy(buf, path, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return fail(L, "mkdir", buf);
+		buf[i] = path[i];
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_rusage(lua_State *L)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	lua_createtable(L, 0, 3);
+	lua_pushnumber(L, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6);
+	lua_setfield(L, -2, "utime");
+	lua_pushnumber(L, ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	lua_setfield(L, -2, "stime");
+	lua_pushinteger(L, ru.ru_maxrss);
+	lua_setfield(L, -2, "maxrss_kb");
+	return 1;
+}
+
+static void checktime(lua_State *L, int idx, struct tm *tm, double *frac)
+{
+	lua_Number t = luaL_optnumber(L, idx, 0);
+	time_t secs;
+
+	if (lua_isnoneornil(L, idx)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		t = (lua_Number)ts.tv_sec + ts.tv_nsec / 1e9;
+	}
+	secs = (time_t)t;
+	if ((lua_Number)secs > t)
+		secs--;
+	*frac = t - (lua_Number)secs;
+	if (!gmtime_r(&secs, tm))
+		luaL_argerror(L, idx, "time out of range");
+}
+
+/* format_iso8601([t [, with_ms]]) -> "2024-01-02T03:04:05Z" */
+static int l_format_iso8601(lua_State *L)
+{
+	struct tm tm;
+	double frac;
+	char buf[64];
+
+	checktime(L, 1, &tm, &frac);
+	if (lua_toboolean(L, 2))
+		snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 (int)(frac * 1000) % 1000);
+	else
+		snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec);
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+/* The English names are fixed by RFC 1123, whatever the locale. */
+static int l_format_rfc1123(lua_State *L)
+{
+	static const char days[][4] = {"Sun", "Mon", "Tue", "Wed",
+				       "Thu", "Fri", "Sat"};
+	static const char months[][4] = {"Jan", "Feb", "Mar", "Apr",
+					 "May", "Jun", "Jul", "Aug",
+					 "Sep", "Oct", "Nov", "Dec"};
+	struct tm tm;
+	double frac;
+	char buf[64];
+
+	checktime(L, 1, &tm, &frac);
+	snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+		 days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	lua_pushstring(L, buf);
+	return 1;
+}
+
+static int digits(const char **p, int n, int *out)
+{
+	int v = 0;
+
+	while (n--) {
+		if (!isdigit((unsigned char)**p))
+			return 0;
+		v = v * 10 + (*(*p)++ - '0');
+	}
+	*out = v;
+	return 1;
+}
+
+/* parse_iso8601(s) -> seconds since the epoch (a float when the string has
+ * fractions), or nil, err. Accepts a date alone, "T" or " " between date
+ * and time, fractions of any length, and "Z" or a +hh:mm offset; no zone
+ * means UTC, as the clouds mean it. */
+static int l_parse_iso8601(lua_State *L)
+{
+	const char *s = luaL_checkstring(L, 1), *p = s;
+	struct tm tm;
+	double frac = 0, scale = 0.1, t;
+	int y, mo, d, h = 0, mi = 0, sec = 0, off = 0;
+
+	memset(&tm, 0, sizeof tm);
+	if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) ||
+	    *p++ != '-' || !digits(&p, 2, &d))
+		goto bad;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		p++;
+		if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi))
+			goto bad;
+		if (*p == ':') {
+			p++;
+			if (!digits(&p, 2, &sec))
+				goto bad;
+			if (*p == '.' || *p == ',') {
+				p++;
+				if (!isdigit((unsigned char)*p))
+					goto bad;
+				while (isdigit((unsigned char)*p)) {
+					frac += (*p++ - '0') * scale;
+					scale /= 10;
+				}
+			}
+		}
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+			if (!digits(&p, 2, &oh))
+				goto bad;
+			if (*p == ':')
+				p++;
+			if (isdigit((unsigned char)*p) && !digits(&p, 2, &om))
+				goto bad;
+			off = sign * (oh * 3600 + om * 60);
+		}
+	}
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 60)
+		goto bad;
+	tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
+	tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = sec;
+	t = (double)timegm(&tm) - off;
+	if (frac > 0)
+		lua_pushnumber(L, t + frac);
+	else
+		lua_pushinteger(L, (lua_Integer)t);
+	return 1;
+bad:
+	luaL_pushfail(L);
+	lua_pushfstring(L, "invalid ISO 8601 time: %s", s);
+	return 2;
+}
+
+/* HTTP dates (RFC 1123, and the obsolete RFC 850 and asctime forms that a
+ * Retry-After may still carry): libcurl's parser knows them all. */
+static int l_parse_rfc1123(lua_State *L)
+{
+	const char *s = luaL_checkstring(L, 1);
+	time_t t = curl_getdate(s, NULL);
+
+	if (t == (time_t)-1) {
+		luaL_pushfail(L);
+		lua_pushfstring(L, "invalid HTTP date: %s", s);
+		return 2;
+	}
+	lua_pushinteger(L, (lua_Integer)t);
+	return 1;
+}
+
+static const luaL_Reg funcs[] = {
+	{"now", l_now},
+	{"clock", l_clock},
+	{"getenv", l_getenv},
+	{"isatty", l_isatty},
+	{"getpid", l_getpid},
+	{"sleep", l_sleep},
+	{"write_atomic", l_write_atomic},
+	{"lock", l_lock},
+	{"stat", l_stat},
+	{"mkdir_p", l_mkdir_p},
+	{"rusage", l_rusage},
+	{"format_iso8601", l_format_iso8601},
+	{"parse_iso8601", l_parse_iso8601},
+	{"format_rfc1123", l_format_rfc1123},
+	{"parse_rfc1123", l_parse_rfc1123},
+	{NULL, NULL}
+};
+
+static const luaL_Reg lock_methods[] = {
+	{"unlock", lock_release},
+	{"__gc", lock_release},
+	{"__close", lock_release},
+	{NULL, NULL}
+};
+
+int luaopen_trainctl_sys(lua_State *L)
+{
+	if (luaL_newmetatable(L, LOCK_MT)) {
+		luaL_setfuncs(L, lock_methods, 0);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -2, "__index");
+	}
+	lua_pop(L, 1);
+	luaL_newlib(L, funcs);
+	return 1;
+}

@@ -1,0 +1,422 @@
+/* trainctl command line: lua5.4's options and behaviour (-e, -l, -i, -v,
+ * -E, -W, -, --, the global `arg`), the options of a batch job (--lock,
+ * --timeout, --state, logging, profile) and the `call` subcommand. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <openssl/crypto.h>
+
+#include "host.h"
+
+static const char *progname = "trainctl";
+
+struct opts {
+	int interactive, version, no_env, warnings, help, call;
+	int script;      /* index of the script in argv, 0 if none */
+	int stdin_script; /* "-" */
+	const char *profile, *log_level, *log_format, *lock, *state;
+	double timeout;
+};
+
+static void print_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [options] [script [args]]\n"
+		"       %s call PROVIDER OPERATION [key=value ...]\n"
+		"Run a Lua 5.4 script that automates training on AiTEMS, OpenSearch\n"
+		"or Azure AI Language; with no script on a terminal, start a REPL.\n"
+		"Options:\n"
+		"  -e chunk          run the string 'chunk'\n"
+		"  -l mod            require 'mod' into global 'mod' (-l g=mod: into 'g')\n"
+		"  -i                enter the REPL after running 'script'\n"
+		"  -v                show version information\n"
+		"  -E                ignore LUA_INIT and TRAINCTL_* environment options\n"
+		"  -W                turn Lua warnings on\n"
+		"  --                stop handling options\n"
+		"  -                 stop handling options and run stdin\n"
+		"  --profile NAME    credentials profile (default: TRAINCTL_PROFILE)\n"
+		"  --log-level LEVEL error, warn, info, debug or trace (default: info)\n"
+		"  --log-format FMT  text or json log lines on stderr (default: text)\n"
+		"  --lock FILE       exit 3 at once if another run holds FILE\n"
+		"  --timeout DUR     stop the whole run after DUR (90, 30s, 15m, 2h);\n"
+		"                    exit 4\n"
+		"  --state FILE      where trainctl.state keeps this run's progress\n"
+		"  --help            show this help\n"
+		"  --version         show trainctl, Lua, libcurl and OpenSSL versions\n"
+		"Exit status: 0 success, 1 error, 2 usage or configuration error,\n"
+		"3 lock held, 4 timeout, 128+N killed by signal N.\n",
+		progname, progname);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: ", progname);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", progname);
+	return -1;
+}
+
+static void print_version(void)
+{
+	printf("trainctl %s\n%s\nlibcurl %s\n%s\n", TRAINCTL_VERSION,
+	       LUA_RELEASE, curl_version_info(CURLVERSION_NOW)->version,
+	       OpenSSL_version(OPENSSL_VERSION));
+	fflush(stdout);
+}
+
+/* Long options take their value as the next argument or after '='. */
+static const char *long_value(char **argv, int *i, const char *name)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i];
+
+	if (strncmp(a, name, n) != 0)
+		return NULL;
+	if (a[n] == '=')
+		return a + n + 1;
+	if (a[n] != '\0')
+		return NULL;
+	if (argv[*i + 1] == NULL)
+		return "";
+	return argv[++*i];
+}
+
+/* First pass: validate and record options; -e and -l run later, in
+ * order. Returns -1 on a usage error. */
+static int collect_opts(int argc, char **argv, struct opts *o)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *v;
+		if (a[0] != '-') {
+			if (strcmp(a, "call") == 0)
+				o->call = i;
+			else
+				o->script = i;
+			return 0;
+		}
+		if (strcmp(a, "--") == 0) {
+			if (i + 1 < argc)
+				o->script = i + 1;
+			return 0;
+		}
+		if (strcmp(a, "-") == 0) {
+			o->stdin_script = 1;
+			o->script = i;
+			return 0;
+		}
+		if (strcmp(a, "--help") == 0) {
+			o->help = 1;
+		} else if (strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0) {
+			o->version = 1;
+		} else if (strcmp(a, "-i") == 0) {
+			o->interactive = o->version = 1;
+		} else if (strcmp(a, "-E") == 0) {
+			o->no_env = 1;
+		} else if (strcmp(a, "-W") == 0) {
+			o->warnings = 1;
+		} else if (strncmp(a, "-e", 2) == 0 || strncmp(a, "-l", 2) == 0) {
+			if (a[2] == '\0' && (++i >= argc || argv[i][0] == '-'))
+				return usage_error("'%s' needs an argument", a);
+		} else if ((v = long_value(argv, &i, "--profile"))) {
+			if (!*v)
+				return usage_error("'%s' needs a name", a);
+			o->profile = v;
+		} else if ((v = long_value(argv, &i, "--log-level"))) {
+			if (strcmp(v, "error") && strcmp(v, "warn") &&
+			    strcmp(v, "info") && strcmp(v, "debug") &&
+			    strcmp(v, "trace"))
+				return usage_error("unknown log level '%s' (error, warn, info, debug, trace)", v);
+			o->log_level = v;
+		} else if ((v = long_value(argv, &i, "--log-format"))) {
+			if (strcmp(v, "text") && strcmp(v, "json"))
+				return usage_error("unknown log format '%s' (text, json)", v);
+			o->log_format = v;
+		} else if ((v = long_value(argv, &i, "--lock"))) {
+			if (!*v)
+				return usage_error("'%s' needs a file", a);
+			o->lock = v;
+		} else if ((v = long_value(argv, &i, "--state"))) {
+			if (!*v)
+				return usage_error("'%s' needs a file", a);
+			o->state = v;
+		} else if ((v = long_value(argv, &i, "--timeout"))) {
+			o->timeout = host_parse_duration(v);
+			if (o->timeout <= 0)
+				return usage_error("invalid duration '%s' (e.g. 90, 30s, 15m, 2h)", v);
+		} else {
+			return usage_error("unrecognized option '%s'", a);
+		}
+	}
+	return 0;
+}
+
+static void set_options_table(lua_State *L, const struct opts *o, int argc,
+			      char **argv)
+{
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_createtable(L, 0, 6);
+#define SETOPT(field, value)                      \
+	do {                                      \
+		if (value) {                      \
+			lua_pushstring(L, value); \
+			lua_setfield(L, -2, field);   \
+		}                                 \
+	} while (0)
+	SETOPT("profile", o->profile);
+	SETOPT("log_level", o->log_level);
+	SETOPT("log_format", o->log_format);
+	SETOPT("state", o->state);
+	SETOPT("lock", o->lock);
+	if (o->script && !o->stdin_script && o->script < argc)
+		SETOPT("script", argv[o->script]);
+#undef SETOPT
+	if (o->timeout > 0) {
+		lua_pushnumber(L, o->timeout);
+		lua_setfield(L, -2, "timeout");
+	}
+	lua_setfield(L, -2, "trainctl.options");
+	lua_pop(L, 1);
+}
+
+/* arg[0] is the script, arg[1..] its arguments, negative indices the
+ * interpreter and options before it (as in lua.c). */
+static void create_arg(lua_State *L, int argc, char **argv, int script)
+{
+	int i, narg = argc - (script + 1);
+
+	if (script == 0)
+		script = argc; /* no script: all arguments are negative */
+	lua_createtable(L, narg > 0 ? narg : 0, script + 1);
+	for (i = 0; i < argc; i++) {
+		lua_pushstring(L, argv[i]);
+		lua_rawseti(L, -2, i - script);
+	}
+	lua_setglobal(L, "arg");
+}
+
+static int dochunk(lua_State *L, int status)
+{
+	if (status == LUA_OK)
+		status = host_docall(L, 0, 0);
+	return host_report(L, status);
+}
+
+static int dostring(lua_State *L, const char *s, const char *name)
+{
+	return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
+}
+
+static int dolibrary(lua_State *L, char *spec)
+{
+	char *eq = strchr(spec, '=');
+	const char *global = spec, *mod = spec;
+	int status;
+
+	if (eq) {
+		*eq = '\0';
+		mod = eq + 1;
+	}
+	lua_getglobal(L, "require");
+	lua_pushstring(L, mod);
+	status = host_docall(L, 1, 1);
+	if (status == LUA_OK)
+		lua_setglobal(L, global);
+	return host_report(L, status);
+}
+
+static int run_init(lua_State *L)
+{
+	const char *name = "=LUA_INIT_5_4";
+	const char *init = getenv("LUA_INIT_5_4");
+
+	if (init == NULL) {
+		name = "=LUA_INIT";
+		init = getenv("LUA_INIT");
+	}
+	if (init == NULL)
+		return LUA_OK;
+	if (init[0] == '@')
+		return dochunk(L, luaL_loadfile(L, init + 1));
+	return dostring(L, init, name);
+}
+
+/* Runs -e and -l in command-line order. */
+static int run_args(lua_State *L, char **argv, int upto)
+{
+	int i;
+
+	for (i = 1; i < upto; i++) {
+		const char *a = argv[i];
+		char *v;
+		if (strncmp(a, "--", 2) == 0) {
+			if (!strchr(a, '=') && strcmp(a, "--help") &&
+			    strcmp(a, "--version"))
+				i++; /* skip the long option's value */
+			continue;
+		}
+		if (a[1] != 'e' && a[1] != 'l')
+			continue;
+		v = a[2] ? argv[i] + 2 : argv[++i];
+		if (a[1] == 'e' ? dostring(L, v, "=(command line)")
+				: dolibrary(L, v))
+			return 0;
+	}
+	return 1;
+}
+
+static int pushargs(lua_State *L)
+{
+	int i, n;
+
+	if (lua_getglobal(L, "arg") != LUA_TTABLE)
+		luaL_error(L, "'arg' is not a table");
+	n = (int)luaL_len(L, -1);
+	luaL_checkstack(L, n + 3, "too many arguments to script");
+	for (i = 1; i <= n; i++)
+		lua_rawgeti(L, -i, i);
+	lua_remove(L, -i);
+	return n;
+}
+
+static int run_script(lua_State *L, char **argv, int script, int from_stdin)
+{
+	const char *fname = from_stdin ? NULL : argv[script];
+	int status = luaL_loadfile(L, fname);
+
+	if (status == LUA_OK) {
+		int n = pushargs(L);
+		status = host_docall(L, n, LUA_MULTRET);
+	}
+	return host_report(L, status);
+}
+
+static int run_call(lua_State *L, int argc, char **argv, int at)
+{
+	int i, status;
+
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "trainctl.cli");
+	status = host_docall(L, 1, 1);
+	if (status != LUA_OK)
+		return host_report(L, status) ? -1 : 0;
+	lua_getfield(L, -1, "main");
+	lua_createtable(L, argc - at, 0);
+	for (i = at + 1; i < argc; i++) {
+		lua_pushstring(L, argv[i]);
+		lua_rawseti(L, -2, i - at);
+	}
+	status = host_docall(L, 1, 1);
+	if (status != LUA_OK) {
+		host_report(L, status);
+		return -1;
+	}
+	i = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : EXIT_OK;
+	lua_pop(L, 2);
+	return i;
+}
+
+/* Takes the --lock before anything runs; the descriptor stays open (and
+ * the lock held) until the process exits, whatever way it exits. */
+static int take_lock(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		fprintf(stderr, "%s: --lock %s: %s\n", progname, path,
+			strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK) {
+			fprintf(stderr, "%s: --lock %s: held by another run\n",
+				progname, path);
+			return EXIT_LOCKED;
+		}
+		fprintf(stderr, "%s: --lock %s: %s\n", progname, path,
+			strerror(errno));
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static int run(lua_State *L, int argc, char **argv, struct opts *o)
+{
+	int status = LUA_OK, rc;
+	int first = o->script ? o->script : (o->call ? o->call : argc);
+
+	if (o->warnings)
+		lua_warning(L, "@on", 0);
+	set_options_table(L, o, argc, argv);
+	create_arg(L, argc, argv, o->script);
+	if (!o->no_env && run_init(L) != LUA_OK)
+		return host_exit_status(L, 1);
+	if (!run_args(L, argv, first))
+		return host_exit_status(L, 1);
+	if (o->call) {
+		rc = run_call(L, argc, argv, o->call);
+		return rc < 0 ? host_exit_status(L, 1) : rc;
+	}
+	if (o->script)
+		status = run_script(L, argv, o->script, o->stdin_script);
+	if (status != LUA_OK)
+		return host_exit_status(L, status);
+	if (o->interactive) {
+		host_signals(L, 1);
+		return repl_run(L);
+	}
+	if (!o->script && !o->version && first == argc) {
+		if (isatty(0)) {
+			host_signals(L, 1);
+			return repl_run(L);
+		}
+		status = run_script(L, argv, 0, 1);
+		return host_exit_status(L, status);
+	}
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	lua_State *L;
+	int rc;
+
+	memset(&o, 0, sizeof o);
+	if (argv[0] && argv[0][0])
+		progname = "trainctl";
+	if (collect_opts(argc, argv, &o) < 0)
+		return EXIT_USAGE;
+	if (o.help) {
+		print_usage(stdout);
+		return EXIT_OK;
+	}
+	if (o.version)
+		print_version();
+	if (o.version && !o.interactive && !o.script && !o.call &&
+	    argc == 2)
+		return EXIT_OK;
+	if (o.lock && (rc = take_lock(o.lock)) != EXIT_OK)
+		return rc;
+	L = host_new();
+	if (L == NULL) {
+		fprintf(stderr, "%s: cannot create state: not enough memory\n",
+			progname);
+		return EXIT_ERROR;
+	}
+	host_signals(L, 0);
+	if (o.timeout > 0)
+		host_set_timeout(o.timeout);
+	rc = run(L, argc, argv, &o);
+	lua_close(L);
+	return rc;
+}
