@@ -1,0 +1,349 @@
+-- NAVER Cloud AiTEMS (personalised recommendation): the operations of the
+-- API as a table, the API Gateway v2 signature, the two error envelopes
+-- (gateway and backend) and the training status vocabulary.
+--
+--   local ai = require("trainctl.aitems").client()
+--   local job = ai:train(service_id, { types = { "personalRecommend" } })
+--   job:wait()
+--   print(ai:lookup(service_id, { type = "personalRecommend", target_id = "u1" }).values[1])
+local config = require("trainctl.config")
+local errors = require("trainctl.errors")
+local http = require("trainctl.http")
+local job = require("trainctl.job")
+local json = require("trainctl.json")
+local ops = require("trainctl.ops")
+local page = require("trainctl.page")
+
+local M = {}
+
+M.name = "aitems"
+M.DEFAULT_ENDPOINT = "https://aitems.apigw.ntruss.com/api/v1"
+M.TRAIN_TYPES = { "personalRecommend", "relatedItem", "pop" }
+
+local Client = {}
+Client.__index = Client
+Client.__name = "trainctl.aitems.client"
+
+local D = ops.define
+local HP_DEFAULT = { is_enabled = false }
+
+-- Filled in below: the operations whose call is more than one request.
+local invoke_train
+
+M.operations = {
+  -- services
+  D { "create_service", "POST", "/services", body = { "name!", "description", "type" },
+    summary = "create a service (type batch or interval)", create = "service" },
+  D { "list_services", "GET", "/services", query = { "offset:integer", "limit:integer" },
+    items = "services", summary = "list services (offset/limit)" },
+  D { "get_service", "GET", "/services/{serviceId}", summary = "a service and its status" },
+  D { "update_service", "PUT", "/services/{serviceId}", body = { "name", "description" },
+    summary = "rename a service or change its description" },
+  D { "delete_service", "DELETE", "/services/{serviceId}", summary = "delete a service" },
+  D { "set_service_datasets", "POST", "/services/{serviceId}/datasets", body = { "datasetIds:array!" },
+    idempotent = true, summary = "attach the user, item and interaction datasets" },
+  D { "update_interval", "PUT", "/services/{serviceId}/interval", body = { "term!" },
+    summary = "interval services: hour1, hour3, hour6 or hour12" },
+  D { "train", "POST", "/services/{serviceId}", body = { "types:array!", "description", "hpConfig:object" },
+    defaults = { hpConfig = HP_DEFAULT, description = "" }, returns_job = true,
+    docs = { types = "personalRecommend, relatedItem, pop" },
+    summary = "request a training (batch services); returns a job" },
+  D { "start_schedule", "PUT", "/services/{serviceId}/schedule", fixed_query = { { "action", "start" } },
+    body = { "trainTypes:array!", "description", "hpConfig:object" },
+    defaults = { hpConfig = HP_DEFAULT }, summary = "interval services: start periodic training" },
+  D { "stop_schedule", "PUT", "/services/{serviceId}/schedule", fixed_query = { { "action", "stop" } },
+    body = { "trainTypes:array!", "description", "hpConfig:object" },
+    defaults = { hpConfig = HP_DEFAULT }, summary = "interval services: stop periodic training" },
+  D { "upload_data", "POST", "/services/{serviceId}/datasets/{datasetId}", body = { "type!", "value:array!" },
+    summary = "interval services: upload rows of training data" },
+  D { "list_trains", "GET", "/services/{serviceId}/trains",
+    query = { "offset:integer", "limit:integer", "isRecent:boolean" }, items = "trains",
+    summary = "trainings of a service (is_recent: latest per type)" },
+  D { "get_train", "GET", "/services/{serviceId}/trains/{trainType}/versions/{version}",
+    summary = "one training version" },
+  D { "lookup", "GET", "/services/{serviceId}/infers/lookup", query = { "type!", "targetId!" },
+    summary = "recommendations for a user (personalRecommend) or item (relatedItem)" },
+  -- datasets
+  D { "create_dataset", "POST", "/datasets",
+    body = { "type!", "name!", "description", "schemaName!", "osInfo:object!" },
+    defaults = { description = "" }, create = "dataset",
+    docs = { osInfo = '{"region":"KR","bucket":...,"key":...}' },
+    summary = "register a CSV in Object Storage as a dataset" },
+  D { "list_datasets", "GET", "/datasets", query = { "offset:integer", "limit:integer" },
+    items = "datasets", summary = "list datasets (offset/limit)" },
+  D { "get_dataset", "GET", "/datasets/{datasetId}", summary = "a dataset and its status" },
+  D { "modify_dataset", "POST", "/datasets/{datasetId}",
+    body = { "type!", "name!", "description", "schemaName!", "osInfo:object!" }, idempotent = true,
+    summary = "replace a dataset's definition" },
+  D { "update_dataset_description", "PUT", "/datasets/{datasetId}", body = { "content!" },
+    summary = "change a dataset's description" },
+  D { "delete_dataset", "DELETE", "/datasets/{datasetId}", summary = "delete a dataset" },
+  -- schemas
+  D { "create_schema", "POST", "/schemas",
+    body = { "datasetType!", "name!", "fields:array!", "description" }, create = "schema",
+    summary = "create a schema (user, item or interaction)" },
+  D { "validate_schema", "POST", "/schemas/validation-check",
+    body = { "datasetType!", "name!", "fields:array!", "description" }, idempotent = true,
+    summary = "check a schema without creating it" },
+  D { "list_schemas", "GET", "/schemas", query = { "datasetType", "offset:integer", "limit:integer" },
+    items = "schemas", summary = "list schemas (offset/limit)" },
+  D { "get_schema", "GET", "/schemas/{schemaName}", summary = "a schema by name" },
+  D { "get_default_schema", "GET", "/schemas/default", query = { "datasetType!" },
+    summary = "the default schema of a dataset type" },
+  D { "update_schema_description", "PUT", "/schemas/{schemaName}", body = { "content!" },
+    summary = "change a schema's description" },
+  D { "delete_schema", "DELETE", "/schemas/{schemaName}", summary = "delete a schema" },
+}
+
+local by_name = {}
+for _, spec in ipairs(M.operations) do by_name[spec.name] = spec end
+
+-- API Gateway error codes (aitems.md §2.1) that mean the caller is not
+-- allowed in.
+local AUTH_CODES = { ["200"] = true, ["210"] = true, ["230"] = true }
+
+local function code_text(v)
+  if type(v) == "number" then return json.number_string(v) end
+  if v ~= nil then return tostring(v) end
+end
+
+-- classify(res, body): the gateway envelope {"error":{"errorCode","message"}}
+-- or the backend's {"error":"DUPLICATE_NAME","errorCode":"BAD_REQUEST",
+-- "message","requestId"}; a 2xx carrying the gateway envelope is an error.
+function M.classify(res, body)
+  if type(body) ~= "table" then return nil end
+  local g = body.error
+  if type(g) == "table" and (g.errorCode ~= nil or g.message ~= nil) then
+    local code = code_text(g.errorCode)
+    return { code = code, message = g.message, kind = AUTH_CODES[code] and "auth" or nil,
+      details = g.details }
+  end
+  local ok_status = res.status >= 200 and res.status < 300
+  if ok_status then return nil end
+  if type(g) == "string" or body.errorCode ~= nil then
+    return { code = type(g) == "string" and g or code_text(body.errorCode),
+      message = body.message, request_id = body.requestId,
+      details = { errorCode = body.errorCode, path = body.path } }
+  end
+end
+
+-- STATES maps a train record's status to the shared vocabulary.
+M.STATES = {
+  ready = "pending", waiting = "pending", requesting = "pending",
+  learning = "running", stopping = "running",
+  completed = "succeeded",
+  requestFailed = "failed", refinedFailed = "failed", learningFailed = "failed",
+}
+
+local SERVICE_BUSY = { learning = true, requestLearning = true, scheduledLearning = true }
+
+local function signer(access_key, secret_key)
+  local sign = require("trainctl.sign")
+  local sys = require("trainctl.sys")
+  return function(r)
+    local ts = ("%d"):format(math.floor(sys.now() * 1000))
+    local uri = r.path .. (r.query ~= "" and ("?" .. r.query) or "")
+    local sig = sign.ncp_v2({ method = r.method, uri = uri, timestamp = ts,
+      access_key = access_key, secret_key = secret_key })
+    r.headers["x-ncp-apigw-timestamp"] = ts
+    r.headers["x-ncp-iam-access-key"] = access_key
+    r.headers["x-ncp-apigw-signature-v2"] = sig
+    r.secrets[#r.secrets + 1] = sig
+  end
+end
+
+-- client{access_key, secret_key, endpoint, retry, timeout, ca_file,
+-- insecure}. Keys default to NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY (then
+-- the profile); the endpoint to TRAINCTL_AITEMS_ENDPOINT. The keys live in
+-- a closure, not in the client table, so printing a client shows none.
+function M.client(o)
+  o = o or {}
+  local ak = config.key_id(o.access_key or config.need("NCLOUD_ACCESS_KEY"))
+  local sk = config.secret(o.secret_key or config.need("NCLOUD_SECRET_KEY"))
+  local endpoint = o.endpoint or config.get("TRAINCTL_AITEMS_ENDPOINT") or M.DEFAULT_ENDPOINT
+  endpoint = endpoint:gsub("/+$", "")
+  if not http.parse_url(endpoint) then errors.usage("aitems: bad endpoint " .. endpoint) end
+  if o.insecure then
+    require("trainctl.log").warn("aitems: TLS certificate verification is off (insecure=true)")
+  end
+  return setmetatable({
+    provider = "aitems", endpoint = endpoint, retry = o.retry, timeout = o.timeout,
+    ca_file = o.ca_file, insecure = o.insecure, _sign = signer(ak, sk),
+  }, Client)
+end
+
+function Client:_send(r)
+  local headers = {}
+  for k, v in pairs(r.headers or {}) do headers[k:lower()] = v end
+  -- The API asks for it on every call, GET and DELETE included.
+  headers["content-type"] = "application/json"
+  return http.send({
+    provider = "aitems", method = r.method, url = self.endpoint .. r.path, query = r.query,
+    headers = headers, body = r.body, sign = self._sign, classify = M.classify,
+    idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
+    timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
+  })
+end
+
+-- call(method, path [, {query, body, headers, idempotent, retry, timeout}])
+-- -> decoded body, response. path is relative to the endpoint
+-- ("/services"); query a string, a list of pairs or a table.
+function Client:call(method, path, opts)
+  opts = opts or {}
+  return self:_send({ method = method:upper(), path = path, query = ops.to_query(opts.query),
+    body = opts.body, headers = opts.headers, idempotent = opts.idempotent, retry = opts.retry,
+    timeout = opts.timeout })
+end
+
+local function run(self, spec, args)
+  local req = ops.build(spec, args)
+  local idempotent = args.idempotent
+  if idempotent == nil then idempotent = spec.idempotent end
+  return self:_send({ method = req.method, path = req.path, query = ops.query_string(req.query),
+    body = req.body, headers = args.headers, idempotent = idempotent, retry = args.retry,
+    timeout = args.timeout })
+end
+
+-- each(operation, args) -> iterator over every item of a list operation,
+-- fetching page after page (offset/limit).
+function Client:each(name, args)
+  local spec = by_name[name]
+  if not spec or not spec.items then errors.usage("aitems: " .. tostring(name) .. " is not a list operation") end
+  args = args or {}
+  return page.offset(function(offset, limit)
+    local a = {}
+    for k, v in pairs(args) do a[k] = v end
+    a.offset, a.limit = offset, limit
+    return (self[name](self, a))
+  end, { key = spec.items, limit = args.limit or 100, offset = args.offset or 0 })
+end
+
+local function find_by_name(self, list_op, name, id_field)
+  for item in self:each(list_op) do
+    if item.name == name then return item, item[id_field] end
+  end
+end
+
+-- find_service(name), find_dataset(name) -> list item | nil
+function Client:find_service(name) return (find_by_name(self, "list_services", name, "serviceId")) end
+function Client:find_dataset(name) return (find_by_name(self, "list_datasets", name, "datasetId")) end
+
+-- find_schema(name) -> schema | nil
+function Client:find_schema(name)
+  local ok, res = pcall(self.get_schema, self, name)
+  if ok then return res end
+  if errors.is(res) and res.status == 404 then return nil end
+  error(res, 0)
+end
+
+local function is_conflict(e)
+  return e.code == "DUPLICATE_NAME" or e.status == 409
+end
+
+-- Creates look up what they would have made before trying again.
+local LOOKUP = {
+  service = function(self, args) return self:find_service(args.name) end,
+  dataset = function(self, args) return self:find_dataset(args.name) end,
+  schema = function(self, args) return self:find_schema(args.name) end,
+}
+
+local function invoke(self, spec, args)
+  if spec.create then
+    return http.create_once({
+      what = ("creating %s %q"):format(spec.create, tostring(args.name)),
+      create = function() return (run(self, spec, args)) end,
+      lookup = function() return LOOKUP[spec.create](self, args) end,
+      conflict = is_conflict,
+      retry = http.merge_retry(self.retry, args.retry),
+    })
+  end
+  return run(self, spec, args)
+end
+
+ops.bind(Client, M.operations, invoke)
+
+-- recent_versions(service_id) -> {version = train} of the latest trainings.
+function Client:recent_trains(service_id)
+  local out = {}
+  for t in self:each("list_trains", { service_id = service_id, is_recent = true }) do
+    out[#out + 1] = t
+  end
+  return out
+end
+
+local function as_list(v)
+  if type(v) == "string" then return { v } end
+  return v
+end
+
+-- training_job(ref) -> job. ref = {service_id, types, before = {versions
+-- that existed before the request}}; the job is made of the newer
+-- trainings of those types.
+function Client:training_job(ref)
+  local wanted = {}
+  for _, t in ipairs(ref.types) do wanted[t] = true end
+  local before = {}
+  for _, v in ipairs(ref.before or {}) do before[v] = true end
+  return job.new({
+    provider = "aitems", label = ("aitems training %s"):format(ref.service_id), ref = ref,
+    id = ref.service_id, interval = 10, max_interval = 60,
+    poll = function()
+      local mine, n = {}, 0
+      for _, t in ipairs(self:recent_trains(ref.service_id)) do
+        if wanted[t.type] and not before[t.version] and not mine[t.type] then
+          mine[t.type] = t
+          n = n + 1
+        end
+      end
+      local raw = { trains = mine }
+      local states, failed, code = {}, {}, nil
+      for _, typ in ipairs(ref.types) do
+        local t = mine[typ]
+        local st = t and (M.STATES[t.status] or "running") or "pending"
+        states[st] = (states[st] or 0) + 1
+        if st == "failed" then
+          failed[#failed + 1] = ("%s %s"):format(typ, t.status)
+          code = code or t.status
+        end
+      end
+      if #failed > 0 then
+        return { state = "failed", raw = raw, code = code, message = table.concat(failed, ", ") }
+      end
+      if states.succeeded == #ref.types then return { state = "succeeded", raw = raw } end
+      if states.running or states.succeeded then return { state = "running", raw = raw } end
+      if n == 0 then
+        local svc = self:get_service(ref.service_id)
+        raw.service = svc
+        if SERVICE_BUSY[svc.status] then return { state = "running", raw = raw } end
+      end
+      return { state = "pending", raw = raw }
+    end,
+  })
+end
+
+-- train(service_id, {types, description, hp_config}) -> job. The versions
+-- present before the request tell this training's records from older
+-- ones; a request whose answer was lost is looked up, never repeated
+-- blindly.
+invoke_train = function(self, args, spec)
+  args.types = as_list(args.types)
+  local sid = args.service_id
+  if sid == nil then errors.usage("train: missing required parameter service_id") end
+  local before = {}
+  for _, t in ipairs(self:recent_trains(sid)) do before[#before + 1] = t.version end
+  local ref = { service_id = sid, types = args.types, before = before }
+  local j = self:training_job(ref)
+  http.create_once({
+    what = "the training request",
+    create = function() return (run(self, spec, args)) end,
+    lookup = function()
+      local st = j:status()
+      if st.state ~= "pending" then return st end
+    end,
+    retry = http.merge_retry(self.retry, args.retry),
+  })
+  return j
+end
+by_name.train.invoke = invoke_train
+
+return M

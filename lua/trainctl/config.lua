@@ -1,0 +1,172 @@
+-- Where settings come from: the environment first, then a profile in the
+-- credentials file. A profile section holds the same names as the
+-- environment (case does not matter):
+--
+--   [prod]
+--   NCLOUD_ACCESS_KEY = ...
+--   NCLOUD_SECRET_KEY = ...
+local errors = require("trainctl.errors")
+local log = require("trainctl.log")
+
+local M = {}
+
+-- Replaceable for tests.
+M.getenv = os.getenv
+
+local function option(name)
+  local ok, opts = pcall(require, "trainctl.options")
+  if ok and type(opts) == "table" then return opts[name] end
+end
+
+local function nonempty(v)
+  if v ~= nil and v ~= "" then return v end
+end
+
+function M.credentials_path()
+  local base = nonempty(M.getenv("XDG_CONFIG_HOME"))
+  if not base then
+    local home = nonempty(M.getenv("HOME")) or "."
+    base = home .. "/.config"
+  end
+  return base .. "/trainctl/credentials"
+end
+
+-- The profile asked for (--profile, then TRAINCTL_PROFILE), or nil.
+function M.profile_name()
+  return nonempty(M._profile) or nonempty(option("profile")) or nonempty(M.getenv("TRAINCTL_PROFILE"))
+end
+
+-- parse_ini(text) -> {section = {lowercase key = value}}
+function M.parse_ini(text)
+  local sections, current = {}, nil
+  local n = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    line = line:gsub("\r$", ""):match("^%s*(.-)%s*$")
+    if line == "" or line:find("^[#;]") then
+      goto continue
+    end
+    local name = line:match("^%[%s*(.-)%s*%]$")
+    if name then
+      current = sections[name] or {}
+      sections[name] = current
+      goto continue
+    end
+    local k, v = line:match("^([^=]-)%s*=%s*(.*)$")
+    if not k or k == "" then
+      return nil, ("line %d is neither [section] nor key = value"):format(n)
+    end
+    if not current then
+      return nil, ("line %d: key outside any [section]"):format(n)
+    end
+    v = v:match('^"(.*)"$') or v:match("^'(.*)'$") or v
+    current[k:lower()] = v
+    ::continue::
+  end
+  return sections
+end
+
+local loaded = {}
+
+local function stat(path)
+  local ok, sys = pcall(require, "trainctl.sys")
+  if ok and sys.stat then return sys.stat(path) end
+  local f = io.open(path, "rb")
+  if not f then return nil, path .. ": not found" end
+  f:close()
+  return { mode = 384, type = "file" }
+end
+
+-- profile(name) -> table of settings | nil when no profile applies.
+-- A named profile that is missing, or a credentials file that others can
+-- read, is a usage error: the user asked for it, so silence would mislead.
+function M.profile(name)
+  local explicit = name ~= nil
+  name = name or "default"
+  local path = M.credentials_path()
+  local cache = loaded[path]
+  if cache == nil then
+    local st = stat(path)
+    if not st then
+      cache = false
+    else
+      if (st.mode & 63) ~= 0 then
+        errors.usage(("credentials file %s can be read by group or others (mode %04o); "
+          .. "run: chmod 600 %s"):format(path, st.mode & 4095, path))
+      end
+      local f, err = io.open(path, "rb")
+      if not f then errors.usage("cannot read credentials file: " .. tostring(err)) end
+      local text = f:read("a")
+      f:close()
+      local sections, perr = M.parse_ini(text)
+      if not sections then errors.usage(("credentials file %s: %s"):format(path, perr)) end
+      for _, sec in pairs(sections) do
+        for k, v in pairs(sec) do
+          if k:find("secret") or k == "azure_language_key" then
+            log.add_secret(v)
+          elseif k:find("key") then
+            log.add_secret(v, { partial = true })
+          end
+        end
+      end
+      cache = sections
+    end
+    loaded[path] = cache
+  end
+  if not cache then
+    if explicit then
+      errors.usage(("profile %q was asked for but %s does not exist"):format(name, path))
+    end
+    return nil
+  end
+  local sec = cache[name]
+  if not sec and explicit then
+    errors.usage(("no profile [%s] in %s"):format(name, path))
+  end
+  return sec
+end
+
+-- get(var) -> value, source: the environment variable var, else the same
+-- name in the active profile. source is "env" or "profile".
+function M.get(var)
+  local v = nonempty(M.getenv(var))
+  if v then return v, "env" end
+  local sec = M.profile(M.profile_name())
+  if sec then
+    v = nonempty(sec[var:lower()])
+    if v then return v, "profile" end
+  end
+  return nil
+end
+
+-- need(var [, hint]) -> value, or a usage error naming what to set.
+function M.need(var, hint)
+  local v = M.get(var)
+  if v then return v end
+  local prof = M.profile_name()
+  local msg = ("missing credential: set %s%s"):format(var, hint and (" " .. hint) or "")
+  if prof then
+    msg = msg .. (" or add it to profile [%s] in %s"):format(prof, M.credentials_path())
+  end
+  errors.usage(msg)
+end
+
+-- Credentials are registered with the logger as soon as they are read, so
+-- no later message can carry them.
+function M.secret(value)
+  log.add_secret(value)
+  return value
+end
+
+function M.key_id(value)
+  log.add_secret(value, { partial = true })
+  return value
+end
+
+function M._reset()
+  loaded = {}
+  M._profile = nil
+  M.getenv = os.getenv
+end
+
+return M

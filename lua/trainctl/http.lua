@@ -1,0 +1,323 @@
+-- HTTP for the provider clients: the native request function re-exported
+-- unchanged, plus send(), a signed JSON request with retries, tracing and
+-- the structured error object; and create_once(), which makes a create
+-- safe to repeat by looking up what it would have made.
+local raw = require("trainctl._http")
+local errors = require("trainctl.errors")
+local json = require("trainctl.json")
+local log = require("trainctl.log")
+local wait = require("trainctl.wait")
+
+local M = {}
+
+-- The native contract: request{method, url, headers, body, timeout, ...}
+-- -> res{status, headers, header_list, body} | nil, err.
+M.request = raw.request
+
+M.USER_AGENT = "trainctl"
+
+-- Retry policy; a client's retry= and a call's retry= override fields.
+-- retry=false turns retries off.
+M.retry_defaults = {
+  attempts = 5,          -- tries in all, the first included
+  max_time = 300,        -- seconds from the first try after which no retry starts
+  base_delay = 0.5,      -- first backoff; doubles each retry
+  max_delay = 30,        -- cap on one backoff
+  max_retry_after = 300, -- cap on a server's Retry-After (warned when exceeded)
+}
+
+M.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
+  [504] = true }
+
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+
+-- curl codes meaning the request never left: proxy or host not resolved,
+-- connection refused. Only these make a non-idempotent request safe to
+-- repeat without looking first.
+local NOT_SENT = { [5] = true, [6] = true, [7] = true }
+
+local TRACE_BODY = 4096
+
+-- parse_url(url) -> {scheme, host, path, query} (host includes any port).
+function M.parse_url(url)
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then return nil, "not an absolute URL: " .. tostring(url) end
+  local host, path = rest:match("^([^/?#]*)(.*)$")
+  path = path:gsub("#.*$", "")
+  local query
+  path, query = path:match("^([^?]*)%??(.*)$")
+  if path == "" then path = "/" end
+  return { scheme = scheme:lower(), host = host, path = path, query = query }
+end
+
+-- origin(url) -> "scheme://host"
+function M.origin(url)
+  local u = M.parse_url(url)
+  return u and (u.scheme .. "://" .. u.host:lower())
+end
+
+local function header(headers, name)
+  if not headers then return nil end
+  return headers[name]
+end
+
+-- retry_after(headers) -> seconds | nil, from Retry-After (seconds or an
+-- HTTP date), retry-after-ms, x-ms-retry-after-ms or x-acs-retry-after
+-- (milliseconds).
+function M.retry_after(headers)
+  local ms = tonumber(header(headers, "retry-after-ms") or header(headers, "x-ms-retry-after-ms")
+    or header(headers, "x-acs-retry-after"))
+  if ms then return math.max(0, ms / 1000) end
+  local v = header(headers, "retry-after")
+  if not v then return nil end
+  local n = tonumber(v)
+  if n then return math.max(0, n) end
+  local sys = require("trainctl.sys")
+  local t = sys.parse_rfc1123(v)
+  if t then return math.max(0, t - sys.now()) end
+  return nil
+end
+
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t or {}) do out[k] = v end
+  return out
+end
+
+local function policy(...)
+  local p = copy(M.retry_defaults)
+  for i = 1, select("#", ...) do
+    local o = select(i, ...)
+    if o == false then
+      p.attempts = 1
+    elseif type(o) == "table" then
+      for k, v in pairs(o) do p[k] = v end
+    end
+  end
+  return p
+end
+M.policy = policy
+
+-- merge_retry(client, call) -> the retry setting of one call: false when
+-- either turns retries off (the call's word wins), else fields merged.
+function M.merge_retry(a, b)
+  if b == false then return false end
+  if b == nil then return a end
+  if a == false or a == nil then return b end
+  local out = copy(a)
+  for k, v in pairs(b) do out[k] = v end
+  return out
+end
+
+-- backoff(n, p) -> seconds before retry n (1-based): exponential, capped,
+-- with jitter so that many clients do not retry in step.
+function M.backoff(n, p)
+  p = p or M.retry_defaults
+  local d = math.min(p.max_delay, p.base_delay * 2 ^ (n - 1))
+  return d * (0.5 + 0.5 * math.random())
+end
+
+local function truncate(s)
+  if type(s) ~= "string" then return s end
+  if #s > TRACE_BODY then
+    return s:sub(1, TRACE_BODY) .. ("... (%d bytes)"):format(#s)
+  end
+  return s
+end
+
+local function request_id(headers)
+  return header(headers, "x-request-id") or header(headers, "apim-request-id")
+    or header(headers, "x-ms-request-id") or header(headers, "x-acs-request-id")
+end
+
+local function snippet(body)
+  if type(body) ~= "string" or body == "" then return nil end
+  body = body:gsub("%s+", " ")
+  if #body > 200 then body = body:sub(1, 200) .. "..." end
+  return body
+end
+
+-- The error for a response that is not a success. info comes from the
+-- provider's classify: {code, message, request_id, kind, retry}.
+local function response_error(req, r, res, decoded, info)
+  info = info or {}
+  local status = res.status
+  local kind = info.kind
+  if not kind then
+    if status == 401 or status == 403 then
+      kind = "auth"
+    elseif info.code then
+      kind = "api"
+    else
+      kind = "http"
+    end
+  end
+  local message = info.message
+  if not message or message == "" then
+    message = ("HTTP %d"):format(status)
+    local s = snippet(res.body)
+    if s and not decoded then message = message .. ": " .. s end
+  end
+  return errors.new({
+    kind = kind, status = status, code = info.code, message = message,
+    request_id = info.request_id or request_id(res.headers),
+    retry_after = M.retry_after(res.headers), provider = req.provider,
+    method = r.method, url = r.display_url, details = info.details,
+  })
+end
+
+local function trace_request(r)
+  if not log.enabled("trace") then return end
+  log.trace("http request", log.redact({
+    provider = r.provider, method = r.method, url = r.display_url, attempt = r.attempt,
+    headers = r.headers, body = truncate(r.body),
+  }, r.secrets))
+end
+
+local function trace_response(r, res, seconds)
+  if not log.enabled("trace") then return end
+  log.trace("http response", log.redact({
+    provider = r.provider, method = r.method, url = r.display_url, status = res.status,
+    headers = res.headers, body = truncate(res.body), seconds = seconds,
+  }, r.secrets))
+end
+
+local function decode_body(res)
+  local body = res.body
+  if body == nil or body:match("^%s*$") then return nil end
+  local v, err = json.decode(body)
+  if v == nil then return nil, err end
+  return v
+end
+
+-- send(req) -> decoded body, response. Raises an error object.
+-- req: provider, method, url (no query), query (encoded string, sent and
+-- signed as is), headers, body (string, or a table sent as JSON),
+-- sign(r) (sets r.headers for each try; may add r.secrets), classify(res,
+-- decoded) -> nil | info, idempotent, retry, timeout, connect_timeout,
+-- max_body, ca_file, insecure.
+function M.send(req)
+  local p = policy(req.retry)
+  local method = req.method:upper()
+  local idempotent = req.idempotent
+  if idempotent == nil then idempotent = IDEMPOTENT[method] or false end
+  local body = req.body
+  local headers = copy(req.headers)
+  if type(body) == "table" then
+    body = json.encode(body)
+    if not headers["content-type"] then headers["content-type"] = "application/json" end
+  end
+  local url = M.parse_url(req.url)
+  if not url then errors.usage("bad URL " .. tostring(req.url)) end
+  local query = req.query or ""
+  local full = req.url .. (query ~= "" and ("?" .. query) or "")
+  local start = wait.clock()
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local r = {
+      provider = req.provider, method = method, url = req.url, path = url.path,
+      host = url.host, scheme = url.scheme, query = query, body = body,
+      headers = copy(headers), attempt = attempt, display_url = full, secrets = {},
+    }
+    if not r.headers["user-agent"] then r.headers["user-agent"] = M.USER_AGENT end
+    if req.sign then req.sign(r) end
+    r.display_url = log.redact(full, r.secrets)
+    trace_request(r)
+    local t0 = wait.clock()
+    local res, err = M.request({
+      method = method, url = full, headers = r.headers, body = r.body,
+      timeout = req.timeout, connect_timeout = req.connect_timeout, max_body = req.max_body,
+      ca_file = req.ca_file, insecure = req.insecure,
+    })
+    local seconds = wait.clock() - t0
+    local e, retryable
+    if not res then
+      err = type(err) == "table" and err or { kind = "network", message = tostring(err) }
+      e = errors.new({
+        kind = err.kind or "network", message = log.redact(tostring(err.message), r.secrets),
+        provider = req.provider, method = method, url = r.display_url, curl_code = err.curl_code,
+      })
+      if e.kind == "interrupted" then error(e, 0) end
+      local transient = e.kind == "network" or e.kind == "timeout"
+      local not_sent = NOT_SENT[err.curl_code] or false
+      retryable = transient and (idempotent or not_sent)
+      e.ambiguous = transient and not idempotent and not not_sent
+      log.debug(("%s %s: %s"):format(method, r.display_url, e.message),
+        { provider = req.provider, attempt = attempt })
+    else
+      trace_response(r, res, seconds)
+      local decoded, derr = decode_body(res)
+      local ok_status = res.status >= 200 and res.status < 300
+      local info = req.classify and req.classify(res, decoded) or nil
+      if ok_status and not info then
+        if not derr then
+          log.debug(("%s %s -> %d"):format(method, r.display_url, res.status),
+            { provider = req.provider, seconds = seconds, attempt = attempt })
+          return decoded, res
+        end
+        e = errors.new({ kind = "decode", status = res.status, provider = req.provider,
+          method = method, url = r.display_url, request_id = request_id(res.headers),
+          message = "response is not valid JSON (" .. tostring(derr) .. ")" })
+        retryable = idempotent
+        e.ambiguous = not idempotent
+      else
+        e = response_error(req, r, res, decoded, info)
+        local transient = M.RETRY_STATUS[res.status] or (info and info.retry) or false
+        retryable = transient and idempotent
+        e.ambiguous = transient and not idempotent
+      end
+      log.debug(("%s %s -> %d"):format(method, r.display_url, res.status),
+        { provider = req.provider, seconds = seconds, attempt = attempt })
+    end
+    e.message = log.redact(e.message, r.secrets)
+    e.attempts = attempt
+    local delay
+    if retryable and attempt < p.attempts then
+      delay = e.retry_after
+      if delay and delay > p.max_retry_after then
+        log.warn(("%s asked to retry after %gs; waiting %gs instead"):format(
+          req.provider or "server", delay, p.max_retry_after))
+        delay = p.max_retry_after
+      end
+      delay = delay or M.backoff(attempt, p)
+      if wait.clock() - start + delay > p.max_time then delay = nil end
+    end
+    if not delay then error(e, 0) end
+    log.warn(("%s; retrying in %.1fs (attempt %d of %d)"):format(tostring(e), delay,
+      attempt + 1, p.attempts))
+    wait.sleep(delay)
+  end
+end
+
+-- create_once{create, lookup [, conflict, attempts, what, retry]} -> result.
+-- A create whose outcome is uncertain (connection lost after sending, a
+-- timeout, a 5xx or 429, an unreadable answer) may have happened. Look it
+-- up before trying again: lookup() returns what the create made, or nil.
+-- conflict(err) tells an "already exists" answer to a repeated create,
+-- which is resolved by lookup too.
+function M.create_once(o)
+  local p = policy(o.retry)
+  local attempts = o.attempts or p.attempts
+  for attempt = 1, attempts do
+    local ok, res = pcall(o.create)
+    if ok then return res end
+    local e = res
+    if not errors.is(e) then error(e, 0) end
+    local conflict = attempt > 1 and o.conflict and o.conflict(e)
+    if not (e.ambiguous or conflict) then error(e, 0) end
+    local found = o.lookup()
+    if found ~= nil then
+      log.info(("%s: %s happened despite the error; using it"):format(e.provider or "client",
+        o.what or "the create"), { error = tostring(e) })
+      return found
+    end
+    if attempt == attempts then error(e, 0) end
+    local delay = math.min(e.retry_after or M.backoff(attempt, p), p.max_retry_after)
+    log.warn(("%s; %s did not happen, trying again in %.1fs"):format(tostring(e),
+      o.what or "the create", delay))
+    wait.sleep(delay)
+  end
+end
+
+return M

@@ -1,0 +1,157 @@
+-- The job every provider's training start returns: one state vocabulary
+-- (pending, running, succeeded, failed, cancelled) across clouds, waiting
+-- with a progress display, cancelling where the provider can, and a plain
+-- reference that a state file can keep so a later run resumes the job.
+local errors = require("trainctl.errors")
+local log = require("trainctl.log")
+local wait = require("trainctl.wait")
+
+local M = {}
+
+M.STATES = { pending = true, running = true, succeeded = true, failed = true, cancelled = true }
+M.TERMINAL = { succeeded = true, failed = true, cancelled = true }
+
+local Job = {}
+Job.__index = Job
+Job.__name = "trainctl.job"
+
+function Job.__tostring(j)
+  return ("job(%s)"):format(j.label)
+end
+
+-- new{provider, label, ref, poll, cancel, interval, max_interval}
+-- poll(job) -> {state, progress, raw, message, code, eta, retry_after}
+-- cancel(job) -> raw answer, or nil when the provider cannot cancel.
+function M.new(def)
+  assert(type(def.poll) == "function", "job.new: poll function required")
+  return setmetatable({
+    provider = def.provider, label = def.label or def.provider or "job", ref = def.ref,
+    id = def.id, _poll = def.poll, _cancel = def.cancel, interval = def.interval,
+    max_interval = def.max_interval,
+  }, Job)
+end
+
+-- status() -> {state, progress = 0..100|nil, raw, message, eta}
+function Job:status()
+  local st = self._poll(self)
+  if not M.STATES[st.state] then
+    errors.raise({ kind = "api", provider = self.provider,
+      message = ("%s: unknown job state %q"):format(self.label, tostring(st.state)) })
+  end
+  self.last = st
+  return st
+end
+
+-- The progress display: a rewritten line on a terminal, a log line per
+-- change otherwise (state, every 10 percent, or once a minute).
+local Progress = {}
+Progress.__index = Progress
+
+local function new_progress(label, quiet)
+  return setmetatable({
+    label = label, start = wait.clock(), tty = not quiet and log.progress_supported(),
+    quiet = quiet,
+  }, Progress)
+end
+
+local function eta_of(self, st, now)
+  if st.eta then
+    local left = st.eta - require("trainctl.sys").now()
+    if left > 0 then return left end
+  end
+  local p = tonumber(st.progress)
+  if not p then return nil end
+  if not self.p0 then
+    self.p0, self.t0 = p, now
+    return nil
+  end
+  if p > self.p0 and p < 100 then
+    return (now - self.t0) * (100 - p) / (p - self.p0)
+  end
+end
+
+function Progress:text(st)
+  local now = wait.clock()
+  local parts = { self.label .. ":", st.state }
+  local p = tonumber(st.progress)
+  if p then parts[#parts + 1] = ("%d%%"):format(math.floor(p + 0.5)) end
+  local eta = st.state == "running" and eta_of(self, st, now)
+  if eta then parts[#parts + 1] = "ETA " .. wait.duration(eta) end
+  parts[#parts + 1] = "elapsed " .. wait.duration(now - self.start)
+  return table.concat(parts, " ")
+end
+
+function Progress:update(st)
+  if self.quiet then return end
+  local text = self:text(st)
+  if self.tty then
+    log.progress(text)
+    return
+  end
+  local now = wait.clock()
+  local bucket = st.progress and math.floor(tonumber(st.progress) / 10) or -1
+  if st.state ~= self.last_state or bucket ~= self.last_bucket
+    or now - (self.last_log or 0) >= 60 then
+    log.info(text)
+    self.last_state, self.last_bucket, self.last_log = st.state, bucket, now
+  end
+end
+
+function Progress:finish()
+  if self.tty then log.progress_done() end
+end
+
+local function failure(self, st)
+  local reason = st.message
+  if not reason or reason == "" then reason = "ended " .. st.state end
+  return errors.new({
+    kind = "training_failed", provider = self.provider, code = st.code or st.state,
+    message = ("%s %s: %s"):format(self.label, st.state, reason), job = self.ref,
+    state = st.state, partial = st.partial,
+  })
+end
+
+-- wait{timeout, interval, max_interval, on_progress, quiet} -> final status.
+-- Raises training_failed when the job fails or is cancelled, timeout when
+-- the time is up (the job keeps running: wait again or cancel it).
+function Job:wait(opts)
+  opts = opts or {}
+  local display = new_progress(self.label, opts.quiet)
+  local ok, st = pcall(wait.poll, function()
+    local s = self:status()
+    display:update(s)
+    if opts.on_progress then opts.on_progress(s, self) end
+    return M.TERMINAL[s.state] or false, s, s.retry_after
+  end, {
+    timeout = opts.timeout, interval = opts.interval or self.interval or 5,
+    max_interval = opts.max_interval or self.max_interval or 60,
+    backoff = opts.backoff, jitter = opts.jitter, what = self.label,
+  })
+  display:finish()
+  if not ok then
+    if errors.is(st, "timeout") then
+      st.provider, st.job = self.provider, self.ref
+    end
+    error(st, 0)
+  end
+  if st.state ~= "succeeded" then error(failure(self, st), 0) end
+  log.info(("%s: succeeded after %s"):format(self.label,
+    wait.duration(wait.clock() - display.start)))
+  return st
+end
+
+-- cancel() -> provider's answer. A usage error where the provider has no
+-- way to stop a running training.
+function Job:cancel()
+  if not self._cancel then
+    errors.usage(("%s: %s cannot cancel a running job"):format(self.label,
+      self.provider or "this provider"), { provider = self.provider })
+  end
+  return self._cancel(self)
+end
+
+function Job:can_cancel()
+  return self._cancel ~= nil
+end
+
+return M

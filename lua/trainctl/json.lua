@@ -1,0 +1,114 @@
+-- JSON for people and files: keys sorted, integral numbers without ".0"
+-- (lua-cjson decodes every number as a float), optional indentation.
+-- Decoding is lua-cjson's.
+local cjson = require("cjson")
+local safe = require("cjson.safe")
+
+local M = {}
+
+M.null = cjson.null
+
+-- array(t): mark t as a JSON array even when it is empty.
+local array_mt = { __name = "trainctl.json.array" }
+function M.array(t) return setmetatable(t or {}, array_mt) end
+
+local ESC = {
+  ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+}
+
+local function encode_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return ESC[c] or ("\\u%04x"):format(c:byte())
+  end) .. '"'
+end
+
+function M.number_string(n)
+  if n ~= n or n == math.huge or n == -math.huge then return "null" end
+  local i = math.tointeger(n)
+  if i and math.abs(n) < 2 ^ 53 then return ("%d"):format(i) end
+  local s = ("%.14g"):format(n)
+  if tonumber(s) ~= n then s = ("%.17g"):format(n) end
+  return s
+end
+
+local function is_array(t)
+  if getmetatable(t) == array_mt then return true end
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  if n == 0 then return false end
+  for i = 1, n do
+    if t[i] == nil then return false end
+  end
+  return true
+end
+
+local function key_order(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  return a < b
+end
+
+local encode
+
+local function encode_table(t, indent, depth, seen)
+  if seen[t] then error("json: cannot encode a table that contains itself", 0) end
+  if depth > 100 then error("json: nesting deeper than 100", 0) end
+  seen[t] = true
+  local nl, pad, pad_in, sep = "", "", "", ":"
+  if indent then
+    nl = "\n"
+    pad = ("  "):rep(depth)
+    pad_in = ("  "):rep(depth + 1)
+    sep = ": "
+  end
+  local parts = {}
+  local open, close
+  if is_array(t) then
+    open, close = "[", "]"
+    for i = 1, #t do
+      parts[#parts + 1] = pad_in .. encode(t[i], indent, depth + 1, seen)
+    end
+  else
+    open, close = "{", "}"
+    local keys = {}
+    for k in pairs(t) do
+      local tk = type(k)
+      if tk == "string" or tk == "number" then keys[#keys + 1] = k end
+    end
+    table.sort(keys, key_order)
+    for _, k in ipairs(keys) do
+      local ks = type(k) == "number" and M.number_string(k) or k
+      parts[#parts + 1] = pad_in .. encode_string(ks) .. sep
+        .. encode(t[k], indent, depth + 1, seen)
+    end
+  end
+  seen[t] = nil
+  if #parts == 0 then return open .. close end
+  return open .. nl .. table.concat(parts, "," .. nl) .. nl .. pad .. close
+end
+
+encode = function(v, indent, depth, seen)
+  local t = type(v)
+  if t == "string" then return encode_string(v) end
+  if t == "number" then return M.number_string(v) end
+  if t == "boolean" then return tostring(v) end
+  if v == nil or v == cjson.null then return "null" end
+  if t == "table" then return encode_table(v, indent, depth, seen) end
+  error("json: cannot encode a " .. t, 0)
+end
+
+-- encode(v [, {pretty=true}]) -> string. Raises on cycles and functions.
+function M.encode(v, opts)
+  return encode(v, opts and opts.pretty or nil, 0, {})
+end
+
+-- decode(s) -> value | nil, err
+function M.decode(s)
+  if type(s) ~= "string" then return nil, "json: expected a string" end
+  local v, err = safe.decode(s)
+  if err then return nil, "json: " .. tostring(err) end
+  return v
+end
+
+return M

@@ -1,0 +1,296 @@
+-- Operation tables: each provider lists its API as data (name, method,
+-- path template, parameters); this module turns a table into client
+-- methods, builds requests from arguments with every path segment and
+-- query value percent-encoded, and renders the help that `trainctl call`
+-- prints. One table serves the module, the command line and the docs.
+local errors = require("trainctl.errors")
+local json = require("trainctl.json")
+
+local M = {}
+
+-- Per-call settings accepted by every method besides its parameters.
+M.RESERVED = { body = true, query = true, headers = true, timeout = true,
+  retry = true, idempotent = true }
+
+-- snake("serviceId") -> "service_id"; snake("ResourceName") -> "resource_name"
+function M.snake(s)
+  s = s:gsub("^(%u)", function(c) return c:lower() end)
+  s = s:gsub("(%l)(%u)", "%1_%2"):gsub("(%d)(%u)", "%1_%2")
+  return s:gsub("%-", "_"):lower()
+end
+
+-- encode(s): RFC 3986 percent-encoding of everything but the unreserved
+-- characters, so a value can never add a "/", "?", "#" or "&".
+function M.encode(s)
+  return (s:gsub("[^%w%-%._~]", function(c)
+    return ("%%%02X"):format(c:byte())
+  end))
+end
+
+-- text(v): the wire form of a scalar (integers without ".0").
+function M.text(v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then return json.number_string(v) end
+  if t == "boolean" then return tostring(v) end
+  if t == "table" then
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = M.text(x) end
+    return table.concat(parts, ",")
+  end
+  errors.usage("cannot send a " .. t .. " as a path or query value")
+end
+
+-- segment(v): one path segment. "." and ".." are encoded too, and an empty
+-- value is refused, so no id can make the request address another resource.
+function M.segment(v, name)
+  local s = M.text(v)
+  if s == "" then errors.usage(("empty value for %s"):format(name or "a path parameter")) end
+  local e = M.encode(s)
+  if e == "." or e == ".." then e = e:gsub("%.", "%%2E") end
+  return e
+end
+
+-- query_string(list) -> "k=v&k2=v2" from {{k, v}, ...}, in that order.
+function M.query_string(list)
+  local parts = {}
+  for i, kv in ipairs(list) do
+    parts[i] = M.encode(kv[1]) .. "=" .. M.encode(kv[2])
+  end
+  return table.concat(parts, "&")
+end
+
+-- to_query(q) -> query string from a string (sent as is), a list of
+-- {k, v} pairs (in order) or a table k -> v (keys sorted).
+function M.to_query(q)
+  if q == nil then return "" end
+  if type(q) == "string" then return (q:gsub("^%?", "")) end
+  local list = {}
+  if q[1] ~= nil then
+    for _, kv in ipairs(q) do list[#list + 1] = { kv[1], M.text(kv[2]) } end
+  else
+    local keys = {}
+    for k in pairs(q) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do list[#list + 1] = { k, M.text(q[k]) } end
+  end
+  return M.query_string(list)
+end
+
+local function parse_param(decl, where)
+  local wire, typ = decl:match("^([^:]+):?(.*)$")
+  local required = false
+  if typ:sub(-1) == "!" then
+    required, typ = true, typ:sub(1, -2)
+  end
+  if typ == "" then typ = "string" end
+  return { wire = wire, name = M.snake(wire), where = where, type = typ,
+    required = required }
+end
+
+-- define{name, method, path, query={...}, body={...}, ...} -> spec.
+-- Parameter declarations read "wireName[:type][!]" (! = required); the
+-- path template's {names} are required string parameters.
+function M.define(t)
+  local spec = {}
+  for k, v in pairs(t) do spec[k] = v end
+  spec.name, spec.method, spec.path = t[1], t[2], t[3]
+  spec[1], spec[2], spec[3] = nil, nil, nil
+  spec.params = {}
+  spec.path_params = {}
+  for wire in spec.path:gmatch("{([^}]+)}") do
+    local p = { wire = wire, name = M.snake(wire), where = "path", type = "string",
+      required = true, doc = t.docs and t.docs[wire] }
+    spec.params[#spec.params + 1] = p
+    spec.path_params[#spec.path_params + 1] = p
+  end
+  for _, where in ipairs({ "query", "body" }) do
+    for _, decl in ipairs(t[where] or {}) do
+      local p = parse_param(decl, where)
+      p.doc = t.docs and t.docs[p.wire]
+      if t.defaults and t.defaults[p.wire] ~= nil then p.default = t.defaults[p.wire] end
+      spec.params[#spec.params + 1] = p
+    end
+  end
+  spec.has_body = t.body ~= nil
+  spec.query, spec.body, spec.docs, spec.defaults = nil, nil, nil, nil
+  return spec
+end
+
+-- args(spec, ...) -> table of named arguments. Leading non-table arguments
+-- fill the path parameters in order; a final table names the rest, by the
+-- snake_case or the wire name.
+function M.args(spec, ...)
+  local n = select("#", ...)
+  local named = {}
+  local last = n > 0 and select(n, ...) or nil
+  local npos = n
+  if type(last) == "table" then
+    npos = n - 1
+    for k, v in pairs(last) do named[k] = v end
+  end
+  if npos > #spec.path_params then
+    errors.usage(("%s takes %d positional argument(s) (%s), got %d"):format(spec.name,
+      #spec.path_params, M.signature(spec), npos))
+  end
+  for i = 1, npos do
+    local v = select(i, ...)
+    local p = spec.path_params[i]
+    if v ~= nil then named[p.name] = v end
+  end
+  local out = {}
+  local by_name = {}
+  for _, p in ipairs(spec.params) do
+    by_name[p.name], by_name[p.wire] = p, p
+  end
+  for k, v in pairs(named) do
+    local p = by_name[k]
+    if p then
+      out[p.name] = v
+    elseif M.RESERVED[k] then
+      out[k] = v
+    else
+      local known = {}
+      for _, q in ipairs(spec.params) do known[#known + 1] = q.name end
+      errors.usage(("%s: unknown parameter %q (known: %s)"):format(spec.name, tostring(k),
+        #known > 0 and table.concat(known, ", ") or "none"))
+    end
+  end
+  return out
+end
+
+-- build(spec, args [, defaults]) -> {method, path, query (list), body}.
+-- defaults fills parameters the caller left out (a client's app group).
+function M.build(spec, args, defaults)
+  local function value(p)
+    local v = args[p.name]
+    if v == nil and defaults then v = defaults[p.name] end
+    if v == nil then v = p.default end
+    if v == nil and p.required then
+      errors.usage(("%s: missing required parameter %s"):format(spec.name, p.name))
+    end
+    return v
+  end
+  local path = spec.path:gsub("{([^}]+)}", function(wire)
+    for _, p in ipairs(spec.path_params) do
+      if p.wire == wire then return M.segment(value(p), p.name) end
+    end
+  end)
+  local query = {}
+  for _, kv in ipairs(spec.fixed_query or {}) do query[#query + 1] = { kv[1], kv[2] } end
+  local body
+  if spec.has_body then body = {} end
+  for _, p in ipairs(spec.params) do
+    if p.where ~= "path" then
+      local v = value(p)
+      if v ~= nil then
+        if p.where == "query" then
+          query[#query + 1] = { p.wire, M.text(v) }
+        else
+          body[p.wire] = v
+        end
+      end
+    end
+  end
+  if type(args.query) == "table" then
+    local keys = {}
+    for k in pairs(args.query) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do query[#query + 1] = { k, M.text(args.query[k]) } end
+  end
+  if args.body ~= nil then
+    if type(args.body) == "table" and type(body) == "table" then
+      for k, v in pairs(args.body) do body[k] = v end
+    else
+      body = args.body
+    end
+  end
+  return { method = spec.method, path = path, query = query, body = body }
+end
+
+-- coerce(param, text) -> value: command-line text in the parameter's type.
+function M.coerce(p, s)
+  local t = p.type
+  if t == "integer" then
+    local n = math.tointeger(tonumber(s))
+    if not n then errors.usage(("%s: %q is not an integer"):format(p.name, s)) end
+    return n
+  elseif t == "number" then
+    local n = tonumber(s)
+    if not n then errors.usage(("%s: %q is not a number"):format(p.name, s)) end
+    return n
+  elseif t == "boolean" then
+    local l = s:lower()
+    if l == "true" or l == "1" or l == "yes" then return true end
+    if l == "false" or l == "0" or l == "no" then return false end
+    errors.usage(("%s: %q is not true or false"):format(p.name, s))
+  elseif t == "array" or t == "object" or t == "json" then
+    if s:find("^%s*[%[{]") or t == "json" then
+      local v, err = json.decode(s)
+      if v == nil then errors.usage(("%s: invalid JSON: %s"):format(p.name, err)) end
+      return v
+    end
+    if t == "object" then errors.usage(("%s: expects a JSON object"):format(p.name)) end
+    local list = {}
+    for item in s:gmatch("[^,]+") do list[#list + 1] = item end
+    return json.array(list)
+  end
+  return s
+end
+
+-- find(specs, name): by snake_case name, ignoring case, "-" and "_".
+function M.find(specs, name)
+  local want = name:lower():gsub("[-_]", "")
+  for _, spec in ipairs(specs) do
+    if spec.name:lower():gsub("[-_]", "") == want then return spec end
+    if spec.action and spec.action:lower() == want then return spec end
+  end
+end
+
+function M.signature(spec)
+  local names = {}
+  for _, p in ipairs(spec.path_params) do names[#names + 1] = p.name end
+  return table.concat(names, ", ")
+end
+
+-- help_list(specs) -> text: one line per operation.
+function M.help_list(specs)
+  local width = 0
+  for _, s in ipairs(specs) do width = math.max(width, #s.name) end
+  local lines = {}
+  for _, s in ipairs(specs) do
+    lines[#lines + 1] = ("  %-" .. width .. "s  %-6s %s%s"):format(s.name, s.method, s.path,
+      s.summary and ("  " .. s.summary) or "")
+  end
+  return table.concat(lines, "\n")
+end
+
+-- help_op(spec) -> text: the operation and its parameters.
+function M.help_op(spec)
+  local lines = { ("%s: %s %s"):format(spec.name, spec.method, spec.path) }
+  if spec.summary then lines[#lines + 1] = "  " .. spec.summary end
+  if spec.returns_job then lines[#lines + 1] = "  starts a job (add --wait to wait for it)" end
+  for _, p in ipairs(spec.params) do
+    local flags = p.required and "required" or "optional"
+    if p.default ~= nil then flags = flags .. ", default " .. json.encode(p.default) end
+    lines[#lines + 1] = ("  %s=<%s>  (%s, %s %s)%s"):format(p.name, p.type, flags, p.where,
+      p.wire, p.doc and ("  " .. p.doc) or "")
+  end
+  return table.concat(lines, "\n")
+end
+
+-- bind(class, specs, invoke): a method per operation calling
+-- invoke(self, spec, args), or spec.invoke(self, args, spec) where an
+-- operation needs more than one request (a training start that returns a
+-- job).
+function M.bind(class, specs, invoke)
+  for _, spec in ipairs(specs) do
+    class[spec.name] = function(self, ...)
+      local args = M.args(spec, ...)
+      if spec.invoke then return spec.invoke(self, args, spec) end
+      return invoke(self, spec, args)
+    end
+  end
+end
+
+return M
