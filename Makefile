@@ -8,14 +8,16 @@ PKGS = lua5.4 libcurl openssl libedit
 VERSION = 0.1.0
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl, libcrypto and libedit are not linked: src/lazy.c loads them
+# on first use, which keeps start-up near a bare lua5.4.
+PKG_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null)
 CJSON_LIB ?= $(firstword $(wildcard /usr/lib/*/liblua5.4-cjson.a /usr/lib/liblua5.4-cjson.a /usr/local/lib/liblua5.4-cjson.a))
 
 CFLAGS ?= -O2 -g
 WARN = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS += -D_GNU_SOURCE -DTRAINCTL_VERSION='"$(VERSION)"'
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) -Isrc
-LIBS = $(CJSON_LIB) $(PKG_LIBS) -lm
+LIBS = $(CJSON_LIB) $(PKG_LIBS) -ldl -lm
 
 SRCS = $(wildcard src/*.c)
 LUA_SRCS = $(sort $(wildcard lua/trainctl/*.lua))
@@ -30,7 +32,7 @@ all: $(BIN)
 $(BIN): $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
-$(BUILD)/%.o: src/%.c src/host.h src/lhttp.h | $(BUILD)
+$(BUILD)/%.o: src/%.c src/host.h src/lhttp.h src/lazy.h | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/embedded.c: $(LUA_SRCS) scripts/embed.lua | $(BUILD)

@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 
 #include "host.h"
+#include "lazy.h"
 
 static int digest(lua_State *L, const EVP_MD *md)
 {
@@ -215,6 +216,10 @@ static const luaL_Reg funcs[] = {
 
 int luaopen_trainctl_crypto(lua_State *L)
 {
+	const char *why = lazy_crypto();
+
+	if (why)
+		return luaL_error(L, "trainctl.crypto: %s", why);
 	luaL_newlib(L, funcs);
 	return 1;
 }

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "lazy.h"
 #include <lauxlib.h>
 
 #include "host.h"
@@ -302,6 +302,11 @@ struct transfer *http_prepare(lua_State *L, int opts)
 	t->max_header_bytes = 256 * 1024;
 	snprintf(t->method, sizeof t->method, "%s", method);
 
+	{
+		const char *why = lazy_curl();
+		if (why)
+			luaL_error(L, "http.request: %s", why);
+	}
 	http_multi();
 	e = t->easy = easy_get();
 	if (!e)
@@ -623,7 +628,9 @@ int http_continue(lua_State *L, int status, lua_KContext ctx)
 
 static int l_version(lua_State *L)
 {
-	lua_pushstring(L, curl_version());
+	const char *why = lazy_curl();
+
+	lua_pushstring(L, why ? why : curl_version());
 	return 1;
 }
 

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include <curl/curl.h>
+#include "lazy.h"
 #include <lua.h>
 
 struct buf {

@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 
 #include "host.h"
+#include "lazy.h"
 
 static const char *field(lua_State *L, int t, const char *k, size_t *len)
 {
@@ -439,6 +440,10 @@ static const luaL_Reg funcs[] = {
 
 int luaopen_trainctl_sign(lua_State *L)
 {
+	const char *why = lazy_crypto();
+
+	if (why)
+		return luaL_error(L, "trainctl.sign: %s", why);
 	luaL_newlib(L, funcs);
 	return 1;
 }

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "lazy.h"
 #include <lauxlib.h>
 
 #include "host.h"
@@ -417,8 +417,14 @@ bad:
 static int l_parse_rfc1123(lua_State *L)
 {
 	const char *s = luaL_checkstring(L, 1);
-	time_t t = curl_getdate(s, NULL);
+	const char *why = lazy_curl();
+	time_t t = why ? (time_t)-1 : curl_getdate(s, NULL);
 
+	if (why) {
+		luaL_pushfail(L);
+		lua_pushstring(L, why);
+		return 2;
+	}
 	if (t == (time_t)-1) {
 		luaL_pushfail(L);
 		lua_pushfstring(L, "invalid HTTP date: %s", s);

@@ -9,17 +9,16 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "lazy.h"
 #include <lauxlib.h>
 #include <lualib.h>
-#include <openssl/crypto.h>
 
 #include "host.h"
 
 static const char *progname = "trainctl";
 
 struct opts {
-	int interactive, version, no_env, warnings, help, call;
+	int interactive, version, no_env, warnings, help, call, has_e;
 	int script;      /* index of the script in argv, 0 if none */
 	int stdin_script; /* "-" */
 	const char *profile, *log_level, *log_format, *lock, *state;
@@ -66,9 +65,13 @@ static int usage_error(const char *fmt, const char *arg)
 
 static void print_version(void)
 {
+	const char *why = lazy_curl();
+	const char *ssl = lazy_crypto();
+
 	printf("trainctl %s\n%s\nlibcurl %s\n%s\n", TRAINCTL_VERSION,
-	       LUA_RELEASE, curl_version_info(CURLVERSION_NOW)->version,
-	       OpenSSL_version(OPENSSL_VERSION));
+	       LUA_RELEASE,
+	       why ? why : curl_version_info(CURLVERSION_NOW)->version,
+	       ssl ? ssl : OpenSSL_version(OPENSSL_VERSION));
 	fflush(stdout);
 }
 
@@ -125,6 +128,7 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 		} else if (strcmp(a, "-W") == 0) {
 			o->warnings = 1;
 		} else if (strncmp(a, "-e", 2) == 0 || strncmp(a, "-l", 2) == 0) {
+			o->has_e |= a[1] == 'e';
 			if (a[2] == '\0' && (++i >= argc || argv[i][0] == '-'))
 				return usage_error("'%s' needs an argument", a);
 		} else if ((v = long_value(argv, &i, "--profile"))) {
@@ -374,7 +378,7 @@ static int run(lua_State *L, int argc, char **argv, struct opts *o)
 		host_signals(L, 1);
 		return repl_run(L);
 	}
-	if (!o->script && !o->version && first == argc) {
+	if (!o->script && !o->version && !o->has_e) {
 		if (isatty(0)) {
 			host_signals(L, 1);
 			return repl_run(L);

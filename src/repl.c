@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <editline/readline.h>
 #include <lauxlib.h>
 
 #include "host.h"
+#include "lazy.h"
 
 #define HISTORY_MAX 1000
 
@@ -251,8 +251,13 @@ static void show_results(lua_State *L, int base)
 
 int repl_run(lua_State *L)
 {
+	const char *why = lazy_edit();
 	int status;
 
+	if (why) {
+		fprintf(stderr, "trainctl: no line editing: %s\n", why);
+		return EXIT_ERROR;
+	}
 	repl_L = L;
 	rl_readline_name = "trainctl";
 	rl_attempted_completion_function = complete;
