@@ -18,16 +18,29 @@
 #include "host.h"
 #include "lazy.h"
 
+/* The string stays on the stack: a number converted by lua_tolstring is
+ * a new string that nothing else references. */
 static const char *field(lua_State *L, int t, const char *k, size_t *len)
 {
 	const char *s;
 
+	luaL_checkstack(L, 2, "sign: too many fields");
 	lua_getfield(L, t, k);
 	s = lua_tolstring(L, -1, len);
 	if (s == NULL)
 		luaL_error(L, "sign: field '%s' must be a string", k);
-	lua_pop(L, 1); /* still referenced by the table */
 	return s;
+}
+
+static const char *optfield(lua_State *L, int t, const char *k, size_t *len)
+{
+	lua_getfield(L, t, k);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	lua_pop(L, 1);
+	return field(L, t, k, len);
 }
 
 static void push_hmac(lua_State *L, const EVP_MD *md, const char *key,
@@ -358,8 +371,9 @@ static int l_acs3(lua_State *L)
 	path = field(L, 1, "path", &plen);
 	secret = field(L, 1, "secret", &slen);
 	ak = field(L, 1, "access_key", &alen);
-	lua_getfield(L, 1, "body");
-	body = luaL_optlstring(L, -1, "", &blen);
+	body = optfield(L, 1, "body", &blen);
+	if (!body)
+		body = "", blen = 0;
 	h = collect(L, "headers", 1, is_acs3_signed, &nh);
 	q = collect(L, "query", 0, NULL, &nq);
 
@@ -399,8 +413,8 @@ static int l_acs3(lua_State *L)
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);
 		push_sha256_hex(L, body, blen);
-	} else {
-		luaL_checktype(L, -1, LUA_TSTRING);
+	} else if (lua_type(L, -1) != LUA_TSTRING) {
+		return luaL_error(L, "sign: field 'payload_hash' must be a string");
 	}
 	lua_concat(L, 4);
 	creq = lua_gettop(L);
