@@ -24,7 +24,14 @@ static int interactive;
 
 int host_interrupted(void) { return host_signal != 0; }
 
-void host_clear_signal(void) { host_signal = 0; }
+/* Forgets a handled signal, and its hook if it never fired. */
+void host_clear_signal(lua_State *L)
+{
+	host_signal = 0;
+	lua_sethook(L, NULL, 0, 0);
+}
+
+void host_set_active(lua_State *L) { active = L; }
 
 /* The hook clears itself and raises the interruption in Lua code, where
  * raising is safe; the natives return early on their own. */
@@ -33,8 +40,12 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 	(void)ar;
 	lua_sethook(L, NULL, 0, 0);
 	if (host_signal == SIGALRM)
-		luaL_error(L, "timeout: --timeout reached");
-	luaL_error(L, "interrupted!");
+		lua_pushliteral(L, "timeout: the --timeout for this run was reached");
+	else if (host_signal == SIGTERM)
+		lua_pushliteral(L, "terminated (SIGTERM)");
+	else
+		lua_pushliteral(L, "interrupted!");
+	lua_error(L);
 }
 
 static void on_signal(int sig)
@@ -143,6 +154,46 @@ int host_docall(lua_State *L, int narg, int nres)
 	status = lua_pcall(L, narg, nres, base);
 	lua_remove(L, base);
 	return status;
+}
+
+/* Calls the function below the `narg` arguments on the stack as the main
+ * task of trainctl.task (so requests and sleeps inside it yield to the
+ * event loop). Like host_docall: LUA_OK with the results on the stack, or
+ * an error status with the message and the task's traceback. */
+int host_run_task(lua_State *L, int narg, int nres)
+{
+	int fn = lua_gettop(L) - narg;
+	int status;
+
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "trainctl.task");
+	status = host_docall(L, 1, 1);
+	if (status != LUA_OK) {
+		lua_replace(L, fn);
+		lua_settop(L, fn);
+		return status;
+	}
+	lua_getfield(L, -1, "main");
+	lua_remove(L, -2);
+	lua_insert(L, fn);
+	status = host_docall(L, narg + 1, LUA_MULTRET);
+	if (status != LUA_OK)
+		return status;
+	if (lua_toboolean(L, fn)) {
+		lua_remove(L, fn);
+		if (nres != LUA_MULTRET)
+			lua_settop(L, fn - 1 + nres);
+		return LUA_OK;
+	}
+	lua_pushvalue(L, fn + 1);
+	lua_setfield(L, LUA_REGISTRYINDEX, "trainctl.last_error");
+	if (!lua_isstring(L, fn + 2)) {
+		lua_settop(L, fn + 1);
+		lua_pushstring(L, luaL_tolstring(L, fn + 1, NULL));
+	}
+	lua_copy(L, fn + 2, fn);
+	lua_settop(L, fn);
+	return LUA_ERRRUN;
 }
 
 /* The exit status an error asks for: a signal or --timeout first, then the
@@ -263,6 +314,7 @@ lua_State *host_new(void)
 	preload(L, "trainctl.sign", luaopen_trainctl_sign);
 	preload(L, "trainctl._http", luaopen_trainctl_http);
 	preload(L, "trainctl.sys", luaopen_trainctl_sys);
+	preload(L, "trainctl._loop", luaopen_trainctl_loop);
 	add_searcher(L);
 	return L;
 }

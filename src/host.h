@@ -31,7 +31,7 @@ extern volatile sig_atomic_t host_signal;
 
 lua_State *host_new(void);
 void host_signals(lua_State *L, int interactive);
-void host_clear_signal(void);
+void host_clear_signal(lua_State *L);
 int host_docall(lua_State *L, int narg, int nres);
 int host_report(lua_State *L, int status);
 int host_exit_status(lua_State *L, int status);
@@ -40,6 +40,9 @@ void host_set_timeout(double seconds);
 double host_parse_duration(const char *s);
 
 int repl_run(lua_State *L);
+void host_set_active(lua_State *L);
+int host_run_task(lua_State *L, int narg, int nres);
+int loop_can_yield(lua_State *L, const char *what);
 
 int luaopen_trainctl_crypto(lua_State *L);
 int luaopen_trainctl_sign(lua_State *L);

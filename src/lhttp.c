@@ -27,6 +27,7 @@
 #define POOL_MAX 64
 
 static CURLM *multi;
+static void unqueue(struct transfer *t);
 static CURL *pool[POOL_MAX];
 static int npool;
 
@@ -124,6 +125,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 static void transfer_release(struct transfer *t)
 {
+	if (t->queued)
+		unqueue(t);
 	if (t->easy) {
 		if (t->in_multi)
 			curl_multi_remove_handle(multi, t->easy);
@@ -146,6 +149,12 @@ static void transfer_release(struct transfer *t)
 	}
 	free(t->out_path);
 	t->out_path = NULL;
+}
+
+void http_abort(struct transfer *t)
+{
+	t->interrupted = 1;
+	transfer_release(t);
 }
 
 static int transfer_gc(lua_State *L)
@@ -376,8 +385,23 @@ int http_start(struct transfer *t)
 	return 0;
 }
 
-/* Reaps finished transfers from the multi handle, marking each done. */
-void http_reap(void)
+/* Finished transfers that a blocking request reaped on behalf of tasks;
+ * the event loop collects them with http_next_done. */
+static struct transfer *done_list;
+
+static void unqueue(struct transfer *t)
+{
+	struct transfer **p;
+
+	for (p = &done_list; *p; p = &(*p)->next_done)
+		if (*p == t) {
+			*p = t->next_done;
+			break;
+		}
+	t->queued = 0;
+}
+
+static struct transfer *reap_one(void)
 {
 	CURLMsg *m;
 	int left;
@@ -391,17 +415,38 @@ void http_reap(void)
 		t->done = 1;
 		curl_multi_remove_handle(multi, m->easy_handle);
 		t->in_multi = 0;
+		return t;
 	}
+	return NULL;
 }
 
-/* Runs the multi handle until `t` is done or a signal interrupts. */
+struct transfer *http_next_done(void)
+{
+	struct transfer *t = done_list;
+
+	if (t) {
+		unqueue(t);
+		return t;
+	}
+	return multi ? reap_one() : NULL;
+}
+
+/* Runs the multi handle until `t` is done or a signal interrupts; other
+ * transfers that finish meanwhile are queued for the event loop. */
 static void run_blocking(struct transfer *t)
 {
 	int running;
 
 	while (!t->done) {
+		struct transfer *o;
 		curl_multi_perform(multi, &running);
-		http_reap();
+		while ((o = reap_one())) {
+			if (o != t && !o->queued) {
+				o->queued = 1;
+				o->next_done = done_list;
+				done_list = o;
+			}
+		}
 		if (t->done)
 			break;
 		if (host_interrupted()) {
@@ -410,6 +455,11 @@ static void run_blocking(struct transfer *t)
 		}
 		curl_multi_poll(multi, NULL, 0, 100, NULL);
 	}
+}
+
+struct transfer *http_check(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, TRANSFER_MT);
 }
 
 static void push_err(lua_State *L, const char *kind, const char *msg, int code)
@@ -610,10 +660,11 @@ static int l_request(lua_State *L)
 {
 	struct transfer *t = http_prepare(L, 1);
 	int n;
+	int in_task = loop_can_yield(L, "http.request");
 
 	if (http_start(t) == 0) {
-		if (http_yield_hook && lua_isyieldable(L))
-			http_yield_hook(L, t);
+		if (in_task && http_yield_hook)
+			http_yield_hook(L, t); /* yields; does not return */
 		run_blocking(t);
 	}
 	n = http_push_result(L, t);

@@ -29,13 +29,16 @@ struct transfer {
 	char method[16];
 	char where[512];
 	char errbuf[CURL_ERROR_SIZE];
-	void *task; /* owned by lloop.c */
+	int queued;
+	struct transfer *next_done;
 };
 
 CURLM *http_multi(void);
 struct transfer *http_prepare(lua_State *L, int opts);
 int http_start(struct transfer *t);
-void http_reap(void);
+struct transfer *http_next_done(void);
+struct transfer *http_check(lua_State *L, int idx);
+void http_abort(struct transfer *t);
 int http_push_result(lua_State *L, struct transfer *t);
 int http_continue(lua_State *L, int status, lua_KContext ctx);
 extern int (*http_yield_hook)(lua_State *L, struct transfer *t);

@@ -70,9 +70,23 @@ void sys_sleep_interruptible(double seconds)
 		;
 }
 
+static int sleep_done(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)L, (void)status, (void)ctx;
+	return 0;
+}
+
+/* Inside a task the scheduler does the waiting, and other tasks run. */
 static int l_sleep(lua_State *L)
 {
-	sys_sleep_interruptible(luaL_checknumber(L, 1));
+	lua_Number s = luaL_checknumber(L, 1);
+
+	if (loop_can_yield(L, "sleep")) {
+		lua_pushliteral(L, "sleep");
+		lua_pushnumber(L, s);
+		return lua_yieldk(L, 2, 0, sleep_done);
+	}
+	sys_sleep_interruptible(s);
 	return 0;
 }
 

@@ -299,7 +299,7 @@ static int run_script(lua_State *L, char **argv, int script, int from_stdin)
 
 	if (status == LUA_OK) {
 		int n = pushargs(L);
-		status = host_docall(L, n, LUA_MULTRET);
+		status = host_run_task(L, n, 0);
 	}
 	return host_report(L, status);
 }
@@ -319,7 +319,7 @@ static int run_call(lua_State *L, int argc, char **argv, int at)
 		lua_pushstring(L, argv[i]);
 		lua_rawseti(L, -2, i - at);
 	}
-	status = host_docall(L, 1, 1);
+	status = host_run_task(L, 1, 1);
 	if (status != LUA_OK) {
 		host_report(L, status);
 		return -1;

@@ -264,7 +264,7 @@ int repl_run(lua_State *L)
 	history_open();
 	for (;;) {
 		int base;
-		host_clear_signal();
+		host_clear_signal(L);
 		status = load_chunk(L);
 		if (status == -1)
 			break;
@@ -276,7 +276,7 @@ int repl_run(lua_State *L)
 		}
 		base = lua_gettop(L) - 1;
 		if (status == LUA_OK)
-			status = host_docall(L, 0, LUA_MULTRET);
+			status = host_run_task(L, 0, LUA_MULTRET);
 		if (status == LUA_OK)
 			show_results(L, base);
 		else

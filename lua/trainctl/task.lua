@@ -1,0 +1,358 @@
+-- trainctl.task: coroutine tasks on one event loop (curl multi + timers).
+--
+-- Inside a task, http.request and sleep yield to the loop, so many jobs
+-- are polled and many results fetched at once on one thread. The main
+-- chunk of a script, `trainctl call` and each REPL line run as tasks. Code
+-- that is not in a task (a -e chunk) may still spawn tasks: join, all and
+-- map then run the loop until what they wait for is done.
+
+local loop = require "trainctl._loop"
+local sys = require "trainctl.sys"
+
+local M = {}
+
+local Task = {}
+Task.__index = Task
+
+local ready = {}         -- FIFO of tasks to resume: {task, args...}
+local ready_head, ready_tail = 1, 0
+local timers = {}        -- binary heap of {at, seq, task}
+local timer_seq = 0
+local waiting = {}       -- transfer -> task
+local live = {}          -- task -> true while not finished
+local nlive = 0
+local current = nil      -- the task running now
+local running = false    -- a scheduler is on the stack
+local failed_unjoined = {}
+
+local now = sys.clock
+
+local function push_ready(task, ...)
+  ready_tail = ready_tail + 1
+  ready[ready_tail] = table.pack(task, ...)
+end
+
+local function timer_push(at, task)
+  timer_seq = timer_seq + 1
+  local h = timers
+  local item = { at, timer_seq, task }
+  h[#h + 1] = item
+  local i = #h
+  while i > 1 do
+    local p = i // 2
+    local a, b = h[p], h[i]
+    if a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) then break end
+    h[p], h[i] = b, a
+    i = p
+  end
+end
+
+local function timer_pop()
+  local h = timers
+  local top = h[1]
+  local last = table.remove(h)
+  if #h > 0 then
+    h[1] = last
+    local i, n = 1, #h
+    while true do
+      local l, r, m = 2 * i, 2 * i + 1, i
+      local function less(x, y)
+        return h[x][1] < h[y][1] or (h[x][1] == h[y][1] and h[x][2] < h[y][2])
+      end
+      if l <= n and less(l, m) then m = l end
+      if r <= n and less(r, m) then m = r end
+      if m == i then break end
+      h[i], h[m] = h[m], h[i]
+      i = m
+    end
+  end
+  return top
+end
+
+local function traceback_handler(err)
+  local msg = err
+  if type(err) ~= "string" then
+    local mt = getmetatable(err)
+    msg = (mt and mt.__tostring) and tostring(err) or ("(error object is a %s value)"):format(type(err))
+  end
+  return { err = err, trace = debug.traceback(msg, 2) }
+end
+
+local function finish(task, ok, ...)
+  live[task] = nil
+  nlive = nlive - 1
+  task.done = true
+  task.sleep_timer = nil
+  if ok then
+    task.results = table.pack(...)
+  else
+    local e = ...
+    task.error = e.err
+    task.trace = e.trace
+    if #task.joiners == 0 and not task.main then
+      failed_unjoined[#failed_unjoined + 1] = task
+    end
+  end
+  for _, j in ipairs(task.joiners) do push_ready(j) end
+  task.joiners = {}
+end
+
+local function resume(task, ...)
+  local prev = current
+  current = task
+  local res = table.pack(loop.resume(task.co, ...))
+  current = prev
+  if coroutine.status(task.co) == "dead" then
+    if res[1] then
+      -- the body is wrapped in xpcall: res[2] is its success flag
+      finish(task, table.unpack(res, 2, res.n))
+    else
+      finish(task, false, traceback_handler(res[2]))
+    end
+    return
+  end
+  if not res[1] then return end
+  local kind, arg = res[2], res[3]
+  if kind == "http" then
+    waiting[arg] = task
+    task.transfer = arg
+  elseif kind == "sleep" then
+    task.sleep_timer = true
+    timer_push(now() + math.max(arg, 0), task)
+  elseif kind ~= "join" then
+    -- "yield", or a bare coroutine.yield() in a task body: run again soon.
+    -- A joiner is woken by the task it joined.
+    push_ready(task)
+  end
+end
+
+--- spawn(fn, ...) -> task. The task starts at the next turn of the loop.
+function M.spawn(fn, ...)
+  assert(type(fn) == "function" or (getmetatable(fn) or {}).__call,
+    "task.spawn: function expected")
+  local task = setmetatable({ joiners = {} }, Task)
+  task.co = coroutine.create(function(...)
+    return xpcall(fn, traceback_handler, ...)
+  end)
+  live[task] = true
+  nlive = nlive + 1
+  push_ready(task, ...)
+  return task
+end
+
+local function pending_work()
+  return ready_head <= ready_tail or #timers > 0 or next(waiting) ~= nil
+end
+
+local function cancel_all(reason)
+  for task in pairs(live) do
+    if task.transfer then
+      waiting[task.transfer] = nil
+      loop.cancel(task.transfer)
+      task.transfer = nil
+    end
+    if coroutine.status(task.co) == "suspended" then
+      coroutine.close(task.co)
+    end
+    live[task] = nil
+    task.done = true
+    task.error = task.error or reason
+    task.cancelled = true
+  end
+  nlive = 0
+  ready, ready_head, ready_tail, timers, waiting = {}, 1, 0, {}, {}
+end
+
+-- One turn: run what is ready, then wait for transfers or the next timer.
+local function turn()
+  while ready_head <= ready_tail do
+    local item = ready[ready_head]
+    ready[ready_head] = nil
+    ready_head = ready_head + 1
+    if not item[1].done then
+      item[1].transfer = nil
+      resume(table.unpack(item, 1, item.n))
+    end
+    if loop.interrupted() ~= 0 then return end
+  end
+  local timeout = 0
+  if #timers > 0 then
+    timeout = math.max(0, timers[1][1] - now())
+  elseif next(waiting) ~= nil then
+    timeout = 1
+  end
+  local finished = loop.poll(timeout)
+  for _, transfer in ipairs(finished) do
+    local task = waiting[transfer]
+    if task then
+      waiting[transfer] = nil
+      push_ready(task)
+    end
+  end
+  local t = now()
+  while #timers > 0 and timers[1][1] <= t do
+    local item = timer_pop()
+    push_ready(item[3])
+  end
+end
+
+-- Failures nobody joined are printed, and fail the run: a cron job must
+-- not exit 0 after losing work in a background task.
+local function report_unjoined()
+  local first, n = nil, 0
+  for _, task in ipairs(failed_unjoined) do
+    if not task.joined then
+      io.stderr:write("trainctl: error in a task nobody joined: ",
+        task.trace or tostring(task.error), "\n")
+      first = first == nil and task.error or first
+      n = n + 1
+    end
+  end
+  failed_unjoined = {}
+  return n, first
+end
+
+-- Runs the loop until `until_fn()` is true or nothing is left to do.
+local function run_until(until_fn)
+  if running then error("task: the event loop is already running", 2) end
+  running = true
+  loop.enter()
+  local ok, err = pcall(function()
+    while not until_fn() and pending_work() do
+      turn()
+      if loop.interrupted() ~= 0 then
+        error("interrupted!", 0)
+      end
+    end
+  end)
+  loop.leave()
+  running = false
+  if not ok then
+    cancel_all(err)
+    error(err, 0)
+  end
+end
+
+local function current_task()
+  -- only the scheduler's own coroutine is a task, not one nested inside it
+  if current and coroutine.running() == current.co then return current end
+  return nil
+end
+
+--- sleep(seconds): yields to the loop inside a task, blocks outside.
+function M.sleep(seconds)
+  return sys.sleep(seconds)
+end
+
+--- yield(): lets the other ready tasks run first.
+function M.yield()
+  if current_task() then coroutine.yield("yield") end
+end
+
+local function outcome(task)
+  task.joined = true
+  if task.error ~= nil then error(task.error, 0) end
+  return table.unpack(task.results, 1, task.results.n)
+end
+
+--- t:join() -> the task's results, or raises its error.
+function Task:join()
+  self.joined = true
+  if not self.done then
+    local me = current_task()
+    if me then
+      if me == self then error("task: a task cannot join itself", 2) end
+      self.joiners[#self.joiners + 1] = me
+      repeat coroutine.yield("join") until self.done
+    else
+      run_until(function() return self.done end)
+    end
+  end
+  return outcome(self)
+end
+
+--- t:cancel(): stops the task; joining it then raises "cancelled".
+function Task:cancel()
+  if self.done then return end
+  if self == current_task() then error("task: cancel yourself by returning", 2) end
+  if self.transfer then
+    waiting[self.transfer] = nil
+    loop.cancel(self.transfer)
+    self.transfer = nil
+  end
+  coroutine.close(self.co)
+  live[self] = nil
+  nlive = nlive - 1
+  self.done, self.cancelled = true, true
+  self.error = setmetatable({ kind = "cancelled", message = "task cancelled" },
+    { __tostring = function(e) return e.message end })
+  for _, j in ipairs(self.joiners) do push_ready(j) end
+  self.joiners = {}
+end
+
+function Task:status()
+  if self.cancelled then return "cancelled" end
+  if not self.done then return "running" end
+  return self.error ~= nil and "failed" or "succeeded"
+end
+
+--- all{t1, t2, ...} -> list of each task's first result; raises the
+--- first error after every task has finished.
+function M.all(tasks)
+  local out, first_err = {}, nil
+  for i, t in ipairs(tasks) do
+    local ok, r = pcall(t.join, t)
+    if ok then out[i] = r elseif first_err == nil then first_err = r end
+  end
+  if first_err ~= nil then error(first_err, 0) end
+  return out
+end
+
+--- map(list, fn, {concurrency = n}) -> results in list order. At most n
+--- calls of fn(item, index) run at once (default 16).
+function M.map(list, fn, opts)
+  local n = (opts and opts.concurrency) or 16
+  assert(n >= 1, "task.map: concurrency must be at least 1")
+  local results, next_i, first_err = {}, 1, nil
+  local function worker()
+    while first_err == nil and next_i <= #list do
+      local i = next_i
+      next_i = i + 1
+      local ok, r = pcall(fn, list[i], i)
+      if ok then results[i] = r elseif first_err == nil then first_err = r end
+    end
+  end
+  local workers = {}
+  for w = 1, math.min(n, #list) do workers[w] = M.spawn(worker) end
+  for _, w in ipairs(workers) do w:join() end
+  if first_err ~= nil then error(first_err, 0) end
+  return results
+end
+
+--- current() -> the running task, or nil outside tasks.
+function M.current() return current_task() end
+
+--- count() -> number of live tasks.
+function M.count() return nlive end
+
+--- main(fn, ...) -> true, results... | false, err, traceback
+--- Runs fn as the main task and the loop until every task has finished.
+--- Used by the host for scripts, `trainctl call` and REPL lines.
+function M.main(fn, ...)
+  local task = M.spawn(fn, ...)
+  task.main = true
+  local ok, err = pcall(run_until, function()
+    return task.done and nlive == 0
+  end)
+  local lost, lost_err = report_unjoined()
+  if not ok then
+    return false, err, tostring(err)
+  end
+  if task.error ~= nil then return false, task.error, task.trace end
+  if lost > 0 then
+    return false, lost_err, ("%d task(s) failed and nobody joined them (see above)"):format(lost)
+  end
+  return true, table.unpack(task.results, 1, task.results.n)
+end
+
+return M

@@ -1,0 +1,206 @@
+/* trainctl._loop: the native half of the event loop. The scheduler, its
+ * run queue and timers are Lua (trainctl.task); this file gives it three
+ * primitives:
+ *
+ *   resume(co, ...)   lua_resume with the signal hook aimed at `co`
+ *   poll(timeout)     drive curl's multi handle; return finished transfers
+ *   enter()/leave()   mark the loop as running, so http.request and
+ *                     sys.sleep yield instead of blocking
+ *
+ * A request made inside a task yields ("http", transfer) to the scheduler;
+ * the scheduler resumes the task once poll() has returned that transfer,
+ * and the request's continuation (lhttp.c) turns it into the response. */
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "host.h"
+#include "lazy.h"
+#include "lhttp.h"
+
+#define PENDING "trainctl.loop.pending" /* lightuserdata -> transfer */
+
+static int depth;	   /* > 0 while a scheduler runs */
+static lua_State *current; /* the task being resumed, if any */
+
+static int l_enter(lua_State *L)
+{
+	(void)L;
+	depth++;
+	return 0;
+}
+
+static int l_leave(lua_State *L)
+{
+	(void)L;
+	if (depth > 0)
+		depth--;
+	return 0;
+}
+
+/* Can `L` hand a wait to the scheduler? Only the task the scheduler
+ * resumed can: a coroutine of the user's own inside a task (an iterator,
+ * say) would deliver the yield to its caller instead. Raises when the task
+ * cannot yield from where it is (a metamethod, a C function's callback). */
+int loop_can_yield(lua_State *L, const char *what)
+{
+	if (depth == 0 || L != current)
+		return 0;
+	if (!lua_isyieldable(L))
+		luaL_error(L, "%s cannot wait here: a task can only wait "
+			      "where it can yield, not inside a C function's "
+			      "callback (table.sort, string.gsub, ...) or a "
+			      "__gc/__close metamethod",
+			   what);
+	return 1;
+}
+
+static int http_yield(lua_State *L, struct transfer *t)
+{
+	int ud = lua_gettop(L); /* http_prepare pushed the transfer last */
+
+	lua_getfield(L, LUA_REGISTRYINDEX, PENDING);
+	lua_pushlightuserdata(L, t);
+	lua_pushvalue(L, ud);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+	lua_pushliteral(L, "http");
+	lua_pushvalue(L, ud);
+	return lua_yieldk(L, 2, (lua_KContext)t, http_continue);
+}
+
+static int l_resume(lua_State *L)
+{
+	lua_State *co = lua_tothread(L, 1);
+	lua_State *prev = current;
+	int status, nres, narg = lua_gettop(L) - 1;
+
+	luaL_argcheck(L, co, 1, "coroutine expected");
+	if (!lua_checkstack(co, narg))
+		return luaL_error(L, "too many arguments to resume");
+	lua_xmove(L, co, narg);
+	current = co;
+	host_set_active(co);
+	status = lua_resume(co, L, narg, &nres);
+	host_set_active(prev ? prev : L);
+	current = prev;
+	if (status == LUA_OK || status == LUA_YIELD) {
+		if (!lua_checkstack(L, nres + 1)) {
+			lua_pop(co, nres);
+			return luaL_error(L, "too many results to resume");
+		}
+		lua_pushboolean(L, 1);
+		lua_xmove(co, L, nres);
+		return nres + 1;
+	}
+	lua_pushboolean(L, 0);
+	lua_xmove(co, L, 1); /* the error object */
+	return 2;
+}
+
+/* poll(timeout): runs transfers for at most `timeout` seconds (0: only
+ * what is ready now) and returns the list of those that finished. It
+ * returns early, with what it has, when a signal arrives. */
+static int l_poll(lua_State *L)
+{
+	double timeout = luaL_optnumber(L, 1, 0);
+	CURLM *m;
+	int running, n = 0, pending;
+
+	lua_newtable(L);
+	lua_getfield(L, LUA_REGISTRYINDEX, PENDING);
+	pending = lua_gettop(L);
+	lua_pushnil(L);
+	if (!lua_next(L, pending)) {
+		/* No transfer in flight: a plain (interruptible) wait. */
+		if (timeout > 0)
+			sys_sleep_interruptible(timeout);
+		lua_pop(L, 1);
+		return 1;
+	}
+	lua_pop(L, 2);
+	m = http_multi();
+	for (;;) {
+		struct transfer *t;
+		curl_multi_perform(m, &running);
+		while ((t = http_next_done())) {
+			lua_pushlightuserdata(L, t);
+			if (lua_rawget(L, pending) != LUA_TNIL) {
+				lua_rawseti(L, pending - 1, ++n);
+				lua_pushlightuserdata(L, t);
+				lua_pushnil(L);
+				lua_rawset(L, pending);
+			} else {
+				lua_pop(L, 1);
+			}
+		}
+		if (n > 0 || timeout <= 0 || host_interrupted())
+			break;
+		if (running == 0) {
+			sys_sleep_interruptible(timeout);
+			break;
+		}
+		{
+			/* Bounded so that a signal is noticed promptly even
+			 * where poll restarts after EINTR. */
+			int ms = timeout > 0.25 ? 250 : (int)(timeout * 1000) + 1;
+			curl_multi_poll(m, NULL, 0, ms, NULL);
+			timeout -= ms / 1000.0;
+		}
+	}
+	lua_pop(L, 1);
+	return 1;
+}
+
+static int l_pending(lua_State *L)
+{
+	int n = 0;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, PENDING);
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		n++;
+		lua_pop(L, 1);
+	}
+	lua_pushinteger(L, n);
+	return 1;
+}
+
+static int l_interrupted(lua_State *L)
+{
+	lua_pushinteger(L, host_signal);
+	return 1;
+}
+
+/* Forgets a transfer whose task is being cancelled and aborts it. */
+static int l_cancel(lua_State *L)
+{
+	struct transfer *t = http_check(L, 1);
+
+	lua_getfield(L, LUA_REGISTRYINDEX, PENDING);
+	lua_pushlightuserdata(L, t);
+	lua_pushnil(L);
+	lua_rawset(L, -3);
+	http_abort(t);
+	return 0;
+}
+
+static const luaL_Reg funcs[] = {
+	{"enter", l_enter},
+	{"leave", l_leave},
+	{"resume", l_resume},
+	{"poll", l_poll},
+	{"pending", l_pending},
+	{"cancel", l_cancel},
+	{"interrupted", l_interrupted},
+	{NULL, NULL}
+};
+
+int luaopen_trainctl_loop(lua_State *L)
+{
+	lua_newtable(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, PENDING);
+	http_yield_hook = http_yield;
+	luaL_newlib(L, funcs);
+	return 1;
+}
