@@ -77,6 +77,20 @@ function M.to_query(q)
   return M.query_string(list)
 end
 
+function M.decode(s)
+  return (s:gsub("%+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- parse_query(s) -> table k -> v, percent-decoded (what a server sees).
+function M.parse_query(s)
+  local out = {}
+  for pair in (s or ""):gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    out[M.decode(k)] = M.decode(v)
+  end
+  return out
+end
+
 local function parse_param(decl, where)
   local wire, typ = decl:match("^([^:]+):?(.*)$")
   local required = false

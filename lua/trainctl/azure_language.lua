@@ -1,0 +1,517 @@
+-- Azure AI Language: text authoring (custom text classification and
+-- custom NER projects) and the runtime analyze-text jobs. Operations as a
+-- table; a subscription key or a Microsoft Entra ID client-credentials
+-- token (cached, refreshed once on a 401); long-running operations
+-- followed through Operation-Location (else Location); lists through
+-- nextLink.
+--
+--   local az = require("trainctl.azure_language").client()
+--   local job = az:train("Loans", { model_label = "m1" })
+--   job:wait()
+local config = require("trainctl.config")
+local errors = require("trainctl.errors")
+local http = require("trainctl.http")
+local job = require("trainctl.job")
+local log = require("trainctl.log")
+local ops = require("trainctl.ops")
+local page = require("trainctl.page")
+
+local M = {}
+
+M.name = "azure_language"
+M.API_VERSION = "2023-04-01"
+M.DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+M.SCOPE = "https://cognitiveservices.azure.com/.default"
+
+local Client = {}
+Client.__index = Client
+Client.__name = "trainctl.azure_language.client"
+
+local D = ops.define
+local A = "/language/authoring/analyze-text/projects"
+local PAGED = { "top:integer", "skip:integer", "maxpagesize:integer" }
+local SIT = { stringIndexType = "Utf16CodeUnit" }
+
+local function with(list, ...)
+  local out = {}
+  for i = 1, select("#", ...) do out[#out + 1] = select(i, ...) end
+  for _, v in ipairs(list) do out[#out + 1] = v end
+  return out
+end
+
+M.operations = {
+  D { "list_projects", "GET", A, query = PAGED, items = "value", summary = "projects (nextLink paging)" },
+  D { "get_project", "GET", A .. "/{projectName}", summary = "a project's metadata" },
+  D { "create_project", "PATCH", A .. "/{projectName}", idempotent = true,
+    body = { "language!", "projectKind!", "storageInputContainerName!", "description",
+      "multilingual:boolean", "settings:object" },
+    docs = { projectKind = "CustomSingleLabelClassification, CustomMultiLabelClassification, "
+      .. "CustomEntityRecognition" },
+    summary = "create or update a project (merge patch)" },
+  D { "delete_project", "DELETE", A .. "/{projectName}", lro = "operation",
+    summary = "delete a project; returns a job" },
+  D { "get_project_deletion_status", "GET", A .. "/global/deletion-jobs/{jobId}",
+    summary = "a project deletion job" },
+  D { "import_project", "POST", A .. "/{projectName}/:import", lro = "operation", idempotent = true,
+    body = { "projectFileVersion!", "stringIndexType", "metadata:object!", "assets:object" },
+    defaults = { projectFileVersion = "2022-05-01", stringIndexType = "Utf16CodeUnit" },
+    summary = "import labelled data (replaces the project's data); returns a job" },
+  D { "get_import_status", "GET", A .. "/{projectName}/import/jobs/{jobId}", summary = "an import job" },
+  D { "export_project", "POST", A .. "/{projectName}/:export", lro = "operation", idempotent = true,
+    query = { "stringIndexType!", "assetKind", "trainedModelLabel" }, defaults = SIT,
+    summary = "export a project; returns a job (its resultUrl holds the export)" },
+  D { "get_export_status", "GET", A .. "/{projectName}/export/jobs/{jobId}", summary = "an export job" },
+  D { "train", "POST", A .. "/{projectName}/:train", lro = "training", returns_job = true,
+    body = { "modelLabel!", "trainingConfigVersion", "evaluationOptions:object" },
+    defaults = { trainingConfigVersion = "latest" },
+    summary = "train a model; returns a job" },
+  D { "list_training_jobs", "GET", A .. "/{projectName}/train/jobs", query = PAGED, items = "value",
+    summary = "training jobs that have not expired" },
+  D { "get_training_status", "GET", A .. "/{projectName}/train/jobs/{jobId}", summary = "a training job" },
+  D { "cancel_training_job", "POST", A .. "/{projectName}/train/jobs/{jobId}/:cancel", lro = "operation",
+    idempotent = true, summary = "cancel a training; returns a job" },
+  D { "list_models", "GET", A .. "/{projectName}/models", query = PAGED, items = "value",
+    summary = "trained models" },
+  D { "get_model", "GET", A .. "/{projectName}/models/{trainedModelLabel}", summary = "a trained model" },
+  D { "delete_model", "DELETE", A .. "/{projectName}/models/{trainedModelLabel}",
+    summary = "delete a trained model" },
+  D { "load_snapshot", "POST", A .. "/{projectName}/models/{trainedModelLabel}/:load-snapshot",
+    lro = "operation", idempotent = true, summary = "restore a model's training snapshot; returns a job" },
+  D { "get_load_snapshot_status", "GET",
+    A .. "/{projectName}/models/{trainedModelLabel}/load-snapshot/jobs/{jobId}",
+    summary = "a load-snapshot job" },
+  D { "get_evaluation_summary", "GET",
+    A .. "/{projectName}/models/{trainedModelLabel}/evaluation/summary-result",
+    summary = "a model's evaluation (F1, precision, recall, confusion matrix)" },
+  D { "list_evaluation_results", "GET", A .. "/{projectName}/models/{trainedModelLabel}/evaluation/result",
+    query = with(PAGED, "stringIndexType!"), defaults = SIT, items = "value",
+    summary = "per-document evaluation results" },
+  D { "list_deployments", "GET", A .. "/{projectName}/deployments", query = PAGED, items = "value",
+    summary = "deployments" },
+  D { "get_deployment", "GET", A .. "/{projectName}/deployments/{deploymentName}", summary = "a deployment" },
+  D { "deploy", "PUT", A .. "/{projectName}/deployments/{deploymentName}", lro = "operation",
+    body = { "trainedModelLabel!" }, summary = "deploy a trained model; returns a job" },
+  D { "get_deployment_status", "GET", A .. "/{projectName}/deployments/{deploymentName}/jobs/{jobId}",
+    summary = "a deployment job" },
+  D { "delete_deployment", "DELETE", A .. "/{projectName}/deployments/{deploymentName}", lro = "operation",
+    summary = "delete a deployment; returns a job" },
+  D { "swap_deployments", "POST", A .. "/{projectName}/deployments/:swap", lro = "operation",
+    body = { "firstDeploymentName!", "secondDeploymentName!" },
+    summary = "swap two deployments; returns a job" },
+  D { "get_swap_status", "GET", A .. "/{projectName}/deployments/swap/jobs/{jobId}",
+    summary = "a swap job" },
+  D { "list_supported_languages", "GET", A .. "/global/languages", query = with(PAGED, "projectKind"),
+    items = "value", summary = "languages a project kind supports" },
+  D { "list_training_config_versions", "GET", A .. "/global/training-config-versions",
+    query = with(PAGED, "projectKind"), items = "value", summary = "training configuration versions" },
+  -- runtime
+  D { "analyze_text", "POST", "/language/analyze-text/jobs", lro = "analyze", returns_job = true,
+    -- A repeated submission only computes the same results again.
+    idempotent = true,
+    body = { "displayName", "analysisInput:object!", "tasks:array!" },
+    summary = "submit documents to deployed models; returns a job (results in raw.tasks)" },
+  D { "get_analyze_text_status", "GET", "/language/analyze-text/jobs/{jobId}",
+    query = { "showStats:boolean", "top:integer", "skip:integer" }, summary = "an analyze-text job" },
+  D { "cancel_analyze_text", "POST", "/language/analyze-text/jobs/{jobId}:cancel", lro = "operation",
+    idempotent = true, summary = "cancel an analyze-text job; returns a job" },
+}
+
+local by_name = {}
+for _, spec in ipairs(M.operations) do by_name[spec.name] = spec end
+
+-- The job states of authoring and runtime jobs, lower-cased; a partial
+-- success counts as failed (job:wait raises, with partial = true and the
+-- results in raw).
+M.STATES = {
+  notstarted = "pending", running = "running", cancelling = "running", succeeded = "succeeded",
+  failed = "failed", cancelled = "cancelled", canceled = "cancelled",
+  partiallycompleted = "failed", partiallysucceeded = "failed",
+}
+
+local AUTH_CODES = { Unauthorized = true, Forbidden = true }
+
+-- classify(res, body): {"error":{"code","message","innererror":{...}}}.
+function M.classify(res, body)
+  if res.status >= 200 and res.status < 300 then return nil end
+  local code = res.headers and res.headers["x-ms-error-code"]
+  local message
+  local details
+  if type(body) == "table" and type(body.error) == "table" then
+    code = body.error.code or code
+    message = body.error.message
+    local inner = body.error.innererror
+    if type(inner) == "table" then details = { innererror = inner.code, message = inner.message } end
+  end
+  if code == nil and message == nil then return nil end
+  return { code = code, message = message, details = details,
+    kind = AUTH_CODES[code] and "auth" or nil,
+    retry = code == "TooManyRequests" or nil }
+end
+
+-- Entra ID's token endpoint answers {"error":"invalid_client",
+-- "error_description":"AADSTS7000215: ..."}.
+local function classify_entra(res, body)
+  if res.status >= 200 and res.status < 300 then
+    if type(body) ~= "table" or type(body.access_token) ~= "string" then
+      return { code = "invalid_token_response", message = "token response has no access_token",
+        kind = "auth" }
+    end
+    return nil
+  end
+  if type(body) ~= "table" then return nil end
+  local code = body.error
+  return {
+    code = code, message = body.error_description, request_id = body.correlation_id,
+    kind = code ~= "temporarily_unavailable" and "auth" or nil,
+    retry = code == "temporarily_unavailable" or nil,
+  }
+end
+
+-- A token provider: get() -> token, fetched when missing or about to
+-- expire; reset() forgets it (after a 401).
+local function token_source(o)
+  local sys = require("trainctl.sys")
+  local cached, expires
+  local form = table.concat({
+    "grant_type=client_credentials",
+    "client_id=" .. ops.encode(o.client_id),
+    "client_secret=" .. ops.encode(o.client_secret),
+    "scope=" .. ops.encode(o.scope or M.SCOPE),
+  }, "&")
+  local url = o.authority:gsub("/+$", "") .. "/" .. ops.segment(o.tenant_id, "tenant_id")
+    .. "/oauth2/v2.0/token"
+  local src = {}
+  function src.get()
+    if cached and sys.clock() < expires then return cached end
+    local body = http.send({
+      provider = "entra", method = "POST", url = url,
+      headers = { ["content-type"] = "application/x-www-form-urlencoded",
+        accept = "application/json" },
+      body = form, idempotent = true, classify = classify_entra, retry = o.retry,
+      timeout = o.timeout, ca_file = o.ca_file, insecure = o.insecure,
+      sign = function(r) r.secrets[#r.secrets + 1] = o.client_secret end,
+    })
+    cached = body.access_token
+    log.add_secret(cached)
+    local life = tonumber(body.expires_in) or 3600
+    -- Renew well before the end so a long request never carries a token
+    -- that expires on the way.
+    local margin = life > 600 and 300 or life / 5
+    expires = sys.clock() + life - margin
+    log.debug("entra: token obtained", { expires_in = life })
+    return cached
+  end
+  function src.reset() cached = nil end
+  return src
+end
+
+local function resolve_auth(o)
+  if o.key then return { key = config.secret(o.key) } end
+  if o.tenant_id or o.client_id or o.client_secret then
+    if not (o.tenant_id and o.client_id and o.client_secret) then
+      errors.usage("azure_language: tenant_id, client_id and client_secret go together")
+    end
+    return { tenant_id = o.tenant_id, client_id = config.key_id(o.client_id),
+      client_secret = config.secret(o.client_secret) }
+  end
+  local key = o.auth ~= "entra" and config.get("AZURE_LANGUAGE_KEY")
+  if key then return { key = config.secret(key) } end
+  local tenant, client = config.get("AZURE_TENANT_ID"), config.get("AZURE_CLIENT_ID")
+  local secret = config.get("AZURE_CLIENT_SECRET")
+  if tenant or client or secret or o.auth == "entra" then
+    local need = "with AZURE_TENANT_ID and AZURE_CLIENT_ID"
+    return { tenant_id = config.need("AZURE_TENANT_ID", "with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"),
+      client_id = config.key_id(config.need("AZURE_CLIENT_ID", "with AZURE_TENANT_ID and AZURE_CLIENT_SECRET")),
+      client_secret = config.secret(config.need("AZURE_CLIENT_SECRET", need)) }
+  end
+  config.need("AZURE_LANGUAGE_KEY", "(or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)")
+end
+
+-- client{endpoint, key | tenant_id + client_id + client_secret, auth =
+-- "key" | "entra", api_version, authority, scope, retry, timeout, ca_file,
+-- insecure}. The endpoint defaults to TRAINCTL_AZURE_LANGUAGE_ENDPOINT,
+-- then AZURE_LANGUAGE_ENDPOINT; credentials to AZURE_LANGUAGE_KEY, then
+-- AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET (then the
+-- profile); authority to TRAINCTL_ENTRA_ENDPOINT.
+function M.client(o)
+  o = o or {}
+  local endpoint = o.endpoint or config.get("TRAINCTL_AZURE_LANGUAGE_ENDPOINT")
+    or config.get("AZURE_LANGUAGE_ENDPOINT")
+  if not endpoint then
+    errors.usage("missing setting: set AZURE_LANGUAGE_ENDPOINT (https://<resource>.cognitiveservices.azure.com)")
+  end
+  endpoint = endpoint:gsub("/+$", ""):gsub("/language$", "")
+  if not http.parse_url(endpoint) then errors.usage("azure_language: bad endpoint " .. endpoint) end
+  local auth = resolve_auth(o)
+  if o.insecure then log.warn("azure_language: TLS certificate verification is off (insecure=true)") end
+  local self = setmetatable({
+    provider = "azure_language", endpoint = endpoint, api_version = o.api_version or M.API_VERSION,
+    retry = o.retry, timeout = o.timeout, ca_file = o.ca_file, insecure = o.insecure,
+    auth = auth.key and "key" or "entra",
+  }, Client)
+  if auth.key then
+    local key = auth.key
+    self._sign = function(r) r.headers["ocp-apim-subscription-key"] = key end
+  else
+    local tokens = token_source({
+      tenant_id = auth.tenant_id, client_id = auth.client_id, client_secret = auth.client_secret,
+      authority = o.authority or config.get("TRAINCTL_ENTRA_ENDPOINT") or M.DEFAULT_AUTHORITY,
+      scope = o.scope, retry = o.retry, timeout = o.timeout, ca_file = o.ca_file,
+      insecure = o.insecure,
+    })
+    self._tokens = tokens
+    self._sign = function(r) r.headers["authorization"] = "Bearer " .. tokens.get() end
+  end
+  return self
+end
+
+local function has_api_version(query)
+  return query:find("^api%-version=") or query:find("&api%-version=")
+end
+
+-- _send{method, path, query, body, headers, idempotent, retry, timeout}:
+-- api-version added when missing; with a token, a 401 fetches a new token
+-- and tries once more.
+function Client:_send(r)
+  local headers = {}
+  for k, v in pairs(r.headers or {}) do headers[k:lower()] = v end
+  headers["accept"] = headers["accept"] or "application/json"
+  local query = r.query or ""
+  if not has_api_version(query) then
+    query = (query ~= "" and (query .. "&") or "") .. "api-version=" .. ops.encode(self.api_version)
+  end
+  local req = {
+    provider = "azure_language", method = r.method, url = self.endpoint .. r.path, query = query,
+    headers = headers, body = r.body, sign = self._sign, classify = M.classify,
+    idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
+    timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
+  }
+  if not self._tokens then return http.send(req) end
+  local ok, body, res = pcall(http.send, req)
+  if ok then return body, res end
+  if errors.is(body, "auth") and body.status == 401 then
+    log.debug("azure_language: 401 with a cached token; fetching a new one")
+    self._tokens.reset()
+    return http.send(req)
+  end
+  error(body, 0)
+end
+
+-- relative(url) -> path and query of a URL the service handed out
+-- (Operation-Location, nextLink), refused when it points at another host:
+-- the credentials go only to the configured endpoint.
+function Client:relative(url)
+  local u = http.parse_url(url)
+  if not u then
+    if url:sub(1, 1) == "/" then
+      local path, query = url:match("^([^?]*)%??(.*)$")
+      return path, query
+    end
+    errors.raise({ kind = "api", provider = "azure_language", message = "bad URL from the service: " .. url })
+  end
+  if http.origin(url) ~= http.origin(self.endpoint) then
+    errors.raise({ kind = "api", provider = "azure_language", code = "ForeignLink",
+      message = ("the service pointed to %s, outside the endpoint %s; not sending credentials there")
+        :format(http.origin(url), http.origin(self.endpoint)) })
+  end
+  return u.path, u.query
+end
+
+-- get(url) -> decoded, response: GET a link the service returned
+-- (nextLink, resultUrl, Operation-Location), signed like any call.
+function Client:get(url)
+  local path, query = self:relative(url)
+  return self:_send({ method = "GET", path = path, query = query })
+end
+
+-- call(method, path [, {query, body, headers, idempotent, retry, timeout}])
+-- -> decoded body, response. path starts with /language.
+function Client:call(method, path, opts)
+  opts = opts or {}
+  local headers = opts.headers or {}
+  return self:_send({ method = method:upper(), path = path, query = ops.to_query(opts.query),
+    body = opts.body, headers = headers, idempotent = opts.idempotent, retry = opts.retry,
+    timeout = opts.timeout })
+end
+
+local function run(self, spec, args, body_extra)
+  local req = ops.build(spec, args)
+  local body = req.body
+  if body_extra then
+    body = body or {}
+    for k, v in pairs(body_extra) do body[k] = v end
+  end
+  local headers = {}
+  for k, v in pairs(args.headers or {}) do headers[k] = v end
+  if spec.method == "PATCH" then headers["content-type"] = "application/merge-patch+json" end
+  local idempotent = args.idempotent
+  if idempotent == nil then idempotent = spec.idempotent end
+  return self:_send({ method = req.method, path = req.path, query = ops.query_string(req.query),
+    body = body, headers = headers, idempotent = idempotent, retry = args.retry,
+    timeout = args.timeout })
+end
+
+-- each(operation, args) -> iterator over every item of a list operation,
+-- following nextLink (a link seen twice is an error).
+function Client:each(name, args)
+  local spec = by_name[name]
+  if not spec or not spec.items then
+    errors.usage("azure_language: " .. tostring(name) .. " is not a list operation")
+  end
+  args = args or {}
+  return page.next_link(function() return (self[name](self, args)) end,
+    function(url) return (self:get(url)) end, { key = spec.items, provider = "azure_language" })
+end
+
+local function job_id_of(path)
+  return path:match("/jobs/([^/?:]+)") or path:match("([^/]+)$")
+end
+
+local function errors_text(list)
+  if type(list) ~= "table" then return nil end
+  local parts = {}
+  for _, e in ipairs(list) do
+    if type(e) == "table" then
+      parts[#parts + 1] = tostring(e.code or "error") .. ": " .. tostring(e.message or "")
+    end
+  end
+  if #parts == 0 then return nil end
+  return table.concat(parts, "; ")
+end
+
+local function percent(sub)
+  return type(sub) == "table" and tonumber(sub.percentComplete) or nil
+end
+
+-- status_of(kind, raw) -> the shared status of a JobState.
+local function status_of(kind, raw, res)
+  local s = type(raw) == "table" and raw.status or nil
+  local state = M.STATES[tostring(s):lower()]
+  if not state then
+    errors.raise({ kind = "api", provider = "azure_language",
+      message = ("unknown job status %q"):format(tostring(s)) })
+  end
+  local st = { state = state, raw = raw, code = state ~= "succeeded" and s or nil,
+    partial = tostring(s):lower():find("^partially") and true or nil }
+  local result = raw.result
+  if kind == "training" and type(result) == "table" then
+    local t, e = percent(result.trainingStatus), percent(result.evaluationStatus)
+    if t and e then st.progress = (t * 4 + e) / 5 else st.progress = t end
+    if result.estimatedEndDateTime then
+      st.eta = require("trainctl.sys").parse_iso8601(result.estimatedEndDateTime)
+    end
+  elseif kind == "analyze" and type(raw.tasks) == "table" then
+    local total = tonumber(raw.tasks.total)
+    if total and total > 0 then st.progress = 100 * (tonumber(raw.tasks.completed) or 0) / total end
+  end
+  if state == "succeeded" and kind == "training" and st.progress == nil then st.progress = 100 end
+  st.message = errors_text(raw.errors)
+  if state ~= "succeeded" and not st.message and raw.warnings then st.message = errors_text(raw.warnings) end
+  if res then st.retry_after = http.retry_after(res.headers) end
+  return st
+end
+
+-- job(ref) -> job for a long-running operation. ref = {path = the status
+-- URL's path and query, kind = "training" | "analyze" | "operation",
+-- label}. Trainings and analyze-text jobs can be cancelled.
+function Client:job(ref)
+  local path, query = ref.path:match("^([^?]*)%??(.*)$")
+  local cancel
+  if ref.kind == "training" then
+    cancel = function() return self:_operation("POST", path .. "/:cancel") end
+  elseif ref.kind == "analyze" then
+    cancel = function() return self:_operation("POST", path .. ":cancel") end
+  end
+  return job.new({
+    provider = "azure_language", label = ref.label or ("azure_language job " .. tostring(ref.job_id)),
+    ref = ref, id = ref.job_id, interval = ref.kind == "analyze" and 2 or 10, max_interval = 60,
+    cancel = cancel,
+    poll = function()
+      local raw, res = self:_send({ method = "GET", path = path, query = query })
+      return status_of(ref.kind, raw, res)
+    end,
+  })
+end
+
+-- The job of a 202 answer: its Operation-Location (else Location) header.
+function Client:_job_from(res, kind, label)
+  local loc = res.headers["operation-location"] or res.headers["location"]
+  if not loc then
+    errors.raise({ kind = "api", provider = "azure_language", status = res.status,
+      message = "long-running operation answered without Operation-Location or Location" })
+  end
+  local path, query = self:relative(loc)
+  local rel = path .. (query ~= "" and ("?" .. query) or "")
+  return self:job({ path = rel, kind = kind, label = label, job_id = job_id_of(path) })
+end
+
+function Client:_operation(method, path)
+  local _, res = self:_send({ method = method, path = path, idempotent = true })
+  return self:_job_from(res, "operation", "azure_language " .. path:match("[^/]+$"))
+end
+
+local function label_of(spec, args)
+  if spec.lro == "training" then
+    return ("azure_language training %s/%s"):format(args.project_name, tostring(args.model_label))
+  end
+  local what = args.project_name or args.job_id or ""
+  return ("azure_language %s %s"):format(spec.name, what)
+end
+
+local function invoke(self, spec, args)
+  local extra
+  if spec.name == "create_project" then extra = { projectName = args.project_name } end
+  local body, res = run(self, spec, args, extra)
+  if spec.lro then return self:_job_from(res, spec.lro, label_of(spec, args)) end
+  return body, res
+end
+
+ops.bind(Client, M.operations, invoke)
+
+-- train(project_name, {model_label, training_config_version,
+-- evaluation_options}) -> job. A start whose answer was lost is looked up
+-- among the project's training jobs (same model label, not there before)
+-- before it is tried again.
+by_name.train.invoke = function(self, args, spec)
+  local project = args.project_name
+  if project == nil then errors.usage("train: missing required parameter project_name") end
+  local function jobs()
+    local list = {}
+    for j in self:each("list_training_jobs", { project_name = project }) do list[#list + 1] = j end
+    return list
+  end
+  local before = {}
+  for _, j in ipairs(jobs()) do before[j.jobId] = true end
+  local label = label_of(spec, args)
+  local j = http.create_once({
+    what = "the training start",
+    create = function()
+      local _, res = run(self, spec, args)
+      return self:_job_from(res, "training", label)
+    end,
+    lookup = function()
+      for _, t in ipairs(jobs()) do
+        local r = type(t.result) == "table" and t.result or {}
+        if not before[t.jobId] and r.modelLabel == args.model_label then
+          return self:job({ kind = "training", label = label, job_id = t.jobId,
+            path = ("%s/%s/train/jobs/%s?api-version=%s"):format(A, ops.segment(project),
+              ops.segment(t.jobId), ops.encode(self.api_version)) })
+        end
+      end
+    end,
+    retry = http.merge_retry(self.retry, args.retry),
+  })
+  return j
+end
+
+-- documents(list) -> analysisInput: strings or {id, text, language}.
+function M.documents(list, language)
+  local docs = {}
+  for i, d in ipairs(list) do
+    if type(d) == "string" then d = { id = tostring(i), text = d } end
+    docs[#docs + 1] = { id = tostring(d.id or i), text = d.text, language = d.language or language }
+  end
+  return { documents = docs }
+end
+
+return M

@@ -1,0 +1,403 @@
+-- Alibaba Cloud OpenSearch algorithm functions (2017-12-25 ROA API): the
+-- 18 function operations as a table, ACS3-HMAC-SHA256 signing by default
+-- and the ROA "acs" HMAC-SHA1 scheme with signature = "v2", responses read
+-- in any key case, ExtendInfo JSON strings decoded.
+--
+--   local os_ = require("trainctl.opensearch").client{ region = "cn-hangzhou",
+--     app_group = "my_app", function_name = "ctr" }
+--   local job = os_:create_function_task{ instance_name = "ctr_test" }
+--   print(job:wait().raw.ExtendInfo.auc)
+local config = require("trainctl.config")
+local errors = require("trainctl.errors")
+local http = require("trainctl.http")
+local job = require("trainctl.job")
+local json = require("trainctl.json")
+local ops = require("trainctl.ops")
+local page = require("trainctl.page")
+
+local M = {}
+
+M.name = "opensearch"
+M.API_VERSION = "2017-12-25"
+M.DEFAULT_REGION = "cn-hangzhou"
+
+local Client = {}
+Client.__index = Client
+Client.__name = "trainctl.opensearch.client"
+
+local D = ops.define
+local P = "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}"
+local PAGE = { "pageNumber:integer", "pageSize:integer" }
+
+local function with(list, ...)
+  local out = {}
+  for _, v in ipairs(list) do out[#out + 1] = v end
+  for i = 1, select("#", ...) do out[#out + 1] = select(i, ...) end
+  return out
+end
+
+M.operations = {
+  D { "create_function_instance", "POST", P .. "/instances", action = "CreateFunctionInstance",
+    body = { "instanceName!", "modelType!", "functionType", "description", "createParameters:array",
+      "usageParameters:array", "cron" },
+    create = "instance", summary = "create an algorithm instance (modelType tf_checkpoint for CTR)" },
+  D { "list_function_instances", "GET", P .. "/instances", action = "ListFunctionInstances",
+    query = with(PAGE, "functionType", "modelType", "output", "source"), items = "Result",
+    summary = "instances of a function (pageNumber/pageSize)" },
+  D { "get_function_instance", "GET", P .. "/instances/{instanceName}", action = "GetFunctionInstance",
+    query = { "output" }, summary = "an instance (output=detail adds the last task)" },
+  D { "update_function_instance", "PUT", P .. "/instances/{instanceName}",
+    action = "UpdateFunctionInstance",
+    body = { "createParameters:array", "cron", "description", "usageParameters:array" },
+    summary = "change an instance's parameters, cron or description" },
+  D { "delete_function_instance", "DELETE", P .. "/instances/{instanceName}",
+    action = "DeleteFunctionInstance", summary = "delete an instance" },
+  D { "create_function_task", "POST", P .. "/instances/{instanceName}/tasks",
+    action = "CreateFunctionTask", returns_job = true,
+    summary = "start a training of an instance; returns a job" },
+  D { "list_function_tasks", "GET", P .. "/instances/{instanceName}/tasks", action = "ListFunctionTasks",
+    query = with(PAGE, "startTime:integer", "endTime:integer", "status"), items = "Result",
+    summary = "trainings of an instance, newest first" },
+  D { "get_function_task", "GET", P .. "/instances/{instanceName}/tasks/{generation}",
+    action = "GetFunctionTask", summary = "one training (status, progress, ExtendInfo)" },
+  D { "delete_function_task", "DELETE", P .. "/instances/{instanceName}/tasks/{generation}",
+    action = "DeleteFunctionTask", summary = "delete a finished training record" },
+  D { "get_function_default_instance", "GET", P .. "/default-instance",
+    action = "GetFunctionDefaultInstance", summary = "the function's default instance" },
+  D { "update_function_default_instance", "PUT", P .. "/default-instance",
+    action = "UpdateFunctionDefaultInstance", body = { "instanceName" },
+    summary = "make an instance the default (empty name clears it)" },
+  D { "get_function_current_version", "GET", "/v4/openapi/functions/{functionName}/current-version",
+    action = "GetFunctionCurrentVersion", query = { "modelType!", "functionType", "domain", "category" },
+    summary = "the current version and its parameters" },
+  D { "get_function_version", "GET", "/v4/openapi/functions/{functionName}/versions/{versionId}",
+    action = "GetFunctionVersion", summary = "one version of a function" },
+  D { "create_function_resource", "POST", P .. "/resources", action = "CreateFunctionResource",
+    body = { "ResourceName!", "ResourceType!", "Description", "Data:object" }, create = "resource",
+    summary = "create a resource (feature_generator or raw_file)" },
+  D { "list_function_resources", "GET", P .. "/resources", action = "ListFunctionResources",
+    query = with(PAGE, "output", "resourceType"), items = "Result",
+    summary = "resources of a function (pageNumber/pageSize)" },
+  D { "get_function_resource", "GET", P .. "/resources/{resourceName}", action = "GetFunctionResource",
+    query = { "output" }, summary = "one resource" },
+  D { "update_function_resource", "PUT", P .. "/resources/{resourceName}",
+    action = "UpdateFunctionResource", body = { "Data:object", "Description" },
+    summary = "change a resource's data or description" },
+  D { "delete_function_resource", "DELETE", P .. "/resources/{resourceName}",
+    action = "DeleteFunctionResource", summary = "delete a resource" },
+}
+
+local by_name = {}
+for _, spec in ipairs(M.operations) do by_name[spec.name] = spec end
+
+-- Error codes (opensearch.md §6) that mean the request was not let in.
+local AUTH_CODES = {
+  SignatureDoesNotMatch = true, IncompleteSignature = true, ["InvalidAccessKeyId.NotFound"] = true,
+  ["InvalidAccessKeyId.Inactive"] = true, ["InvalidTimeStamp.Expired"] = true,
+  ["InvalidTimeStamp.Format"] = true, SignatureNonceUsed = true, InvalidSignatureMethod = true,
+  Forbidden = true, ["Forbidden.RAM"] = true,
+}
+
+-- The answer may be PascalCase or camelCase: tables read either way
+-- (r.Result and r.result are the same field); pairs() shows the keys as
+-- the server sent them.
+local ci_mt = {
+  __index = function(t, k)
+    if type(k) ~= "string" then return nil end
+    local lk = k:lower()
+    for key, v in next, t do
+      if type(key) == "string" and key:lower() == lk then return v end
+    end
+  end,
+}
+
+-- normalize(v): case-insensitive reading everywhere, and every ExtendInfo
+-- that holds a JSON string replaced by the decoded value.
+function M.normalize(v)
+  if type(v) ~= "table" then return v end
+  for k, x in pairs(v) do
+    if type(k) == "string" and k:lower() == "extendinfo" and type(x) == "string" then
+      local decoded = json.decode(x)
+      if type(decoded) == "table" then v[k] = decoded end
+    end
+    M.normalize(v[k])
+  end
+  if getmetatable(v) == nil then setmetatable(v, ci_mt) end
+  return v
+end
+
+local function field(t, k) return page.get(t, k) end
+
+-- classify(res, body): the envelope {Status, Code, Message, RequestId}
+-- (any key case). A 2xx whose Status is FAIL is an error too. Throttling
+-- codes are retried even when the status is 400.
+function M.classify(res, body)
+  if type(body) ~= "table" then return nil end
+  local status = field(body, "Status")
+  local code = field(body, "Code")
+  if code == "" then code = nil end
+  local ok_status = res.status >= 200 and res.status < 300
+  if ok_status and (status == nil or type(status) ~= "string" or status:upper() ~= "FAIL") then
+    return nil
+  end
+  if ok_status and not code then code = "FAIL" end
+  code = code and tostring(code)
+  return {
+    code = code, message = field(body, "Message"), request_id = field(body, "RequestId"),
+    kind = code and AUTH_CODES[code] and "auth" or nil,
+    retry = code and code:find("Throttling", 1, true) and true or nil,
+  }
+end
+
+M.STATES = { running = "running", success = "succeeded", failed = "failed", pending = "pending" }
+
+local function signer(version, ak, sk)
+  local crypto = require("trainctl.crypto")
+  local sign = require("trainctl.sign")
+  local sys = require("trainctl.sys")
+  return function(r)
+    local h = r.headers
+    local body = r.body or ""
+    local query = ops.parse_query(r.query)
+    h["host"] = r.host
+    h["accept"] = "application/json"
+    h["x-acs-version"] = M.API_VERSION
+    h["x-acs-signature-nonce"] = crypto.hex_encode(crypto.random_bytes(16))
+    if version == "v2" then
+      h["date"] = sys.format_rfc1123(sys.now())
+      h["x-acs-signature-method"] = "HMAC-SHA1"
+      h["x-acs-signature-version"] = "1.0"
+      local sig = sign.acs_v2({ method = r.method, path = r.path, query = query, headers = h,
+        secret = sk })
+      h["authorization"] = "acs " .. ak .. ":" .. sig
+      r.secrets[#r.secrets + 1] = sig
+    else
+      h["x-acs-date"] = sys.format_iso8601(sys.now())
+      h["x-acs-content-sha256"] = crypto.hex_encode(crypto.sha256(body))
+      local auth = sign.acs3({ method = r.method, path = r.path, query = query, headers = h,
+        body = body, access_key = ak, secret = sk })
+      h["authorization"] = auth
+      local sig = auth:match("Signature=(%x+)")
+      if sig then r.secrets[#r.secrets + 1] = sig end
+    end
+  end
+end
+
+-- client{access_key_id, access_key_secret, region | endpoint, signature =
+-- "v3" | "v2", app_group, function_name, retry, timeout, ca_file,
+-- insecure}. Keys default to ALIBABA_CLOUD_ACCESS_KEY_ID /
+-- ALIBABA_CLOUD_ACCESS_KEY_SECRET; the endpoint to
+-- TRAINCTL_OPENSEARCH_ENDPOINT, else https://opensearch.<region>.aliyuncs.com.
+-- app_group and function_name fill those parameters when a call omits them.
+function M.client(o)
+  o = o or {}
+  local ak = config.key_id(o.access_key_id or config.need("ALIBABA_CLOUD_ACCESS_KEY_ID"))
+  local sk = config.secret(o.access_key_secret or config.need("ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
+  local region = o.region or config.get("ALIBABA_CLOUD_REGION_ID") or M.DEFAULT_REGION
+  local endpoint = o.endpoint or config.get("TRAINCTL_OPENSEARCH_ENDPOINT")
+    or ("https://opensearch.%s.aliyuncs.com"):format(region)
+  endpoint = endpoint:gsub("/+$", "")
+  if not http.parse_url(endpoint) then errors.usage("opensearch: bad endpoint " .. endpoint) end
+  local version = o.signature or "v3"
+  if version ~= "v3" and version ~= "v2" then
+    errors.usage(("opensearch: signature must be \"v3\" or \"v2\", not %q"):format(tostring(version)))
+  end
+  if o.insecure then
+    require("trainctl.log").warn("opensearch: TLS certificate verification is off (insecure=true)")
+  end
+  return setmetatable({
+    provider = "opensearch", endpoint = endpoint, region = region, signature = version,
+    retry = o.retry, timeout = o.timeout, ca_file = o.ca_file, insecure = o.insecure,
+    defaults = { app_group_identity = o.app_group, function_name = o.function_name },
+    _sign = signer(version, ak, sk),
+  }, Client)
+end
+
+function Client:_send(r)
+  local headers = {}
+  for k, v in pairs(r.headers or {}) do headers[k:lower()] = v end
+  local body = r.body
+  if type(body) == "table" then body = json.encode(body) end
+  if body ~= nil then headers["content-type"] = "application/json; charset=utf-8" end
+  if r.action then headers["x-acs-action"] = r.action end
+  local decoded, res = http.send({
+    provider = "opensearch", method = r.method, url = self.endpoint .. r.path, query = r.query,
+    headers = headers, body = body, sign = self._sign, classify = M.classify,
+    idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
+    timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
+  })
+  return M.normalize(decoded), res
+end
+
+-- call(method, path [, {query, body, headers, action, idempotent, retry,
+-- timeout}]) -> decoded body, response. path starts with /v4/openapi.
+function Client:call(method, path, opts)
+  opts = opts or {}
+  return self:_send({ method = method:upper(), path = path, query = ops.to_query(opts.query),
+    body = opts.body, headers = opts.headers, action = opts.action, idempotent = opts.idempotent,
+    retry = opts.retry, timeout = opts.timeout })
+end
+
+local function run(self, spec, args)
+  local req = ops.build(spec, args, self.defaults)
+  local idempotent = args.idempotent
+  if idempotent == nil then idempotent = spec.idempotent end
+  return self:_send({ method = req.method, path = req.path, query = ops.query_string(req.query),
+    body = req.body, headers = args.headers, action = spec.action, idempotent = idempotent,
+    retry = args.retry, timeout = args.timeout })
+end
+
+-- each(operation, args) -> iterator over every item of a list operation
+-- (pageNumber/pageSize, until TotalCount).
+function Client:each(name, args)
+  local spec = by_name[name]
+  if not spec or not spec.items then
+    errors.usage("opensearch: " .. tostring(name) .. " is not a list operation")
+  end
+  args = args or {}
+  return page.numbered(function(number, size)
+    local a = {}
+    for k, v in pairs(args) do a[k] = v end
+    a.page_number, a.page_size = number, size
+    return (self[name](self, a))
+  end, { key = spec.items, total_key = "TotalCount", page_size = args.page_size or 10,
+    page_number = args.page_number or 1 })
+end
+
+local function not_found(e)
+  return errors.is(e) and (e.status == 404 or (e.code and e.code:find("NotExist", 1, true)))
+end
+
+local function get_or_nil(fn, ...)
+  local ok, res = pcall(fn, ...)
+  if ok then return res end
+  if not_found(res) then return nil end
+  error(res, 0)
+end
+
+local LOOKUP = {
+  instance = function(self, args)
+    return get_or_nil(self.get_function_instance, self, { app_group_identity = args.app_group_identity,
+      function_name = args.function_name, instance_name = args.instance_name })
+  end,
+  resource = function(self, args)
+    return get_or_nil(self.get_function_resource, self, { app_group_identity = args.app_group_identity,
+      function_name = args.function_name, resource_name = args.resource_name })
+  end,
+}
+
+local function is_conflict(e)
+  return e.status == 409 or (e.code and (e.code:find("Exist", 1, true) or e.code:find("Duplicate", 1, true)))
+    and not e.code:find("NotExist", 1, true)
+end
+
+local function invoke(self, spec, args)
+  if spec.create then
+    return http.create_once({
+      what = ("creating %s %q"):format(spec.create, tostring(args.instance_name or args.resource_name)),
+      create = function() return (run(self, spec, args)) end,
+      lookup = function() return LOOKUP[spec.create](self, args) end,
+      conflict = is_conflict,
+      retry = http.merge_retry(self.retry, args.retry),
+    })
+  end
+  return run(self, spec, args)
+end
+
+ops.bind(Client, M.operations, invoke)
+
+local function generation(t)
+  local g = field(t, "Generation")
+  if g == nil then return nil end
+  return ops.text(g)
+end
+
+local function where(self, ref)
+  return {
+    app_group_identity = ref.app_group_identity or self.defaults.app_group_identity,
+    function_name = ref.function_name or self.defaults.function_name,
+    instance_name = ref.instance_name,
+  }
+end
+
+-- newest_task(ref) -> the latest training of an instance, or nil.
+function Client:newest_task(ref)
+  local a = where(self, ref)
+  a.page_number, a.page_size = 1, 1
+  local res = self:list_function_tasks(a)
+  local list = field(res, "Result")
+  return type(list) == "table" and list[1] or nil
+end
+
+local function failure_reason(task)
+  local info = field(task, "ExtendInfo")
+  local errs = type(info) == "table" and field(info, "errors")
+  if type(errs) == "table" and next(errs) ~= nil then
+    local parts = {}
+    for k, v in pairs(errs) do
+      parts[#parts + 1] = type(v) == "table" and json.encode(v)
+        or (type(k) == "number" and tostring(v) or (k .. ": " .. tostring(v)))
+    end
+    table.sort(parts)
+    return table.concat(parts, "; ")
+  end
+  return "task " .. tostring(generation(task)) .. " failed"
+end
+
+-- training_job(ref) -> job. ref = {app_group_identity, function_name,
+-- instance_name, before = newest generation before the start,
+-- generation = this training's, once known}.
+function Client:training_job(ref)
+  local label = ("opensearch training %s"):format(ref.instance_name)
+  return job.new({
+    provider = "opensearch", label = label, ref = ref, id = ref.instance_name,
+    interval = 5, max_interval = 60,
+    poll = function()
+      local task
+      if not ref.generation then
+        task = self:newest_task(ref)
+        local g = task and generation(task)
+        if not g or g == ref.before then return { state = "pending", raw = task } end
+        ref.generation = g
+      else
+        local a = where(self, ref)
+        a.generation = ref.generation
+        task = field(self:get_function_task(a), "Result")
+      end
+      local status = field(task, "Status")
+      local state = M.STATES[status] or "running"
+      local st = { state = state, progress = tonumber(field(task, "Progress")), raw = task }
+      if state == "failed" then
+        st.code, st.message = "failed", failure_reason(task)
+      end
+      return st
+    end,
+  })
+end
+
+-- create_function_task{instance_name, ...} -> job. The newest training
+-- before the start tells this one from older ones; a start whose answer
+-- was lost is looked up instead of repeated.
+by_name.create_function_task.invoke = function(self, args, spec)
+  local ref = where(self, args)
+  local before = self:newest_task(ref)
+  ref.before = before and generation(before) or nil
+  local j = self:training_job(ref)
+  http.create_once({
+    what = "the training start",
+    create = function() return (run(self, spec, args)) end,
+    lookup = function()
+      local t = self:newest_task(ref)
+      local g = t and generation(t)
+      if g and g ~= ref.before then
+        ref.generation = g
+        return t
+      end
+    end,
+    conflict = function(e) return e.code == "Task.IsRunning" end,
+    retry = http.merge_retry(self.retry, args.retry),
+  })
+  return j
+end
+
+return M

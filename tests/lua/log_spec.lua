@@ -1,0 +1,91 @@
+local support = dofile("tests/lua/support.lua")
+local log = require("trainctl.log")
+
+describe("trainctl.log", function()
+  local logs
+  before_each(function()
+    log._reset()
+    logs = support.logs("info")
+  end)
+  after_each(function()
+    logs.restore()
+    log._reset()
+  end)
+
+  describe("redact", function()
+    it("removes registered secrets wherever they appear", function()
+      log.add_secret("s3cr3t-value")
+      assert.equal("a [REDACTED] b", log.redact("a s3cr3t-value b"))
+      assert.equal('{"message":"bad key [REDACTED]"}', log.redact('{"message":"bad key s3cr3t-value"}'))
+    end)
+
+    it("keeps the first characters of an access key id", function()
+      log.add_secret("AKIDEXAMPLE123", { partial = true })
+      assert.equal("key AKID****", log.redact("key AKIDEXAMPLE123"))
+    end)
+
+    it("recognises credentials it was never told about", function()
+      assert.equal("Authorization: Bearer [REDACTED]", log.redact("Authorization: Bearer eyJhbGciOi.x-y_z"))
+      assert.equal("acs AK:[REDACTED]", log.redact("acs AK:NJPC17SOU3nXZt7KEZNHFv+TTfA="))
+      assert.matches("Signature=%[REDACTED%]",
+        log.redact("ACS3-HMAC-SHA256 Credential=a,SignedHeaders=host,Signature=22fe33c2a8798ca1"))
+      assert.equal('{"client_secret":"[REDACTED]","x":1}', log.redact('{"client_secret":"abc","x":1}'))
+      assert.equal("grant_type=client_credentials&client_secret=[REDACTED]&scope=s",
+        log.redact("grant_type=client_credentials&client_secret=abc%2F&scope=s"))
+      assert.equal('{"access_token":"[REDACTED]"}', log.redact('{"access_token":"eyJ"}'))
+    end)
+
+    it("redacts tables by key name and deeply", function()
+      local t = log.redact({
+        headers = { authorization = "x", ["ocp-apim-subscription-key"] = "k",
+          ["x-ncp-apigw-signature-v2"] = "sig", accept = "application/json" },
+        nested = { { client_secret = "c", name = "n" } },
+      })
+      assert.equal("[REDACTED]", t.headers.authorization)
+      assert.equal("[REDACTED]", t.headers["ocp-apim-subscription-key"])
+      assert.equal("[REDACTED]", t.headers["x-ncp-apigw-signature-v2"])
+      assert.equal("application/json", t.headers.accept)
+      assert.equal("[REDACTED]", t.nested[1].client_secret)
+      assert.equal("n", t.nested[1].name)
+    end)
+
+    it("takes extra literals for one call", function()
+      assert.equal("x [REDACTED]", log.redact("x abcdef", { "abcdef" }))
+    end)
+  end)
+
+  describe("levels and formats", function()
+    it("prints only enabled levels", function()
+      log.debug("hidden")
+      log.info("shown", { n = 1 })
+      local text = logs.text()
+      assert.not_matches("hidden", text)
+      assert.matches("info  shown n=1\n$", text)
+      assert.is_true(log.enabled("warn"))
+      assert.is_false(log.enabled("trace"))
+    end)
+
+    it("writes JSON lines", function()
+      log.set_format("json")
+      log.warn("careful", { key = "v" })
+      local rec = support.json(logs.text())
+      assert.equal("warn", rec.level)
+      assert.equal("careful", rec.msg)
+      assert.equal("v", rec.key)
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT", rec.time)
+    end)
+
+    it("never prints a secret, even in fields", function()
+      log.add_secret("topsecretvalue")
+      log.error("failed with topsecretvalue", { body = '{"m":"topsecretvalue"}', secret = "zzzz" })
+      assert.not_matches("topsecretvalue", logs.text())
+      assert.not_matches("zzzz", logs.text())
+    end)
+
+    it("refuses an unknown level as a usage error", function()
+      local ok, err = pcall(log.set_level, "loud")
+      assert.is_false(ok)
+      assert.equal("usage", err.kind)
+    end)
+  end)
+end)
