@@ -289,7 +289,7 @@ function Client:_send(r)
   if not self._tokens then return http.send(req) end
   local ok, body, res = pcall(http.send, req)
   if ok then return body, res end
-  if errors.is(body, "auth") and body.status == 401 then
+  if errors.is(body, "auth") and body.status == 401 and body.provider == "azure_language" then
     log.debug("azure_language: 401 with a cached token; fetching a new one")
     self._tokens.reset()
     return http.send(req)

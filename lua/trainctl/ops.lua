@@ -92,11 +92,9 @@ function M.parse_query(s)
 end
 
 local function parse_param(decl, where)
+  local required = decl:sub(-1) == "!"
+  if required then decl = decl:sub(1, -2) end
   local wire, typ = decl:match("^([^:]+):?(.*)$")
-  local required = false
-  if typ:sub(-1) == "!" then
-    required, typ = true, typ:sub(1, -2)
-  end
   if typ == "" then typ = "string" end
   return { wire = wire, name = M.snake(wire), where = where, type = typ,
     required = required }

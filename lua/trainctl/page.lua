@@ -18,6 +18,7 @@ function M.get(t, key)
   for k, val in pairs(t) do
     if type(k) == "string" and k:lower() == lk then return val end
   end
+  return nil
 end
 
 local function items_of(resp, key)

@@ -1,0 +1,66 @@
+local support = dofile("tests/lua/support.lua")
+local cli = require("trainctl.cli")
+
+local function capture(fn)
+  local out = {}
+  local real = io.stdout
+  local fake = { write = function(self, ...) for _, s in ipairs({ ... }) do out[#out + 1] = s end return self end,
+    flush = function() end }
+  io.stdout = fake -- luacheck: ignore 122
+  local ok, res = pcall(fn)
+  io.stdout = real -- luacheck: ignore 122
+  if not ok then error(res, 0) end
+  return res, table.concat(out)
+end
+
+describe("trainctl call", function()
+  local restore_env, logs
+  before_each(function()
+    logs = support.logs("error")
+    restore_env = support.env({ NCLOUD_ACCESS_KEY = "ak-test", NCLOUD_SECRET_KEY = "sk-test-1234",
+      TRAINCTL_AITEMS_ENDPOINT = "http://127.0.0.1:9/api/v1" })
+  end)
+  after_each(function()
+    restore_env()
+    logs.restore()
+  end)
+
+  it("lists providers and each provider's operations", function()
+    local code, text = capture(function() return cli.main({ "--help" }) end)
+    assert.equal(0, code)
+    assert.matches("azure_language", text)
+    code, text = capture(function() return cli.main({ "opensearch", "--help" }) end)
+    assert.equal(0, code)
+    assert.matches("create_function_task", text)
+    code, text = capture(function() return cli.main({ "aitems", "list_trains", "--help" }) end)
+    assert.equal(0, code)
+    assert.matches("is_recent=<boolean>", text, 1, true)
+  end)
+
+  it("calls an operation with typed parameters and prints JSON", function()
+    local rec = support.http({ { status = 200, body = '{"trains":[],"offset":0,"limit":5}' } })
+    local code, text = capture(function()
+      return cli.main({ "aitems", "list_trains", "service_id=abc", "is_recent=true", "limit=5" })
+    end)
+    rec.restore()
+    assert.equal(0, code)
+    assert.matches("/services/abc/trains%?limit=5&isRecent=true$", rec.requests[1].url)
+    assert.same({ trains = {}, offset = 0, limit = 5 }, support.json(text))
+  end)
+
+  it("exits 2 for usage errors and 1 for API errors", function()
+    assert.equal(2, cli.main({ "nosuch" }))
+    assert.equal(2, cli.main({ "aitems", "nosuch" }))
+    assert.equal(2, cli.main({ "aitems", "list_trains", "bogus=1" }))
+    assert.equal(2, cli.main({ "aitems", "list_trains" }))
+    local rec = support.http({ { status = 404, body = '{"error":"NOT_FOUND","errorCode":"NOT_FOUND","message":"no"}' } })
+    assert.equal(1, cli.main({ "aitems", "get_service", "service_id=x" }))
+    rec.restore()
+  end)
+
+  it("exits 2 when credentials are missing", function()
+    restore_env()
+    restore_env = support.env({})
+    assert.equal(2, cli.main({ "aitems", "list_services" }))
+  end)
+end)
