@@ -1,0 +1,1 @@
+"""cloudsim: a local emulator of the AiTEMS, OpenSearch and Azure Language APIs."""
