@@ -3,5 +3,4 @@
 std = "lua54"
 max_line_length = 120
 exclude_files = { "build/**" }
-files["tests/lua"] = { std = "+busted", max_line_length = 130 }
-files["tests/integration"] = { std = "+busted", max_line_length = 130 }
+files["tests"] = { std = "+busted", max_line_length = 130 }

@@ -271,6 +271,27 @@ function Client:recent_trains(service_id)
   return out
 end
 
+-- DATASET_STATES: a dataset's import, in the shared vocabulary.
+M.DATASET_STATES = {
+  waiting = "pending", processing = "running", enable = "succeeded", learnable = "succeeded",
+  upload_failed = "failed", disable = "failed", deleting = "failed",
+}
+
+-- dataset_job(dataset_id) -> job that ends when the dataset's file is
+-- imported (enable) or refused (upload_failed).
+function Client:dataset_job(dataset_id)
+  return job.new({
+    provider = "aitems", label = ("aitems dataset %s"):format(dataset_id),
+    ref = { dataset_id = dataset_id }, id = dataset_id, interval = 5, max_interval = 30,
+    poll = function()
+      local ds = self:get_dataset(dataset_id)
+      local state = M.DATASET_STATES[ds.status] or "running"
+      return { state = state, raw = ds, code = state == "failed" and ds.status or nil,
+        message = state == "failed" and ("dataset %s is %s"):format(ds.name or dataset_id, ds.status) or nil }
+    end,
+  })
+end
+
 local function as_list(v)
   if type(v) == "string" then return { v } end
   return v

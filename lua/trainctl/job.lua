@@ -88,6 +88,8 @@ function Progress:update(st)
     log.progress(text)
     return
   end
+  -- The end is reported once, by wait.
+  if M.TERMINAL[st.state] then return end
   local now = wait.clock()
   local bucket = st.progress and math.floor(tonumber(st.progress) / 10) or -1
   if st.state ~= self.last_state or bucket ~= self.last_bucket

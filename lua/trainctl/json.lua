@@ -103,11 +103,65 @@ function M.encode(v, opts)
   return encode(v, opts and opts.pretty or nil, 0, {})
 end
 
+-- lua-cjson decodes [] and {} alike; empty arrays are found in the text
+-- (outside strings) and replaced by a marker, then by json.array({}), so
+-- that what is printed again reads as the server sent it.
+local MARK = "\\u0000trainctl-empty-array\\u0000"
+local MARK_VALUE = "\0trainctl-empty-array\0"
+
+local function mark_empty_arrays(s)
+  if not s:find("%[%s*%]") then return s, false end
+  local out, i, n, found = {}, 1, #s, false
+  local start = 1
+  while i <= n do
+    local j = s:find('["%[]', i)
+    if not j then break end
+    if s:sub(j, j) == '"' then
+      local k = j + 1
+      while true do
+        local q = s:find('["\\]', k)
+        if not q then return s, false end
+        if s:sub(q, q) == "\\" then k = q + 2 else k = q break end
+      end
+      i = k + 1
+    else
+      local e = s:match("^%[%s*%]()", j)
+      if e then
+        out[#out + 1] = s:sub(start, j - 1)
+        out[#out + 1] = '"' .. MARK .. '"'
+        start, found = e, true
+        i = e
+      else
+        i = j + 1
+      end
+    end
+  end
+  out[#out + 1] = s:sub(start)
+  return table.concat(out), found
+end
+
+local function unmark(v)
+  if type(v) ~= "table" then return v end
+  for k, x in pairs(v) do
+    if x == MARK_VALUE then
+      v[k] = M.array({})
+    elseif type(x) == "table" then
+      unmark(x)
+    end
+  end
+  return v
+end
+
 -- decode(s) -> value | nil, err
 function M.decode(s)
   if type(s) ~= "string" then return nil, "json: expected a string" end
-  local v, err = safe.decode(s)
+  local text, marked = mark_empty_arrays(s)
+  local v, err = safe.decode(text)
   if err then return nil, "json: " .. tostring(err) end
+  if marked then
+    if v == MARK_VALUE then return M.array({}) end
+    unmark(v)
+  end
   return v
 end
 

@@ -1,0 +1,128 @@
+#!/usr/bin/env trainctl
+-- AiTEMS end to end: schemas, datasets from CSV files, a batch service,
+-- the three training types, then recommendations for every user of the
+-- user dataset, written as JSON Lines.
+--
+--   trainctl examples/aitems_recommend.lua [recommendations.jsonl]
+--
+-- The CSV files must be in Object Storage: bucket AITEMS_BUCKET (default
+-- "trainctl-demo"), keys AITEMS_KEY_PREFIX .. "users.csv" etc. (default
+-- prefix "aitems/"). A local copy of users.csv (AITEMS_DATA_DIR, default
+-- data/aitems beside this script) lists the users to ask about.
+-- Every id is kept in trainctl.state: a rerun after a crash resumes the
+-- same training instead of starting a second one.
+local aitems = require("trainctl.aitems")
+local csv = require("trainctl.csv")
+local errors = require("trainctl.errors")
+local log = require("trainctl.log")
+local output = require("trainctl.output")
+local state = require("trainctl.state")
+
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+local data_dir = os.getenv("AITEMS_DATA_DIR") or (here .. "/data/aitems")
+local bucket = os.getenv("AITEMS_BUCKET") or "trainctl-demo"
+local key_prefix = os.getenv("AITEMS_KEY_PREFIX") or "aitems/"
+local prefix = os.getenv("AITEMS_PREFIX") or "demo"
+local out_path = arg and arg[1] or "recommendations.jsonl"
+
+local TYPES = { "user", "item", "interaction" }
+local FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
+-- Names are at most 20 characters.
+local SHORT = { user = "user", item = "item", interaction = "inter" }
+local FIELDS = {
+  user = { { name = "USER_ID", type = { "string" } }, { name = "AGE", type = { "int", "null" } },
+    { name = "GENDER", type = { "string", "null" }, categorical = true } },
+  item = { { name = "ITEM_ID", type = { "string" } },
+    { name = "CATEGORY", type = { "string", "null" }, categorical = true } },
+  interaction = { { name = "USER_ID", type = { "string" } }, { name = "ITEM_ID", type = { "string" } },
+    { name = "TIMESTAMP", type = { "long" } } },
+}
+
+local ai = aitems.client()
+
+-- What this workflow made, per endpoint (ids mean nothing elsewhere).
+local run = state.get("aitems_recommend")
+if type(run) ~= "table" or run.endpoint ~= ai.endpoint then
+  run = { endpoint = ai.endpoint, datasets = {} }
+end
+local function save() state.set("aitems_recommend", run) end
+
+-- A service deleted behind our back (or an emulator restarted) means the
+-- recorded ids are stale: start over rather than fail forever.
+if run.service_id then
+  local ok, err = pcall(ai.get_service, ai, run.service_id)
+  if not ok then
+    if not (errors.is(err) and err.status == 404) then error(err, 0) end
+    log.warn("recorded service is gone; starting over", { service_id = run.service_id })
+    run = { endpoint = ai.endpoint, datasets = {} }
+    save()
+  end
+end
+
+-- 1. Schemas, addressed by name.
+for _, typ in ipairs(TYPES) do
+  local name = ("%s_%s_schema"):format(prefix, SHORT[typ])
+  if not ai:find_schema(name) then
+    ai:create_schema({ dataset_type = typ, name = name, fields = FIELDS[typ],
+      description = typ .. " data of the trainctl example" })
+    log.info("schema created", { name = name })
+  end
+end
+
+-- 2. Datasets, imported from Object Storage.
+for _, typ in ipairs(TYPES) do
+  if not run.datasets[typ] then
+    local name = ("%s_%s"):format(prefix, SHORT[typ])
+    local ds = ai:find_dataset(name) or ai:create_dataset({
+      type = typ, name = name, description = "trainctl example",
+      schema_name = ("%s_%s_schema"):format(prefix, SHORT[typ]),
+      os_info = { region = "KR", bucket = bucket, key = key_prefix .. FILES[typ] },
+    })
+    run.datasets[typ] = ds.datasetId
+    save()
+  end
+end
+for _, typ in ipairs(TYPES) do
+  ai:dataset_job(run.datasets[typ]):wait({ timeout = 1800, interval = 2 })
+end
+
+-- 3. A batch service with the three datasets.
+if not run.service_id then
+  local name = prefix .. "_service"
+  local svc = ai:find_service(name) or ai:create_service({ name = name, type = "batch",
+    description = "trainctl example" })
+  run.service_id = svc.serviceId
+  save()
+end
+local svc = ai:get_service(run.service_id)
+if svc.status == "datasetRequired" then
+  ai:set_service_datasets(run.service_id, { dataset_ids = { run.datasets.user, run.datasets.item,
+    run.datasets.interaction } })
+end
+
+-- 4. Training: resumed when a previous run started it.
+if not run.trained then
+  local job
+  if run.training then
+    log.info("resuming the recorded training", { service_id = run.service_id })
+    job = ai:training_job(run.training)
+  else
+    job = ai:train(run.service_id, { types = aitems.TRAIN_TYPES, description = "trainctl example" })
+    run.training = job.ref
+    save()
+  end
+  job:wait({ timeout = 4 * 3600, interval = 2 })
+  run.trained = true
+  save()
+end
+
+-- 5. Recommendations for every user.
+local users, err = csv.read(data_dir .. "/" .. FILES.user)
+if not users then errors.usage("cannot read the user list: " .. tostring(err)) end
+local records = {}
+for _, u in ipairs(users) do
+  local res = ai:lookup(run.service_id, { type = "personalRecommend", target_id = u.USER_ID })
+  records[#records + 1] = { user_id = u.USER_ID, items = res.values or {} }
+end
+output.jsonl(out_path, records)
+log.info(("wrote recommendations for %d users to %s"):format(#records, out_path))
