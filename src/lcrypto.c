@@ -119,12 +119,30 @@ static int l_base64_encode(lua_State *L)
 	return 1;
 }
 
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
 /* EVP_DecodeBlock accepts some invalid input (no padding check, trailing
  * garbage after '='), so the shape is validated first: RFC 4648 standard
- * alphabet, length a multiple of four, at most two '=' and only at the end. */
+ * alphabet, length a multiple of four, at most two '=' and only at the
+ * end, and zero pad bits, so that every byte string has exactly one
+ * accepted encoding (RFC 4648 section 3.5). */
 static int b64_valid(const char *s, size_t len, size_t *pad)
 {
 	size_t i;
+	int last = 0;
 
 	*pad = 0;
 	if (len % 4)
@@ -135,13 +153,14 @@ static int b64_valid(const char *s, size_t len, size_t *pad)
 			if (i < len - 2)
 				return 0;
 			(*pad)++;
-		} else if (*pad || !((c >= 'A' && c <= 'Z') ||
-				     (c >= 'a' && c <= 'z') ||
-				     (c >= '0' && c <= '9') || c == '+' ||
-				     c == '/')) {
+		} else if (*pad || (last = b64_value(c)) < 0) {
 			return 0;
 		}
 	}
+	if (*pad == 1 && (last & 0x3))
+		return 0;
+	if (*pad == 2 && (last & 0xf))
+		return 0;
 	return 1;
 }
 

@@ -147,6 +147,22 @@ static int kvcmp(const void *a, const void *b)
 
 typedef int (*keep_fn)(const char *lname);
 
+/* A header name is an RFC 9110 token: a name with a comma, a colon or a
+ * space would make the signed-header list mean something else. */
+static int is_token(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)) || c == 0)
+			return 0;
+	}
+	return 1;
+}
+
 /* Collect the string-convertible entries of the table field `name` of
  * argument 1. With `lower`, names are lower-cased; with `keep`, only the
  * names it accepts are kept. Pushes an anchor table and returns the
@@ -180,7 +196,11 @@ static struct kv *collect(lua_State *L, const char *name, int lower,
 			const char *v;
 			if (lower) {
 				luaL_Buffer b;
-				char *p = luaL_buffinitsize(L, &b, klen);
+				char *p;
+				if (!is_token(k, klen))
+					luaL_error(L, "sign: invalid header name %s",
+						   lua_tostring(L, -1));
+				p = luaL_buffinitsize(L, &b, klen);
 				for (i = 0; i < klen; i++)
 					p[i] = (char)tolower((unsigned char)k[i]);
 				luaL_pushresultsize(&b, klen);
