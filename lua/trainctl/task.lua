@@ -163,9 +163,14 @@ local function cancel_all(reason)
   ready, ready_head, ready_tail, timers, waiting = {}, 1, 0, {}, {}
 end
 
--- One turn: run what is ready, then wait for transfers or the next timer.
+-- One turn: run the tasks that were ready when it began, then look at
+-- transfers and timers. A task that becomes ready again during the turn
+-- (task.yield) waits for the next one, behind the transfers and timers
+-- that fell due meanwhile: a task polling a flag in a yield loop must not
+-- starve the sleep or request that would set it.
 local function turn()
-  while ready_head <= ready_tail do
+  local last = ready_tail
+  while ready_head <= last do
     local item = ready[ready_head]
     ready[ready_head] = nil
     ready_head = ready_head + 1
@@ -175,11 +180,13 @@ local function turn()
     end
     if loop.interrupted() ~= 0 then return end
   end
-  local timeout = 0
-  if #timers > 0 then
-    timeout = math.max(0, timers[1][1] - now())
-  elseif next(waiting) ~= nil then
-    timeout = 1
+  local timeout = 0 -- while tasks are ready, only look
+  if ready_head > ready_tail then
+    if #timers > 0 then
+      timeout = math.max(0, timers[1][1] - now())
+    elseif next(waiting) ~= nil then
+      timeout = 1
+    end
   end
   local finished = loop.poll(timeout)
   for _, transfer in ipairs(finished) do
