@@ -454,7 +454,8 @@ local function label_of(spec, args)
   if spec.lro == "training" then
     return ("azure_language training %s/%s"):format(args.project_name, tostring(args.model_label))
   end
-  local what = args.project_name or args.job_id or ""
+  local what = args.project_name or args.job_id
+  if not what then return "azure_language " .. spec.name end
   return ("azure_language %s %s"):format(spec.name, what)
 end
 

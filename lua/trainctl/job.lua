@@ -137,8 +137,9 @@ function Job:wait(opts)
     error(st, 0)
   end
   if st.state ~= "succeeded" then error(failure(self, st), 0) end
-  log.info(("%s: succeeded after %s"):format(self.label,
-    wait.duration(wait.clock() - display.start)))
+  if not opts.quiet then
+    log.info(("%s: succeeded after %s"):format(self.label, wait.duration(wait.clock() - display.start)))
+  end
   return st
 end
 

@@ -329,17 +329,24 @@ function Client:newest_task(ref)
   return type(list) == "table" and list[1] or nil
 end
 
+-- failure_reason(task) -> message, code from ExtendInfo.errors (a list of
+-- strings or of {code, message}, or a map).
 local function failure_reason(task)
   local info = field(task, "ExtendInfo")
   local errs = type(info) == "table" and field(info, "errors")
   if type(errs) == "table" and next(errs) ~= nil then
-    local parts = {}
+    local parts, code = {}, nil
     for k, v in pairs(errs) do
-      parts[#parts + 1] = type(v) == "table" and json.encode(v)
-        or (type(k) == "number" and tostring(v) or (k .. ": " .. tostring(v)))
+      if type(v) == "table" then
+        local c, m = field(v, "code"), field(v, "message")
+        code = code or c
+        parts[#parts + 1] = (c or m) and (tostring(c or "error") .. ": " .. tostring(m or "")) or json.encode(v)
+      else
+        parts[#parts + 1] = type(k) == "number" and tostring(v) or (k .. ": " .. tostring(v))
+      end
     end
     table.sort(parts)
-    return table.concat(parts, "; ")
+    return table.concat(parts, "; "), code
   end
   return "task " .. tostring(generation(task)) .. " failed"
 end
@@ -368,7 +375,8 @@ function Client:training_job(ref)
       local state = M.STATES[status] or "running"
       local st = { state = state, progress = tonumber(field(task, "Progress")), raw = task }
       if state == "failed" then
-        st.code, st.message = "failed", failure_reason(task)
+        local message, code = failure_reason(task)
+        st.code, st.message = code or "failed", message
       end
       return st
     end,

@@ -1,0 +1,75 @@
+#!/usr/bin/env trainctl
+-- OpenSearch CTR model: create the instance, train it with a progress
+-- display, print the training metrics from ExtendInfo on stdout, and make
+-- the instance the function's default.
+--
+--   trainctl examples/opensearch_ctr.lua [instance_name]
+--
+-- OPENSEARCH_APP_GROUP names the application group (default "demo_app");
+-- ALIBABA_CLOUD_REGION_ID the region (default cn-hangzhou). The training
+-- is recorded in trainctl.state: a rerun resumes it, and a rerun after
+-- success only prints the metrics again.
+local errors = require("trainctl.errors")
+local json = require("trainctl.json")
+local log = require("trainctl.log")
+local opensearch = require("trainctl.opensearch")
+local state = require("trainctl.state")
+
+local instance = arg and arg[1] or os.getenv("OPENSEARCH_INSTANCE") or "ctr_demo"
+local app_group = os.getenv("OPENSEARCH_APP_GROUP") or "demo_app"
+
+local search = opensearch.client({ app_group = app_group, function_name = "ctr" })
+
+local key = "opensearch_ctr/" .. instance
+local run = state.get(key)
+if type(run) ~= "table" or run.endpoint ~= search.endpoint then
+  run = { endpoint = search.endpoint }
+end
+local function save() state.set(key, run) end
+
+-- 1. The instance, created once.
+local ok, err = pcall(search.get_function_instance, search, { instance_name = instance })
+if not ok then
+  if not (errors.is(err) and err.status == 404 or errors.is(err) and err.code == "Instance.NotExist") then
+    error(err, 0)
+  end
+  search:create_function_instance({
+    instance_name = instance, model_type = "tf_checkpoint", function_type = "PAAS",
+    description = "CTR model trained by trainctl",
+    create_parameters = { { name = "title_field", value = "title" } },
+  })
+  log.info("instance created", { instance = instance })
+  run = { endpoint = search.endpoint }
+  save()
+end
+
+-- 2. Training, resumed when a previous run started it.
+if not run.metrics then
+  local job
+  if run.training then
+    log.info("resuming the recorded training", { instance = instance })
+    job = search:training_job(run.training)
+  else
+    job = search:create_function_task({ instance_name = instance })
+    run.training = job.ref
+    save()
+  end
+  local st = job:wait({ timeout = 6 * 3600, interval = 2, on_progress = function(_, j)
+    if j.ref.generation and not run.training.generation then
+      run.training = j.ref
+      save()
+    end
+  end })
+  local info = st.raw.ExtendInfo
+  run.metrics = type(info) == "table" and info or {}
+  run.generation = st.raw.Generation
+  save()
+end
+
+-- 3. The new model serves by default.
+search:update_function_default_instance({ instance_name = instance })
+local default = search:get_function_default_instance()
+log.info("default instance", { instance = default.Result and default.Result.InstanceName })
+
+io.stdout:write(json.encode({ instance = instance, generation = run.generation, metrics = run.metrics },
+  { pretty = true }), "\n")
