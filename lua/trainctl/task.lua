@@ -167,8 +167,9 @@ end
 -- transfers and timers. A task that becomes ready again during the turn
 -- (task.yield) waits for the next one, behind the transfers and timers
 -- that fell due meanwhile: a task polling a flag in a yield loop must not
--- starve the sleep or request that would set it.
-local function turn()
+-- starve the sleep or request that would set it. When `done()` becomes
+-- true the turn ends before waiting: what the caller waits for is there.
+local function turn(done)
   local last = ready_tail
   while ready_head <= last do
     local item = ready[ready_head]
@@ -180,6 +181,7 @@ local function turn()
     end
     if loop.interrupted() ~= 0 then return end
   end
+  if done() then return end
   local timeout = 0 -- while tasks are ready, only look
   if ready_head > ready_tail then
     if #timers > 0 then
@@ -226,7 +228,7 @@ local function run_until(until_fn)
   loop.enter()
   local ok, err = pcall(function()
     while not until_fn() and pending_work() do
-      turn()
+      turn(until_fn)
       if loop.interrupted() ~= 0 then
         error("interrupted!", 0)
       end
