@@ -242,6 +242,12 @@ local function run_until(until_fn)
   end
 end
 
+-- The loop ran out of work while tasks are still live: each waits to
+-- join another, in a cycle.
+local function deadlock(n)
+  return ("task: deadlock: %d task(s) wait to join each other and can never finish"):format(n)
+end
+
 local function current_task()
   -- only the scheduler's own coroutine is a task, not one nested inside it
   if current and coroutine.running() == current.co then return current end
@@ -275,6 +281,7 @@ function Task:join()
       repeat coroutine.yield("join") until self.done
     else
       run_until(function() return self.done end)
+      if not self.done then error(deadlock(nlive), 2) end
     end
   end
   return outcome(self)
@@ -353,10 +360,16 @@ function M.main(fn, ...)
   local ok, err = pcall(run_until, function()
     return task.done and nlive == 0
   end)
+  local stuck
+  if ok and nlive > 0 then
+    stuck = deadlock(nlive)
+    cancel_all(stuck)
+  end
   local lost, lost_err = report_unjoined()
   if not ok then
     return false, err, tostring(err)
   end
+  if stuck then return false, stuck, stuck end
   if task.error ~= nil then return false, task.error, task.trace end
   if lost > 0 then
     return false, lost_err, ("%d task(s) failed and nobody joined them (see above)"):format(lost)
