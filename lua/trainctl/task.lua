@@ -358,12 +358,13 @@ function M.main(fn, ...)
   local task = M.spawn(fn, ...)
   task.main = true
   local ok, err = pcall(run_until, function()
-    return task.done and nlive == 0
+    -- a failed main task does not wait for the others: they are cancelled
+    return task.done and (nlive == 0 or task.error ~= nil)
   end)
   local stuck
   if ok and nlive > 0 then
-    stuck = deadlock(nlive)
-    cancel_all(stuck)
+    if not task.done or task.error == nil then stuck = deadlock(nlive) end
+    cancel_all(stuck or "task: cancelled: the main task failed")
   end
   local lost, lost_err = report_unjoined()
   if not ok then
