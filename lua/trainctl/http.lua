@@ -230,7 +230,7 @@ function M.send(req)
       timeout = req.timeout, connect_timeout = req.connect_timeout, max_body = req.max_body,
       ca_file = req.ca_file, insecure = req.insecure,
     })
-    local seconds = wait.clock() - t0
+    local seconds = math.floor((wait.clock() - t0) * 1000 + 0.5) / 1000
     local e, retryable
     if not res then
       err = type(err) == "table" and err or { kind = "network", message = tostring(err) }

@@ -177,6 +177,7 @@ end
 
 local function text_value(v)
   if type(v) == "table" then return require("trainctl.json").encode(v) end
+  if type(v) == "number" then return require("trainctl.json").number_string(v) end
   v = tostring(v)
   if v == "" or v:find("[%s\"=]") then return ("%q"):format(v):gsub("\\\n", "\\n") end
   return v
