@@ -303,7 +303,7 @@ class AiTEMS(Provider):
 
     def list_services(self, ctx):
         offset, limit = self.paging(ctx)
-        items = sorted(self.data["services"].values(), key=lambda s: (s["createdAt"], s["serviceId"]))
+        items = sorted(self.data["services"].values(), key=lambda s: s["createdAt"])
         return self.ok({"services": [
             {"serviceId": s["serviceId"], "name": s["name"], "status": s["status"],
              "createdDate": self.date(s["createdAt"]), "updatedDate": self.date(s["updatedAt"]),
@@ -471,7 +471,7 @@ class AiTEMS(Provider):
     def list_trains(self, ctx):
         svc = self.service(ctx.p["sid"])
         offset, limit = self.paging(ctx)
-        trains = sorted(self.trains_of(svc["serviceId"]), key=lambda t: (-t["createdAt"], t["version"]))
+        trains = sorted(self.trains_of(svc["serviceId"]), key=lambda t: t["createdAt"], reverse=True)
         if ctx.q.get("isRecent") == "true":
             seen, recent = set(), []
             for t in trains:
@@ -539,7 +539,7 @@ class AiTEMS(Provider):
 
     def list_datasets(self, ctx):
         offset, limit = self.paging(ctx)
-        items = sorted(self.data["datasets"].values(), key=lambda d: (d["createdAt"], d["datasetId"]))
+        items = sorted(self.data["datasets"].values(), key=lambda d: d["createdAt"])
         return self.ok({"datasets": [
             {"datasetId": d["datasetId"], "type": d["type"], "name": d["name"], "status": d["status"],
              "createdDate": self.date(d["createdAt"]), "actionName": "View/getDatasetDetail",
@@ -635,7 +635,7 @@ class AiTEMS(Provider):
         if dtype and dtype not in DATASET_TYPES:
             raise _bad("datasetType must be one of user, item, interaction")
         items = sorted((s for s in self.data["schemas"].values() if not dtype or s["datasetType"] == dtype),
-                       key=lambda s: (s["createdAt"], s["name"]))
+                       key=lambda s: s["createdAt"])
         return self.ok({"schemas": [
             {"datasetType": s["datasetType"], "name": s["name"], "createdDate": self.date(s["createdAt"]),
              "actionName": "View/getSchemaDetail", "permission": "Allow"}

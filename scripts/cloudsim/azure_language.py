@@ -355,7 +355,7 @@ class AzureLanguage(Provider):
         return meta
 
     def list_projects(self, ctx):
-        items = sorted(self.data["projects"].values(), key=lambda p: (p["createdAt"], p["meta"]["projectName"]))
+        items = sorted(self.data["projects"].values(), key=lambda p: p["createdAt"])
         return self.paged(ctx, [self.render_project(p) for p in items])
 
     def get_project(self, ctx):
@@ -605,7 +605,7 @@ class AzureLanguage(Provider):
         self.project(ctx)
         jobs = sorted((j for j in self.data["jobs"].values()
                        if j["kind"] == "train" and j["project"] == ctx.p["p"] and ctx.now < j["expiresAt"]),
-                      key=lambda j: (j["createdAt"], j["jobId"]))
+                      key=lambda j: j["createdAt"])
         return self.paged(ctx, [self.render_training(j, ctx.now) for j in jobs])
 
     def get_training_job(self, ctx):
@@ -638,7 +638,7 @@ class AzureLanguage(Provider):
 
     def list_models(self, ctx):
         self.project(ctx)
-        models = sorted(self.data["models"].get(ctx.p["p"], {}).values(), key=lambda m: (m["trainedAt"], m["label"]))
+        models = sorted(self.data["models"].get(ctx.p["p"], {}).values(), key=lambda m: m["trainedAt"])
         return self.paged(ctx, [self.render_model(m) for m in models])
 
     def get_model(self, ctx):

@@ -353,21 +353,21 @@ class OpenSearch(Provider):
 
     def list_instances(self, ctx):
         offset, size = self.paging(ctx, 10)
-        source = ctx.q.get("source", "user")
+        source = ctx.q.get("source") or "user"
         if source not in ("user", "builtin", "all"):
             raise _invalid("source must be user, builtin or all.")
-        output = ctx.q.get("output", "normal")
+        output = ctx.q.get("output") or "normal"
         if output not in ("simple", "normal", "detail"):
             raise _invalid("output must be simple, normal or detail.")
         items = [i for i in self.data["instances"].values()
                  if i["appGroup"] == ctx.p["ag"] and i["functionName"] == ctx.p["fn"] and source != "builtin"
-                 and ctx.q.get("functionType", i["functionType"]) == i["functionType"]
-                 and ctx.q.get("modelType", i["modelType"]) == i["modelType"]]
-        items.sort(key=lambda i: (-i["createdAt"], i["instanceName"]))
+                 and (ctx.q.get("functionType") or i["functionType"]) == i["functionType"]
+                 and (ctx.q.get("modelType") or i["modelType"]) == i["modelType"]]
+        items.sort(key=lambda i: i["createdAt"], reverse=True)
         return self.ok([self.render_instance(i, output) for i in items[offset:offset + size]], total=len(items))
 
     def get_instance(self, ctx):
-        output = ctx.q.get("output", "normal")
+        output = ctx.q.get("output") or "normal"
         if output not in ("simple", "normal", "detail"):
             raise _invalid("output must be simple, normal or detail.")
         return self.ok(self.render_instance(self.instance(ctx), output))
@@ -483,7 +483,7 @@ class OpenSearch(Provider):
         model = ctx.q.get("modelType")
         if not model:
             raise _invalid("modelType is mandatory for this action.")
-        ftype = ctx.q.get("functionType", "PAAS")
+        ftype = ctx.q.get("functionType") or "PAAS"
         v = VERSIONS.get(ctx.p["fn"])
         if v is None or v["ModelType"] != model or ftype not in ("PAAS", "SAAS"):
             raise _biz("Version.NotExist", "version not exist.")
@@ -542,7 +542,7 @@ class OpenSearch(Provider):
         items = [r for r in self.data["resources"].values()
                  if r["appGroup"] == ctx.p["ag"] and r["functionName"] == ctx.p["fn"]
                  and (not rtype or r["type"] == rtype)]
-        items.sort(key=lambda r: (-r["createdAt"], r["name"]))
+        items.sort(key=lambda r: r["createdAt"], reverse=True)
         return self.ok([self.render_resource(r) for r in items[offset:offset + size]], total=len(items))
 
     def get_resource(self, ctx):

@@ -78,7 +78,8 @@ class Emulator:
             try:
                 self.conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
                 hs = dict(headers or {})
-                hs.setdefault("Host", self.host)
+                if not any(k.lower() == "host" for k in hs):
+                    hs["Host"] = self.host
                 for k, v in hs.items():
                     self.conn.putheader(k, v)
                 if body or method in ("POST", "PUT", "PATCH"):
