@@ -339,6 +339,11 @@ function M.map(list, fn, opts)
     end
   end
   local workers = {}
+  -- Cancelling the task that runs map closes this variable: the calls in
+  -- flight are cancelled with it instead of running on for nobody.
+  local _ <close> = setmetatable({}, { __close = function()
+    for _, w in ipairs(workers) do w:cancel() end
+  end })
   for w = 1, math.min(n, #list) do workers[w] = M.spawn(worker) end
   for _, w in ipairs(workers) do w:join() end
   if first_err ~= nil then error(first_err, 0) end
