@@ -119,14 +119,19 @@ end
 function Job:wait(opts)
   opts = opts or {}
   local display = new_progress(self.label, opts.quiet)
+  local interval = opts.interval or self.interval or 5
+  local max_interval = opts.max_interval or self.max_interval or 60
+  -- TRAINCTL_POLL_INTERVAL overrides every script's polling pace: an
+  -- emulator with a fast clock needs no patience.
+  local forced = tonumber(os.getenv("TRAINCTL_POLL_INTERVAL"))
+  if forced then interval, max_interval = forced, forced end
   local ok, st = pcall(wait.poll, function()
     local s = self:status()
     display:update(s)
     if opts.on_progress then opts.on_progress(s, self) end
     return M.TERMINAL[s.state] or false, s, s.retry_after
   end, {
-    timeout = opts.timeout, interval = opts.interval or self.interval or 5,
-    max_interval = opts.max_interval or self.max_interval or 60,
+    timeout = opts.timeout, interval = interval, max_interval = max_interval,
     backoff = opts.backoff, jitter = opts.jitter, what = self.label,
   })
   display:finish()
