@@ -316,7 +316,7 @@ function Client:training_job(ref)
           n = n + 1
         end
       end
-      local raw = { trains = mine }
+      local raw = { trains = mine, found = n }
       local states, failed, code = {}, {}, nil
       for _, typ in ipairs(ref.types) do
         local t = mine[typ]
@@ -358,8 +358,9 @@ invoke_train = function(self, args, spec)
     what = "the training request",
     create = function() return (run(self, spec, args)) end,
     lookup = function()
+      -- Any new training record, in whatever state, means it happened.
       local st = j:status()
-      if st.state ~= "pending" then return st end
+      if st.raw.found > 0 or st.state ~= "pending" then return st end
     end,
     retry = http.merge_retry(self.retry, args.retry),
   })

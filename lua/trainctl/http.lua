@@ -229,6 +229,9 @@ function M.send(req)
       method = method, url = full, headers = r.headers, body = r.body,
       timeout = req.timeout, connect_timeout = req.connect_timeout, max_body = req.max_body,
       ca_file = req.ca_file, insecure = req.insecure,
+      -- libcurl silently sends a request again when a reused connection
+      -- turns out dead; a request that must not repeat gets its own.
+      fresh_connect = not idempotent or nil,
     })
     local seconds = math.floor((wait.clock() - t0) * 1000 + 0.5) / 1000
     local e, retryable

@@ -50,9 +50,9 @@ function M.start(opts)
   local dir = os.tmpname()
   os.remove(dir)
   assert(os.execute("mkdir -p " .. quote(dir)))
-  local cmd = ("python3 scripts/cloudsim --port 0 --speed %s --seed %d --data-dir examples/data "
+  local cmd = ("python3 scripts/cloudsim --port 0 --speed %s --seed %d --data-dir %s "
     .. "--port-file %s %s >%s 2>&1 & echo $!"):format(opts.speed or 60, opts.seed or 7,
-    quote(dir .. "/port"), opts.args or "", quote(dir .. "/log"))
+    quote(opts.data_dir or "examples/data"), quote(dir .. "/port"), opts.args or "", quote(dir .. "/log"))
   local p = assert(io.popen(cmd))
   local pid = p:read("l")
   p:close()
