@@ -218,7 +218,11 @@ function Client:_send(r)
   for k, v in pairs(r.headers or {}) do headers[k:lower()] = v end
   local body = r.body
   if type(body) == "table" then body = json.encode(body) end
-  if body ~= nil then headers["content-type"] = "application/json; charset=utf-8" end
+  -- Without a content type of our own, a bodyless POST would go out with
+  -- libcurl's form type, which the v2 signature covers and we did not sign.
+  if body ~= nil or r.method == "POST" or r.method == "PUT" then
+    headers["content-type"] = "application/json; charset=utf-8"
+  end
   if r.action then headers["x-acs-action"] = r.action end
   local decoded, res = http.send({
     provider = "opensearch", method = r.method, url = self.endpoint .. r.path, query = r.query,
