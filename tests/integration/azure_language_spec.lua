@@ -1,0 +1,220 @@
+-- The Azure Language client against cloudsim: key and Entra ID auth
+-- (with an expiring token), every job end state, nextLink paging, errors.
+local cloudsim = dofile("tests/integration/cloudsim.lua")
+local azure = require("trainctl.azure_language")
+local errors = require("trainctl.errors")
+local log = require("trainctl.log")
+
+local KIND = "CustomSingleLabelClassification"
+
+local function labelled_assets()
+  local docs, classes, seen = {}, {}, {}
+  for line in io.lines("examples/data/textclass/labels.csv") do
+    local loc, cls = line:match("^([^,]+),(.+)$")
+    if loc and loc ~= "location" then
+      if not seen[cls] then seen[cls] = true classes[#classes + 1] = { category = cls } end
+      docs[#docs + 1] = { location = loc, language = "en", dataset = "Train", class = { category = cls } }
+    end
+  end
+  return { projectKind = KIND, classes = classes, documents = docs }
+end
+
+describe("azure_language against cloudsim", function()
+  local sim, restore, az
+
+  setup(function()
+    log.set_level("error")
+    sim = cloudsim.start({ speed = 0, args = "--token-ttl 600" })
+    restore = sim:use()
+    az = azure.client()
+  end)
+  teardown(function()
+    restore()
+    sim:stop()
+  end)
+
+  local function project(name)
+    az:create_project(name, { language = "en", project_kind = KIND, storage_input_container_name = "textclass" })
+    local job = az:import_project(name, { metadata = { projectName = name, language = "en", projectKind = KIND,
+      storageInputContainerName = "textclass" }, assets = labelled_assets() })
+    sim:advance(60)
+    assert.equal("succeeded", job:wait({ timeout = 5, interval = 0.1 }).state)
+  end
+
+  it("trains, evaluates, deploys and classifies", function()
+    project("Full")
+    local job = az:train("Full", { model_label = "m1" })
+    assert.equal("pending", job:status().state)
+    sim:advance(200)
+    local st = job:status()
+    assert.equal("running", st.state)
+    assert.is_true(st.progress > 0 and st.progress < 100)
+    assert.is_number(st.eta)
+    sim:advance(400)
+    assert.equal("succeeded", job:wait({ timeout = 5, interval = 0.1 }).state)
+    local summary = az:get_evaluation_summary("Full", "m1")
+    assert.is_number(summary.customSingleLabelClassificationEvaluation.microF1)
+    local deploy = az:deploy("Full", "prod", { trained_model_label = "m1" })
+    sim:advance(100)
+    assert.equal("succeeded", deploy:wait({ timeout = 5, interval = 0.1 }).state)
+    local run = az:analyze_text({ analysis_input = azure.documents({ "I was charged twice this month." }, "en"),
+      tasks = { { kind = KIND, parameters = { projectName = "Full", deploymentName = "prod" } } } })
+    sim:advance(10)
+    st = run:wait({ timeout = 5, interval = 0.1 })
+    local doc = st.raw.tasks.items[1].results.documents[1]
+    assert.is_string(doc.class[1].category)
+  end)
+
+  it("reports a failed training", function()
+    project("Failing")
+    local job = az:train("Failing", { model_label = "fail1" })
+    sim:advance(600)
+    local ok, err = pcall(job.wait, job, { timeout = 5, interval = 0.1 })
+    assert.is_false(ok)
+    assert.equal("training_failed", err.kind)
+    assert.equal("failed", err.code)
+  end)
+
+  it("cancels a training", function()
+    project("Cancel")
+    local job = az:train("Cancel", { model_label = "m1" })
+    sim:advance(100)
+    job:cancel()
+    assert.equal("running", job:status().state)
+    sim:advance(60)
+    local ok, err = pcall(job.wait, job, { timeout = 5, interval = 0.1 })
+    assert.is_false(ok)
+    assert.equal("cancelled", err.code)
+    assert.equal("cancelled", job.last.state)
+  end)
+
+  it("does not start a training twice when the answer is lost", function()
+    project("Lost")
+    sim:faults({ { kind = "503", when = "after", match = { operation = "StartTraining" } } })
+    local job = az:train("Lost", { model_label = "m1" })
+    assert.is_string(job.id)
+    assert.equal(1, #sim:requests({ operation = "StartTraining", status = 503 }))
+    local n = 0
+    for _ in az:each("list_training_jobs", { project_name = "Lost" }) do n = n + 1 end
+    assert.equal(1, n)
+  end)
+
+  it("follows nextLink across pages", function()
+    for i = 1, 5 do
+      az:create_project("Page" .. i, { language = "en", project_kind = KIND, storage_input_container_name = "c" })
+    end
+    local names = {}
+    for p in az:each("list_projects", { maxpagesize = 2 }) do names[p.projectName] = true end
+    for i = 1, 5 do assert.is_true(names["Page" .. i]) end
+    assert.is_true(#sim:requests({ operation = "ListProjects" }) >= 3)
+  end)
+
+  describe("Entra ID", function()
+    it("gets a token, and a new one when the service says it expired", function()
+      local undo = sim:use({ AZURE_LANGUAGE_KEY = false })
+      local c = azure.client()
+      assert.equal("entra", c.auth)
+      c:list_projects()
+      local tokens = #sim:requests({ provider = "entra" })
+      -- Past the token's lifetime on the emulator's clock (the client's own
+      -- clock still believes it valid): 401, new token, success.
+      sim:advance(700)
+      c:list_projects()
+      assert.equal(tokens + 1, #sim:requests({ provider = "entra" }))
+      undo()
+      restore = sim:use()
+    end)
+
+    it("a wrong client secret is an auth error without the secret", function()
+      local undo = sim:use({ AZURE_LANGUAGE_KEY = false, AZURE_CLIENT_SECRET = "wrong-client-secret" })
+      local ok, err = pcall(function() azure.client():list_projects() end)
+      undo()
+      restore = sim:use()
+      assert.is_false(ok)
+      assert.equal("auth", err.kind)
+      assert.equal("entra", err.provider)
+      assert.not_matches("wrong%-client%-secret", tostring(err))
+    end)
+  end)
+
+  describe("errors", function()
+    it("an unknown project is an api error", function()
+      local ok, err = pcall(az.get_project, az, "NoSuchProject")
+      assert.is_false(ok)
+      assert.is_true(errors.is(err, "api"))
+      assert.equal(404, err.status)
+      assert.equal("ProjectNotFound", err.code)
+    end)
+
+    it("a wrong key is an auth error (exit 1 from trainctl call)", function()
+      local code, _, stderr = sim:run({ "call", "azure_language", "list_projects" },
+        { env = { AZURE_LANGUAGE_KEY = "wrong-key-value" } })
+      assert.equal(1, code)
+      assert.matches("auth error", stderr)
+      assert.not_matches("wrong%-key%-value", stderr)
+    end)
+
+    it("a missing endpoint is a usage error (exit 2)", function()
+      local code, _, stderr = sim:run({ "call", "azure_language", "list_projects" },
+        { env = { AZURE_LANGUAGE_ENDPOINT = false } })
+      assert.equal(2, code)
+      assert.matches("AZURE_LANGUAGE_ENDPOINT", stderr)
+    end)
+
+    it("waits out a 429 with Retry-After", function()
+      sim:faults({ { kind = "429", retry_after = 1, match = { operation = "ListProjects" } } })
+      az:list_projects()
+      local reqs = sim:requests({ operation = "ListProjects" })
+      assert.is_true(reqs[#reqs].wall - reqs[#reqs - 1].wall >= 1)
+    end)
+  end)
+
+  it("reports a nextLink loop instead of following it forever", function()
+    -- cloudsim pages correctly; a tiny server that always answers with the
+    -- same nextLink plays the misbehaving service.
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. cloudsim.quote(dir))
+    local script = dir .. "/loop.py"
+    local f = assert(io.open(script, "w"))
+    f:write([[
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        port = self.server.server_address[1]
+        body = json.dumps({"value": [{"projectName": "x"}],
+            "nextLink": "http://127.0.0.1:%d/language/authoring/analyze-text/projects?skip=1&api-version=2023-04-01" % port}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+s.serve_forever()
+]])
+    f:close()
+    local p = io.popen(("python3 %s %s >/dev/null 2>&1 & echo $!"):format(cloudsim.quote(script),
+      cloudsim.quote(dir .. "/port")))
+    local pid = p:read("l")
+    p:close()
+    local port
+    for _ = 1, 100 do
+      port = cloudsim.slurp(dir .. "/port")
+      if port and port ~= "" then break end
+      require("trainctl.sys").sleep(0.05)
+    end
+    local c = azure.client({ endpoint = "http://127.0.0.1:" .. port, key = "k-loop-test" })
+    local seen = 0
+    local ok, err = pcall(function()
+      for _ in c:each("list_projects") do seen = seen + 1 end
+    end)
+    os.execute("kill " .. pid)
+    os.execute("rm -rf " .. cloudsim.quote(dir))
+    assert.is_false(ok)
+    assert.equal("NextLinkLoop", err.code)
+    assert.equal(2, seen)
+  end)
+end)
