@@ -144,16 +144,25 @@ local function pending_work()
   return ready_head <= ready_tail or #timers > 0 or next(waiting) ~= nil
 end
 
+-- Closes a task's coroutine, so its to-be-closed variables are closed. A
+-- signal that arrived while the task ran may have left the interrupt hook
+-- set on it, unfired: it would fire in the first __close handler instead.
+local function close(co)
+  if coroutine.status(co) == "suspended" then
+    debug.sethook(co)
+    coroutine.close(co)
+  end
+end
+
 local function cancel_all(reason)
+  current = nil
   for task in pairs(live) do
     if task.transfer then
       waiting[task.transfer] = nil
       loop.cancel(task.transfer)
       task.transfer = nil
     end
-    if coroutine.status(task.co) == "suspended" then
-      coroutine.close(task.co)
-    end
+    close(task.co)
     live[task] = nil
     task.done = true
     task.error = task.error or reason
@@ -229,17 +238,20 @@ local function run_until(until_fn)
   local ok, err = pcall(function()
     while not until_fn() and pending_work() do
       turn(until_fn)
-      if loop.interrupted() ~= 0 then
-        error("interrupted!", 0)
-      end
+      if loop.interrupted() ~= 0 then error("interrupted!", 0) end
     end
   end)
-  loop.leave()
-  running = false
-  if not ok then
-    cancel_all(err)
-    error(err, 0)
-  end
+  -- A second signal (Ctrl-C pressed twice) can land in this clean-up; the
+  -- hook raises once per signal, so the clean-up is simply run again, and
+  -- every step of it can be repeated. Left half done, the loop would stay
+  -- "already running" for every later REPL line.
+  repeat
+  until pcall(function()
+    loop.leave()
+    running = false
+    if not ok then cancel_all(err) end
+  end)
+  if not ok then error(err, 0) end
 end
 
 -- The loop ran out of work while tasks are still live: each waits to
@@ -290,13 +302,16 @@ end
 --- t:cancel(): stops the task; joining it then raises "cancelled".
 function Task:cancel()
   if self.done then return end
-  if self == current_task() then error("task: cancel yourself by returning", 2) end
+  -- running, or suspended in a coroutine of its own that runs now
+  if coroutine.status(self.co) ~= "suspended" then
+    error("task: cancel yourself by returning", 2)
+  end
   if self.transfer then
     waiting[self.transfer] = nil
     loop.cancel(self.transfer)
     self.transfer = nil
   end
-  coroutine.close(self.co)
+  close(self.co)
   live[self] = nil
   nlive = nlive - 1
   self.done, self.cancelled = true, true
