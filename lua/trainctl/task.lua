@@ -89,7 +89,9 @@ local function finish(task, ok, ...)
     local e = ...
     task.error = e.err
     task.trace = e.trace
-    if #task.joiners == 0 and not task.main then
+    -- A task that fails while a signal is pending was most likely stopped
+    -- by it (the hook raises in whatever task runs): not worth a report.
+    if #task.joiners == 0 and not task.main and loop.interrupted() == 0 then
       failed_unjoined[#failed_unjoined + 1] = task
     end
   end
@@ -230,6 +232,14 @@ local function report_unjoined()
   return n, first
 end
 
+-- The error a signal raises, worded as the host's hook words it.
+local function interruption()
+  local sig = loop.interrupted()
+  if sig == 14 then return "timeout: the --timeout for this run was reached" end -- SIGALRM
+  if sig == 15 then return "terminated (SIGTERM)" end
+  return "interrupted!"
+end
+
 -- Runs the loop until `until_fn()` is true or nothing is left to do.
 local function run_until(until_fn)
   if running then error("task: the event loop is already running", 2) end
@@ -238,7 +248,7 @@ local function run_until(until_fn)
   local ok, err = pcall(function()
     while not until_fn() and pending_work() do
       turn(until_fn)
-      if loop.interrupted() ~= 0 then error("interrupted!", 0) end
+      if loop.interrupted() ~= 0 then error(interruption(), 0) end
     end
   end)
   -- A second signal (Ctrl-C pressed twice) can land in this clean-up; the
