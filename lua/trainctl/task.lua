@@ -89,9 +89,11 @@ local function finish(task, ok, ...)
     local e = ...
     task.error = e.err
     task.trace = e.trace
-    -- A task that fails while a signal is pending was most likely stopped
+    -- Reported at the end of the run unless a join delivers the error
+    -- by then (a joiner may itself be cancelled before it reads it). A
+    -- task that fails while a signal is pending was most likely stopped
     -- by it (the hook raises in whatever task runs): not worth a report.
-    if #task.joiners == 0 and not task.main and loop.interrupted() == 0 then
+    if not task.main and loop.interrupted() == 0 then
       failed_unjoined[#failed_unjoined + 1] = task
     end
   end
@@ -294,7 +296,6 @@ end
 
 --- t:join() -> the task's results, or raises its error.
 function Task:join()
-  self.joined = true
   if not self.done then
     local me = current_task()
     if me then
