@@ -118,24 +118,25 @@ def main(argv=None):
     except OSError as e:
         print("cloudsim: cannot listen on 127.0.0.1:%d: %s" % (cfg.port, e), file=sys.stderr)
         return 1
+    def stop(signum, frame):
+        app.stop.set()
+        threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    # Handlers and the port file come first: whoever reads the listening
+    # line may signal us or read the file at once.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     port = httpd.server_address[1]
-    print("cloudsim listening on %s://127.0.0.1:%d" % (httpd.scheme, port), flush=True)
     if cfg.port_file:
         tmp = cfg.port_file + ".tmp"
         with open(tmp, "w") as f:
             f.write("%d\n" % port)
         os.replace(tmp, cfg.port_file)
+    print("cloudsim listening on %s://127.0.0.1:%d" % (httpd.scheme, port), flush=True)
     if not cfg.quiet:
         print("cloudsim: speed %g, seed %d, data dir %s%s" % (
             cfg.speed, cfg.seed, cfg.data_dir, ", faults " + cfg.faults if cfg.faults else ""),
             file=sys.stderr, flush=True)
-
-    def stop(signum, frame):
-        app.stop.set()
-        threading.Thread(target=httpd.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     saver = threading.Thread(target=app.background, daemon=True)
     saver.start()
     try:

@@ -87,7 +87,10 @@ class Faults:
             raise ValueError("match takes provider, operation, method, path_regex")
         f["match"] = dict(match)
         if "path_regex" in match:
-            f["_re"] = re.compile(match["path_regex"])
+            try:
+                f["_re"] = re.compile(match["path_regex"])
+            except re.error as e:
+                raise ValueError("bad path_regex: %s" % e)
         return f
 
     def pending(self):

@@ -12,6 +12,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.parse
@@ -36,12 +37,16 @@ class Emulator:
         cmd = [sys.executable, CLOUDSIM, "--port", "0", "--quiet"]
         if "--speed" not in args:
             cmd += ["--speed", "0"]
-        self.proc = subprocess.Popen(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # stderr goes to a file: a pipe nobody reads could fill and stall the server.
+        self.stderr = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(cmd + list(args), stdout=subprocess.PIPE, stderr=self.stderr,
                                      env=dict(CLEAN_ENV, **(env or {})), cwd=cwd or ROOT, text=True)
         self.first_line = self.proc.stdout.readline().strip()
         if not self.first_line.startswith("cloudsim listening on "):
             self.proc.kill()
-            raise RuntimeError("cloudsim did not start: %r %s" % (self.first_line, self.proc.stderr.read()))
+            self.proc.wait()
+            self.stderr.seek(0)
+            raise RuntimeError("cloudsim did not start: %r %s" % (self.first_line, self.stderr.read()))
         self.url = self.first_line.rsplit(" ", 1)[1]
         self.port = int(self.url.rsplit(":", 1)[1])
         self.host = "127.0.0.1:%d" % self.port
@@ -60,8 +65,8 @@ class Emulator:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
-            f.close()
+        self.proc.stdout.close()
+        self.stderr.close()
         return self.proc.returncode
 
     # --- raw HTTP ----------------------------------------------------------
@@ -74,6 +79,8 @@ class Emulator:
             body = body.encode()
         for attempt in (0, 1):
             if self.conn is None or fresh:
+                if self.conn is not None:
+                    self.conn.close()
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
             try:
                 self.conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
