@@ -1,14 +1,17 @@
 local support = dofile("tests/lua/support.lua")
 local cli = require("trainctl.cli")
 
+-- capture(fn) -> fn's result and what it wrote on stdout; stderr is
+-- swallowed (the error messages are checked through exit statuses).
 local function capture(fn)
   local out = {}
-  local real = io.stdout
+  local real, real_err = io.stdout, io.stderr
+  io.stderr = { write = function(self) return self end, flush = function() end } -- luacheck: ignore 122
   local fake = { write = function(self, ...) for _, s in ipairs({ ... }) do out[#out + 1] = s end return self end,
     flush = function() end }
   io.stdout = fake -- luacheck: ignore 122
   local ok, res = pcall(fn)
-  io.stdout = real -- luacheck: ignore 122
+  io.stdout, io.stderr = real, real_err -- luacheck: ignore 122
   if not ok then error(res, 0) end
   return res, table.concat(out)
 end
@@ -48,19 +51,21 @@ describe("trainctl call", function()
     assert.same({ trains = {}, offset = 0, limit = 5 }, support.json(text))
   end)
 
+  local function main(argv) return (capture(function() return cli.main(argv) end)) end
+
   it("exits 2 for usage errors and 1 for API errors", function()
-    assert.equal(2, cli.main({ "nosuch" }))
-    assert.equal(2, cli.main({ "aitems", "nosuch" }))
-    assert.equal(2, cli.main({ "aitems", "list_trains", "bogus=1" }))
-    assert.equal(2, cli.main({ "aitems", "list_trains" }))
+    assert.equal(2, main({ "nosuch" }))
+    assert.equal(2, main({ "aitems", "nosuch" }))
+    assert.equal(2, main({ "aitems", "list_trains", "bogus=1" }))
+    assert.equal(2, main({ "aitems", "list_trains" }))
     local rec = support.http({ { status = 404, body = '{"error":"NOT_FOUND","errorCode":"NOT_FOUND","message":"no"}' } })
-    assert.equal(1, cli.main({ "aitems", "get_service", "service_id=x" }))
+    assert.equal(1, main({ "aitems", "get_service", "service_id=x" }))
     rec.restore()
   end)
 
   it("exits 2 when credentials are missing", function()
     restore_env()
     restore_env = support.env({})
-    assert.equal(2, cli.main({ "aitems", "list_services" }))
+    assert.equal(2, main({ "aitems", "list_services" }))
   end)
 end)
