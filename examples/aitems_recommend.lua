@@ -1,7 +1,7 @@
 #!/usr/bin/env trainctl
 -- AiTEMS end to end: schemas, datasets from CSV files, a batch service,
 -- the three training types, then recommendations for every user of the
--- user dataset, written as JSON Lines.
+-- user dataset (the best AITEMS_TOP, default 10), written as JSON Lines.
 --
 --   trainctl examples/aitems_recommend.lua [recommendations.jsonl]
 --
@@ -24,6 +24,7 @@ local bucket = os.getenv("AITEMS_BUCKET") or "trainctl-demo"
 local key_prefix = os.getenv("AITEMS_KEY_PREFIX") or "aitems/"
 local prefix = os.getenv("AITEMS_PREFIX") or "demo"
 local out_path = arg and arg[1] or "recommendations.jsonl"
+local TOP = tonumber(os.getenv("AITEMS_TOP")) or 10
 
 local TYPES = { "user", "item", "interaction" }
 local FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
@@ -111,7 +112,16 @@ if not run.trained then
     run.training = job.ref
     save()
   end
-  job:wait({ timeout = 4 * 3600, interval = 2 })
+  local ok, err = pcall(job.wait, job, { timeout = 4 * 3600, interval = 2 })
+  if not ok then
+    -- A failed training is over: the next run starts a new one. A timeout
+    -- keeps the record, so the next run waits for the same one.
+    if errors.is(err, "training_failed") then
+      run.training = nil
+      save()
+    end
+    error(err, 0)
+  end
   run.trained = true
   save()
 end
@@ -122,7 +132,7 @@ if not users then errors.usage("cannot read the user list: " .. tostring(err)) e
 local records = {}
 for _, u in ipairs(users) do
   local res = ai:lookup(run.service_id, { type = "personalRecommend", target_id = u.USER_ID })
-  records[#records + 1] = { user_id = u.USER_ID, items = res.values or {} }
+  records[#records + 1] = { user_id = u.USER_ID, items = table.move(res.values or {}, 1, TOP, 1, {}) }
 end
 output.jsonl(out_path, records)
 log.info(("wrote recommendations for %d users to %s"):format(#records, out_path))

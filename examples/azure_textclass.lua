@@ -47,7 +47,15 @@ local function step(name, start, opts)
     run[name] = job.ref
     save()
   end
-  local st = job:wait(opts)
+  local ok, st = pcall(job.wait, job, opts)
+  if not ok then
+    -- A failed step is over: the next run starts it again.
+    if errors.is(st, "training_failed") then
+      run[name] = nil
+      save()
+    end
+    error(st, 0)
+  end
   run[name .. "_done"] = true
   save()
   return st

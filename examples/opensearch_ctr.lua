@@ -54,12 +54,20 @@ if not run.metrics then
     run.training = job.ref
     save()
   end
-  local st = job:wait({ timeout = 6 * 3600, interval = 2, on_progress = function(_, j)
+  local waited, st = pcall(job.wait, job, { timeout = 6 * 3600, interval = 2, on_progress = function(_, j)
     if j.ref.generation and not run.training.generation then
       run.training = j.ref
       save()
     end
   end })
+  if not waited then
+    -- A failed training is over: the next run starts a new one.
+    if errors.is(st, "training_failed") then
+      run.training = nil
+      save()
+    end
+    error(st, 0)
+  end
   local info = st.raw.ExtendInfo
   run.metrics = type(info) == "table" and info or {}
   run.generation = st.raw.Generation
