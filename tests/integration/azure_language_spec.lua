@@ -182,8 +182,9 @@ import http.server, json, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         port = self.server.server_address[1]
+        link = "http://127.0.0.1:%d/language/authoring/analyze-text/projects" % port
         body = json.dumps({"value": [{"projectName": "x"}],
-            "nextLink": "http://127.0.0.1:%d/language/authoring/analyze-text/projects?skip=1&api-version=2023-04-01" % port}).encode()
+                           "nextLink": link + "?skip=1&api-version=2023-04-01"}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
