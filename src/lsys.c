@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,18 +58,40 @@ static int l_getpid(lua_State *L)
 }
 
 /* Sleeps until the time is up or a signal asks the program to stop; the
- * caller's hook then raises the interruption. */
+ * caller's hook then raises the interruption. The stop signals are
+ * blocked between the check of host_signal and the wait, and ppoll
+ * unblocks them atomically: a signal arriving just before the wait still
+ * ends it, instead of being noticed only after the full sleep. */
 void sys_sleep_interruptible(double seconds)
 {
-	struct timespec req;
+	struct timespec now, end, left;
+	sigset_t stop, old;
 
-	if (seconds <= 0)
-		return;
-	req.tv_sec = (time_t)seconds;
-	req.tv_nsec = (long)((seconds - (double)req.tv_sec) * 1e9);
-	while (!host_interrupted() && nanosleep(&req, &req) == -1 &&
-	       errno == EINTR)
-		;
+	if (!(seconds > 0))
+		return; /* also NaN */
+	if (seconds > 1e9)
+		seconds = 1e9; /* about 31 years; keeps the time_t cast defined */
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)seconds;
+	end.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+	if (end.tv_nsec >= 1000000000L)
+		end.tv_sec++, end.tv_nsec -= 1000000000L;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGALRM);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	while (!host_interrupted()) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left.tv_sec = end.tv_sec - now.tv_sec;
+		left.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0)
+			left.tv_sec--, left.tv_nsec += 1000000000L;
+		if (left.tv_sec < 0)
+			break;
+		ppoll(NULL, 0, &left, &old);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 static int sleep_done(lua_State *L, int status, lua_KContext ctx)
@@ -81,6 +105,8 @@ static int l_sleep(lua_State *L)
 {
 	lua_Number s = luaL_checknumber(L, 1);
 
+	if (!(s > 0))
+		s = 0; /* NaN would never fall due on the scheduler's heap */
 	if (loop_can_yield(L, "sleep")) {
 		lua_pushliteral(L, "sleep");
 		lua_pushnumber(L, s);
@@ -301,6 +327,9 @@ static void checktime(lua_State *L, int idx, struct tm *tm, double *frac)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		t = (lua_Number)ts.tv_sec + ts.tv_nsec / 1e9;
 	}
+	/* Years 0 to 9999 fit both formats; outside, the cast is undefined. */
+	if (!(t >= -62167219200.0 && t < 253402300800.0))
+		luaL_argerror(L, idx, "time out of range");
 	secs = (time_t)t;
 	if ((lua_Number)secs > t)
 		secs--;
@@ -331,20 +360,21 @@ static int l_format_iso8601(lua_State *L)
 }
 
 /* The English names are fixed by RFC 1123, whatever the locale. */
+static const char day_names[][4] = {"Sun", "Mon", "Tue", "Wed",
+				    "Thu", "Fri", "Sat"};
+static const char month_names[][4] = {"Jan", "Feb", "Mar", "Apr",
+				      "May", "Jun", "Jul", "Aug",
+				      "Sep", "Oct", "Nov", "Dec"};
+
 static int l_format_rfc1123(lua_State *L)
 {
-	static const char days[][4] = {"Sun", "Mon", "Tue", "Wed",
-				       "Thu", "Fri", "Sat"};
-	static const char months[][4] = {"Jan", "Feb", "Mar", "Apr",
-					 "May", "Jun", "Jul", "Aug",
-					 "Sep", "Oct", "Nov", "Dec"};
 	struct tm tm;
 	double frac;
 	char buf[64];
 
 	checktime(L, 1, &tm, &frac);
 	snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-		 days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+		 day_names[tm.tm_wday], tm.tm_mday, month_names[tm.tm_mon],
 		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 	lua_pushstring(L, buf);
 	return 1;
@@ -361,6 +391,14 @@ static int digits(const char **p, int n, int *out)
 	}
 	*out = v;
 	return 1;
+}
+
+static int days_in(int y, int m)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : days[m - 1];
 }
 
 /* parse_iso8601(s) -> seconds since the epoch (a float when the string has
@@ -409,8 +447,8 @@ static int l_parse_iso8601(lua_State *L)
 			off = sign * (oh * 3600 + om * 60);
 		}
 	}
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60)
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > days_in(y, mo) || h > 23 ||
+	    mi > 59 || sec > 60)
 		goto bad;
 	tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d;
 	tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = sec;
@@ -426,19 +464,64 @@ bad:
 	return 2;
 }
 
-/* HTTP dates (RFC 1123, and the obsolete RFC 850 and asctime forms that a
- * Retry-After may still carry): libcurl's parser knows them all. */
+static int name_index(const char (*names)[4], int n, const char *p)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strncmp(p, names[i], 3) == 0)
+			return i;
+	return -1;
+}
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT", the IMF-fixdate every current server
+ * sends, parsed exactly. Returns 0 if s is not one. */
+static int parse_fixdate(const char *s, time_t *t)
+{
+	const char *p = s + 5;
+	struct tm tm;
+	int d, mo, y, h, mi, sec;
+
+	if (strlen(s) != 29 || name_index(day_names, 7, s) < 0 ||
+	    strncmp(s + 3, ", ", 2) != 0)
+		return 0;
+	if (!digits(&p, 2, &d) || *p++ != ' ' ||
+	    (mo = name_index(month_names, 12, p)) < 0)
+		return 0;
+	p += 3;
+	if (*p++ != ' ' || !digits(&p, 4, &y) || *p++ != ' ' ||
+	    !digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) ||
+	    *p++ != ':' || !digits(&p, 2, &sec) || strcmp(p, " GMT") != 0)
+		return 0;
+	if (d < 1 || d > days_in(y, mo + 1) || h > 23 || mi > 59 || sec > 60)
+		return 0;
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = y - 1900, tm.tm_mon = mo, tm.tm_mday = d;
+	tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = sec;
+	*t = timegm(&tm);
+	return 1;
+}
+
+/* HTTP dates: the IMF-fixdate here; the obsolete RFC 850 and asctime
+ * forms that a Retry-After may still carry through libcurl's parser
+ * (which cannot return one second before the epoch: -1 is its error). */
 static int l_parse_rfc1123(lua_State *L)
 {
 	const char *s = luaL_checkstring(L, 1);
-	const char *why = lazy_curl();
-	time_t t = why ? (time_t)-1 : curl_getdate(s, NULL);
+	const char *why;
+	time_t t;
 
+	if (parse_fixdate(s, &t)) {
+		lua_pushinteger(L, (lua_Integer)t);
+		return 1;
+	}
+	why = lazy_curl();
 	if (why) {
 		luaL_pushfail(L);
 		lua_pushstring(L, why);
 		return 2;
 	}
+	t = curl_getdate(s, NULL);
 	if (t == (time_t)-1) {
 		luaL_pushfail(L);
 		lua_pushfstring(L, "invalid HTTP date: %s", s);
