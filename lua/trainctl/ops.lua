@@ -271,8 +271,8 @@ function M.help_list(specs)
   for _, s in ipairs(specs) do width = math.max(width, #s.name) end
   local lines = {}
   for _, s in ipairs(specs) do
-    lines[#lines + 1] = ("  %-" .. width .. "s  %-6s %s%s"):format(s.name, s.method, s.path,
-      s.summary and ("  " .. s.summary) or "")
+    lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(s.name, s.summary or "")
+    lines[#lines + 1] = ("  %-" .. width .. "s    %s %s"):format("", s.method, s.path)
   end
   return table.concat(lines, "\n")
 end
