@@ -63,6 +63,19 @@ describe("azure_language against cloudsim", function()
     st = run:wait({ timeout = 5, interval = 0.1 })
     local doc = st.raw.tasks.items[1].results.documents[1]
     assert.is_string(doc.class[1].category)
+    -- One task of two failing (no such deployment): partiallyCompleted,
+    -- reported as a failure that keeps the results.
+    local partial = az:analyze_text({ analysis_input = azure.documents({ "The app crashes." }, "en"),
+      tasks = { { kind = KIND, taskName = "good", parameters = { projectName = "Full", deploymentName = "prod" } },
+        { kind = KIND, taskName = "bad", parameters = { projectName = "Full", deploymentName = "nope" } } } })
+    sim:advance(10)
+    local ok, err = pcall(partial.wait, partial, { timeout = 5, interval = 0.1 })
+    assert.is_false(ok)
+    assert.equal("training_failed", err.kind)
+    assert.is_true(err.partial)
+    assert.equal("partiallyCompleted", err.code)
+    assert.equal("failed", partial.last.state)
+    assert.equal(2, #partial.last.raw.tasks.items)
   end)
 
   it("reports a failed training", function()
