@@ -26,6 +26,7 @@ from .faults import Faults
 from .opensearch import OpenSearch
 
 MAX_BODY = 64 << 20
+SAVE_EVERY = 5.0
 REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 
 
@@ -38,6 +39,7 @@ class App:
         self.faults = Faults(cfg.faults, cfg.fault_when, cfg.seed, cfg.slow_seconds, cfg.retry_after)
         self.stop = threading.Event()
         self.dirty = False
+        self.saved_at = time.monotonic()
         self.log = collections.deque(maxlen=cfg.log_limit)
         self.seq = 0
         self.log_file = open(cfg.log, "a", buffering=1 << 16) if cfg.log else None
@@ -159,9 +161,12 @@ class App:
         if not self.cfg.state:
             return
         with self.lock:
-            if not self.dirty:
+            # Running the clock alone changes state too (lifecycles move on),
+            # so a quiet emulator still saves now and then.
+            if not self.dirty and time.monotonic() - self.saved_at < SAVE_EVERY:
                 return
             self.dirty = False
+            self.saved_at = time.monotonic()
             data = json.dumps(self.snapshot(), separators=(",", ":"))
         tmp = "%s.tmp.%d" % (self.cfg.state, os.getpid())
         with open(tmp, "w") as f:
@@ -300,8 +305,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             length = len(body) + max(16, len(body))
             body = body[:len(body) // 2]
             self.close_connection = True
-        head = ["HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: %d\r\n"
-                % (resp.status, REASONS.get(resp.status, "Unknown"), http_date(), length)]
+        head = ["HTTP/1.1 %d %s\r\nDate: %s\r\n" % (resp.status, REASONS.get(resp.status, "Unknown"), http_date())]
+        if resp.status != 204:   # RFC 9110 8.6: no Content-Length on 204
+            head.append("Content-Length: %d\r\n" % length)
         for k, v in resp.headers:
             head.append("%s: %s\r\n" % (k, v))
         if self.close_connection:

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import unittest
 
-from .harness import CLOUDSIM, ROOT, Emulator, EmulatorTest, ncp_headers
+from .harness import CLOUDSIM, Emulator, EmulatorTest, ncp_headers
 
 
 def read_response(sock_file):
