@@ -219,10 +219,11 @@ local function resolve_auth(o)
   local tenant, client = config.get("AZURE_TENANT_ID"), config.get("AZURE_CLIENT_ID")
   local secret = config.get("AZURE_CLIENT_SECRET")
   if tenant or client or secret or o.auth == "entra" then
-    local need = "with AZURE_TENANT_ID and AZURE_CLIENT_ID"
-    return { tenant_id = config.need("AZURE_TENANT_ID", "with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"),
-      client_id = config.key_id(config.need("AZURE_CLIENT_ID", "with AZURE_TENANT_ID and AZURE_CLIENT_SECRET")),
-      client_secret = config.secret(config.need("AZURE_CLIENT_SECRET", need)) }
+    -- Part of a service principal is there: name the part that is missing.
+    local hint = "(Entra ID needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)"
+    return { tenant_id = config.need("AZURE_TENANT_ID", hint),
+      client_id = config.key_id(config.need("AZURE_CLIENT_ID", hint)),
+      client_secret = config.secret(config.need("AZURE_CLIENT_SECRET", hint)) }
   end
   config.need("AZURE_LANGUAGE_KEY", "(or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)")
 end
