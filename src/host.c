@@ -19,6 +19,7 @@
 int luaopen_cjson_safe(lua_State *L);
 
 volatile sig_atomic_t host_signal;
+int host_no_env;
 static lua_State *volatile active;
 static int interactive;
 
@@ -245,7 +246,7 @@ int host_report(lua_State *L, int status)
 static int search_embedded(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
-	const char *dev = getenv("TRAINCTL_LUA_PATH");
+	const char *dev = host_no_env ? NULL : getenv("TRAINCTL_LUA_PATH");
 	const struct embedded_module *m;
 
 	if (dev && *dev) {
@@ -307,6 +308,11 @@ lua_State *host_new(void)
 
 	if (L == NULL)
 		return NULL;
+	/* -E: the package library ignores LUA_PATH and LUA_CPATH. */
+	if (host_no_env) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+	}
 	luaL_openlibs(L);
 	preload(L, "cjson", luaopen_cjson);
 	preload(L, "cjson.safe", luaopen_cjson_safe);

@@ -29,6 +29,9 @@ enum {
  * blocking natives poll it and give up with an "interrupted" error. */
 extern volatile sig_atomic_t host_signal;
 
+/* Set by -E before host_new: ignore LUA_PATH, LUA_CPATH, TRAINCTL_LUA_PATH. */
+extern int host_no_env;
+
 lua_State *host_new(void);
 void host_signals(lua_State *L, int interactive);
 void host_clear_signal(lua_State *L);

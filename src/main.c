@@ -411,6 +411,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	if (o.lock && (rc = take_lock(o.lock)) != EXIT_OK)
 		return rc;
+	host_no_env = o.no_env;
 	L = host_new();
 	if (L == NULL) {
 		fprintf(stderr, "%s: cannot create state: not enough memory\n",
