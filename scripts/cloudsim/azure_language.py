@@ -285,10 +285,9 @@ class AzureLanguage(Provider):
             raise _err("OperationNotFound", "The job with id '%s' was not found." % ctx.p["job"])
         return job
 
-    def render_job(self, job, now):
+    def render_job(self, job):
         out = {"jobId": job["jobId"], "createdDateTime": iso_z(job["createdAt"]),
-               "lastUpdatedDateTime": iso_z(min(now, job["updatedAt"]) if job["status"] in TERMINAL
-                                            else max(job["updatedAt"], now)),
+               "lastUpdatedDateTime": iso_z(job["updatedAt"]),
                "expirationDateTime": iso_z(job["expiresAt"]), "status": job["status"]}
         if job["warnings"]:
             out["warnings"] = job["warnings"]
@@ -386,7 +385,7 @@ class AzureLanguage(Provider):
         return self.accepted(ctx, AP + "/global/deletion-jobs/" + job["jobId"])
 
     def get_deletion_job(self, ctx):
-        return self.ok(self.render_job(self.job(ctx, "delete"), ctx.now))
+        return self.ok(self.render_job(self.job(ctx, "delete")))
 
     def list_languages(self, ctx):
         kind = ctx.q.get("projectKind")
@@ -462,7 +461,7 @@ class AzureLanguage(Provider):
         return self.accepted(ctx, self.ppath(name) + "/import/jobs/" + job["jobId"])
 
     def get_import_job(self, ctx):
-        return self.ok(self.render_job(self.job(ctx, "import", ctx.p["p"]), ctx.now))
+        return self.ok(self.render_job(self.job(ctx, "import", ctx.p["p"])))
 
     def export_project(self, ctx):
         self.project(ctx)
@@ -476,7 +475,7 @@ class AzureLanguage(Provider):
 
     def get_export_job(self, ctx):
         job = self.job(ctx, "export", ctx.p["p"])
-        out = self.render_job(job, ctx.now)
+        out = self.render_job(job)
         if job["status"] == "succeeded":
             out["resultUrl"] = self.url(ctx, self.ppath(job["project"]) + "/export/jobs/%s/result" % job["jobId"])
         return self.ok(out)
@@ -564,7 +563,7 @@ class AzureLanguage(Provider):
         return {"kind": "percentage", "trainingSplitPercentage": tr, "testingSplitPercentage": te}
 
     def render_training(self, job, now):
-        out = self.render_job(job, now)
+        out = self.render_job(job)
         status = job["status"]
         at = now
         if status in ("cancelling", "cancelled"):
@@ -585,9 +584,8 @@ class AzureLanguage(Provider):
                 s["status"] = "notStarted"
             elif status in ("cancelling", "cancelled", "failed"):
                 s["status"] = status
-                s["endDateTime"] = iso_z7(at) if status != "cancelling" else None
-                if s["endDateTime"] is None:
-                    del s["endDateTime"]
+                if status != "cancelling":
+                    s["endDateTime"] = iso_z7(at)
             else:
                 s["status"] = "running"
             return s
@@ -660,7 +658,7 @@ class AzureLanguage(Provider):
 
     def get_snapshot_job(self, ctx):
         self.project(ctx)
-        return self.ok(self.render_job(self.job(ctx, "snapshot", ctx.p["p"], label=ctx.p["m"]), ctx.now))
+        return self.ok(self.render_job(self.job(ctx, "snapshot", ctx.p["p"], label=ctx.p["m"])))
 
     def eval_summary(self, ctx):
         m = self.model(ctx)
@@ -725,7 +723,7 @@ class AzureLanguage(Provider):
         self.project(ctx)
         job = self.data["jobs"].get(ctx.p["job"])
         kind = job["kind"] if job and job["kind"] in ("deploy", "undeploy") else "deploy"
-        return self.ok(self.render_job(self.job(ctx, kind, ctx.p["p"], deployment=ctx.p["d"]), ctx.now))
+        return self.ok(self.render_job(self.job(ctx, kind, ctx.p["p"], deployment=ctx.p["d"])))
 
     def swap(self, ctx):
         self.project(ctx)
@@ -742,7 +740,7 @@ class AzureLanguage(Provider):
 
     def get_swap_job(self, ctx):
         self.project(ctx)
-        return self.ok(self.render_job(self.job(ctx, "swap", ctx.p["p"]), ctx.now))
+        return self.ok(self.render_job(self.job(ctx, "swap", ctx.p["p"])))
 
     # --- runtime ------------------------------------------------------------------------------------
     def submit_job(self, ctx):

@@ -48,6 +48,11 @@ class Scripted(EmulatorTest):
         r = self.aitems_get()
         self.assertEqual((r.status, r.json["error"]["errorCode"]), (500, "900"))
         self.assertEqual(self.aitems_get().status, 200)
+        self.sim.faults({"kind": "504"}, {"kind": "502"}, {"kind": "418"})
+        self.assertEqual([(r.status, r.json["error"]["errorCode"]) for r in (self.aitems_get(), self.aitems_get())],
+                         [(504, "510"), (502, "500")])
+        r = self.aitems_get()
+        self.assertEqual((r.status, r.json["error"]), (418, "INTERNAL_SERVER_ERROR"))
 
         self.sim.faults({"kind": "429", "retry_after": 2}, {"kind": "503", "retry_after": 1.5})
         r = self.sim.opensearch("GET", "/app-groups/a/functions/ctr/instances")
