@@ -48,7 +48,8 @@ local function providers_help()
 end
 
 local function operations_help(p, mod)
-  return ("%s: %s\nOperations (trainctl call %s OPERATION --help for parameters):\n%s")
+  return ("%s: %s\nOperations and their parameters (? = optional; "
+    .. "trainctl call %s OPERATION --help for types):\n%s")
     :format(p.name, p.title, p.name, ops.help_list(mod.operations))
 end
 

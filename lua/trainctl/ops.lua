@@ -272,7 +272,12 @@ function M.help_list(specs)
   local lines = {}
   for _, s in ipairs(specs) do
     lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(s.name, s.summary or "")
-    lines[#lines + 1] = ("  %-" .. width .. "s    %s %s"):format("", s.method, s.path)
+    local names = {}
+    for _, p in ipairs(s.params) do
+      names[#names + 1] = p.name .. (p.required and "" or "?")
+    end
+    lines[#lines + 1] = ("  %-" .. width .. "s    %s %s  (%s)"):format("", s.method, s.path,
+      table.concat(names, " "))
   end
   return table.concat(lines, "\n")
 end
