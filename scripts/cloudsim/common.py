@@ -120,11 +120,6 @@ def match_route(routes, method, path):
     return None
 
 
-def route_exists(routes, path):
-    path = unquote(path)
-    return any(rx.match(path) for _, rx, _, _ in routes)
-
-
 # --- time formats ---------------------------------------------------------
 
 def dt(ts, tz=UTC):
@@ -161,10 +156,6 @@ def stable_hash(*parts):
 def stable_unit(*parts):
     """A float in [0, 1) from the parts."""
     return stable_hash(*parts) / 2.0 ** 64
-
-
-def page(items, offset, limit):
-    return items[offset:offset + limit]
 
 
 class Provider:
