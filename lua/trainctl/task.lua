@@ -75,7 +75,9 @@ local function traceback_handler(err)
     local mt = getmetatable(err)
     msg = (mt and mt.__tostring) and tostring(err) or ("(error object is a %s value)"):format(type(err))
   end
-  return { err = err, trace = debug.traceback(msg, 2) }
+  -- The frames below the task's body are the scheduler's: not the user's.
+  local trace = debug.traceback(msg, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
+  return { err = err, trace = trace }
 end
 
 local function finish(task, ok, ...)
