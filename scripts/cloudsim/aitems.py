@@ -229,7 +229,10 @@ class AiTEMS(Provider):
         return v
 
     def trains_of(self, sid):
-        return [t for t in self.data["trains"].values() if t["serviceId"] == sid]
+        """The service's trains, oldest first (services index their versions,
+        so ticking stays cheap however many trains exist)."""
+        trains = self.data["trains"]
+        return [trains[v] for v in self.data["services"][sid]["versions"]]
 
     # --- rendering ----------------------------------------------------------
     def render_service(self, svc):
@@ -295,7 +298,7 @@ class AiTEMS(Provider):
         sid = self.new_id()
         svc = {"serviceId": sid, "name": name, "description": desc, "type": stype,
                "status": "datasetRequired", "datasetIds": [], "hpConfig": {"is_enabled": False},
-               "infers": {}, "createdAt": ctx.now, "updatedAt": ctx.now, "schedule": None}
+               "infers": {}, "createdAt": ctx.now, "updatedAt": ctx.now, "schedule": None, "versions": []}
         if stype == "interval":
             svc["term"] = "hour1"
         self.data["services"][sid] = svc
@@ -332,9 +335,9 @@ class AiTEMS(Provider):
         if svc["status"] in ("learning", "scheduledLearning"):
             raise _state("[%s] cannot be deleted while it is %s." % (svc["name"], svc["status"]))
         sid = svc["serviceId"]
+        for version in svc["versions"]:
+            del self.data["trains"][version]
         del self.data["services"][sid]
-        for t in self.trains_of(sid):
-            del self.data["trains"][t["version"]]
         self.data["active"].pop("svc:" + sid, None)
         return self.ok({"result": "ok"})
 
@@ -676,6 +679,7 @@ class AiTEMS(Provider):
                 "serviceId": svc["serviceId"], "type": ttype, "hpConfig": hp, "version": version,
                 "description": desc, "status": "requesting", "createdAt": t0, "inference": False,
                 "fail": fail, "done": False, "nextUpdateAt": next_update}
+            svc["versions"].append(version)
         self.data["active"]["svc:" + svc["serviceId"]] = True
         self.prune_trains(svc["serviceId"])
 
@@ -687,6 +691,7 @@ class AiTEMS(Provider):
             done = sorted((t for t in ts if t["done"] and not t["inference"]), key=lambda t: t["createdAt"])
             for t in done[:max(0, len(ts) - TRAINS_KEPT_PER_TYPE)]:
                 del self.data["trains"][t["version"]]
+                self.data["services"][sid]["versions"].remove(t["version"])
 
     def refresh(self, svc):
         inflight = any(not t["done"] for t in self.trains_of(svc["serviceId"]))
@@ -742,7 +747,7 @@ class AiTEMS(Provider):
         return not inflight and sched is None
 
     def tick_trains(self, svc, now):
-        for t in sorted(self.trains_of(svc["serviceId"]), key=lambda t: t["createdAt"]):
+        for t in self.trains_of(svc["serviceId"]):
             if t["done"]:
                 continue
             t0 = t["createdAt"]

@@ -218,6 +218,16 @@ class Lifecycle(AiTEMSTest):
         self.sim.advance(6 * 3600)
         self.assertEqual(len(self.call("GET", "/services/%s/trains" % sid).json["trains"]), 2)
 
+    def test_long_schedules_keep_a_bounded_history(self):
+        sid = self.ready_service(stype="interval", name="longrun")
+        self.call("PUT", "/services/%s/schedule" % sid, {"trainTypes": ["pop"], "hpConfig": {"is_enabled": False}},
+                  query="action=start", expect=200)
+        self.sim.advance(100 * 3600)
+        trains = self.call("GET", "/services/%s/trains" % sid, expect=200).json["trains"]
+        self.assertEqual(len(trains), 50)
+        self.assertEqual(sum(t["inference"] for t in trains), 1)
+        self.assertEqual(self.call("GET", "/services/" + sid).json["status"], "scheduled")
+
     def test_interval_upload_feeds_results(self):
         sid = self.ready_service(stype="interval", name="live2")
         svc = self.call("GET", "/services/" + sid).json
