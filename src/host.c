@@ -124,16 +124,39 @@ double host_parse_duration(const char *s)
 	return any ? total : -1;
 }
 
+/* Whether tracebacks accompany the structured errors of the library:
+ * only at --log-level debug or trace, since an API or usage error says
+ * all a user needs without the Lua frames. */
+static int verbose(lua_State *L)
+{
+	const char *level = NULL;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	if (lua_getfield(L, -1, "trainctl.options") == LUA_TTABLE) {
+		lua_getfield(L, -1, "log_level");
+		level = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 2);
+	return level && (strcmp(level, "debug") == 0 || strcmp(level, "trace") == 0);
+}
+
 /* Message handler: a string or an object with __tostring gets a
- * traceback; the original error object is kept in the registry so the
- * exit status can be read from it. */
+ * traceback (error objects with a `kind` only when verbose); the original
+ * error object is kept in the registry so the exit status can be read
+ * from it. */
 static int msghandler(lua_State *L)
 {
 	const char *msg = lua_tostring(L, 1);
+	int structured = 0;
 
 	lua_pushvalue(L, 1);
 	lua_setfield(L, LUA_REGISTRYINDEX, "trainctl.last_error");
 	if (msg == NULL) {
+		if (lua_istable(L, 1)) {
+			structured = lua_getfield(L, 1, "kind") == LUA_TSTRING;
+			lua_pop(L, 1);
+		}
 		if (luaL_callmeta(L, 1, "__tostring") &&
 		    lua_type(L, -1) == LUA_TSTRING)
 			msg = lua_tostring(L, -1);
@@ -141,6 +164,8 @@ static int msghandler(lua_State *L)
 			msg = lua_pushfstring(L, "(error object is a %s value)",
 					      luaL_typename(L, 1));
 	}
+	if (structured && !verbose(L))
+		return 1;
 	luaL_traceback(L, L, msg, 1);
 	return 1;
 }

@@ -338,6 +338,11 @@ struct transfer *http_prepare(lua_State *L, int opts)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	/* libcurl silently resends a request whose reused connection died
+	 * before any answer: for a create, that could create twice. Callers
+	 * ask for a new connection where a repeat is not safe. */
+	if (optbool(L, opts, "fresh_connect"))
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	if (ca)
 		curl_easy_setopt(e, CURLOPT_CAINFO, ca);
 	if (optbool(L, opts, "insecure")) {

@@ -75,6 +75,12 @@ local function traceback_handler(err)
     local mt = getmetatable(err)
     msg = (mt and mt.__tostring) and tostring(err) or ("(error object is a %s value)"):format(type(err))
   end
+  -- A structured error (an API or usage error) says what a user needs;
+  -- its Lua frames are shown only at --log-level debug or trace.
+  if type(err) == "table" and type(err.kind) == "string" then
+    local level = (package.loaded["trainctl.options"] or {}).log_level
+    if level ~= "debug" and level ~= "trace" then return { err = err, trace = msg } end
+  end
   -- The frames below the task's body are the scheduler's: not the user's.
   local trace = debug.traceback(msg, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
   return { err = err, trace = trace }
