@@ -171,8 +171,10 @@ class AiTEMS(Provider):
             return fail
         if ak != creds["NCLOUD_ACCESS_KEY"]:
             return fail
-        # The signature covers the request target exactly as received.
+        # The signature covers the request target exactly as received (the
+        # server reads the request line as latin-1; clients sign UTF-8).
         target = req.target if req.target.startswith("/") else req.path + ("?" + req.query if req.query else "")
+        target = target.encode("latin-1").decode("utf-8", "replace")
         if not signing.same(signing.ncp_v2(req.method, target, ts, ak, creds["NCLOUD_SECRET_KEY"]), sig):
             return fail
         if req.body and req.method in ("POST", "PUT") and "json" not in h.get("content-type", ""):

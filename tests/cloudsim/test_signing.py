@@ -217,6 +217,16 @@ class NcpOverHttp(EmulatorTest):
         self.assertEqual(self.send("GET", self.TARGET, outside)[0], 401)
         self.assertEqual(self.send("GET", self.TARGET, future)[0], 401)
 
+    def test_utf8_in_the_target_is_signed_as_utf8(self):
+        import socket
+        target = "/api/v1/schemas/스키마"
+        head = "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (target, self.sim.host)
+        head += "".join("%s: %s\r\n" % kv for kv in ncp_headers("GET", target).items()) + "\r\n"
+        with socket.create_connection(("127.0.0.1", self.sim.port), timeout=5) as s:
+            s.sendall(head.encode("utf-8"))
+            status_line = s.makefile("rb").readline()
+        self.assertEqual(status_line.split()[1], b"404")   # authenticated; the schema does not exist
+
     def test_raw_target_is_signed_as_received(self):
         target = "/api/v1/schemas?datasetType=user&offset=0"
         encoded = "/api/v1/schemas?datasetType=%75ser&offset=0"
