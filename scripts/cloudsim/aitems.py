@@ -197,27 +197,15 @@ class AiTEMS(Provider):
             raise _bad("offset and limit must not be negative")
         return offset, limit
 
-    def service(self, sid):
-        svc = self.data["services"].get(sid)
-        if svc is None:
-            raise _missing(sid)
-        return svc
-
-    def dataset(self, did):
-        ds = self.data["datasets"].get(did)
-        if ds is None:
-            raise _missing(did)
-        return ds
-
-    def schema(self, name):
-        sc = self.data["schemas"].get(name)
-        if sc is None:
-            raise _missing(name)
-        return sc
+    def find(self, kind, key):
+        """services, datasets or schemas by id (schemas by name), else 404."""
+        obj = self.data[kind].get(key)
+        if obj is None:
+            raise _missing(key)
+        return obj
 
     def name_taken(self, kind, name, but=None):
-        key = {"services": "name", "datasets": "name"}[kind]
-        return any(o[key] == name and o is not but for o in self.data[kind].values())
+        return any(o["name"] == name and o is not but for o in self.data[kind].values())
 
     @staticmethod
     def text(body, field, maximum, required=False):
@@ -316,10 +304,10 @@ class AiTEMS(Provider):
             for s in items[offset:offset + limit]], "offset": offset, "limit": limit})
 
     def get_service(self, ctx):
-        return self.ok(self.render_service(self.service(ctx.p["sid"])))
+        return self.ok(self.render_service(self.find("services", ctx.p["sid"])))
 
     def update_service(self, ctx):
-        svc = self.service(ctx.p["sid"])
+        svc = self.find("services", ctx.p["sid"])
         body = ctx.body_object()
         name = body.get("name", svc["name"])
         if not isinstance(name, str) or not SERVICE_NAME.match(name):
@@ -333,7 +321,7 @@ class AiTEMS(Provider):
         return self.ok(self.render_service(svc))
 
     def delete_service(self, ctx):
-        svc = self.service(ctx.p["sid"])
+        svc = self.find("services", ctx.p["sid"])
         if svc["status"] in ("learning", "scheduledLearning"):
             raise _state("[%s] cannot be deleted while it is %s." % (svc["name"], svc["status"]))
         sid = svc["serviceId"]
@@ -344,7 +332,7 @@ class AiTEMS(Provider):
         return self.ok({"result": "ok"})
 
     def set_datasets(self, ctx):
-        svc = self.service(ctx.p["sid"])
+        svc = self.find("services", ctx.p["sid"])
         if svc["status"] in ("learning", "scheduled", "scheduledLearning"):
             raise _state("datasets cannot be changed while the service is %s." % svc["status"])
         ids = ctx.body_object().get("datasetIds")
@@ -352,7 +340,7 @@ class AiTEMS(Provider):
             raise _bad("datasetIds must be a list of dataset ids")
         by_type = {}
         for did in ids:
-            ds = self.dataset(did)
+            ds = self.find("datasets", did)
             if ds["type"] in by_type:
                 raise _bad("only one %s dataset can be set" % ds["type"])
             if ds["status"] in ("upload_failed", "disable", "deleting"):
@@ -366,7 +354,7 @@ class AiTEMS(Provider):
         return self.ok(self.render_service(svc))
 
     def update_interval(self, ctx):
-        svc = self.service(ctx.p["sid"])
+        svc = self.find("services", ctx.p["sid"])
         if svc["type"] != "interval":
             raise _unsupported("the interval can be changed on interval services only")
         term = ctx.body_object().get("term")
@@ -401,7 +389,7 @@ class AiTEMS(Provider):
                 raise _state("dataset [%s] is not ready (%s)." % (ds["name"], ds["status"]))
 
     def create_train(self, ctx):
-        svc = self.service(ctx.p["sid"])
+        svc = self.find("services", ctx.p["sid"])
         if svc["type"] != "batch":
             raise _unsupported("training requests are for batch services; use the schedule")
         body = ctx.body_object()
@@ -418,7 +406,7 @@ class AiTEMS(Provider):
         return self.ok(self.render_service(svc))
 
     def set_schedule(self, ctx):
-        svc = self.service(ctx.p["sid"])
+        svc = self.find("services", ctx.p["sid"])
         if svc["type"] != "interval":
             raise _unsupported("schedules are for interval services only")
         action = ctx.q.get("action")
@@ -445,10 +433,10 @@ class AiTEMS(Provider):
         return self.ok(self.render_service(svc))
 
     def upload_data(self, ctx):
-        svc = self.service(ctx.p["sid"])
+        svc = self.find("services", ctx.p["sid"])
         if svc["type"] != "interval":
             raise _unsupported("data uploads are for interval services only")
-        ds = self.dataset(ctx.p["did"])
+        ds = self.find("datasets", ctx.p["did"])
         if ds["datasetId"] not in svc["datasetIds"]:
             raise _bad("dataset [%s] is not set on [%s]" % (ds["name"], svc["name"]))
         body = ctx.body_object()
@@ -474,7 +462,7 @@ class AiTEMS(Provider):
         return self.ok(True)
 
     def list_trains(self, ctx):
-        svc = self.service(ctx.p["sid"])
+        svc = self.find("services", ctx.p["sid"])
         offset, limit = self.paging(ctx)
         trains = sorted(self.trains_of(svc["serviceId"]), key=lambda t: t["createdAt"], reverse=True)
         if ctx.q.get("isRecent") == "true":
@@ -488,14 +476,14 @@ class AiTEMS(Provider):
                         "offset": offset, "limit": limit})
 
     def get_train(self, ctx):
-        self.service(ctx.p["sid"])
+        self.find("services", ctx.p["sid"])
         t = self.data["trains"].get(ctx.p["version"])
         if t is None or t["serviceId"] != ctx.p["sid"] or t["type"] != ctx.p["ttype"]:
             raise _missing(ctx.p["version"])
         return self.ok(self.render_train(t))
 
     def lookup(self, ctx):
-        svc = self.service(ctx.p["sid"])
+        svc = self.find("services", ctx.p["sid"])
         ttype = ctx.q.get("type")
         if ttype not in TRAIN_TYPES:
             raise _bad("type must be one of " + ", ".join(TRAIN_TYPES))
@@ -551,13 +539,13 @@ class AiTEMS(Provider):
              "permission": "Allow"} for d in items[offset:offset + limit]], "offset": offset, "limit": limit})
 
     def get_dataset(self, ctx):
-        return self.ok(self.render_dataset(self.dataset(ctx.p["did"])))
+        return self.ok(self.render_dataset(self.find("datasets", ctx.p["did"])))
 
     def users_of(self, ds):
         return [s for s in self.data["services"].values() if ds["datasetId"] in s["datasetIds"]]
 
     def modify_dataset(self, ctx):
-        ds = self.dataset(ctx.p["did"])
+        ds = self.find("datasets", ctx.p["did"])
         dtype, name, desc, schema, os_info = self.dataset_body(ctx.body_object())
         busy = [s["name"] for s in self.users_of(ds) if s["status"] != "learnable"]
         if busy:
@@ -572,13 +560,13 @@ class AiTEMS(Provider):
         return self.ok(self.render_dataset(ds))
 
     def describe_dataset(self, ctx):
-        ds = self.dataset(ctx.p["did"])
+        ds = self.find("datasets", ctx.p["did"])
         ds["description"] = self.text(ctx.body_object(), "content", 100, required=True)
         ds["updatedAt"] = ctx.now
         return self.ok(self.render_dataset(ds))
 
     def delete_dataset(self, ctx):
-        ds = self.dataset(ctx.p["did"])
+        ds = self.find("datasets", ctx.p["did"])
         users = self.users_of(ds)
         if users:
             raise _state("dataset [%s] is set on service [%s]." % (ds["name"], users[0]["name"]))
@@ -654,15 +642,15 @@ class AiTEMS(Provider):
                         "description": "Default schema for %s data" % dtype})
 
     def get_schema(self, ctx):
-        return self.ok(self.render_schema(self.schema(ctx.p["name"])))
+        return self.ok(self.render_schema(self.find("schemas", ctx.p["name"])))
 
     def describe_schema(self, ctx):
-        sc = self.schema(ctx.p["name"])
+        sc = self.find("schemas", ctx.p["name"])
         sc["description"] = self.text(ctx.body_object(), "content", 100, required=True)
         return self.ok(self.render_schema(sc))
 
     def delete_schema(self, ctx):
-        sc = self.schema(ctx.p["name"])
+        sc = self.find("schemas", ctx.p["name"])
         users = [d["name"] for d in self.data["datasets"].values() if d["schemaName"] == sc["name"]]
         if users:
             raise _state("schema [%s] is used by dataset [%s]." % (sc["name"], users[0]))
