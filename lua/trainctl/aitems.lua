@@ -286,8 +286,11 @@ function Client:dataset_job(dataset_id)
     poll = function()
       local ds = self:get_dataset(dataset_id)
       local state = M.DATASET_STATES[ds.status] or "running"
+      local why = ds.reason or ds.message
+      why = (type(why) == "string" and why ~= "") and (": " .. why) or ""
       return { state = state, raw = ds, code = state == "failed" and ds.status or nil,
-        message = state == "failed" and ("dataset %s is %s"):format(ds.name or dataset_id, ds.status) or nil }
+        message = state == "failed"
+          and ("dataset %s is %s%s"):format(ds.name or dataset_id, ds.status, why) or nil }
     end,
   })
 end
