@@ -239,8 +239,20 @@ class AzureLanguage(Provider):
         return AP + "/" + quote(project, safe="")
 
     def accepted(self, ctx, path):
-        return Response(202, b"", [("Operation-Location", self.url(ctx, path)),
-                                   ("apim-request-id", self.request_id())])
+        url = self.url(ctx, path)
+        headers = [("Operation-Location", url), ("apim-request-id", self.request_id())]
+        if self.cfg.azure_location_header:
+            headers.append(("Location", url))
+        if self.cfg.azure_poll_retry_after:
+            headers.append(("Retry-After", "%d" % self.cfg.azure_poll_retry_after))
+        return Response(202, b"", headers)
+
+    def status_reply(self, job):
+        """A status monitor's answer; Retry-After while the job runs, if asked for."""
+        headers = ()
+        if self.cfg.azure_poll_retry_after and job["status"] not in TERMINAL:
+            headers = [("Retry-After", "%d" % self.cfg.azure_poll_retry_after)]
+        return self.ok(job, headers=headers)
 
     def paged(self, ctx, items):
         q = ctx.q
@@ -385,7 +397,7 @@ class AzureLanguage(Provider):
         return self.accepted(ctx, AP + "/global/deletion-jobs/" + job["jobId"])
 
     def get_deletion_job(self, ctx):
-        return self.ok(self.render_job(self.job(ctx, "delete")))
+        return self.status_reply(self.render_job(self.job(ctx, "delete")))
 
     def list_languages(self, ctx):
         kind = ctx.q.get("projectKind")
@@ -461,7 +473,7 @@ class AzureLanguage(Provider):
         return self.accepted(ctx, self.ppath(name) + "/import/jobs/" + job["jobId"])
 
     def get_import_job(self, ctx):
-        return self.ok(self.render_job(self.job(ctx, "import", ctx.p["p"])))
+        return self.status_reply(self.render_job(self.job(ctx, "import", ctx.p["p"])))
 
     def export_project(self, ctx):
         self.project(ctx)
@@ -478,7 +490,7 @@ class AzureLanguage(Provider):
         out = self.render_job(job)
         if job["status"] == "succeeded":
             out["resultUrl"] = self.url(ctx, self.ppath(job["project"]) + "/export/jobs/%s/result" % job["jobId"])
-        return self.ok(out)
+        return self.status_reply(out)
 
     def get_export_result(self, ctx):
         job = self.job(ctx, "export", ctx.p["p"])
@@ -608,7 +620,7 @@ class AzureLanguage(Provider):
 
     def get_training_job(self, ctx):
         self.project(ctx)
-        return self.ok(self.render_training(self.job(ctx, "train", ctx.p["p"]), ctx.now))
+        return self.status_reply(self.render_training(self.job(ctx, "train", ctx.p["p"]), ctx.now))
 
     def cancel_training(self, ctx):
         self.project(ctx)
@@ -658,7 +670,7 @@ class AzureLanguage(Provider):
 
     def get_snapshot_job(self, ctx):
         self.project(ctx)
-        return self.ok(self.render_job(self.job(ctx, "snapshot", ctx.p["p"], label=ctx.p["m"])))
+        return self.status_reply(self.render_job(self.job(ctx, "snapshot", ctx.p["p"], label=ctx.p["m"])))
 
     def eval_summary(self, ctx):
         m = self.model(ctx)
@@ -723,7 +735,7 @@ class AzureLanguage(Provider):
         self.project(ctx)
         job = self.data["jobs"].get(ctx.p["job"])
         kind = job["kind"] if job and job["kind"] in ("deploy", "undeploy") else "deploy"
-        return self.ok(self.render_job(self.job(ctx, kind, ctx.p["p"], deployment=ctx.p["d"])))
+        return self.status_reply(self.render_job(self.job(ctx, kind, ctx.p["p"], deployment=ctx.p["d"])))
 
     def swap(self, ctx):
         self.project(ctx)
@@ -740,7 +752,7 @@ class AzureLanguage(Provider):
 
     def get_swap_job(self, ctx):
         self.project(ctx)
-        return self.ok(self.render_job(self.job(ctx, "swap", ctx.p["p"])))
+        return self.status_reply(self.render_job(self.job(ctx, "swap", ctx.p["p"])))
 
     # --- runtime ------------------------------------------------------------------------------------
     def submit_job(self, ctx):
@@ -814,7 +826,7 @@ class AzureLanguage(Provider):
                                  "erroneousDocumentsCount": len(job["documents"]) - valid,
                                  "transactionsCount": sum(max(1, math.ceil(len(d["text"]) / 1000))
                                                           for d in job["documents"] if d["text"])}
-        return self.ok(out)
+        return self.status_reply(out)
 
     @staticmethod
     def render_item(item, show):

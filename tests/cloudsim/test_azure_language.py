@@ -135,7 +135,9 @@ class Projects(AzureTest):
         self.assertEqual(missing["error"]["code"], "ProjectNotFound")
 
     def test_import_lifecycle_and_export(self):
-        op = self.lro("POST", self.P + "/news/:import", classification_project("news"))
+        r = self.call("POST", self.P + "/news/:import", classification_project("news"), expect=202)
+        self.assertFalse({"location", "retry-after"} & set(r.headers))
+        op = r.headers["operation-location"]
         self.assertTrue(op.startswith(self.sim.url + "/language" + self.P + "/news/import/jobs/"), op)
         job = self.follow(op).json
         self.assertRegex(job["jobId"], JOB_ID)
@@ -513,6 +515,21 @@ class RateLimits(AzureTest):
         self.call("POST", self.P + "/none/:train", {}, expect=429)
         self.sim.advance(60)
         self.call("GET", self.P, expect=200)
+
+
+class LroHeaderFlags(AzureTest):
+    args = ("--azure-location-header", "--azure-poll-retry-after", "7")
+
+    def test_location_and_retry_after(self):
+        r = self.call("POST", self.P + "/news/:import", classification_project("news"), expect=202)
+        self.assertEqual(r.headers["location"], r.headers["operation-location"])
+        self.assertEqual(r.headers["retry-after"], "7")
+        running = self.follow(r.headers["operation-location"])
+        self.assertEqual((running.json["status"], running.headers["retry-after"]), ("notStarted", "7"))
+        self.sim.advance(30)
+        done = self.follow(r.headers["operation-location"])
+        self.assertEqual(done.json["status"], "succeeded")
+        self.assertNotIn("retry-after", done.headers)
 
 
 class SpecStyle401(AzureTest):
