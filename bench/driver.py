@@ -167,6 +167,10 @@ class Bench:
             raise StepError("no rate in wrk's output:\n" + out)
         return float(m.group(1))
 
+    def floor(self, n, conns):
+        _, out, _ = run([self.o.curl_floor, self.base + LIST, str(n), str(conns)])
+        return last_json(out)["rate"]
+
     def trainctl_script(self, name, *args):
         _, out, usage = run([self.tc, os.path.join(HERE, name)] + [str(a) for a in args],
                             env=self.env)
@@ -246,10 +250,12 @@ class Bench:
                             env=self.env)
             return last_json(out)["rate"]
 
-        tc, wrk, py, cu, cpu = [], [], [], [], []
+        tc, wrk, py, cu, fl, cpu = [], [], [], [], [], []
         for i in range(self.rounds):
             first = i == 0
-            order = ["tc", "py", "curl"] if i % 2 == 0 else ["curl", "py", "tc"]
+            order = ["tc", "py", "curl", "floor"]
+            if i % 2:
+                order.reverse()
             secs = None
             for who in order:
                 if who == "tc":
@@ -262,9 +268,12 @@ class Bench:
                 elif who == "py":
                     py.append(self.step(first, "sequential: bench/sequential.py %d" % n,
                                         python_rate))
-                else:
+                elif who == "curl":
                     cu.append(self.step(first, "sequential: curl, %d URLs on one connection" % n,
                                         curl_rate))
+                elif self.o.curl_floor:
+                    fl.append(self.step(first, "sequential: bench/curl_floor.c %d" % n,
+                                        self.floor, n, 1))
             d = max(1, math.ceil(secs or 1))
             wrk.append(self.step(first, "sequential: wrk -t1 -c1", self.wrk, 1, d))
         mt = median(tc)
@@ -275,15 +284,19 @@ class Bench:
                  ratio(mt, median(py)), None, {"python3": py})
         self.row("3c", "sequential vs curl CLI", "req/s", mt, "curl", median(cu),
                  ratio(mt, median(cu)), None, {"curl": cu})
+        if self.o.curl_floor:
+            self.row("3d", "sequential vs libcurl floor", "req/s", mt, "curl_floor", median(fl),
+                     ratio(mt, median(fl)), None, {"curl_floor": fl},
+                     {"floor_vs_wrk": ratio(median(fl), median(wrk))})
 
     def concurrent(self):
         tasks = 64
         n = tasks * (10 if self.smoke else 500)
-        tc, wrk, cpu = [], [], []
+        tc, wrk, fl, cpu = [], [], [], []
         for i in range(self.rounds):
             first = i == 0
             secs = None
-            for who in (["tc", "wrk"] if i % 2 == 0 else ["wrk", "tc"]):
+            for who in (["tc", "wrk", "floor"] if i % 2 == 0 else ["floor", "wrk", "tc"]):
                 if who == "tc":
                     r = self.step(first, "concurrent: bench/concurrent.lua %d %d" % (tasks, n),
                                   self.trainctl_script, "concurrent.lua", tasks, n)
@@ -291,6 +304,10 @@ class Bench:
                         tc.append(r["rate"])
                         cpu.append(r["cpu_per_request_us"])
                         secs = r["seconds"]
+                elif who == "floor":
+                    if self.o.curl_floor:
+                        fl.append(self.step(first, "concurrent: bench/curl_floor.c %d %d" % (n, tasks),
+                                            self.floor, n, tasks))
                 else:
                     d = max(1, math.ceil(secs or (1 if self.smoke else 4)))
                     wrk.append(self.step(first, "concurrent: wrk -t1 -c%d" % tasks,
@@ -299,6 +316,10 @@ class Bench:
         self.row("4", "concurrent signed GETs", "req/s", mt, "wrk -c64", median(wrk),
                  ratio(mt, median(wrk)), (">=", 0.5), {"trainctl": tc, "wrk": wrk},
                  {"tasks": tasks, "requests": n, "cpu_per_request_us": median(cpu)})
+        if self.o.curl_floor:
+            self.row("4b", "concurrent vs libcurl floor", "req/s", mt, "curl_floor", median(fl),
+                     ratio(mt, median(fl)), None, {"curl_floor": fl},
+                     {"floor_vs_wrk": ratio(median(fl), median(wrk))})
 
     def waiting(self):
         jobs, secs = (200, 2) if self.smoke else (10000, 30)
@@ -472,6 +493,7 @@ def main():
     ap.add_argument("--work", required=True, help="run.sh's temporary directory")
     ap.add_argument("--out-dir", required=True, help="where downloads are written")
     ap.add_argument("--results", help="write the results here (JSON)")
+    ap.add_argument("--curl-floor", help="the built bench/curl_floor.c")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--tap", action="store_true")
     ap.add_argument("--rounds", type=int)

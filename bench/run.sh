@@ -76,6 +76,19 @@ nofile=$(ulimit -n)
 conns=$((nofile - 64))
 [ "$conns" -gt 16384 ] && conns=16384
 
+# The libcurl floor (bench/curl_floor.c); the figures that use it are
+# left out when it does not build.
+floor=""
+curl_cflags=$(pkg-config --cflags libcurl 2>/dev/null || true)
+curl_libs=$(pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# shellcheck disable=SC2086 # flags are lists of words
+if ${CC:-cc} -std=c11 -O2 -Wall -Wextra $curl_cflags -o "$work/curl_floor" \
+	bench/curl_floor.c $curl_libs 2>"$work/cc.log"; then
+	floor="--curl-floor $work/curl_floor"
+else
+	say "bench/curl_floor.c did not build: $(cat "$work/cc.log")"
+fi
+
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -111,4 +124,4 @@ results=""
 export BENCH_BASE="http://127.0.0.1:$port"
 # shellcheck disable=SC2086
 python3 bench/driver.py --trainctl "$trainctl" --work "$work" --out-dir "$out_dir" \
-	$smoke $tap $results $pass
+	$floor $smoke $tap $results $pass
