@@ -57,8 +57,19 @@ unit: $(UNIT_BINS)
 deps:
 	@./scripts/deps.sh
 
-lint:
+lint: format-check
 	luacheck -q lua tests examples bench
+
+C_FILES = $(wildcard src/*.c src/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c)
+
+format:
+	clang-format -i $(C_FILES)
+
+# clang-format is optional on a build machine; the check runs where it is.
+format-check:
+	@if command -v clang-format >/dev/null; then \
+		clang-format --dry-run -Werror $(C_FILES) || { echo "run: make format"; exit 1; }; \
+	fi
 
 check: deps
 	$(MAKE) all unit
@@ -96,4 +107,5 @@ install: all
 clean:
 	rm -rf build build-asan trainctl trainctl.asan
 
-.PHONY: all unit deps lint check check-asan valgrind demo bench fuzz install clean
+
+.PHONY: format format-check all unit deps lint check check-asan valgrind demo bench fuzz install clean

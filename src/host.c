@@ -41,7 +41,8 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 	(void)ar;
 	lua_sethook(L, NULL, 0, 0);
 	if (host_signal == SIGALRM)
-		lua_pushliteral(L, "timeout: the --timeout for this run was reached");
+		lua_pushliteral(
+			L, "timeout: the --timeout for this run was reached");
 	else if (host_signal == SIGTERM)
 		lua_pushliteral(L, "terminated (SIGTERM)");
 	else
@@ -138,7 +139,8 @@ static int verbose(lua_State *L)
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 2);
-	return level && (strcmp(level, "debug") == 0 || strcmp(level, "trace") == 0);
+	return level &&
+	       (strcmp(level, "debug") == 0 || strcmp(level, "trace") == 0);
 }
 
 /* Message handler: a string or an object with __tostring gets a
@@ -277,7 +279,8 @@ static int search_embedded(lua_State *L)
 	if (dev && *dev) {
 		const char *path = dev;
 		if (!strchr(dev, '?'))
-			path = lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dev, dev);
+			path = lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", dev,
+					       dev);
 		lua_getglobal(L, "package");
 		lua_getfield(L, -1, "searchpath");
 		lua_pushstring(L, name);

@@ -24,18 +24,19 @@ static void *open_any(const char *const *names)
 	return lib;
 }
 
-#define SYM(api, field, name)                                 \
-	do {                                                  \
-		*(void **)(&api.field) = dlsym(lib, name);    \
-		if (api.field == NULL) {                      \
-			snprintf(why, sizeof why, "missing %s", name); \
-			return why;                           \
-		}                                             \
+#define SYM(api, field, name)                                                  \
+	do {                                                                   \
+		*(void **)(&api.field) = dlsym(lib, name);                     \
+		if (api.field == NULL) {                                       \
+			snprintf(why, sizeof why, "missing %s", name);         \
+			return why;                                            \
+		}                                                              \
 	} while (0)
 
 const char *lazy_curl(void)
 {
-	static const char *const names[] = {"libcurl.so.4", "libcurl.so", NULL};
+	static const char *const names[] = { "libcurl.so.4", "libcurl.so",
+					     NULL };
 	static void *lib;
 
 	if (lib)
@@ -70,8 +71,8 @@ const char *lazy_curl(void)
 
 const char *lazy_crypto(void)
 {
-	static const char *const names[] = {"libcrypto.so.3", "libcrypto.so",
-					    NULL};
+	static const char *const names[] = { "libcrypto.so.3", "libcrypto.so",
+					     NULL };
 	static void *lib;
 
 	if (lib)
@@ -93,7 +94,8 @@ const char *lazy_crypto(void)
 
 const char *lazy_edit(void)
 {
-	static const char *const names[] = {"libedit.so.2", "libedit.so", NULL};
+	static const char *const names[] = { "libedit.so.2", "libedit.so",
+					     NULL };
 	static void *lib;
 
 	if (lib)

@@ -132,7 +132,7 @@ extern struct edit_api edit_api;
 #define stifle_history edit_api.stifle_history
 #define rl_completion_matches edit_api.completion_matches
 #define rl_readline_name (*edit_api.readline_name)
-#define rl_attempted_completion_function \
+#define rl_attempted_completion_function                                       \
 	(*edit_api.attempted_completion_function)
 #define rl_completion_append_character (*edit_api.completion_append_character)
 #endif

@@ -218,20 +218,18 @@ static int l_equal(lua_State *L)
 	return 1;
 }
 
-static const luaL_Reg funcs[] = {
-	{"sha256", l_sha256},
-	{"sha1", l_sha1},
-	{"md5", l_md5},
-	{"hmac_sha256", l_hmac_sha256},
-	{"hmac_sha1", l_hmac_sha1},
-	{"hex_encode", l_hex_encode},
-	{"hex_decode", l_hex_decode},
-	{"base64_encode", l_base64_encode},
-	{"base64_decode", l_base64_decode},
-	{"random_bytes", l_random_bytes},
-	{"equal", l_equal},
-	{NULL, NULL}
-};
+static const luaL_Reg funcs[] = { { "sha256", l_sha256 },
+				  { "sha1", l_sha1 },
+				  { "md5", l_md5 },
+				  { "hmac_sha256", l_hmac_sha256 },
+				  { "hmac_sha1", l_hmac_sha1 },
+				  { "hex_encode", l_hex_encode },
+				  { "hex_decode", l_hex_decode },
+				  { "base64_encode", l_base64_encode },
+				  { "base64_decode", l_base64_decode },
+				  { "random_bytes", l_random_bytes },
+				  { "equal", l_equal },
+				  { NULL, NULL } };
 
 int luaopen_trainctl_crypto(lua_State *L)
 {

@@ -230,8 +230,10 @@ static void set_headers(lua_State *L, struct transfer *t, int opts)
 		lua_pushnil(L);
 		while (lua_next(L, -2)) {
 			const char *k, *v;
-			if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
-				luaL_error(L, "http.request: headers must map names to strings");
+			if (lua_type(L, -2) != LUA_TSTRING ||
+			    !lua_isstring(L, -1))
+				luaL_error(L, "http.request: headers must map "
+					      "names to strings");
 			k = lua_tostring(L, -2);
 			v = lua_tostring(L, -1);
 			has_expect |= strcasecmp(k, "expect") == 0;
@@ -248,7 +250,8 @@ static void set_headers(lua_State *L, struct transfer *t, int opts)
 		t->req_headers = curl_slist_append(t->req_headers, "Expect:");
 	if (!has_ua)
 		t->req_headers = curl_slist_append(
-			t->req_headers, "User-Agent: trainctl/" TRAINCTL_VERSION);
+			t->req_headers,
+			"User-Agent: trainctl/" TRAINCTL_VERSION);
 }
 
 static void open_output(lua_State *L, struct transfer *t, const char *path)
@@ -355,7 +358,8 @@ struct transfer *http_prepare(lua_State *L, int opts)
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
 	} else {
 		if (body || strcmp(method, "POST") == 0 ||
-		    strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
+		    strcmp(method, "PUT") == 0 ||
+		    strcmp(method, "PATCH") == 0) {
 			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 					 (curl_off_t)blen);
 			curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS,
@@ -415,7 +419,8 @@ static struct transfer *reap_one(void)
 		struct transfer *t;
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+				  (char **)&t);
 		t->result = m->data.result;
 		t->done = 1;
 		curl_multi_remove_handle(multi, m->easy_handle);
@@ -503,7 +508,8 @@ static const char *kind_of(CURLcode rc)
 
 static int push_failure(lua_State *L, struct transfer *t)
 {
-	const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result);
+	const char *detail =
+		t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result);
 
 	if (t->interrupted) {
 		push_err(L, "interrupted", "request interrupted", 0);
@@ -542,13 +548,16 @@ static void push_headers(lua_State *L, struct transfer *t)
 		if (!eol)
 			eol = end;
 		ve = eol;
-		while (ve > line && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+		while (ve > line &&
+		       (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
 			ve--;
 		colon = memchr(line, ':', (size_t)(ve - line));
 		if (colon && colon > line) {
 			for (i = 0; line + i < colon; i++)
-				line[i] = (char)((line[i] >= 'A' && line[i] <= 'Z') ?
-							 line[i] + 32 : line[i]);
+				line[i] = (char)((line[i] >= 'A' &&
+						  line[i] <= 'Z')
+							 ? line[i] + 32
+							 : line[i]);
 			v = colon + 1;
 			while (v < ve && (*v == ' ' || *v == '\t'))
 				v++;
@@ -703,11 +712,9 @@ static int module_gc(lua_State *L)
 	return 0;
 }
 
-static const luaL_Reg funcs[] = {
-	{"request", l_request},
-	{"curl_version", l_version},
-	{NULL, NULL}
-};
+static const luaL_Reg funcs[] = { { "request", l_request },
+				  { "curl_version", l_version },
+				  { NULL, NULL } };
 
 int luaopen_trainctl_http(lua_State *L)
 {

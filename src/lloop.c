@@ -47,10 +47,11 @@ int loop_can_yield(lua_State *L, const char *what)
 	if (depth == 0 || L != current)
 		return 0;
 	if (!lua_isyieldable(L))
-		luaL_error(L, "%s cannot wait here: a task can only wait "
-			      "where it can yield, not inside a C function's "
-			      "callback (table.sort, string.gsub, ...) or a "
-			      "__gc/__close metamethod",
+		luaL_error(L,
+			   "%s cannot wait here: a task can only wait "
+			   "where it can yield, not inside a C function's "
+			   "callback (table.sort, string.gsub, ...) or a "
+			   "__gc/__close metamethod",
 			   what);
 	return 1;
 }
@@ -143,7 +144,8 @@ static int l_poll(lua_State *L)
 		{
 			/* Bounded so that a signal is noticed promptly even
 			 * where poll restarts after EINTR. */
-			int ms = timeout > 0.25 ? 250 : (int)(timeout * 1000) + 1;
+			int ms = timeout > 0.25 ? 250
+						: (int)(timeout * 1000) + 1;
 			curl_multi_poll(m, NULL, 0, ms, NULL);
 			timeout -= ms / 1000.0;
 		}
@@ -185,16 +187,14 @@ static int l_cancel(lua_State *L)
 	return 0;
 }
 
-static const luaL_Reg funcs[] = {
-	{"enter", l_enter},
-	{"leave", l_leave},
-	{"resume", l_resume},
-	{"poll", l_poll},
-	{"pending", l_pending},
-	{"cancel", l_cancel},
-	{"interrupted", l_interrupted},
-	{NULL, NULL}
-};
+static const luaL_Reg funcs[] = { { "enter", l_enter },
+				  { "leave", l_leave },
+				  { "resume", l_resume },
+				  { "poll", l_poll },
+				  { "pending", l_pending },
+				  { "cancel", l_cancel },
+				  { "interrupted", l_interrupted },
+				  { NULL, NULL } };
 
 int luaopen_trainctl_loop(lua_State *L)
 {

@@ -198,11 +198,14 @@ static struct kv *collect(lua_State *L, const char *name, int lower,
 				luaL_Buffer b;
 				char *p;
 				if (!is_token(k, klen))
-					luaL_error(L, "sign: invalid header name %s",
-						   lua_tostring(L, -1));
+					luaL_error(
+						L,
+						"sign: invalid header name %s",
+						lua_tostring(L, -1));
 				p = luaL_buffinitsize(L, &b, klen);
 				for (i = 0; i < klen; i++)
-					p[i] = (char)tolower((unsigned char)k[i]);
+					p[i] = (char)tolower(
+						(unsigned char)k[i]);
 				luaL_pushresultsize(&b, klen);
 				lua_remove(L, -2);
 				k = lua_tolstring(L, -1, &klen);
@@ -233,7 +236,8 @@ static void add_pct(luaL_Buffer *b, const char *s, size_t len)
 
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+		if (isalnum(c) || c == '-' || c == '_' || c == '.' ||
+		    c == '~') {
 			luaL_addchar(b, (char)c);
 		} else {
 			luaL_addchar(b, '%');
@@ -254,8 +258,10 @@ static void add_header_value(luaL_Buffer *b, const char *v, size_t len)
 		len--;
 	for (i = 0; i < len; i++) {
 		char c = v[i];
-		luaL_addchar(b, (c == '\t' || c == '\n' || c == '\r' ||
-				 c == '\f') ? ' ' : c);
+		luaL_addchar(b,
+			     (c == '\t' || c == '\n' || c == '\r' || c == '\f')
+				     ? ' '
+				     : c);
 	}
 }
 
@@ -309,8 +315,8 @@ static int is_acs3_signed(const char *k)
  * An empty query value signs as "key" (Go, Python and C++ SDKs). */
 static int l_acs_v2(lua_State *L)
 {
-	static const char *const lines[] = {"accept", "content-md5",
-					    "content-type", "date"};
+	static const char *const lines[] = { "accept", "content-md5",
+					     "content-type", "date" };
 	size_t nh, nq, plen, slen, mlen, i, len;
 	const char *path, *secret, *method, *v;
 	struct kv *h, *q;
@@ -434,7 +440,8 @@ static int l_acs3(lua_State *L)
 		lua_pop(L, 1);
 		push_sha256_hex(L, body, blen);
 	} else if (lua_type(L, -1) != LUA_TSTRING) {
-		return luaL_error(L, "sign: field 'payload_hash' must be a string");
+		return luaL_error(
+			L, "sign: field 'payload_hash' must be a string");
 	}
 	lua_concat(L, 4);
 	creq = lua_gettop(L);
@@ -465,12 +472,10 @@ static int l_acs3(lua_State *L)
 	return 3; /* authorization, canonical_request, string_to_sign */
 }
 
-static const luaL_Reg funcs[] = {
-	{"ncp_v2", l_ncp_v2},
-	{"acs_v2", l_acs_v2},
-	{"acs3", l_acs3},
-	{NULL, NULL}
-};
+static const luaL_Reg funcs[] = { { "ncp_v2", l_ncp_v2 },
+				  { "acs_v2", l_acs_v2 },
+				  { "acs3", l_acs3 },
+				  { NULL, NULL } };
 
 int luaopen_trainctl_sign(lua_State *L)
 {

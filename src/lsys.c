@@ -70,7 +70,8 @@ void sys_sleep_interruptible(double seconds)
 	if (!(seconds > 0))
 		return; /* also NaN */
 	if (seconds > 1e9)
-		seconds = 1e9; /* about 31 years; keeps the time_t cast defined */
+		seconds =
+			1e9; /* about 31 years; keeps the time_t cast defined */
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	end.tv_sec += (time_t)seconds;
 	end.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
@@ -176,7 +177,8 @@ static int l_write_atomic(lua_State *L)
 	int fd;
 
 	umask(mask);
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >=
+	    (int)sizeof tmp) {
 		errno = ENAMETOOLONG;
 		return fail(L, "write", path);
 	}
@@ -203,10 +205,7 @@ static int l_write_atomic(lua_State *L)
 	return 1;
 }
 
-static int *checklock(lua_State *L)
-{
-	return luaL_checkudata(L, 1, LOCK_MT);
-}
+static int *checklock(lua_State *L) { return luaL_checkudata(L, 1, LOCK_MT); }
 
 static int lock_release(lua_State *L)
 {
@@ -360,11 +359,12 @@ static int l_format_iso8601(lua_State *L)
 }
 
 /* The English names are fixed by RFC 1123, whatever the locale. */
-static const char day_names[][4] = {"Sun", "Mon", "Tue", "Wed",
-				    "Thu", "Fri", "Sat"};
-static const char month_names[][4] = {"Jan", "Feb", "Mar", "Apr",
-				      "May", "Jun", "Jul", "Aug",
-				      "Sep", "Oct", "Nov", "Dec"};
+static const char day_names[][4] = { "Sun", "Mon", "Tue", "Wed",
+				     "Thu", "Fri", "Sat" };
+static const char month_names[][4] = {
+	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+};
 
 static int l_format_rfc1123(lua_State *L)
 {
@@ -395,7 +395,8 @@ static int digits(const char **p, int n, int *out)
 
 static int days_in(int y, int m)
 {
-	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const int days[] = { 31, 28, 31, 30, 31, 30,
+				    31, 31, 30, 31, 30, 31 };
 	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 
 	return m == 2 && leap ? 29 : days[m - 1];
@@ -531,31 +532,27 @@ static int l_parse_rfc1123(lua_State *L)
 	return 1;
 }
 
-static const luaL_Reg funcs[] = {
-	{"now", l_now},
-	{"clock", l_clock},
-	{"getenv", l_getenv},
-	{"isatty", l_isatty},
-	{"getpid", l_getpid},
-	{"sleep", l_sleep},
-	{"write_atomic", l_write_atomic},
-	{"lock", l_lock},
-	{"stat", l_stat},
-	{"mkdir_p", l_mkdir_p},
-	{"rusage", l_rusage},
-	{"format_iso8601", l_format_iso8601},
-	{"parse_iso8601", l_parse_iso8601},
-	{"format_rfc1123", l_format_rfc1123},
-	{"parse_rfc1123", l_parse_rfc1123},
-	{NULL, NULL}
-};
+static const luaL_Reg funcs[] = { { "now", l_now },
+				  { "clock", l_clock },
+				  { "getenv", l_getenv },
+				  { "isatty", l_isatty },
+				  { "getpid", l_getpid },
+				  { "sleep", l_sleep },
+				  { "write_atomic", l_write_atomic },
+				  { "lock", l_lock },
+				  { "stat", l_stat },
+				  { "mkdir_p", l_mkdir_p },
+				  { "rusage", l_rusage },
+				  { "format_iso8601", l_format_iso8601 },
+				  { "parse_iso8601", l_parse_iso8601 },
+				  { "format_rfc1123", l_format_rfc1123 },
+				  { "parse_rfc1123", l_parse_rfc1123 },
+				  { NULL, NULL } };
 
-static const luaL_Reg lock_methods[] = {
-	{"unlock", lock_release},
-	{"__gc", lock_release},
-	{"__close", lock_release},
-	{NULL, NULL}
-};
+static const luaL_Reg lock_methods[] = { { "unlock", lock_release },
+					 { "__gc", lock_release },
+					 { "__close", lock_release },
+					 { NULL, NULL } };
 
 int luaopen_trainctl_sys(lua_State *L)
 {

@@ -19,7 +19,7 @@ static const char *progname = "trainctl";
 
 struct opts {
 	int interactive, version, no_env, warnings, help, call, has_e;
-	int script;      /* index of the script in argv, 0 if none */
+	int script;	  /* index of the script in argv, 0 if none */
 	int stdin_script; /* "-" */
 	const char *profile, *log_level, *log_format, *lock, *state;
 	double timeout;
@@ -30,27 +30,38 @@ static void print_usage(FILE *f)
 	fprintf(f,
 		"usage: %s [options] [script [args]]\n"
 		"       %s call PROVIDER OPERATION [key=value ...]\n"
-		"Run a Lua 5.4 script that automates training on AiTEMS, OpenSearch\n"
-		"or Azure AI Language; with no script on a terminal, start a REPL.\n"
+		"Run a Lua 5.4 script that automates training on AiTEMS, "
+		"OpenSearch\n"
+		"or Azure AI Language; with no script on a terminal, start a "
+		"REPL.\n"
 		"Options:\n"
 		"  -e chunk          run the string 'chunk'\n"
-		"  -l mod            require 'mod' into global 'mod' (-l g=mod: into 'g')\n"
+		"  -l mod            require 'mod' into global 'mod' (-l "
+		"g=mod: into 'g')\n"
 		"  -i                enter the REPL after running 'script'\n"
 		"  -v                show version information\n"
-		"  -E                ignore LUA_INIT and TRAINCTL_* environment options\n"
+		"  -E                ignore LUA_INIT and TRAINCTL_* "
+		"environment options\n"
 		"  -W                turn Lua warnings on\n"
 		"  --                stop handling options\n"
 		"  -                 stop handling options and run stdin\n"
-		"  --profile NAME    credentials profile (default: TRAINCTL_PROFILE)\n"
-		"  --log-level LEVEL error, warn, info, debug or trace (default: info)\n"
-		"  --log-format FMT  text or json log lines on stderr (default: text)\n"
+		"  --profile NAME    credentials profile (default: "
+		"TRAINCTL_PROFILE)\n"
+		"  --log-level LEVEL error, warn, info, debug or trace "
+		"(default: info)\n"
+		"  --log-format FMT  text or json log lines on stderr "
+		"(default: text)\n"
 		"  --lock FILE       exit 3 at once if another run holds FILE\n"
-		"  --timeout DUR     stop the whole run after DUR (90, 30s, 15m, 2h);\n"
+		"  --timeout DUR     stop the whole run after DUR (90, 30s, "
+		"15m, 2h);\n"
 		"                    exit 4\n"
-		"  --state FILE      where trainctl.state keeps this run's progress\n"
+		"  --state FILE      where trainctl.state keeps this run's "
+		"progress\n"
 		"  --help            show this help\n"
-		"  --version         show trainctl, Lua, libcurl and OpenSSL versions\n"
-		"Exit status: 0 success, 1 error, 2 usage or configuration error,\n"
+		"  --version         show trainctl, Lua, libcurl and OpenSSL "
+		"versions\n"
+		"Exit status: 0 success, 1 error, 2 usage or configuration "
+		"error,\n"
 		"3 lock held, 4 timeout, 128+N killed by signal N.\n",
 		progname, progname);
 }
@@ -119,7 +130,8 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(a, "--help") == 0) {
 			o->help = 1;
-		} else if (strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0) {
+		} else if (strcmp(a, "--version") == 0 ||
+			   strcmp(a, "-v") == 0) {
 			o->version = 1;
 		} else if (strcmp(a, "-i") == 0) {
 			o->interactive = o->version = 1;
@@ -127,7 +139,8 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 			o->no_env = 1;
 		} else if (strcmp(a, "-W") == 0) {
 			o->warnings = 1;
-		} else if (strncmp(a, "-e", 2) == 0 || strncmp(a, "-l", 2) == 0) {
+		} else if (strncmp(a, "-e", 2) == 0 ||
+			   strncmp(a, "-l", 2) == 0) {
 			o->has_e |= a[1] == 'e';
 			if (a[2] == '\0' && (++i >= argc || argv[i][0] == '-'))
 				return usage_error("'%s' needs an argument", a);
@@ -139,11 +152,16 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 			if (strcmp(v, "error") && strcmp(v, "warn") &&
 			    strcmp(v, "info") && strcmp(v, "debug") &&
 			    strcmp(v, "trace"))
-				return usage_error("unknown log level '%s' (error, warn, info, debug, trace)", v);
+				return usage_error(
+					"unknown log level '%s' (error, warn, "
+					"info, debug, trace)",
+					v);
 			o->log_level = v;
 		} else if ((v = long_value(argv, &i, "--log-format"))) {
 			if (strcmp(v, "text") && strcmp(v, "json"))
-				return usage_error("unknown log format '%s' (text, json)", v);
+				return usage_error(
+					"unknown log format '%s' (text, json)",
+					v);
 			o->log_format = v;
 		} else if ((v = long_value(argv, &i, "--lock"))) {
 			if (!*v)
@@ -156,7 +174,9 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 		} else if ((v = long_value(argv, &i, "--timeout"))) {
 			o->timeout = host_parse_duration(v);
 			if (o->timeout <= 0)
-				return usage_error("invalid duration '%s' (e.g. 90, 30s, 15m, 2h)", v);
+				return usage_error("invalid duration '%s' "
+						   "(e.g. 90, 30s, 15m, 2h)",
+						   v);
 		} else {
 			return usage_error("unrecognized option '%s'", a);
 		}
@@ -169,12 +189,12 @@ static void set_options_table(lua_State *L, const struct opts *o, int argc,
 {
 	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
 	lua_createtable(L, 0, 6);
-#define SETOPT(field, value)                      \
-	do {                                      \
-		if (value) {                      \
-			lua_pushstring(L, value); \
-			lua_setfield(L, -2, field);   \
-		}                                 \
+#define SETOPT(field, value)                                                   \
+	do {                                                                   \
+		if (value) {                                                   \
+			lua_pushstring(L, value);                              \
+			lua_setfield(L, -2, field);                            \
+		}                                                              \
 	} while (0)
 	SETOPT("profile", o->profile);
 	SETOPT("log_level", o->log_level);
@@ -406,8 +426,7 @@ int main(int argc, char **argv)
 	}
 	if (o.version)
 		print_version();
-	if (o.version && !o.interactive && !o.script && !o.call &&
-	    argc == 2)
+	if (o.version && !o.interactive && !o.script && !o.call && argc == 2)
 		return EXIT_OK;
 	if (o.lock && (rc = take_lock(o.lock)) != EXIT_OK)
 		return rc;
