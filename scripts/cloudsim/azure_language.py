@@ -539,7 +539,7 @@ class AzureLanguage(Provider):
             raise _arg("trainingConfigVersion '%s' is not supported." % config, target="trainingConfigVersion")
         evaluation = self.evaluation_options(body.get("evaluationOptions"))
         docs = (proj["assets"] or {}).get("documents", [])
-        labelled = [d for d in docs if d.get("classes") or d.get("entities")]
+        labelled = [d for d in docs if _labelled(d)]
         if len(labelled) < MIN_DOCUMENTS:
             raise _err("InvalidRequest", "The project needs at least %d labeled documents to train; it has %d."
                        % (MIN_DOCUMENTS, len(labelled)))
@@ -1022,7 +1022,7 @@ class AzureLanguage(Provider):
         ev = job["evaluation"]
         train_docs, test_docs = [], []
         for d in assets["documents"]:
-            if not (d.get("classes") or d.get("entities")):
+            if not _labelled(d):
                 continue
             if ev["kind"] == "manual":
                 test = d["dataset"] == "Test"
@@ -1086,6 +1086,12 @@ class AzureLanguage(Provider):
         if kind != "CustomMultiLabelClassification":
             summary["confusionMatrix"] = _confusion(expected, predicted)
         return {"summary": summary, "documents": docs}
+
+
+def _labelled(doc):
+    """A classification document needs a class; an NER document counts as
+    labelled even where it holds no entity (that is a label too)."""
+    return bool(doc.get("classes")) or "entities" in doc
 
 
 def _confusion(expected, predicted):

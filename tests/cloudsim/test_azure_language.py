@@ -356,6 +356,37 @@ class Runtime(AzureTest):
         docs = self.follow(op).json["tasks"]["items"][0]["results"]["documents"]
         self.assertEqual([[c["category"] for c in d["class"]] for d in docs], [["Sports"], ["Finance"]])
 
+    def test_entity_recognition(self):
+        docs = []
+        for label, texts in (("sports", SPORTS), ("finance", FINANCE)):
+            for i, text in enumerate(texts):
+                word = "team" if label == "sports" else "bank"
+                labels = [{"category": "Team" if word == "team" else "Bank", "offset": text.index(word),
+                           "length": len(word)}] if word in text else []
+                docs.append({"location": "%s_%d.txt" % (label, i), "language": "en",
+                             "dataset": "Train" if labels or i % 2 else "Test",
+                             "entities": [{"regionOffset": 0, "regionLength": len(text), "labels": labels}]})
+        project = {"projectFileVersion": "2022-05-01", "stringIndexType": "Utf16CodeUnit",
+                   "metadata": {"projectName": "ner", "projectKind": "CustomEntityRecognition", "language": "en",
+                                "storageInputContainerName": CONTAINER},
+                   "assets": {"projectKind": "CustomEntityRecognition",
+                              "entities": [{"category": "Team"}, {"category": "Bank"}], "documents": docs}}
+        self.lro("POST", self.P + "/ner/:import", project)
+        self.sim.advance(30)
+        self.lro("POST", self.P + "/ner/:train", {"modelLabel": "m", "trainingConfigVersion": "latest",
+                                                  "evaluationOptions": {"kind": "manual"}})
+        self.sim.advance(560)
+        summary = self.call("GET", self.P + "/ner/models/m/evaluation/summary-result", expect=200).json
+        self.assertIn("entities", summary["customEntityRecognitionEvaluation"])
+        self.lro("PUT", self.P + "/ner/deployments/prod", {"trainedModelLabel": "m"})
+        self.sim.advance(60)
+        text = "Our team met the bank."
+        op = self.submit([text], project="ner", kind="CustomEntityRecognition")
+        self.sim.advance(5)
+        doc = self.follow(op).json["tasks"]["items"][0]["results"]["documents"][0]
+        found = {(e["text"], e["category"], e["offset"], e["length"]) for e in doc["entities"]}
+        self.assertEqual(found, {("team", "Team", 4, 4), ("bank", "Bank", 17, 4)})
+
     def test_missing_deployment_fails_the_task(self):
         self.deployed()
         op = self.submit(["text"], deployment="nope")
