@@ -116,7 +116,11 @@ def main(argv=None):
     if cfg.tls_cert:
         ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
-    app = App(cfg)
+    try:
+        app = App(cfg)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print("cloudsim: cannot load state from %s: %s" % (cfg.state, e), file=sys.stderr)
+        return 1
     try:
         httpd = Server(cfg.port, app, ssl_ctx)
     except OSError as e:

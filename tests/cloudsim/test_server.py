@@ -113,6 +113,18 @@ class State(unittest.TestCase):
             shutil.rmtree(tmp)
 
 
+class BadState(unittest.TestCase):
+    def test_unreadable_state_is_an_error_not_a_traceback(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            f.write("{not json")
+            f.flush()
+            r = subprocess.run([sys.executable, CLOUDSIM, "--state", f.name], capture_output=True, text=True,
+                               timeout=20)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot load state", r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+
+
 class Http(EmulatorTest):
     def test_keep_alive_serves_several_requests_on_one_connection(self):
         s = socket.create_connection(("127.0.0.1", self.sim.port), timeout=5)
