@@ -118,9 +118,15 @@ def main(argv=None):
         ssl_ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
     try:
         app = App(cfg)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        print("cloudsim: cannot load state from %s: %s" % (cfg.state, e), file=sys.stderr)
+    except OSError as e:
+        print("cloudsim: cannot open the log: %s" % e, file=sys.stderr)
         return 1
+    if cfg.state and os.path.exists(cfg.state):
+        try:
+            app.load_state(cfg.state)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print("cloudsim: cannot load state from %s: %s" % (cfg.state, e), file=sys.stderr)
+            return 1
     try:
         httpd = Server(cfg.port, app, ssl_ctx)
     except OSError as e:

@@ -48,8 +48,6 @@ class App:
         self.azure = AzureLanguage(self)
         self.entra = Entra(self)
         self.providers = (self.aitems, self.opensearch, self.azure, self.entra)
-        if cfg.state and os.path.exists(cfg.state):
-            self.load_state(cfg.state)
 
     # ids ---------------------------------------------------------------------
     def rand_str(self, alphabet, n):
