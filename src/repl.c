@@ -180,15 +180,39 @@ static int load_expr(lua_State *L, const char *buf)
 	return status;
 }
 
+/* Statuses of load_chunk besides Lua's own. */
+#define END_OF_INPUT (-1)
+#define CANCELLED (-2)
+
+/* readline returns NULL both at end of input and when a signal (Ctrl-C)
+ * interrupts it; only host_signal tells them apart. */
+static int no_line(void)
+{
+	return host_signal == SIGINT ? CANCELLED : END_OF_INPUT;
+}
+
+/* A line, or NULL. A Ctrl-C that came while libedit was not yet reading
+ * (the terminal discarded what was typed) must not interrupt the chunk
+ * the user then types and runs. */
+static char *read_line(lua_State *L, int first)
+{
+	char *line = readline(get_prompt(L, first));
+
+	if (line && host_signal == SIGINT)
+		host_clear_signal(L);
+	return line;
+}
+
 /* Reads lines until they form a chunk that compiles (or fails to compile
- * for a reason other than missing input). Returns -1 at end of input. */
+ * for a reason other than missing input). Returns END_OF_INPUT at the end
+ * of input, CANCELLED when Ctrl-C abandons the lines typed so far. */
 static int load_chunk(lua_State *L)
 {
-	char *line = readline(get_prompt(L, 1));
+	char *line = read_line(L, 1);
 	int status;
 
 	if (line == NULL)
-		return -1;
+		return no_line();
 	if (*line == '\0') {
 		free(line);
 		lua_pushnil(L); /* nothing to run */
@@ -207,10 +231,10 @@ static int load_chunk(lua_State *L)
 		status = luaL_loadbuffer(L, buf, len, "=stdin");
 		if (!incomplete(L, status))
 			break;
-		line = readline(get_prompt(L, 0));
+		line = read_line(L, 0);
 		if (line == NULL) {
 			lua_pop(L, 1);
-			return -1;
+			return no_line();
 		}
 		lua_pushliteral(L, "\n");
 		lua_pushstring(L, line);
@@ -266,10 +290,16 @@ int repl_run(lua_State *L)
 		int base;
 		host_clear_signal(L);
 		status = load_chunk(L);
-		if (status == -1)
-			break;
 		if (host_signal == SIGTERM)
+			return 128 + SIGTERM;
+		if (status == END_OF_INPUT)
 			break;
+		if (status == CANCELLED) {
+			/* As in a shell: a new prompt on a new line. */
+			putchar('\n');
+			fflush(stdout);
+			continue;
+		}
 		if (status == LUA_OK && lua_isnil(L, -1)) {
 			lua_pop(L, 1);
 			continue;
