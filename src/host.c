@@ -32,7 +32,14 @@ void host_clear_signal(lua_State *L)
 	lua_sethook(L, NULL, 0, 0);
 }
 
-void host_set_active(lua_State *L) { active = L; }
+/* Returns the state that was active, so a caller can put it back. */
+lua_State *host_set_active(lua_State *L)
+{
+	lua_State *prev = active;
+
+	active = L;
+	return prev;
+}
 
 /* The hook clears itself and raises the interruption in Lua code, where
  * raising is safe; the natives return early on their own. */

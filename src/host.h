@@ -43,7 +43,7 @@ void host_set_timeout(double seconds);
 double host_parse_duration(const char *s);
 
 int repl_run(lua_State *L);
-void host_set_active(lua_State *L);
+lua_State *host_set_active(lua_State *L);
 int host_run_task(lua_State *L, int narg, int nres);
 int loop_can_yield(lua_State *L, const char *what);
 
