@@ -130,7 +130,9 @@ local function resume(task, ...)
     task.transfer = arg
   elseif kind == "sleep" then
     task.sleep_timer = true
-    timer_push(now() + math.max(arg, 0), task)
+    -- not (arg > 0) also catches NaN, which would never fall due and,
+    -- compared false both ways, would break the heap's order
+    timer_push(now() + ((tonumber(arg) or 0) > 0 and arg or 0), task)
   elseif kind ~= "join" then
     -- "yield", or a bare coroutine.yield() in a task body: run again soon.
     -- A joiner is woken by the task it joined.
