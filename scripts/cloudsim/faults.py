@@ -2,7 +2,7 @@
 the admin API, which take precedence.
 
 A fault is a dict: kind ("500", "503", "429", ... "reset", "slow", "badjson",
-"truncate"), when ("before" or "after" the request changes state),
+"truncate", "echo"), when ("before" or "after" the request changes state),
 retry_after (seconds, for 429 and 503), delay (seconds, for slow).
 """
 
@@ -10,7 +10,7 @@ import random
 import re
 import threading
 
-SPECIAL = ("reset", "slow", "badjson", "truncate")
+SPECIAL = ("reset", "slow", "badjson", "truncate", "echo")
 WHENS = ("before", "after", "random")
 
 

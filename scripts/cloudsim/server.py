@@ -20,7 +20,7 @@ from . import admin
 from .aitems import AiTEMS
 from .azure_language import AzureLanguage
 from .clock import Clock
-from .common import Request, Response, json_bytes
+from .common import ApiError, Request, Response, json_bytes
 from .entra import Entra
 from .faults import Faults
 from .opensearch import OpenSearch
@@ -109,6 +109,10 @@ class App:
         if kind == "truncate":
             base = real if real is not None and real.body else prov.ok({"result": "truncated"})
             return Response(base.status, base.body, base.headers, action="truncate")
+        if kind == "echo":
+            # A careless server quoting the request back, credentials
+            # included: what a client must never print.
+            return prov.render_error(ApiError(400, "Echo", echo_text(req)), req)
         return prov.fault_response(req, int(kind), fault["retry_after"])
 
     def record(self, wall, sim, provider, op, req, resp, fault, executed):
@@ -186,6 +190,13 @@ class App:
                     self.log_file.flush()
         except OSError as e:
             print("cloudsim: cannot save: %s" % e, file=sys.stderr)
+
+
+def echo_text(req):
+    """The request as received: request line, every header, the body."""
+    lines = ["%s %s" % (req.method, req.target)]
+    lines.extend("%s: %s" % (name, value) for name, value in req.header_list)
+    return "\n".join(lines) + "\n\n" + (req.body or b"").decode("utf-8", "replace")
 
 
 def _rng_to_json(state):
