@@ -94,7 +94,7 @@ for _, spec in ipairs(M.operations) do by_name[spec.name] = spec end
 local AUTH_CODES = {
   SignatureDoesNotMatch = true, IncompleteSignature = true, ["InvalidAccessKeyId.NotFound"] = true,
   ["InvalidAccessKeyId.Inactive"] = true, ["InvalidTimeStamp.Expired"] = true,
-  ["InvalidTimeStamp.Format"] = true, SignatureNonceUsed = true, InvalidSignatureMethod = true,
+  ["InvalidTimeStamp.Format"] = true, InvalidSignatureMethod = true,
   Forbidden = true, ["Forbidden.RAM"] = true,
 }
 
@@ -130,7 +130,11 @@ local function field(t, k) return page.get(t, k) end
 
 -- classify(res, body): the envelope {Status, Code, Message, RequestId}
 -- (any key case). A 2xx whose Status is FAIL is an error too. Throttling
--- codes are retried even when the status is 400.
+-- codes are retried even when the status is 400, and so is
+-- SignatureNonceUsed: libcurl sends a request again, nonce and all, when a
+-- reused connection dies before the answer, so the gateway saw this very
+-- request before; it may have acted (ambiguous for a create), and a new
+-- signature gets through.
 function M.classify(res, body)
   if type(body) ~= "table" then return nil end
   local status = field(body, "Status")
@@ -145,7 +149,8 @@ function M.classify(res, body)
   return {
     code = code, message = field(body, "Message"), request_id = field(body, "RequestId"),
     kind = code and AUTH_CODES[code] and "auth" or nil,
-    retry = code and code:find("Throttling", 1, true) and true or nil,
+    retry = code and (code:find("Throttling", 1, true) or code == "SignatureNonceUsed") and true
+      or nil,
   }
 end
 

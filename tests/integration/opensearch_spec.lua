@@ -129,6 +129,21 @@ describe("opensearch against cloudsim", function()
       assert.equal(1, tasks.TotalCount)
       sim:advance(1000)
     end)
+
+    -- libcurl sends a request again, unchanged, when a reused connection
+    -- dies before any answer; the server has seen that nonce already.
+    it("signs again when a resent request meets SignatureNonceUsed", function()
+      local c = client()
+      instance(c, "resent")
+      c:get_function_instance({ instance_name = "resent" })
+      sim:faults({ { kind = "reset", when = "after", match = { operation = "GetFunctionInstance" } } })
+      local inst = c:get_function_instance({ instance_name = "resent" })
+      assert.equal("resent", inst.Result.InstanceName)
+      local reqs = sim:requests({ operation = "GetFunctionInstance" })
+      assert.equal("reset", reqs[#reqs - 2].fault)
+      assert.equal(400, reqs[#reqs - 1].status)
+      assert.equal(200, reqs[#reqs].status)
+    end)
   end)
 
   describe("camelCase answers", function()

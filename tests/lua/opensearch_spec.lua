@@ -138,6 +138,19 @@ describe("trainctl.opensearch", function()
       assert.equal(2, #rec.requests)
       assert.same({ 1 }, sleeps.list)
     end)
+
+    it("signs again with a new nonce after SignatureNonceUsed (a request resent by libcurl)", function()
+      local rec = support.http({
+        { status = 400, body = '{"Code":"SignatureNonceUsed","Message":"Specified signature nonce was used already."}' },
+        { status = 200, body = '{"Status":"OK","Result":{}}' },
+      })
+      client():get_function_default_instance()
+      rec.restore()
+      assert.equal(2, #rec.requests)
+      local n1 = rec.requests[1].headers["x-acs-signature-nonce"]
+      assert.is_string(n1)
+      assert.not_equal(n1, rec.requests[2].headers["x-acs-signature-nonce"])
+    end)
   end)
 
   describe("training", function()
