@@ -278,6 +278,23 @@ static void open_output(lua_State *L, struct transfer *t, const char *path)
 	}
 }
 
+/* The error message names the origin and path, never the query (nor
+ * the fragment) and never the user:password of the URL. */
+static void set_where(struct transfer *t, const char *url)
+{
+	const char *end = url + strcspn(url, "?#");
+	const char *host = strstr(url, "://");
+	const char *rest, *p;
+
+	host = host && host + 3 <= end ? host + 3 : url;
+	rest = host;
+	for (p = host; p < end && *p != '/'; p++)
+		if (*p == '@')
+			rest = p + 1;
+	snprintf(t->where, sizeof t->where, "%.*s%.*s", (int)(host - url), url,
+		 (int)(end - rest), rest);
+}
+
 /* Builds a transfer from the options table at `opts` and pushes it (a
  * userdata owning every resource, so a Lua error here leaks nothing). */
 struct transfer *http_prepare(lua_State *L, int opts)
@@ -372,15 +389,7 @@ struct transfer *http_prepare(lua_State *L, int opts)
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->req_headers);
 	if (output)
 		open_output(L, t, output);
-	/* The error message names the origin and path, never the query. */
-	{
-		const char *q = strchr(url, '?');
-		size_t n = q ? (size_t)(q - url) : strlen(url);
-		if (n >= sizeof t->where)
-			n = sizeof t->where - 1;
-		memcpy(t->where, url, n);
-		t->where[n] = '\0';
-	}
+	set_where(t, url);
 	return t;
 }
 

@@ -202,6 +202,15 @@ describe("http.request", function()
       assert.matches("/path", refused.message, 1, true)
     end)
 
+    it("never puts the user:password of a URL in an error message", function()
+      local url = srv.closed_url:gsub("//", "//alice:pa55word@") .. "/p"
+      local _, err = http.request { url = url }
+      assert.equal("network", err.kind)
+      assert.not_matches("pa55word", err.message, 1, true)
+      assert.not_matches("alice", err.message, 1, true)
+      assert.matches("127.0.0.1", err.message, 1, true)
+    end)
+
     it("refuses a body over max_body with kind 'too_large'", function()
       local ok = assert(get("/bytes?n=1000", { max_body = 1000 }))
       assert.equal(1000, #ok.body)
@@ -222,6 +231,34 @@ describe("http.request", function()
       local res, err = http.request { url = "file:///etc/passwd" }
       assert.is_nil(res)
       assert.is_string(err.kind)
+    end)
+  end)
+
+  describe("in a trainctl run", function()
+    local function run_request(url, env)
+      return H.run({ "-e", ("local res, err = require('trainctl._http').request{url = %q} "
+        .. "print(res and res.status, res and res.body or err.kind)"):format(url) }, { env = env })
+    end
+
+    it("goes through the proxy of http_proxy, except for no_proxy hosts", function()
+      local r = run_request("http://service.invalid/echo?via=proxy", { http_proxy = srv.url })
+      assert.equal(0, r.code, r.err)
+      local status, body = r.out:match("^(%d+)\t(.*)\n$")
+      assert.equal("200", status)
+      assert.equal("http://service.invalid/echo?via=proxy", cjson.decode(body).path)
+      local direct = run_request("http://service.invalid/echo",
+        { http_proxy = srv.url, no_proxy = "service.invalid" })
+      assert.matches("^nil\tnetwork", direct.out)
+    end)
+
+    it("a request that gets no answer is interrupted by SIGINT: exit 130", function()
+      local p = H.spawn(H.q(H.trainctl) .. " -e " .. H.q(("print('ready') io.stdout:flush() "
+        .. "require('trainctl._http').request{url = %q}"):format(srv.url .. "/hang")))
+      assert.equal("ready", p.line())
+      local t0 = require("trainctl.sys").clock()
+      p.kill("INT")
+      assert.equal(130, p.wait())
+      assert.is_true(require("trainctl.sys").clock() - t0 < 5)
     end)
   end)
 

@@ -127,7 +127,8 @@ class Suite:
 
     def env(self, **extra):
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("TRAINCTL_", "LUA_INIT", "XDG_"))}
+               if not k.startswith(("TRAINCTL_", "LUA_INIT", "XDG_"))
+               and not k.lower().endswith("_proxy")}
         env.update(TERM="xterm", HOME=os.path.join(self.tmp, "home"),
                    XDG_STATE_HOME=os.path.join(self.tmp, "state"))
         env.update(extra)
