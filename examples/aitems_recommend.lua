@@ -102,17 +102,16 @@ if svc.status == "datasetRequired" then
     run.datasets.interaction } })
 end
 
--- 4. Training: resumed when a previous run started it.
+-- 4. Training: resumed when a previous run started it. The reference is
+-- recorded before the request goes out, so a run killed while the answer
+-- was on its way looks the training up instead of starting another.
 if not run.trained then
-  local job
-  if run.training then
-    log.info("resuming the recorded training", { service_id = run.service_id })
-    job = ai:training_job(run.training)
-  else
-    job = ai:train(run.service_id, { types = aitems.TRAIN_TYPES, description = "trainctl example" })
-    run.training = job.ref
-    save()
-  end
+  if run.training then log.info("resuming the recorded training", { service_id = run.service_id }) end
+  local job = ai:train(run.service_id, { types = aitems.TRAIN_TYPES, description = "trainctl example",
+    resume = run.training, record = function(ref)
+      run.training = ref
+      save()
+    end })
   local ok, err = pcall(job.wait, job, { timeout = 4 * 3600, interval = 2 })
   if not ok then
     -- A failed training is over: the next run starts a new one. A timeout

@@ -35,17 +35,21 @@ if type(run) ~= "table" or run.endpoint ~= az.endpoint then run = { endpoint = a
 local function save() state.set(key, run) end
 
 -- A step recorded as started is resumed from its job reference; one not
--- yet started is started and recorded before waiting.
+-- yet started is started and recorded before waiting. start(resume,
+-- record) may record its reference itself, before its request goes out.
 local function step(name, start, opts)
   if run[name .. "_done"] then return end
+  if run[name] then log.info("resuming " .. name) end
+  local function record(ref)
+    run[name] = ref
+    save()
+  end
   local job
-  if run[name] then
-    log.info("resuming " .. name)
+  if run[name] and not run[name].pending then
     job = az:job(run[name])
   else
-    job = start()
-    run[name] = job.ref
-    save()
+    job = start(run[name], record)
+    record(job.ref)
   end
   local ok, st = pcall(job.wait, job, opts)
   if not ok then
@@ -86,9 +90,10 @@ step("import", function()
 end, { timeout = 3600, interval = 2 })
 
 -- 3. Training (80/20 split for evaluation).
-step("training", function()
+step("training", function(resume, record)
   return az:train(project, { model_label = MODEL, training_config_version = "latest",
-    evaluation_options = { kind = "percentage", trainingSplitPercentage = 80, testingSplitPercentage = 20 } })
+    evaluation_options = { kind = "percentage", trainingSplitPercentage = 80, testingSplitPercentage = 20 },
+    resume = resume, record = record })
 end, { timeout = 12 * 3600, interval = 5 })
 
 -- 4. How good is it?

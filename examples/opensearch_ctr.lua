@@ -43,17 +43,15 @@ if not ok then
   save()
 end
 
--- 2. Training, resumed when a previous run started it.
+-- 2. Training, resumed when a previous run started it (recorded before
+-- the request goes out: a run killed meanwhile looks it up).
 if not run.metrics then
-  local job
-  if run.training then
-    log.info("resuming the recorded training", { instance = instance })
-    job = search:training_job(run.training)
-  else
-    job = search:create_function_task({ instance_name = instance })
-    run.training = job.ref
-    save()
-  end
+  if run.training then log.info("resuming the recorded training", { instance = instance }) end
+  local job = search:create_function_task({ instance_name = instance, resume = run.training,
+    record = function(ref)
+      run.training = ref
+      save()
+    end })
   local waited, st = pcall(job.wait, job, { timeout = 6 * 3600, interval = 2, on_progress = function(_, j)
     if j.ref.generation and not run.training.generation then
       run.training = j.ref

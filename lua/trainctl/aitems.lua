@@ -45,7 +45,7 @@ M.operations = {
   D { "update_interval", "PUT", "/services/{serviceId}/interval", body = { "term!" },
     summary = "interval services: hour1, hour3, hour6 or hour12" },
   D { "train", "POST", "/services/{serviceId}", body = { "types:array!", "description", "hpConfig:object" },
-    defaults = { hpConfig = HP_DEFAULT, description = "" }, returns_job = true,
+    defaults = { hpConfig = HP_DEFAULT, description = "" }, returns_job = true, resumable = true,
     docs = { types = "personalRecommend, relatedItem, pop" },
     summary = "request a training (batch services); returns a job" },
   D { "start_schedule", "PUT", "/services/{serviceId}/schedule", fixed_query = { { "action", "start" } },
@@ -345,29 +345,36 @@ function Client:training_job(ref)
   })
 end
 
--- train(service_id, {types, description, hp_config}) -> job. The versions
--- present before the request tell this training's records from older
--- ones; a request whose answer was lost is looked up, never repeated
--- blindly.
+-- train(service_id, {types, description, hp_config, resume, record}) ->
+-- job. The versions present before the request tell this training's
+-- records from older ones; a request whose answer was lost is looked up,
+-- never repeated blindly (see job.start for resume and record).
 invoke_train = function(self, args, spec)
   args.types = as_list(args.types)
   local sid = args.service_id
   if sid == nil then errors.usage("train: missing required parameter service_id") end
-  local before = {}
-  for _, t in ipairs(self:recent_trains(sid)) do before[#before + 1] = t.version end
-  local ref = { service_id = sid, types = args.types, before = before }
-  local j = self:training_job(ref)
-  http.create_once({
-    what = "the training request",
-    create = function() return (run(self, spec, args)) end,
-    lookup = function()
-      -- Any new training record, in whatever state, means it happened.
-      local st = j:status()
-      if st.raw.found > 0 or st.state ~= "pending" then return st end
-    end,
+  return job.start({
+    what = "the training request", resume = args.resume, record = args.record,
     retry = http.merge_retry(self.retry, args.retry),
+    prepare = function()
+      local before = {}
+      for _, t in ipairs(self:recent_trains(sid)) do before[#before + 1] = t.version end
+      return { service_id = sid, types = args.types, before = before }
+    end,
+    open = function(ref) return self:training_job(ref) end,
+    create = function(ref)
+      run(self, spec, args)
+      return self:training_job(ref)
+    end,
+    lookup = function(ref)
+      -- Any new training record, in whatever state, means it happened.
+      local j = self:training_job(ref)
+      local st = j:status()
+      if st.raw.found > 0 or st.state ~= "pending" then return j end
+    end,
+    -- "cannot be trained while it is learning": perhaps by this very start.
+    conflict = function(e) return e.code == "INVALID_STATUS" end,
   })
-  return j
 end
 by_name.train.invoke = invoke_train
 

@@ -61,7 +61,7 @@ M.operations = {
     query = { "stringIndexType!", "assetKind", "trainedModelLabel" }, defaults = SIT,
     summary = "export a project; returns a job (its resultUrl holds the export)" },
   D { "get_export_status", "GET", A .. "/{projectName}/export/jobs/{jobId}", summary = "an export job" },
-  D { "train", "POST", A .. "/{projectName}/:train", lro = "training", returns_job = true,
+  D { "train", "POST", A .. "/{projectName}/:train", lro = "training", returns_job = true, resumable = true,
     body = { "modelLabel!", "trainingConfigVersion", "evaluationOptions:object" },
     defaults = { trainingConfigVersion = "latest" },
     summary = "train a model; returns a job" },
@@ -471,39 +471,47 @@ end
 ops.bind(Client, M.operations, invoke)
 
 -- train(project_name, {model_label, training_config_version,
--- evaluation_options}) -> job. A start whose answer was lost is looked up
--- among the project's training jobs (same model label, not there before)
--- before it is tried again.
+-- evaluation_options, resume, record}) -> job. A start whose answer was
+-- lost is looked up among the project's training jobs (same model label,
+-- not there before) before it is tried again (see job.start for resume
+-- and record).
 by_name.train.invoke = function(self, args, spec)
   local project = args.project_name
   if project == nil then errors.usage("train: missing required parameter project_name") end
+  local label = label_of(spec, args)
   local function jobs()
     local list = {}
     for j in self:each("list_training_jobs", { project_name = project }) do list[#list + 1] = j end
     return list
   end
-  local before = {}
-  for _, j in ipairs(jobs()) do before[j.jobId] = true end
-  local label = label_of(spec, args)
-  local j = http.create_once({
-    what = "the training start",
+  return job.start({
+    what = "the training start", resume = args.resume, record = args.record,
+    retry = http.merge_retry(self.retry, args.retry),
+    prepare = function()
+      local before = {}
+      for _, t in ipairs(jobs()) do before[#before + 1] = t.jobId end
+      return { kind = "training", project = project, model_label = args.model_label, before = before }
+    end,
+    open = function(ref) return self:job(ref) end,
     create = function()
       local _, res = run(self, spec, args)
       return self:_job_from(res, "training", label)
     end,
-    lookup = function()
+    lookup = function(ref)
+      local before = {}
+      for _, id in ipairs(ref.before or {}) do before[id] = true end
       for _, t in ipairs(jobs()) do
         local r = type(t.result) == "table" and t.result or {}
-        if not before[t.jobId] and r.modelLabel == args.model_label then
+        if not before[t.jobId] and r.modelLabel == ref.model_label then
           return self:job({ kind = "training", label = label, job_id = t.jobId,
             path = ("%s/%s/train/jobs/%s?api-version=%s"):format(A, ops.segment(project),
               ops.segment(t.jobId), ops.encode(self.api_version)) })
         end
       end
     end,
-    retry = http.merge_retry(self.retry, args.retry),
+    -- One training per project at a time: perhaps this very start.
+    conflict = function(e) return e.status == 409 end,
   })
-  return j
 end
 
 -- documents(list) -> analysisInput: strings or {id, text, language}.

@@ -293,12 +293,13 @@ function M.send(req)
   end
 end
 
--- create_once{create, lookup [, conflict, attempts, what, retry]} -> result.
--- A create whose outcome is uncertain (connection lost after sending, a
--- timeout, a 5xx or 429, an unreadable answer) may have happened. Look it
--- up before trying again: lookup() returns what the create made, or nil.
--- conflict(err) tells an "already exists" answer to a repeated create,
--- which is resolved by lookup too.
+-- create_once{create, lookup [, conflict, attempts, what, retry,
+-- uncertain]} -> result. A create whose outcome is uncertain (connection
+-- lost after sending, a timeout, a 5xx or 429, an unreadable answer) may
+-- have happened. Look it up before trying again: lookup() returns what the
+-- create made, or nil. conflict(err) tells an "already exists" answer to a
+-- repeated create, which is resolved by lookup too; uncertain = true says
+-- that even the first try may repeat an earlier one (another run's).
 function M.create_once(o)
   local p = policy(o.retry)
   local attempts = o.attempts or p.attempts
@@ -307,7 +308,7 @@ function M.create_once(o)
     if ok then return res end
     local e = res
     if not errors.is(e) then error(e, 0) end
-    local conflict = attempt > 1 and o.conflict and o.conflict(e)
+    local conflict = (attempt > 1 or o.uncertain) and o.conflict and o.conflict(e)
     if not (e.ambiguous or conflict) then error(e, 0) end
     local found = o.lookup()
     if found ~= nil then

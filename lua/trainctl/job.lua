@@ -162,4 +162,42 @@ function Job:can_cancel()
   return self._cancel ~= nil
 end
 
+-- start{prepare, create, lookup, open, resume, record, conflict, what,
+-- retry} -> job: a training start that neither a lost answer nor a kill -9
+-- at any moment can turn into two trainings.
+--
+-- prepare() -> ref: what identifies this start before it is made (the
+-- trainings that existed before). record(ref), when given, is called with
+-- that ref, marked pending, before the request goes out, and with the
+-- job's ref once the start is known to have happened; a script saves it in
+-- trainctl.state. resume is a ref an earlier run recorded: a confirmed one
+-- is opened (open(ref) -> job) without any request; a pending one is
+-- looked up (lookup(ref) -> job | nil) and started only when the training
+-- is not there. create(ref) -> job makes the request; when its answer is
+-- lost it is looked up too (http.create_once).
+function M.start(o)
+  local ref = o.resume
+  if ref ~= nil and type(ref) ~= "table" then
+    errors.usage("resume must be a job reference (a table recorded by an earlier run)")
+  end
+  if ref and not ref.pending then return o.open(ref) end
+  local found
+  if ref then
+    log.info(("%s: looking for the training an earlier run started"):format(o.what or "start"))
+    found = o.lookup(ref)
+  else
+    ref = o.prepare()
+    ref.pending = true
+    if o.record then o.record(ref) end
+  end
+  local j = found or require("trainctl.http").create_once({
+    what = o.what, retry = o.retry, conflict = o.conflict, uncertain = o.resume ~= nil,
+    create = function() return o.create(ref) end,
+    lookup = function() return o.lookup(ref) end,
+  })
+  j.ref.pending = nil
+  if o.record then o.record(j.ref) end
+  return j
+end
+
 return M

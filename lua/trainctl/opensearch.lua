@@ -53,7 +53,7 @@ M.operations = {
   D { "delete_function_instance", "DELETE", P .. "/instances/{instanceName}",
     action = "DeleteFunctionInstance", summary = "delete an instance" },
   D { "create_function_task", "POST", P .. "/instances/{instanceName}/tasks",
-    action = "CreateFunctionTask", returns_job = true,
+    action = "CreateFunctionTask", returns_job = true, resumable = true,
     summary = "start a training of an instance; returns a job" },
   D { "list_function_tasks", "GET", P .. "/instances/{instanceName}/tasks", action = "ListFunctionTasks",
     query = with(PAGE, "startTime:integer", "endTime:integer", "status"), items = "Result",
@@ -392,29 +392,35 @@ function Client:training_job(ref)
   })
 end
 
--- create_function_task{instance_name, ...} -> job. The newest training
--- before the start tells this one from older ones; a start whose answer
--- was lost is looked up instead of repeated.
+-- create_function_task{instance_name, ..., resume, record} -> job. The
+-- newest training before the start tells this one from older ones; a
+-- start whose answer was lost is looked up instead of repeated (see
+-- job.start for resume and record).
 by_name.create_function_task.invoke = function(self, args, spec)
-  local ref = where(self, args)
-  local before = self:newest_task(ref)
-  ref.before = before and generation(before) or nil
-  local j = self:training_job(ref)
-  http.create_once({
-    what = "the training start",
-    create = function() return (run(self, spec, args)) end,
-    lookup = function()
+  return job.start({
+    what = "the training start", resume = args.resume, record = args.record,
+    retry = http.merge_retry(self.retry, args.retry),
+    prepare = function()
+      local ref = where(self, args)
+      local before = self:newest_task(ref)
+      ref.before = before and generation(before) or nil
+      return ref
+    end,
+    open = function(ref) return self:training_job(ref) end,
+    create = function(ref)
+      run(self, spec, args)
+      return self:training_job(ref)
+    end,
+    lookup = function(ref)
       local t = self:newest_task(ref)
       local g = t and generation(t)
       if g and g ~= ref.before then
         ref.generation = g
-        return t
+        return self:training_job(ref)
       end
     end,
     conflict = function(e) return e.code == "Task.IsRunning" end,
-    retry = http.merge_retry(self.retry, args.retry),
   })
-  return j
 end
 
 return M

@@ -12,6 +12,11 @@ local M = {}
 M.RESERVED = { body = true, query = true, headers = true, timeout = true,
   retry = true, idempotent = true }
 
+-- And, for training starts (spec.resumable), the settings of job.start:
+-- resume (a reference an earlier run recorded) and record (a function
+-- that saves the reference).
+M.RESUMABLE = { resume = true, record = true }
+
 -- snake("serviceId") -> "service_id"; snake("ResourceName") -> "resource_name"
 function M.snake(s)
   s = s:gsub("^(%u)", function(c) return c:lower() end)
@@ -159,7 +164,7 @@ function M.args(spec, ...)
     local p = by_name[k]
     if p then
       out[p.name] = v
-    elseif M.RESERVED[k] then
+    elseif M.RESERVED[k] or (spec.resumable and M.RESUMABLE[k]) then
       out[k] = v
     else
       local known = {}

@@ -89,4 +89,94 @@ describe("trainctl.job", function()
     assert.is_false(ok)
     assert.equal("usage", err.kind)
   end)
+
+  describe("start", function()
+    -- A provider double: trainings it holds, starts it was asked for.
+    local function provider(existing)
+      local p = { trainings = existing or {}, creates = 0, lookups = 0, records = {} }
+      local function open(ref)
+        return job.new({ provider = "p", ref = ref, poll = function() return { state = "running" } end })
+      end
+      p.o = {
+        what = "the training start",
+        prepare = function() return { before = #p.trainings } end,
+        open = open,
+        create = function(ref)
+          p.creates = p.creates + 1
+          p.trainings[#p.trainings + 1] = "t"
+          return open(ref)
+        end,
+        lookup = function(ref)
+          p.lookups = p.lookups + 1
+          if #p.trainings > ref.before then return open(ref) end
+        end,
+        record = function(ref)
+          p.records[#p.records + 1] = { pending = ref.pending, before = ref.before }
+        end,
+      }
+      return p
+    end
+
+    it("records the reference as pending before the request, then as confirmed", function()
+      local p = provider()
+      p.o.create = function(ref)
+        assert.same({ { pending = true, before = 0 } }, p.records)
+        p.creates = p.creates + 1
+        return job.new({ provider = "p", ref = ref, poll = function() end })
+      end
+      local j = job.start(p.o)
+      assert.equal(1, p.creates)
+      assert.is_nil(j.ref.pending)
+      assert.same({ { pending = true, before = 0 }, { before = 0 } }, p.records)
+    end)
+
+    it("opens a confirmed reference without a request", function()
+      local p = provider({ "t" })
+      p.o.resume = { before = 0 }
+      local j = job.start(p.o)
+      assert.same({ before = 0 }, j.ref)
+      assert.equal(0, p.creates)
+      assert.equal(0, p.lookups)
+    end)
+
+    it("finds the training a killed run started instead of starting another", function()
+      local p = provider({ "t" })
+      p.o.resume = { before = 0, pending = true }
+      local j = job.start(p.o)
+      assert.equal(0, p.creates)
+      assert.equal(1, p.lookups)
+      assert.is_nil(j.ref.pending)
+      assert.same({ { before = 0 } }, p.records)
+    end)
+
+    it("starts the training a killed run never got to start", function()
+      local p = provider()
+      p.o.resume = { before = 0, pending = true }
+      job.start(p.o)
+      assert.equal(1, p.creates)
+      assert.equal(1, #p.trainings)
+    end)
+
+    it("takes a conflict on the first try of a resumed start for the earlier run's training", function()
+      local errors = require("trainctl.errors")
+      local p = provider()
+      p.o.resume = { before = 0, pending = true }
+      p.o.create = function()
+        p.trainings[1] = "t" -- the earlier request arrived late
+        errors.raise({ kind = "api", code = "Busy", status = 409 })
+      end
+      p.o.conflict = function(e) return e.code == "Busy" end
+      local j = job.start(p.o)
+      assert.is_nil(j.ref.pending)
+      assert.equal(2, p.lookups)
+    end)
+
+    it("refuses a resume that is not a reference", function()
+      local p = provider()
+      p.o.resume = "abc"
+      local ok, err = pcall(job.start, p.o)
+      assert.is_false(ok)
+      assert.equal("usage", err.kind)
+    end)
+  end)
 end)
