@@ -16,8 +16,14 @@ end
 
 local ident = "^[%a_][%w_]*$"
 
+local keywords = {}
+for w in ([[and break do else elseif end false for function goto if in
+  local nil not or repeat return then true until while]]):gmatch("%a+") do
+  keywords[w] = true
+end
+
 local function key_repr(k, o)
-  if type(k) == "string" and k:match(ident) then return k end
+  if type(k) == "string" and k:match(ident) and not keywords[k] then return k end
   if type(k) == "string" then return "[" .. quote(k, o.strlen) .. "]" end
   return "[" .. tostring(k) .. "]"
 end
@@ -40,13 +46,37 @@ end
 
 local render
 
+-- A float in the fewest digits (14 at least, as Lua prints it) that read
+-- back as the same number.
+local function float_repr(v)
+  for digits = 14, 16 do
+    local s = ("%." .. digits .. "g"):format(v)
+    if tonumber(s) == v then return s end
+  end
+  return ("%.17g"):format(v)
+end
+
+-- Inside a table, an integral float is shown without ".0": lua-cjson
+-- decodes every JSON number as a float, and a document's 3 should read
+-- as 3, as the server sent it.
+local function number_repr(v, in_table)
+  if math.type(v) == "integer" or v ~= v or v == math.huge or v == -math.huge then
+    return tostring(v)
+  end
+  if v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then
+    return in_table and ("%d"):format(v) or ("%.1f"):format(v)
+  end
+  return float_repr(v)
+end
+
 local function render_table(t, o, depth, seen, indent)
   if seen[t] then return "<cycle>" end
   local mt = getmetatable(t)
-  if mt and mt.__tostring then return tostring(t) end
+  if type(mt) ~= "table" then mt = nil end -- absent, or hidden by __metatable
+  if mt and rawget(mt, "__tostring") then return tostring(t) end
   if next(t) == nil then
-    -- cjson marks decoded empty arrays; show them as [] like JSON would
-    if mt and mt.__jsontype == "array" then return "[]" end
+    -- trainctl.json marks decoded empty arrays; show them as [] like JSON
+    if mt and rawget(mt, "__name") == "trainctl.json.array" then return "[]" end
     return "{}"
   end
   if depth >= o.depth then return "{...}" end
@@ -85,10 +115,7 @@ function render(v, o, depth, seen, indent)
   local tv = type(v)
   if tv == "string" then return quote(v, o.strlen) end
   if tv == "table" then return render_table(v, o, depth, seen, indent) end
-  if tv == "number" and math.type(v) == "float" and v == math.floor(v)
-    and v > -1e15 and v < 1e15 then
-    return ("%.1f"):format(v)
-  end
+  if tv == "number" then return number_repr(v, depth > 0) end
   if v == nil then return "nil" end
   local ok, null = pcall(require, "cjson")
   if ok and v == null.null then return "null" end
