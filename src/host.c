@@ -93,6 +93,8 @@ void host_set_timeout(double seconds)
 	struct itimerval it;
 
 	memset(&it, 0, sizeof it);
+	if (seconds > 1e8)
+		seconds = 1e8; /* three years; setitimer refuses more */
 	it.it_value.tv_sec = (time_t)seconds;
 	it.it_value.tv_usec = (suseconds_t)((seconds - floor(seconds)) * 1e6);
 	if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0)
@@ -111,7 +113,7 @@ double host_parse_duration(const char *s)
 		double v;
 		errno = 0;
 		v = strtod(s, &end);
-		if (end == s || errno || v < 0)
+		if (end == s || errno || !isfinite(v) || v < 0)
 			return -1;
 		s = end;
 		if (strncmp(s, "ms", 2) == 0)
@@ -129,7 +131,7 @@ double host_parse_duration(const char *s)
 		total += v;
 		any = 1;
 	}
-	return any ? total : -1;
+	return any && isfinite(total) ? total : -1;
 }
 
 /* Whether tracebacks accompany the structured errors of the library:

@@ -151,7 +151,8 @@ describe("trainctl's own options", function()
 
   for _, args in ipairs {
     { "--no-such-option" }, { "-x" }, { "-e" }, { "-l" }, { "--timeout", "soon" },
-    { "--timeout", "0" }, { "--log-level", "loud" }, { "--log-format", "xml" }, { "--lock" },
+    { "--timeout", "0" }, { "--timeout", "nan" }, { "--timeout", "inf" }, { "--timeout", "1e305d" },
+    { "--timeout", "-5" }, { "--log-level", "loud" }, { "--log-format", "xml" }, { "--lock" },
   } do
     it("exits 2 on a bad command line: " .. table.concat(args, " "), function()
       local r = H.run(args)
