@@ -179,7 +179,7 @@ static const char *optstr(lua_State *L, int t, const char *k)
 	return s;
 }
 
-static double optnum(lua_State *L, int t, const char *k, double def)
+static double optnum(lua_State *L, int t, const char *k, double def, double max)
 {
 	double v;
 	int ok;
@@ -190,10 +190,10 @@ static double optnum(lua_State *L, int t, const char *k, double def)
 		return def;
 	}
 	v = lua_tonumberx(L, -1, &ok);
-	if (!ok)
-		luaL_error(L, "http.request: '%s' must be a number", k);
+	if (!ok || !(v >= 0))
+		luaL_error(L, "http.request: '%s' must be a number >= 0", k);
 	lua_pop(L, 1);
-	return v;
+	return v < max ? v : max; /* beyond, the integer casts are undefined */
 }
 
 static int optbool(lua_State *L, int t, const char *k)
@@ -326,7 +326,7 @@ struct transfer *http_prepare(lua_State *L, int opts)
 	output = optstr(L, opts, "output");
 	ca = optstr(L, opts, "ca_file");
 	t->max_body = (long long)optnum(L, opts, "max_body",
-					output ? -1 : DEFAULT_MAX_BODY);
+					output ? -1 : DEFAULT_MAX_BODY, 1e18);
 	t->max_headers = 256;
 	t->max_header_bytes = 256 * 1024;
 	snprintf(t->method, sizeof t->method, "%s", method);
@@ -350,9 +350,10 @@ struct transfer *http_prepare(lua_State *L, int opts)
 			 (long)optbool(L, opts, "follow_redirects"));
 	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-			 (long)(optnum(L, opts, "timeout", 300) * 1000));
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(optnum(L, opts, "connect_timeout", 10) * 1000));
+			 (long)(optnum(L, opts, "timeout", 300, 1e9) * 1000));
+	curl_easy_setopt(
+		e, CURLOPT_CONNECTTIMEOUT_MS,
+		(long)(optnum(L, opts, "connect_timeout", 10, 1e9) * 1000));
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

@@ -227,6 +227,13 @@ describe("http.request", function()
       assert.equal(200, res.status)
     end)
 
+    it("raises on a negative or NaN timeout, and takes a huge one as no limit", function()
+      assert.has_error(function() get("/status/200", { timeout = -1 }) end)
+      assert.has_error(function() get("/status/200", { timeout = 0 / 0 }) end)
+      assert.has_error(function() get("/status/200", { max_body = -5 }) end)
+      assert.equal(200, assert(get("/status/200", { timeout = math.huge, max_body = 1e300 })).status)
+    end)
+
     it("rejects a URL scheme other than http and https", function()
       local res, err = http.request { url = "file:///etc/passwd" }
       assert.is_nil(res)
