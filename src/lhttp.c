@@ -134,7 +134,9 @@ static void transfer_release(struct transfer *t)
 		easy_put(t->easy);
 		t->easy = NULL;
 	}
-	curl_slist_free_all(t->req_headers);
+	/* NULL when a bad option raised before libcurl was even loaded. */
+	if (t->req_headers)
+		curl_slist_free_all(t->req_headers);
 	t->req_headers = NULL;
 	buf_free(&t->body);
 	buf_free(&t->headers);
@@ -172,7 +174,9 @@ static const char *optstr(lua_State *L, int t, const char *k)
 		lua_pop(L, 1);
 		return NULL;
 	}
-	if (!lua_isstring(L, -1))
+	/* Not lua_isstring: a number converted here would be a new string
+	 * that nothing keeps alive once popped. */
+	if (lua_type(L, -1) != LUA_TSTRING)
 		luaL_error(L, "http.request: '%s' must be a string", k);
 	s = lua_tostring(L, -1);
 	lua_pop(L, 1); /* the string stays referenced by the options table */

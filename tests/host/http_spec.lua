@@ -241,6 +241,18 @@ describe("http.request", function()
     end)
   end)
 
+  describe("bad options", function()
+    it("raise a Lua error, and the run still ends cleanly", function()
+      for _, opts in ipairs { "{}", "{url = 12345}", "{url = 'http://x/', method = {}}",
+        "{url = 'http://x/', headers = 'h'}", "{url = 'http://x/', timeout = 'soon'}" } do
+        local r = H.run { "-e", ("local ok, err = pcall(require('trainctl._http').request, %s) "
+          .. "print(ok, type(err)) collectgarbage()"):format(opts) }
+        assert.equal(0, r.code, opts .. ": " .. r.err)
+        assert.equal("false\tstring\n", r.out, opts)
+      end
+    end)
+  end)
+
   describe("in a trainctl run", function()
     local function run_request(url, env)
       return H.run({ "-e", ("local res, err = require('trainctl._http').request{url = %q} "
