@@ -163,12 +163,9 @@ function M.client(o)
   local endpoint = o.endpoint or config.get("TRAINCTL_AITEMS_ENDPOINT") or M.DEFAULT_ENDPOINT
   endpoint = endpoint:gsub("/+$", "")
   if not http.parse_url(endpoint) then errors.usage("aitems: bad endpoint " .. endpoint) end
-  if o.insecure then
-    require("trainctl.log").warn("aitems: TLS certificate verification is off (insecure=true)")
-  end
   return setmetatable({
     provider = "aitems", endpoint = endpoint, retry = o.retry, timeout = o.timeout,
-    ca_file = o.ca_file, insecure = o.insecure, _sign = signer(ak, sk),
+    ca_file = o.ca_file or config.ca_file(), insecure = o.insecure, _sign = signer(ak, sk),
   }, Client)
 end
 

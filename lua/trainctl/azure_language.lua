@@ -244,10 +244,10 @@ function M.client(o)
   endpoint = endpoint:gsub("/+$", ""):gsub("/language$", "")
   if not http.parse_url(endpoint) then errors.usage("azure_language: bad endpoint " .. endpoint) end
   local auth = resolve_auth(o)
-  if o.insecure then log.warn("azure_language: TLS certificate verification is off (insecure=true)") end
+  local ca_file = o.ca_file or config.ca_file()
   local self = setmetatable({
     provider = "azure_language", endpoint = endpoint, api_version = o.api_version or M.API_VERSION,
-    retry = o.retry, timeout = o.timeout, ca_file = o.ca_file, insecure = o.insecure,
+    retry = o.retry, timeout = o.timeout, ca_file = ca_file, insecure = o.insecure,
     auth = auth.key and "key" or "entra",
   }, Client)
   if auth.key then
@@ -257,7 +257,7 @@ function M.client(o)
     local tokens = token_source({
       tenant_id = auth.tenant_id, client_id = auth.client_id, client_secret = auth.client_secret,
       authority = o.authority or config.get("TRAINCTL_ENTRA_ENDPOINT") or M.DEFAULT_AUTHORITY,
-      scope = o.scope, retry = o.retry, timeout = o.timeout, ca_file = o.ca_file,
+      scope = o.scope, retry = o.retry, timeout = o.timeout, ca_file = ca_file,
       insecure = o.insecure,
     })
     self._tokens = tokens

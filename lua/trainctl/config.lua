@@ -151,6 +151,15 @@ function M.need(var, hint)
   errors.usage(msg)
 end
 
+-- ca_file() -> the CA bundle to verify servers with, when not the
+-- system's: TRAINCTL_CA_FILE (environment or profile), else the variables
+-- the curl tool and OpenSSL read, CURL_CA_BUNDLE and SSL_CERT_FILE (libcurl
+-- itself ignores them).
+function M.ca_file()
+  return M.get("TRAINCTL_CA_FILE") or nonempty(M.getenv("CURL_CA_BUNDLE"))
+    or nonempty(M.getenv("SSL_CERT_FILE"))
+end
+
 -- Credentials are registered with the logger as soon as they are read, so
 -- no later message can carry them.
 function M.secret(value)

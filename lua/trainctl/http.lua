@@ -38,6 +38,9 @@ local NOT_SENT = { [5] = true, [6] = true, [7] = true }
 
 local TRACE_BODY = 4096
 
+-- Origins already warned about: insecure = true says so once per origin.
+local warned_insecure = {}
+
 -- parse_url(url) -> {scheme, host, path, query} (host includes any port).
 function M.parse_url(url)
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
@@ -211,6 +214,15 @@ function M.send(req)
   if not url then errors.usage("bad URL " .. tostring(req.url)) end
   local query = req.query or ""
   local full = req.url .. (query ~= "" and ("?" .. query) or "")
+  -- Verification is off only for the boolean true, never for a string
+  -- such as "false" from a configuration file, and never silently.
+  local insecure = req.insecure == true
+  if insecure and url.scheme == "https" and not warned_insecure[M.origin(req.url)] then
+    warned_insecure[M.origin(req.url)] = true
+    log.warn(("TLS certificate verification is off for %s (insecure = true): anyone on the "
+      .. "path can read and change the traffic, credentials included"):format(M.origin(req.url)),
+      { provider = req.provider })
+  end
   local start = wait.clock()
   local attempt = 0
   while true do
@@ -228,7 +240,7 @@ function M.send(req)
     local res, err = M.request({
       method = method, url = full, headers = r.headers, body = r.body,
       timeout = req.timeout, connect_timeout = req.connect_timeout, max_body = req.max_body,
-      ca_file = req.ca_file, insecure = req.insecure,
+      ca_file = req.ca_file, insecure = insecure,
       -- libcurl silently sends a request again when a reused connection
       -- turns out dead; a request that must not repeat gets its own.
       fresh_connect = not idempotent or nil,

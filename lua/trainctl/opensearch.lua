@@ -207,12 +207,9 @@ function M.client(o)
   if version ~= "v3" and version ~= "v2" then
     errors.usage(("opensearch: signature must be \"v3\" or \"v2\", not %q"):format(tostring(version)))
   end
-  if o.insecure then
-    require("trainctl.log").warn("opensearch: TLS certificate verification is off (insecure=true)")
-  end
   return setmetatable({
     provider = "opensearch", endpoint = endpoint, region = region, signature = version,
-    retry = o.retry, timeout = o.timeout, ca_file = o.ca_file, insecure = o.insecure,
+    retry = o.retry, timeout = o.timeout, ca_file = o.ca_file or config.ca_file(), insecure = o.insecure,
     defaults = { app_group_identity = o.app_group, function_name = o.function_name },
     _sign = signer(version, ak, sk),
   }, Client)
