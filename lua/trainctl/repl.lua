@@ -48,8 +48,12 @@ function M.complete(word)
   end
   local names = fields(target, {}, {})
   local out = {}
+  -- Names that start with "_" are internal (ai:_send, _G): offered only
+  -- once the user types the "_".
+  local hidden = partial:sub(1, 1) ~= "_"
   for name in pairs(names) do
-    if name:sub(1, #partial) == partial and name:match("^[%a_][%w_]*$") then
+    if name:sub(1, #partial) == partial and name:match("^[%a_][%w_]*$")
+      and not (hidden and name:sub(1, 1) == "_") then
       local v = target[name]
       local suffix = ""
       if type(v) == "function" then suffix = sep == ":" and "(" or "" end

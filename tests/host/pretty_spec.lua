@@ -154,6 +154,14 @@ describe("repl.complete", function()
     assert.same({ "trainctl_test_obj.field" }, repl.complete("trainctl_test_obj.fi"))
   end)
 
+  it("offers names starting with _ only once _ is typed", function()
+    _G.trainctl_test_obj = setmetatable({}, { __index = { _send = function() end, send = function() end } })
+    assert.same({ "trainctl_test_obj:send(" }, repl.complete("trainctl_test_obj:"))
+    assert.same({ "trainctl_test_obj:_send(" }, repl.complete("trainctl_test_obj:_"))
+    for _, name in ipairs(repl.complete("")) do assert.not_equal("_", name:sub(1, 1)) end
+    assert.truthy(table.concat(repl.complete("_"), " "):find("_VERSION", 1, true))
+  end)
+
   it("never runs code: an __index function is not called", function()
     local calls = 0
     _G.trainctl_test_obj = setmetatable({}, { __index = function() calls = calls + 1 end })

@@ -330,6 +330,17 @@ def _(s, r):
     r.expect(rb"\r\n2\r\n")
 
 
+@t("Tab completes a provider client's methods: ai:list_se -> ai:list_services(")
+def _(s, r):
+    r.line('ai = require"trainctl.aitems".client{access_key = "k", secret_key = "s"}')
+    r.prompt()
+    r.send(b"ai:list_se\t")
+    r.expect(rb"rvices\(")
+    r.send(CTRL_C)  # a request is not wanted; drop the line
+    r.prompt()
+    s.check(b"trainctl: " not in r.out, "nothing ran: %r" % r.out[-200:])
+
+
 @t("Ctrl-D at the prompt exits 0")
 def _(s, r):
     r.send(CTRL_D)
