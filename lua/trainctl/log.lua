@@ -112,18 +112,34 @@ local function secret_name(name)
 end
 M.secret_name = secret_name
 
+-- A secret as a server may quote it: as is, with "/" escaped in JSON
+-- ("\/"), or percent-encoded (a base64 signature in a form or a URL).
+local function forms(secret)
+  local list = { secret }
+  local json_form = secret:gsub("/", "\\/")
+  local url_form = secret:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end)
+  if json_form ~= secret then list[#list + 1] = json_form end
+  if url_form ~= secret then list[#list + 1] = url_form end
+  return list
+end
+
+local function replace_secret(s, secret, repl)
+  for _, form in ipairs(forms(secret)) do s = replace_plain(s, form, repl) end
+  return s
+end
+
 local function redact_string(s, extra)
   for _, secret in ipairs(secret_list()) do
     if partial[secret] then
-      s = replace_plain(s, secret, secret:sub(1, 4) .. "****")
+      s = replace_secret(s, secret, secret:sub(1, 4) .. "****")
     else
-      s = replace_plain(s, secret, REDACTED)
+      s = replace_secret(s, secret, REDACTED)
     end
   end
   if extra then
     for _, secret in ipairs(extra) do
       if type(secret) == "string" and #secret >= 4 then
-        s = replace_plain(s, secret, REDACTED)
+        s = replace_secret(s, secret, REDACTED)
       end
     end
   end

@@ -52,6 +52,15 @@ describe("trainctl.log", function()
     it("takes extra literals for one call", function()
       assert.equal("x [REDACTED]", log.redact("x abcdef", { "abcdef" }))
     end)
+
+    it("removes a secret quoted with / escaped in JSON or percent-encoded", function()
+      local sig = "k1/Ab+cD=="
+      log.add_secret(sig)
+      assert.equal('{"message":"signature [REDACTED] is wrong"}',
+        log.redact('{"message":"signature k1\\/Ab+cD== is wrong"}'))
+      assert.equal("sig=[REDACTED]&x=1", log.redact("sig=k1%2FAb%2BcD%3D%3D&x=1"))
+      assert.equal("x [REDACTED]", log.redact("x a\\/b+c", { "a/b+c" }))
+    end)
   end)
 
   describe("levels and formats", function()
