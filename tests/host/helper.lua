@@ -42,12 +42,20 @@ function H.write(path, data)
   f:close()
 end
 
+local made = {}
+
 function H.tmpdir()
-  return (capture("mktemp -d"):gsub("\n$", ""))
+  local dir = capture("mktemp -d"):gsub("\n$", "")
+  made[dir] = true
+  return dir
 end
 
+--- Removes a directory made by H.tmpdir (and only such a directory).
 function H.rmdir(dir)
-  if dir and dir:match("^/tmp/") then os.execute("rm -rf " .. H.q(dir)) end
+  if made[dir] then
+    os.execute("rm -rf " .. H.q(dir))
+    made[dir] = nil
+  end
 end
 
 --- Names in a directory, sorted (dot files included).
