@@ -75,8 +75,8 @@ describe("http.request", function()
       for i = 0, 255 do body[#body + 1] = string.char(i) end
       body = table.concat(body):rep(100)
       local doc = echo { method = "POST", body = body }
-      assert.equal(require("trainctl.crypto").hex_encode(require("trainctl.crypto").sha256(body)),
-        doc.body_sha256)
+      local crypto = require "trainctl.crypto"
+      assert.equal(crypto.hex_encode(crypto.sha256(body)), doc.body_sha256)
     end)
 
     it("sends an empty POST with Content-Length: 0 and no Expect", function()
@@ -274,10 +274,11 @@ describe("http.request", function()
       local p = H.spawn(H.q(H.trainctl) .. " -e " .. H.q(("print('ready') io.stdout:flush() "
         .. "require('trainctl._http').request{url = %q}"):format(srv.url .. "/hang")))
       assert.equal("ready", p.line())
-      local t0 = require("trainctl.sys").clock()
+      local sys = require "trainctl.sys"
+      local t0 = sys.clock()
       p.kill("INT")
       assert.equal(130, p.wait())
-      assert.is_true(require("trainctl.sys").clock() - t0 < 5)
+      assert.is_true(sys.clock() - t0 < 5)
     end)
   end)
 
