@@ -275,6 +275,13 @@ static void open_output(lua_State *L, struct transfer *t, const char *path)
 		t->tmp_path = NULL;
 		return;
 	}
+	/* mkstemp makes 0600; the finished file gets the mode any new file
+	 * would (0666 less the umask), as curl -o gives it. */
+	{
+		mode_t mask = umask(0);
+		umask(mask);
+		fchmod(fd, 0666 & ~mask);
+	}
 	t->out = fdopen(fd, "wb");
 	if (!t->out) {
 		t->open_errno = errno;
