@@ -302,6 +302,9 @@ describe("http.request", function()
       assert.equal(200000, #data)
       assert.equal(("0123456789"):rep(10), data:sub(1, 100))
       assert.equal(0, tmp_files())
+      -- like any new file (and curl -o): not the temporary file's 0600
+      local mode = require("trainctl.sys").stat(path).mode
+      assert.is_true(mode & 0x24 ~= 0, ("mode %o is readable by group or others"):format(mode))
     end)
 
     it("creates no file for an error status, and returns its body", function()
