@@ -289,9 +289,9 @@ local function current_task()
 end
 
 --- sleep(seconds): yields to the loop inside a task, blocks outside.
-function M.sleep(seconds)
-  return sys.sleep(seconds)
-end
+--- The native function itself, so that its errors (waiting where a task
+--- cannot yield) point at the caller's line, not at this module.
+M.sleep = sys.sleep
 
 --- yield(): lets the other ready tasks run first.
 function M.yield()
