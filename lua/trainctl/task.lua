@@ -313,6 +313,9 @@ function Task:join()
       self.joiners[#self.joiners + 1] = me
       repeat coroutine.yield("join") until self.done
     else
+      if running then
+        error("task: join cannot wait in a coroutine nested inside a task; join from the task itself", 2)
+      end
       run_until(function() return self.done end)
       if not self.done then error(deadlock(nlive), 2) end
     end
