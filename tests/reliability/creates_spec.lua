@@ -1,0 +1,238 @@
+-- A create whose answer is lost after the server acted (connection reset,
+-- client timeout, 500 or 503) is resolved by looking up what it would have
+-- made: one service, dataset, schema, instance, resource or project per
+-- name, one training per start, on every provider.
+local support = dofile("tests/reliability/support.lua")
+local aitems = require("trainctl.aitems")
+local azure = require("trainctl.azure_language")
+local log = require("trainctl.log")
+local opensearch = require("trainctl.opensearch")
+
+local FAULTS = {
+  { name = "the connection is reset", fault = { kind = "reset" } },
+  -- The server takes 2 s to answer; the client gives up after 0.3 s.
+  { name = "the client times out", fault = { kind = "slow", delay = 2 }, timeout = 0.3 },
+  { name = "the answer is a 500", fault = { kind = "500" } },
+  { name = "the answer is a 503", fault = { kind = "503" } },
+}
+
+-- named(t, name) -> how many records in t carry that name.
+local NAME_FIELDS = { "name", "instanceName", "resourceName", "projectName" }
+local function named(t, name)
+  local n = 0
+  for _, rec in pairs(t or {}) do
+    for _, f in ipairs(NAME_FIELDS) do
+      if rec[f] == name then
+        n = n + 1
+        break
+      end
+    end
+  end
+  return n
+end
+
+local function count(t, pred)
+  local n = 0
+  for _, v in pairs(t or {}) do
+    if pred(v) then n = n + 1 end
+  end
+  return n
+end
+
+local AI_FIELDS = {
+  user = { { name = "USER_ID", type = { "string" } }, { name = "AGE", type = { "int", "null" } },
+    { name = "GENDER", type = { "string", "null" }, categorical = true } },
+  item = { { name = "ITEM_ID", type = { "string" } }, { name = "CATEGORY", type = { "string", "null" } } },
+  interaction = { { name = "USER_ID", type = { "string" } }, { name = "ITEM_ID", type = { "string" } },
+    { name = "TIMESTAMP", type = { "long" } } },
+}
+local AI_FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
+
+describe("creates whose answer is lost", function()
+  local sim, restore, n = nil, nil, 0
+  setup(function()
+    log.set_level("error")
+    sim = support.start({ speed = 0 })
+    restore = sim:use()
+  end)
+  teardown(function()
+    restore()
+    sim:stop()
+  end)
+
+  local function uniq(prefix)
+    n = n + 1
+    return ("%s%d"):format(prefix, n)
+  end
+
+  -- A batch service whose three datasets are imported.
+  local function trainable(ai)
+    local ids = {}
+    for _, typ in ipairs({ "user", "item", "interaction" }) do
+      local schema = uniq("sch")
+      ai:create_schema({ dataset_type = typ, name = schema, fields = AI_FIELDS[typ] })
+      ids[#ids + 1] = ai:create_dataset({ type = typ, name = uniq("dset"), schema_name = schema,
+        os_info = { region = "KR", bucket = "b", key = "aitems/" .. AI_FILES[typ] } }).datasetId
+    end
+    sim:advance(100)
+    local sid = ai:create_service({ name = uniq("svc") }).serviceId
+    ai:set_service_datasets(sid, { dataset_ids = ids })
+    return sid
+  end
+
+  local function az_project(az)
+    local name = uniq("P")
+    az:create_project(name, { language = "en", project_kind = "CustomSingleLabelClassification",
+      storage_input_container_name = "textclass" })
+    local docs = {}
+    for i = 1, 12 do
+      docs[i] = { location = ("doc%02d_%s.txt"):format(i, i % 2 == 0 and "billing" or "delivery"),
+        language = "en", class = { category = i % 2 == 0 and "billing" or "delivery" } }
+    end
+    local imp = az:import_project(name, { metadata = { projectName = name, language = "en",
+      projectKind = "CustomSingleLabelClassification", storageInputContainerName = "textclass" },
+      assets = { projectKind = "CustomSingleLabelClassification",
+        classes = { { category = "billing" }, { category = "delivery" } }, documents = docs } })
+    sim:advance(60)
+    assert.equal("succeeded", imp:status().state)
+    return name
+  end
+
+  -- Each create: the operation the emulator logs, what to prepare, the
+  -- create itself, and how many the emulator holds afterwards.
+  local CREATES = {
+    {
+      what = "an AiTEMS schema", op = "CreateSchema",
+      run = function(ai)
+        local name = uniq("schema")
+        assert.equal(name, ai:create_schema({ dataset_type = "item", name = name, fields = AI_FIELDS.item }).name)
+        return function(p) return named(p.aitems.schemas, name) end
+      end,
+    },
+    {
+      what = "an AiTEMS dataset", op = "CreateDataset",
+      prepare = function(ai)
+        local schema = uniq("sch")
+        ai:create_schema({ dataset_type = "item", name = schema, fields = AI_FIELDS.item })
+        return schema
+      end,
+      run = function(ai, schema)
+        local name = uniq("ds")
+        local ds = ai:create_dataset({ type = "item", name = name, schema_name = schema,
+          os_info = { region = "KR", bucket = "b", key = "aitems/items.csv" } })
+        assert.equal(name, ds.name)
+        return function(p) return named(p.aitems.datasets, name) end
+      end,
+    },
+    {
+      what = "an AiTEMS service", op = "CreateService",
+      run = function(ai)
+        local name = uniq("service")
+        assert.equal(name, ai:create_service({ name = name }).name)
+        return function(p) return named(p.aitems.services, name) end
+      end,
+    },
+    {
+      what = "an AiTEMS training", op = "CreateTrain", per_start = 1,
+      prepare = trainable,
+      run = function(ai, sid)
+        local job = ai:train(sid, { types = { "pop" } })
+        assert.equal(sid, job.ref.service_id)
+        return function(p)
+          return count(p.aitems.trains, function(t) return t.serviceId == sid end)
+        end
+      end,
+    },
+    {
+      what = "an OpenSearch instance", op = "CreateFunctionInstance", client = "opensearch",
+      run = function(c)
+        local name = uniq("inst")
+        c:create_function_instance({ instance_name = name, model_type = "tf_checkpoint" })
+        return function(p) return named(p.opensearch.instances, name) end
+      end,
+    },
+    {
+      what = "an OpenSearch resource", op = "CreateFunctionResource", client = "opensearch",
+      run = function(c)
+        local name = uniq("res")
+        c:create_function_resource({ resource_name = name, resource_type = "raw_file",
+          data = { Content = "x" } })
+        return function(p) return named(p.opensearch.resources, name) end
+      end,
+    },
+    {
+      what = "an OpenSearch training", op = "CreateFunctionTask", client = "opensearch",
+      prepare = function(c)
+        local name = uniq("inst")
+        c:create_function_instance({ instance_name = name, model_type = "tf_checkpoint" })
+        return name
+      end,
+      run = function(c, name)
+        local job = c:create_function_task({ instance_name = name })
+        assert.is_string(job.ref.generation)
+        return function(p)
+          local tasks = 0
+          for key in pairs(p.opensearch.tasks) do
+            if key:match("^app/ctr/([^/]+)/") == name then tasks = tasks + 1 end
+          end
+          return tasks
+        end
+      end,
+    },
+    {
+      -- A merge patch: repeating it is safe, so it is simply retried.
+      what = "an Azure project", op = "CreateProject", client = "azure", repeatable = true,
+      run = function(az)
+        local name = uniq("Proj")
+        az:create_project(name, { language = "en", project_kind = "CustomSingleLabelClassification",
+          storage_input_container_name = "textclass" })
+        -- Projects are kept by name: PATCH is a merge, never a second one.
+        return function(p) return p.azure.projects[name] and 1 or 0 end
+      end,
+    },
+    {
+      what = "an Azure training", op = "StartTraining", client = "azure",
+      prepare = az_project,
+      run = function(az, name)
+        local job = az:train(name, { model_label = "m1" })
+        assert.is_string(job.id)
+        return function(p)
+          return count(p.azure.jobs, function(j) return j.kind == "train" and j.project == name end)
+        end
+      end,
+    },
+  }
+
+  local clients = {
+    aitems = function(o) return aitems.client(o) end,
+    opensearch = function(o)
+      o.app_group, o.function_name = "app", "ctr"
+      return opensearch.client(o)
+    end,
+    azure = function(o) return azure.client(o) end,
+  }
+
+  for _, c in ipairs(CREATES) do
+    for _, f in ipairs(FAULTS) do
+      it(("%s is made once when %s after the server acted"):format(c.what, f.name), function()
+        local client = clients[c.client or "aitems"]({ timeout = f.timeout })
+        local arg = c.prepare and c.prepare(client)
+        local before = sim:started(c.op)
+        local fault = { when = "after", match = { operation = c.op } }
+        for k, v in pairs(f.fault) do fault[k] = v end
+        sim:faults({ fault })
+        local how_many = c.run(client, arg)
+        assert.same({}, sim:admin("GET", "faults").scripted, "the fault was not met")
+        assert.equal(1, how_many(sim:state().providers))
+        -- The faulted request did it; nothing was created a second time.
+        -- (A slow answer is logged once sent, after the test is over.)
+        local held = f.fault.kind == "slow"
+        if not held then
+          local faulted = sim:requests({ operation = c.op, fault = f.fault.kind })
+          assert.equal("after", faulted[#faulted].when)
+        end
+        if not c.repeatable then assert.equal(before + (held and 0 or 1), sim:started(c.op)) end
+      end)
+    end
+  end
+end)

@@ -1,0 +1,114 @@
+-- Files are replaced atomically: a full disk is an error naming the file
+-- and leaves the previous file as it was; a kill -9 in the middle of a
+-- write leaves the old file or the new one, never a mix. The full disk is
+-- a 64 KiB tmpfs (mounting needs root; without it these cases are skipped).
+local support = dofile("tests/reliability/support.lua")
+local json = require("trainctl.json")
+
+local PREVIOUS = "the previous file\n"
+
+describe("a full disk", function()
+  local sim, mnt, mounted
+
+  setup(function()
+    sim = support.start({ speed = 1200 })
+    mnt = support.tmpdir()
+    mounted = support.sh(("mount -t tmpfs -o size=64k trainctl-test %s 2>/dev/null"):format(support.quote(mnt))) == 0
+  end)
+  teardown(function()
+    if mounted then support.sh("umount " .. support.quote(mnt)) end
+    os.execute("rmdir " .. support.quote(mnt))
+    sim:stop()
+  end)
+
+  -- fill(): the previous file, then a filler taking every block left.
+  local function fill(name)
+    support.sh(("rm -f %s/*"):format(support.quote(mnt)))
+    support.spit(mnt .. "/" .. name, PREVIOUS)
+    support.sh(("cat /dev/zero > %s/filler 2>/dev/null"):format(support.quote(mnt)))
+  end
+
+  local function leftovers()
+    local p = io.popen(("ls -A %s"):format(support.quote(mnt)))
+    local names = {}
+    for line in p:lines() do
+      if line:find("%.tmp%.") then names[#names + 1] = line end
+    end
+    p:close()
+    return names
+  end
+
+  local function need_tmpfs()
+    if not mounted then pending("cannot mount a tmpfs here (needs root)") end
+    return mounted
+  end
+
+  it("stops an example with an error naming its output file; the old output stays", function()
+    if not need_tmpfs() then return end
+    fill("rec.jsonl")
+    local out = mnt .. "/rec.jsonl"
+    local code, _, err = sim:run({ "--state", sim.dir .. "/full.json", "examples/aitems_recommend.lua", out })
+    assert.equal(1, code)
+    assert.matches("io error: cannot write " .. out:gsub("%p", "%%%0") .. ": .*No space left on device", err)
+    assert.equal(PREVIOUS, support.slurp(out))
+    assert.same({}, leftovers())
+  end)
+
+  it("stops a script whose state file cannot be written; the old state stays", function()
+    if not need_tmpfs() then return end
+    fill("state.json")
+    local path = mnt .. "/state.json"
+    support.spit(path, '{"training": {"id": "kept"}}\n')
+    local code, _, err = sim:run({ "--state", path, "-e",
+      [[require("trainctl.state").set("big", string.rep("x", 100000))]] })
+    assert.equal(1, code)
+    assert.matches("cannot write state file " .. path:gsub("%p", "%%%0") .. ": .*No space left on device", err)
+    assert.equal("kept", json.decode(support.slurp(path)).training.id)
+    assert.same({}, leftovers())
+  end)
+
+  it("fails a download to a file with an io error naming it; the old file stays", function()
+    if not need_tmpfs() then return end
+    fill("download.json")
+    local path = mnt .. "/download.json"
+    local res, err = require("trainctl.http").request({ url = sim.url .. "/_cloudsim/state", output = path })
+    assert.is_nil(res)
+    assert.equal("io", err.kind)
+    assert.matches("writing " .. path:gsub("%p", "%%%0") .. ": No space left on device", err.message)
+    assert.equal(PREVIOUS, support.slurp(path))
+    assert.same({}, leftovers())
+  end)
+end)
+
+describe("kill -9 in the middle of a write", function()
+  it("leaves the old file or the new one, whole", function()
+    local dir = support.tmpdir()
+    local path = dir .. "/out.txt"
+    local size = 4 * 1024 * 1024
+    -- Rewrites the file over and over with As, then Bs, then As...
+    local writer = ([[
+      local output = require("trainctl.output")
+      local a, b = ("A"):rep(%d), ("B"):rep(%d)
+      local i = 0
+      while true do
+        i = i + 1
+        output.write(%q, i %% 2 == 0 and a or b)
+      end]]):format(size, size, path)
+    for _ = 1, 5 do
+      local proc = support.spawn(("%s -e %s"):format(support.quote(support.TRAINCTL), support.quote(writer)))
+      -- Kill it while a temporary file exists: in the middle of a write.
+      support.poll(function()
+        local ls = io.popen("ls -A " .. support.quote(dir))
+        local busy = ls:read("a"):find("out%.txt%.tmp%.")
+        ls:close()
+        return busy and support.slurp(path)
+      end, 20, "a write in progress")
+      proc:kill("KILL")
+      assert.equal(137, (proc:wait()))
+      local data = support.slurp(path)
+      assert.equal(size, #data)
+      assert.is_truthy(data == ("A"):rep(size) or data == ("B"):rep(size))
+    end
+    os.execute("rm -rf " .. support.quote(dir))
+  end)
+end)

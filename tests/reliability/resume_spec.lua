@@ -1,0 +1,168 @@
+-- kill -9 at any moment, then the same command again: each example resumes
+-- waiting on the training it started (the emulator saw exactly one
+-- training start), and a run after success starts nothing.
+--
+-- The emulator's clock is frozen; while the first run works towards the
+-- moment of the kill the test advances it, so the training cannot finish
+-- before the kill. The rerun gets a fast clock.
+local support = dofile("tests/reliability/support.lua")
+local json = require("trainctl.json")
+
+local function count(t, pred)
+  local n = 0
+  for _, v in pairs(t or {}) do
+    if not pred or pred(v) then n = n + 1 end
+  end
+  return n
+end
+
+local function lines(text)
+  local out = {}
+  for line in (text or ""):gmatch("[^\n]+") do out[#out + 1] = json.decode(line) end
+  return out
+end
+
+-- What each example makes, how it starts and watches its training, and
+-- how to count what the emulator holds afterwards.
+local EXAMPLES = {
+  {
+    name = "aitems_recommend",
+    args = function(dir) return { "examples/aitems_recommend.lua", dir .. "/rec.jsonl" } end,
+    first_create = "CreateSchema", start = "CreateTrain", poll = "ListTrains",
+    creates = { "CreateSchema", "CreateDataset", "CreateService", "CreateTrain" },
+    trainings = function(p) return count(p.aitems.trains) end, per_start = 3,
+    resources = function(p)
+      return { services = count(p.aitems.services), datasets = count(p.aitems.datasets),
+        schemas = count(p.aitems.schemas) }
+    end,
+    expected = { services = 1, datasets = 3, schemas = 3 },
+    check = function(dir)
+      local recs = lines(support.slurp(dir .. "/rec.jsonl"))
+      assert.equal(30, #recs)
+      assert.is_true(#recs[1].items > 0)
+    end,
+  },
+  {
+    name = "opensearch_ctr",
+    args = function() return { "examples/opensearch_ctr.lua", "ctr_kill" } end,
+    first_create = "CreateFunctionInstance", start = "CreateFunctionTask", poll = "GetFunctionTask",
+    creates = { "CreateFunctionInstance", "CreateFunctionTask" },
+    trainings = function(p) return count(p.opensearch.tasks) end, per_start = 1,
+    resources = function(p) return { instances = count(p.opensearch.instances) } end,
+    expected = { instances = 1 },
+    check = function(_, stdout)
+      local doc = json.decode(stdout)
+      assert.equal("ctr_kill", doc.instance)
+      assert.is_number(doc.metrics.auc)
+    end,
+  },
+  {
+    name = "azure_textclass",
+    args = function(dir)
+      return { "examples/azure_textclass.lua", "examples/data/textclass_inbox", dir .. "/cls.jsonl" }
+    end,
+    first_create = "ImportProject", start = "StartTraining", poll = "GetTrainingStatus",
+    creates = { "ImportProject", "StartTraining", "DeployProject" },
+    trainings = function(p)
+      return count(p.azure.jobs, function(j) return j.kind == "train" end)
+    end, per_start = 1,
+    resources = function(p)
+      return { projects = count(p.azure.projects), deployments = count(p.azure.deployments) }
+    end,
+    expected = { projects = 1, deployments = 1 },
+    check = function(dir, stdout)
+      assert.is_number(json.decode(stdout).microF1)
+      assert.equal(6, #lines(support.slurp(dir .. "/cls.jsonl")))
+    end,
+  },
+}
+
+-- The moments of the kill: each prepares the emulator and says when the
+-- moment has come.
+local MOMENTS = {
+  {
+    name = "right after its first create",
+    ready = function(sim, ex) return #sim:requests({ operation = ex.first_create }) > 0 end,
+  },
+  {
+    -- The server has started the training; its answer is still on the way
+    -- (and the request not yet in the log, which records it when answered).
+    name = "while the answer to the training start is in flight", held = true,
+    prepare = function(sim, ex)
+      sim:faults({ { kind = "slow", when = "after", delay = 120, match = { operation = ex.start } } })
+    end,
+    ready = function(sim, ex) return ex.trainings(sim:state().providers) > 0 end,
+  },
+  {
+    name = "right after the training start appears in the request log",
+    ready = function(sim, ex) return sim:started(ex.start) > 0 end,
+  },
+  {
+    name = "while it waits for the training",
+    ready = function(sim, ex)
+      local start = sim:requests({ operation = ex.start })[1]
+      return start and #sim:requests({ operation = ex.poll, since = start.seq }) >= 3
+    end,
+  },
+}
+
+describe("kill -9 and run again", function()
+  local sim
+  setup(function() sim = support.start({ speed = 0 }) end)
+  teardown(function() sim:stop() end)
+
+  local function creates(ex)
+    local n = {}
+    for _, op in ipairs(ex.creates) do n[op] = sim:started(op) end
+    return n
+  end
+
+  for _, ex in ipairs(EXAMPLES) do
+    for _, moment in ipairs(MOMENTS) do
+      it(("%s resumes when killed %s"):format(ex.name, moment.name), function()
+        sim:reset()
+        sim:speed(0)
+        local dir = support.tmpdir()
+        local state = dir .. "/state.json"
+        local args = { "--state", state }
+        for _, a in ipairs(ex.args(dir)) do args[#args + 1] = a end
+        if moment.prepare then moment.prepare(sim, ex) end
+
+        local first = sim:spawn(args)
+        support.poll(function()
+          if moment.ready(sim, ex) then return true end
+          assert.is_nil(first:exited(), "the first run ended before the moment of the kill")
+          sim:advance(5)
+        end, 30, moment.name)
+        first:kill("KILL")
+        assert.equal(137, (first:wait()))
+        if moment.held then
+          -- What lets the rerun look the training up: its reference,
+          -- recorded before the request went out.
+          assert.matches('"pending": true', support.slurp(state))
+        end
+        assert.equal(0, ex.trainings(sim:state().providers) % ex.per_start)
+        assert.is_true(ex.trainings(sim:state().providers) <= ex.per_start)
+
+        sim:no_faults()
+        sim:speed(1200)
+        local code, out, err = sim:run(args)
+        assert.equal(0, code, err)
+        ex.check(dir, out)
+        assert.equal(moment.held and 0 or 1, sim:started(ex.start))
+        local providers = sim:state().providers
+        assert.equal(ex.per_start, ex.trainings(providers))
+        assert.same(ex.expected, ex.resources(providers))
+
+        -- After success: nothing is created or started again.
+        local before = creates(ex)
+        code, out, err = sim:run(args)
+        assert.equal(0, code, err)
+        ex.check(dir, out)
+        assert.same(before, creates(ex))
+        assert.equal(ex.per_start, ex.trainings(sim:state().providers))
+        os.execute("rm -rf " .. support.quote(dir))
+      end)
+    end
+  end
+end)
