@@ -2,11 +2,18 @@
 -- (lua-cjson decodes every number as a float), optional indentation.
 -- Decoding is lua-cjson's.
 local cjson = require("cjson")
-local safe = require("cjson.safe")
 
 local M = {}
 
 M.null = cjson.null
+
+-- How deep documents may nest, decoded or encoded. Outside input is
+-- bounded: a server's answer nested deeper is a decode error, not a deep
+-- recursion. The decoder is an instance of its own, so that this limit is
+-- not changed for (or by) a script using cjson.safe directly.
+M.MAX_DEPTH = 256
+local safe = require("cjson.safe").new()
+safe.decode_max_depth(M.MAX_DEPTH)
 
 -- array(t): mark t as a JSON array even when it is empty.
 local array_mt = { __name = "trainctl.json.array" }
@@ -53,7 +60,7 @@ local encode
 
 local function encode_table(t, indent, depth, seen)
   if seen[t] then error("json: cannot encode a table that contains itself", 0) end
-  if depth > 100 then error("json: nesting deeper than 100", 0) end
+  if depth >= M.MAX_DEPTH then error(("json: nesting deeper than %d"):format(M.MAX_DEPTH), 0) end
   seen[t] = true
   local nl, pad, pad_in, sep = "", "", "", ":"
   if indent then
