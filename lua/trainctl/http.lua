@@ -64,17 +64,25 @@ local function header(headers, name)
   return headers[name]
 end
 
+-- delta(v) -> a number of a delta-seconds field (digits, perhaps a
+-- fraction) or nil: no sign, exponent, hex or "inf" from a server.
+local function delta(v)
+  local digits = type(v) == "string" and v:match("^%s*(%d+%.?%d*)%s*$")
+  return digits and tonumber(digits)
+end
+
 -- retry_after(headers) -> seconds | nil, from Retry-After (seconds or an
 -- HTTP date), retry-after-ms, x-ms-retry-after-ms or x-acs-retry-after
--- (milliseconds).
+-- (milliseconds). Values that are neither are ignored (backoff applies).
 function M.retry_after(headers)
-  local ms = tonumber(header(headers, "retry-after-ms") or header(headers, "x-ms-retry-after-ms")
-    or header(headers, "x-acs-retry-after"))
-  if ms then return math.max(0, ms / 1000) end
+  for _, name in ipairs({ "retry-after-ms", "x-ms-retry-after-ms", "x-acs-retry-after" }) do
+    local ms = delta(header(headers, name))
+    if ms then return ms / 1000 end
+  end
   local v = header(headers, "retry-after")
   if not v then return nil end
-  local n = tonumber(v)
-  if n then return math.max(0, n) end
+  local n = delta(v)
+  if n then return n end
   local sys = require("trainctl.sys")
   local t = sys.parse_rfc1123(v)
   if t then return math.max(0, t - sys.now()) end

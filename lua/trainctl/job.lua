@@ -125,11 +125,24 @@ function Job:wait(opts)
   -- emulator with a fast clock needs no patience.
   local forced = tonumber(os.getenv("TRAINCTL_POLL_INTERVAL"))
   if forced then interval, max_interval = forced, forced end
+  -- A server's Retry-After paces the polls, within the bound retries
+  -- have: a status asking for a year is polled again after the cap.
+  local cap = require("trainctl.http").retry_defaults.max_retry_after
+  local warned = false
   local ok, st = pcall(wait.poll, function()
     local s = self:status()
     display:update(s)
     if opts.on_progress then opts.on_progress(s, self) end
-    return M.TERMINAL[s.state] or false, s, s.retry_after
+    local hint = s.retry_after
+    if hint and hint > cap then
+      if not warned then
+        log.warn(("%s: the server asked to poll again after %gs; polling after %gs instead")
+          :format(self.label, hint, cap))
+        warned = true
+      end
+      hint = cap
+    end
+    return M.TERMINAL[s.state] or false, s, hint
   end, {
     timeout = opts.timeout, interval = interval, max_interval = max_interval,
     backoff = opts.backoff, jitter = opts.jitter, what = self.label,
