@@ -527,6 +527,17 @@ static const char *kind_of(CURLcode rc)
 	}
 }
 
+/* libcurl refuses a header line over 100 KiB (CURL_MAX_HTTP_HEADER) as
+ * out of memory, or from 8.6 as CURLE_TOO_LARGE: an answer too large. */
+static int curl_too_large(CURLcode rc)
+{
+#if LIBCURL_VERSION_NUM >= 0x080600
+	if (rc == CURLE_TOO_LARGE)
+		return 1;
+#endif
+	return rc == CURLE_OUT_OF_MEMORY;
+}
+
 static int push_failure(lua_State *L, struct transfer *t)
 {
 	const char *detail =
@@ -539,6 +550,12 @@ static int push_failure(lua_State *L, struct transfer *t)
 		push_err(L, "too_large", "", (int)t->result);
 		lua_pushfstring(L, "%s %s: response exceeds the size limit",
 				t->method, t->where);
+	} else if (curl_too_large(t->result)) {
+		push_err(L, "too_large", "", (int)t->result);
+		lua_pushfstring(L,
+				"%s %s: response exceeds the size limit "
+				"(libcurl: %s)",
+				t->method, t->where, detail);
 	} else if (t->write_errno) {
 		push_err(L, "io", "", (int)t->result);
 		lua_pushfstring(L, "%s %s: writing %s: %s", t->method, t->where,
