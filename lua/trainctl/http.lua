@@ -23,7 +23,9 @@ M.retry_defaults = {
   max_time = 300,        -- seconds from the first try after which no retry starts
   base_delay = 0.5,      -- first backoff; doubles each retry
   max_delay = 30,        -- cap on one backoff
-  max_retry_after = 300, -- cap on a server's Retry-After (warned when exceeded)
+  -- Cap on a server's Retry-After (warned when exceeded); well below
+  -- max_time, so that a capped wait still leads to a retry.
+  max_retry_after = 120,
 }
 
 M.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
