@@ -21,6 +21,27 @@
 static lua_State *L;
 static unsigned long runs;
 
+/* libFuzzer sees only instrumented C, and the Lua interpreter is a system
+ * library: a line hook gives it the Lua side too, hashing each step from
+ * one (function, line) to the next into its extra counters. */
+#define NCOUNTERS (1 << 16)
+__attribute__((used, section("__libfuzzer_extra_counters")))
+static uint8_t counters[NCOUNTERS];
+static uintptr_t prev;
+
+static void cover(lua_State *S, lua_Debug *ar)
+{
+	uintptr_t here;
+
+	if (!lua_getinfo(S, "S", ar))
+		return;
+	here = ((uintptr_t)ar->source * 31 + (uintptr_t)ar->linedefined) * 2654435761u +
+	       (uintptr_t)ar->currentline;
+	here ^= here >> 15;
+	counters[(here ^ prev) & (NCOUNTERS - 1)]++;
+	prev = here >> 1;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,6 +64,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	lua_setfield(L, LUA_REGISTRYINDEX, "fuzz.target");
 	lua_settop(L, 0);
+	lua_sethook(L, cover, LUA_MASKLINE, 0);
 	return 0;
 }
 
@@ -57,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lua_pushcfunction(L, traceback);
 	lua_getfield(L, LUA_REGISTRYINDEX, "fuzz.target");
 	lua_pushlstring(L, (const char *)data, size);
+	prev = 0;
 	if (lua_pcall(L, 1, 0, 1) != LUA_OK) {
 		fprintf(stderr, "fuzz: target %s failed: %s\n", TARGET,
 			lua_tostring(L, -1));

@@ -88,4 +88,249 @@ function T.codec(s)
   if h then check(c.hex_encode(h) == s:lower(), "hex canonical form") end
 end
 
+-- Quiet, fast stand-ins for the outside world: the log goes to a buffer,
+-- sleeps are recorded, requests answered by the target.
+local captured, slept, answer = {}, {}, nil
+local function world()
+  local log = require("trainctl.log")
+  local http = require("trainctl.http")
+  local wait = require("trainctl.wait")
+  log.set_sink(function(line) captured[#captured + 1] = line end)
+  wait.sleep = function(d) slept[#slept + 1] = d end
+  http.request = function(o) return answer(o) end
+  return http, log
+end
+
+local function fresh()
+  for i = #captured, 1, -1 do captured[i] = nil end
+  for i = #slept, 1, -1 do slept[i] = nil end
+end
+
+local function is_delay(v)
+  return type(v) == "number" and v == v and v >= 0
+end
+
+-- Retry-After, x-acs-retry-after, retry-after-ms: a parse is nil or a
+-- delay >= 0; what a retry or a poll then waits never exceeds
+-- max_retry_after, and a longer request is warned about.
+function T.retry_after(s)
+  local http, log = world()
+  local json = require("trainctl.json")
+  local _, list = records(s)
+  local headers = {}
+  for _, kv in ipairs(list) do headers[kv[1]:lower()] = kv[2] end
+  local v = http.retry_after(headers)
+  check(v == nil or is_delay(v), "retry_after gave %s", tostring(v))
+  local cap = http.retry_defaults.max_retry_after
+  log.set_level("warn")
+
+  -- A retried request: one 503 with these headers, then a success.
+  fresh()
+  local n = 0
+  answer = function()
+    n = n + 1
+    if n == 1 then return { status = 503, headers = headers, body = "" } end
+    return { status = 200, headers = {}, body = "{}" }
+  end
+  local ok, err = pcall(http.send, { provider = "fuzz", method = "GET", url = "http://127.0.0.1:9/x",
+    retry = { attempts = 2, max_time = math.huge } })
+  check(ok, "send failed: %s", tostring(err))
+  check(#slept == 1 and is_delay(slept[1]) and slept[1] <= cap, "send slept %s",
+    tostring(slept[1]))
+  if v and v > cap then
+    check(slept[1] == cap and table.concat(captured):find("asked to retry after", 1, true),
+      "a Retry-After of %s was not capped with a warning", tostring(v))
+  elseif v then
+    check(slept[1] == v, "send slept %s, not the %s asked for", tostring(slept[1]), tostring(v))
+  end
+
+  -- A lost create: the lookup finds nothing, the next try succeeds.
+  fresh()
+  n = 0
+  answer = function()
+    n = n + 1
+    if n == 1 then return { status = 503, headers = headers, body = "" } end
+    return { status = 200, headers = {}, body = "{}" }
+  end
+  ok, err = pcall(http.create_once, {
+    create = function() return http.send({ provider = "fuzz", method = "POST",
+      url = "http://127.0.0.1:9/x", retry = false }) end,
+    lookup = function() return nil end, retry = { attempts = 2 } })
+  check(ok, "create_once failed: %s", tostring(err))
+  check(#slept == 1 and is_delay(slept[1]) and slept[1] <= cap, "create_once slept %s",
+    tostring(slept[1]))
+
+  -- A job status that asks the poller to come back later.
+  fresh()
+  local azure = require("trainctl.azure_language")
+  local c = azure.client({ endpoint = "http://127.0.0.1:9", key = "fuzz-azure-key" })
+  n = 0
+  answer = function()
+    n = n + 1
+    local st = n == 1 and "running" or "succeeded"
+    return { status = 200, headers = headers, body = json.encode({ status = st, jobId = "j" }) }
+  end
+  local j = c:job({ path = "/language/x/jobs/j?api-version=1", kind = "operation", label = "fuzz" })
+  ok, err = pcall(j.wait, j, { quiet = true })
+  check(ok, "job wait failed: %s", tostring(err))
+  for _, d in ipairs(slept) do
+    check(is_delay(d) and d <= cap, "a poll slept %s for Retry-After %s", tostring(d), tostring(v))
+  end
+end
+
+-- Path segments and query strings built from arbitrary ids: the request
+-- target keeps its shape, and the server decodes exactly what was given.
+local ROUTE
+function T.request_target(s)
+  local ops = require("trainctl.ops")
+  local http = require("trainctl.http")
+  ROUTE = ROUTE or ops.define({ "fuzz_op", "POST", "/services/{serviceId}/trains/{trainVersion}",
+    query = { "type!", "limit:integer" } })
+  local half = #s // 2
+  local a, b = s:sub(1, half), s:sub(half + 1)
+  for _, x in ipairs({ a, b, s }) do
+    check(ops.decode(ops.encode(x)) == x, "decode(encode(%q))", x)
+    check(not ops.encode(x):find("[^%w%-._~%%]"), "encode(%q) left a reserved byte", x)
+  end
+  if a ~= "" and b ~= "" then
+    local req = ops.build(ROUTE, ops.args(ROUTE, a, b, { type = s, query = { [a] = b } }))
+    local url = "http://h:1/api" .. req.path .. "?" .. ops.query_string(req.query)
+    local u = http.parse_url(url)
+    check(u.host == "h:1", "host became %q", u.host)
+    local seg = {}
+    for x in (u.path .. "/"):gmatch("([^/]*)/") do seg[#seg + 1] = x end
+    check(#seg == 6 and seg[1] == "" and seg[2] == "api" and seg[3] == "services"
+      and seg[5] == "trains", "path %q lost its shape", u.path)
+    for i = 4, 6, 2 do
+      check(seg[i] ~= "." and seg[i] ~= ".." and seg[i] ~= "", "segment %q", seg[i])
+      check(seg[i]:match("^[%w%-._~%%]+$"), "raw byte in segment %q", seg[i])
+    end
+    check(ops.decode(seg[4]) == a and ops.decode(seg[6]) == b, "segments do not decode back")
+    local q = ops.parse_query(u.query)
+    if a ~= "type" then
+      check(q.type == s, "query type %q ~= %q", tostring(q.type), s)
+      check(q[a] == b, "query %q=%q lost", a, b)
+    end
+  else
+    local ok, err = pcall(ops.segment, "")
+    check(not ok and require("trainctl.errors").is(err, "usage"), "an empty segment passed")
+  end
+  -- Numbers keep their value on the wire.
+  local n = tonumber(s)
+  if n and n == n and n ~= math.huge and n ~= -math.huge then
+    check(tonumber(ops.text(n)) == n, "text(%s) = %q", tostring(n), ops.text(n))
+  end
+  -- A query given as one string is sent as is (the caller encoded it).
+  check(ops.to_query("?" .. a) == a, "to_query of a string")
+end
+
+-- Provider answers of any status, header and body, through each client
+-- (send, decode, classify, the error object): a result, or one of the
+-- documented error objects with string fields, and no secret of the
+-- request anywhere in it or in the trace log.
+local SECRETS = {
+  aitems = { "fuzz-ncp-secret-key-0123", "fuzz-ncp-access-key-0123" },
+  opensearch = { "fuzz-acs-key-secret-0123", "fuzz-acs-key-id-0123" },
+  azure_language = { "fuzz-azure-language-key-01" },
+  entra = { "fuzz-client-secret-0123", "fuzz-client-id-0123" },
+}
+local MODES = { "aitems", "opensearch", "opensearch_v2", "azure_key", "entra_token", "entra_api" }
+
+local function client_for(mode)
+  local endpoint = "http://127.0.0.1:9"
+  if mode == "aitems" then
+    return require("trainctl.aitems").client({ endpoint = endpoint .. "/api/v1",
+      access_key = SECRETS.aitems[2], secret_key = SECRETS.aitems[1] }), "/services"
+  elseif mode == "opensearch" or mode == "opensearch_v2" then
+    return require("trainctl.opensearch").client({ endpoint = endpoint,
+      access_key_id = SECRETS.opensearch[2], access_key_secret = SECRETS.opensearch[1],
+      signature = mode == "opensearch" and "v3" or "v2" }), "/v4/openapi/app-groups/a/functions/f"
+  elseif mode == "azure_key" then
+    return require("trainctl.azure_language").client({ endpoint = endpoint,
+      key = SECRETS.azure_language[1] }), "/language/authoring/analyze-text/projects"
+  end
+  return require("trainctl.azure_language").client({ endpoint = endpoint,
+    tenant_id = "t", client_id = SECRETS.entra[2], client_secret = SECRETS.entra[1],
+    authority = endpoint }), "/language/authoring/analyze-text/projects"
+end
+
+-- Everything a request carried that must stay secret.
+local function sent_secrets(o, list)
+  local h = o.headers or {}
+  for _, name in ipairs({ "x-ncp-apigw-signature-v2", "ocp-apim-subscription-key" }) do
+    if h[name] then list[#list + 1] = h[name] end
+  end
+  local auth = h.authorization or ""
+  list[#list + 1] = auth:match("Signature=(%x+)") or auth:match("^acs [^:]+:(.+)$")
+end
+
+local function scan(v, list, where, seen)
+  seen = seen or {}
+  if type(v) == "string" then
+    for _, secret in ipairs(list) do
+      check(not v:find(secret, 1, true), "secret %q in %s: %q", secret, where, v)
+    end
+  elseif type(v) == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in pairs(v) do
+      scan(k, list, where, seen)
+      scan(x, list, where .. "." .. tostring(k), seen)
+    end
+  end
+end
+
+function T.provider_errors(s)
+  local _, log = world()
+  local errors = require("trainctl.errors")
+  log.set_level("trace")
+  fresh()
+  local mode = MODES[(s:byte(1) or 0) % #MODES + 1]
+  local status = 100 + ((s:byte(2) or 0) * 256 + (s:byte(3) or 0)) % 500
+  local head, body = s:sub(4):match("^(.-)\n\n(.*)$")
+  if not head then head, body = "", s:sub(4) end
+  local c, path = client_for(mode)
+  local provider = mode:match("^[a-z]+")
+  local secrets = {}
+  for _, x in ipairs(SECRETS[provider == "azure" and "azure_language" or provider]) do
+    secrets[#secrets + 1] = x
+  end
+  if provider == "entra" then secrets[#secrets + 1] = "fuzz-issued-token-0123" end
+  local function respond(o)
+    sent_secrets(o, secrets)
+    -- $S, $A and $G stand for the secret, the key id and what the request
+    -- was signed with: a server echoing them back.
+    local map = { S = secrets[1], A = secrets[2] or secrets[1], G = secrets[#secrets] }
+    local function fill(x) return (x:gsub("%$([SAG])", map)) end
+    local headers = {}
+    for line in (head .. "\n"):gmatch("([^\n]*)\n") do
+      local k, v = line:match("^([^:]+):%s*(.*)$")
+      if k then headers[k:lower()] = fill(v) end
+    end
+    return { status = status, headers = headers, body = fill(body) }
+  end
+  answer = function(o)
+    if mode == "entra_api" and o.url:find("/oauth2/", 1, true) then
+      return { status = 200, headers = {},
+        body = '{"access_token":"fuzz-issued-token-0123","expires_in":3600}' }
+    end
+    return respond(o)
+  end
+  local method = (s:byte(1) or 0) // #MODES % 2 == 0 and "POST" or "GET"
+  local ok, err = pcall(c.call, c, method, path, { body = { name = "x" }, retry = false })
+  if not ok then
+    check(errors.is(err), "raised a %s: %s", type(err), tostring(err))
+    check(errors.KINDS[err.kind], "kind %s", tostring(err.kind))
+    check(type(err.message) == "string", "message is a %s", type(err.message))
+    for _, f in ipairs({ "code", "request_id", "provider", "method", "url" }) do
+      check(err[f] == nil or type(err[f]) == "string", "%s is a %s", f, type(err[f]))
+    end
+    check(err.status == nil or math.type(err.status) == "integer", "status %s", tostring(err.status))
+    check(err.retry_after == nil or is_delay(err.retry_after), "retry_after %s",
+      tostring(err.retry_after))
+    scan(tostring(err), secrets, "the error text")
+    scan(err, secrets, "the error")
+  end
+  scan(table.concat(captured), secrets, "the log")
+end
+
 return T
