@@ -31,6 +31,9 @@ local function encode_string(s)
 end
 
 function M.number_string(n)
+  -- A Lua integer is exact at any size; only a float may need rounding
+  -- to the shortest form that reads back.
+  if math.type(n) == "integer" then return ("%d"):format(n) end
   if n ~= n or n == math.huge or n == -math.huge then return "null" end
   local i = math.tointeger(n)
   if i and math.abs(n) < 2 ^ 53 then return ("%d"):format(i) end
