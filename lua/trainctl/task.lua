@@ -95,6 +95,7 @@ local function finish(task, ok, ...)
     task.results = table.pack(...)
   else
     local e = ...
+    task.failed = true -- error(nil) fails too: task.error may be nil
     task.error = e.err
     task.trace = e.trace
     -- Reported at the end of the run unless a join delivers the error
@@ -179,7 +180,7 @@ local function cancel_all(reason)
     close(task.co)
     live[task] = nil
     task.done = true
-    task.error = task.error or reason
+    if not task.failed then task.failed, task.error = true, reason end
     task.cancelled = true
   end
   nlive = 0
@@ -300,7 +301,7 @@ end
 
 local function outcome(task)
   task.joined = true
-  if task.error ~= nil then error(task.error, 0) end
+  if task.failed then error(task.error, 0) end
   return table.unpack(task.results, 1, task.results.n)
 end
 
@@ -339,6 +340,7 @@ function Task:cancel()
   live[self] = nil
   nlive = nlive - 1
   self.done, self.cancelled = true, true
+  self.failed = true
   self.error = setmetatable({ kind = "cancelled", message = "task cancelled" },
     { __tostring = function(e) return e.message end })
   for _, j in ipairs(self.joiners) do push_ready(j) end
@@ -348,7 +350,7 @@ end
 function Task:status()
   if self.cancelled then return "cancelled" end
   if not self.done then return "running" end
-  return self.error ~= nil and "failed" or "succeeded"
+  return self.failed and "failed" or "succeeded"
 end
 
 --- all{t1, t2, ...} -> list of each task's first result; raises the
@@ -403,11 +405,11 @@ function M.main(fn, ...)
   task.main = true
   local ok, err = pcall(run_until, function()
     -- a failed main task does not wait for the others: they are cancelled
-    return task.done and (nlive == 0 or task.error ~= nil)
+    return task.done and (nlive == 0 or task.failed)
   end)
   local stuck
   if ok and nlive > 0 then
-    if not task.done or task.error == nil then stuck = deadlock(nlive) end
+    if not task.failed then stuck = deadlock(nlive) end
     cancel_all(stuck or "task: cancelled: the main task failed")
   end
   local lost, lost_err = report_unjoined()
@@ -415,7 +417,7 @@ function M.main(fn, ...)
     return false, err, tostring(err)
   end
   if stuck then return false, stuck, stuck end
-  if task.error ~= nil then return false, task.error, task.trace end
+  if task.failed then return false, task.error, task.trace end
   if lost > 0 then
     return false, lost_err, ("%d task(s) failed and nobody joined them (see above)"):format(lost)
   end
