@@ -164,6 +164,14 @@ describe("trainctl.task", function()
       assert.matches("tasks_spec.lua:%d+: boom$", err)
     end)
 
+    it("of a task that raised nil raises nil: the task failed", function()
+      local t = task.spawn(function() error(nil) end)
+      local ok, err = pcall(t.join, t)
+      assert.is_false(ok)
+      assert.is_nil(err)
+      assert.equal("failed", t:status())
+    end)
+
     it("from several tasks wakes them all", function()
       local t = task.spawn(function() task.sleep(0.02) return 7 end)
       local joiners = {}
