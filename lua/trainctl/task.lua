@@ -18,6 +18,7 @@ local ready = {}         -- FIFO of tasks to resume: {task, args...}
 local ready_head, ready_tail = 1, 0
 local timers = {}        -- binary heap of {at, seq, task}
 local timer_seq = 0
+local nstale = 0         -- timers of tasks cancelled while sleeping
 local waiting = {}       -- transfer -> task
 local live = {}          -- task -> true while not finished
 local nlive = 0
@@ -155,7 +156,29 @@ function M.spawn(fn, ...)
   return task
 end
 
+-- A cancelled sleeper's timer stays on the heap (removing it from the
+-- middle would need an index per task): it is dropped when it reaches the
+-- top, and the heap is rebuilt when such timers are the majority, so that
+-- cancelling many long sleeps neither holds memory until their deadlines
+-- nor keeps the loop "busy" with nothing left to wake.
+local function drop_stale()
+  while timers[1] and timers[1][3].done do
+    timer_pop()
+    nstale = nstale - 1
+  end
+end
+
+local function compact_timers()
+  local keep = {}
+  for _, item in ipairs(timers) do
+    if not item[3].done then keep[#keep + 1] = item end
+  end
+  table.sort(keep, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+  timers, nstale = keep, 0 -- a sorted array is a heap
+end
+
 local function pending_work()
+  drop_stale()
   return ready_head <= ready_tail or #timers > 0 or next(waiting) ~= nil
 end
 
@@ -183,7 +206,7 @@ local function cancel_all(reason)
     if not task.failed then task.failed, task.error = true, reason end
     task.cancelled = true
   end
-  nlive = 0
+  nlive, nstale = 0, 0
   ready, ready_head, ready_tail, timers, waiting = {}, 1, 0, {}, {}
 end
 
@@ -208,6 +231,7 @@ local function turn(done)
   if done() then return end
   local timeout = 0 -- while tasks are ready, only look
   if ready_head > ready_tail then
+    drop_stale()
     if #timers > 0 then
       timeout = math.max(0, timers[1][1] - now())
     elseif next(waiting) ~= nil then
@@ -224,8 +248,13 @@ local function turn(done)
   end
   local t = now()
   while #timers > 0 and timers[1][1] <= t do
-    local item = timer_pop()
-    push_ready(item[3])
+    local task = timer_pop()[3]
+    if task.done then
+      nstale = nstale - 1
+    else
+      task.sleep_timer = nil
+      push_ready(task)
+    end
   end
 end
 
@@ -340,6 +369,11 @@ function Task:cancel()
   live[self] = nil
   nlive = nlive - 1
   self.done, self.cancelled = true, true
+  if self.sleep_timer then
+    self.sleep_timer = nil
+    nstale = nstale + 1
+    if nstale > 64 and 2 * nstale > #timers then compact_timers() end
+  end
   self.failed = true
   self.error = setmetatable({ kind = "cancelled", message = "task cancelled" },
     { __tostring = function(e) return e.message end })
