@@ -251,6 +251,21 @@ describe("a run of trainctl", function()
       assert.matches("task: deadlock: 2 task(s) wait to join each other", r.err, 1, true)
       assert.equal("main done\na closed\n", r.out)
     end)
+
+    it("a join cycle is found at once even next to a cancelled hour-long sleep", function()
+      local r = S.run([[
+        local task = require "trainctl.task"
+        local s = task.spawn(task.sleep, 3600)
+        task.yield()
+        s:cancel()
+        local a, b
+        a = task.spawn(function() task.yield() return b:join() end)
+        b = task.spawn(function() task.yield() return a:join() end)
+      ]], { limit = 10 })
+      assert.equal(1, r.code, r.err)
+      assert.matches("task: deadlock: 2 task(s)", r.err, 1, true)
+      assert.is_true(r.seconds < 5, ("took %.1f s"):format(r.seconds))
+    end)
   end)
 
   it("waits for the tasks still running when the main chunk ends", function()

@@ -252,6 +252,23 @@ describe("trainctl.task", function()
       assert.equal(200, http.request { url = srv.url .. "/fast" }.status)
     end)
 
+    it("of many long sleeps gives their memory back before the deadlines", function()
+      collectgarbage()
+      collectgarbage()
+      local before = collectgarbage("count")
+      for _ = 1, 10 do
+        local ts = {}
+        for i = 1, 2000 do ts[i] = task.spawn(task.sleep, 3600) end
+        task.yield()
+        for _, t in ipairs(ts) do t:cancel() end
+      end
+      collectgarbage()
+      collectgarbage()
+      local grew = collectgarbage("count") - before
+      -- 20,000 timers held until their deadline would be several MiB
+      assert.is_true(grew < 2048, ("grew by %.0f KiB"):format(grew))
+    end)
+
     it("from inside the task itself is an error", function()
       local t
       t = task.spawn(function() t:cancel() end)
