@@ -194,17 +194,23 @@ end
 
 local function cancel_all(reason)
   current = nil
-  for task in pairs(live) do
-    if task.transfer then
-      waiting[task.transfer] = nil
-      loop.cancel(task.transfer)
-      task.transfer = nil
+  -- The __close handlers that run here may spawn tasks: a table must not
+  -- gain keys while pairs walks it, so work on a copy, until none is left.
+  while next(live) do
+    local batch = {}
+    for task in pairs(live) do batch[#batch + 1] = task end
+    for _, task in ipairs(batch) do
+      if task.transfer then
+        waiting[task.transfer] = nil
+        loop.cancel(task.transfer)
+        task.transfer = nil
+      end
+      close(task.co)
+      live[task] = nil
+      task.done = true
+      if not task.failed then task.failed, task.error = true, reason end
+      task.cancelled = true
     end
-    close(task.co)
-    live[task] = nil
-    task.done = true
-    if not task.failed then task.failed, task.error = true, reason end
-    task.cancelled = true
   end
   nlive, nstale = 0, 0
   ready, ready_head, ready_tail, timers, waiting = {}, 1, 0, {}, {}
