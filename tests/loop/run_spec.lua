@@ -134,6 +134,28 @@ describe("a run of trainctl", function()
     end
   end)
 
+  it("closes every task at --timeout even when __close handlers spawn tasks", function()
+    local marker = dir .. "/marker"
+    local p = S.start(dir, [[
+      local task = require "trainctl.task"
+      for _ = 1, 200 do
+        task.spawn(function()
+          local _ <close> = setmetatable({}, { __close = function()
+            local f = assert(io.open(os.getenv("MARKER"), "a")) f:write("closed\n") f:close()
+            task.spawn(function() end)
+          end })
+          task.sleep(30)
+        end)
+      end
+      task.sleep(0.01)
+      print("sleeping") io.stdout:flush()
+      task.sleep(30)
+    ]], { args = { "--timeout", "0.5s" }, env = { MARKER = marker } })
+    assert.equal("sleeping", p.line(), p.err())
+    assert.equal(4, p.wait(), p.err())
+    assert.equal(200, #S.lines(marker))
+  end)
+
   it("is stopped by --timeout after a join from a coroutine outside any task", function()
     -- the interrupt hook must go back to the main state, not stay on the
     -- (finished) coroutine that ran the loop
