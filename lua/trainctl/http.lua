@@ -150,6 +150,13 @@ local function snippet(body)
   return body
 end
 
+-- text(v): a field of an answer as a string, or nil: a server may send a
+-- number, an object or null where a string belongs.
+local function text(v)
+  if type(v) == "string" then return v end
+  if type(v) == "number" then return json.number_string(v) end
+end
+
 -- The error for a response that is not a success. info comes from the
 -- provider's classify: {code, message, request_id, kind, retry}.
 local function response_error(req, r, res, decoded, info)
@@ -165,15 +172,15 @@ local function response_error(req, r, res, decoded, info)
       kind = "http"
     end
   end
-  local message = info.message
+  local message = text(info.message)
   if not message or message == "" then
     message = ("HTTP %d"):format(status)
     local s = snippet(res.body)
     if s and not decoded then message = message .. ": " .. s end
   end
   return errors.new({
-    kind = kind, status = status, code = info.code, message = message,
-    request_id = info.request_id or request_id(res.headers),
+    kind = kind, status = status, code = text(info.code), message = message,
+    request_id = text(info.request_id) or request_id(res.headers),
     retry_after = M.retry_after(res.headers), provider = req.provider,
     method = r.method, url = r.display_url, details = info.details,
   })
@@ -259,8 +266,13 @@ function M.send(req)
     local e, retryable
     if not res then
       err = type(err) == "table" and err or { kind = "network", message = tostring(err) }
+      -- The native message starts with the method and URL, which the
+      -- error object shows anyway (with its query).
+      local message = tostring(err.message)
+      local prefix = method .. " " .. req.url:gsub("%?.*$", "") .. ": "
+      if message:sub(1, #prefix) == prefix then message = message:sub(#prefix + 1) end
       e = errors.new({
-        kind = err.kind or "network", message = log.redact(tostring(err.message), r.secrets),
+        kind = err.kind or "network", message = log.redact(message, r.secrets),
         provider = req.provider, method = method, url = r.display_url, curl_code = err.curl_code,
       })
       if e.kind == "interrupted" then error(e, 0) end
@@ -295,7 +307,9 @@ function M.send(req)
       log.debug(("%s %s -> %d"):format(method, r.display_url, res.status),
         { provider = req.provider, seconds = seconds, attempt = attempt })
     end
-    e.message = log.redact(e.message, r.secrets)
+    -- An answer may quote the request, credentials included: no field
+    -- of the error keeps one (message, code, request id, details).
+    e = log.redact(e, r.secrets)
     e.attempts = attempt
     local delay
     if retryable and attempt < p.attempts then
