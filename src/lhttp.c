@@ -9,6 +9,7 @@
  * Callbacks never call Lua: they only copy bytes into C buffers, so no Lua
  * error can unwind through libcurl. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,19 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 		return len;
 	}
 	return buf_add(&t->body, p, len) ? CURL_WRITEFUNC_ERROR : len;
+}
+
+/* Connections are not inherited by the programs a script starts
+ * (os.execute, io.popen): a child that outlives the request would keep
+ * the connection open, and the server waiting on it. */
+static int on_socket(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+	int flags = fcntl(fd, F_GETFD);
+
+	(void)ud, (void)purpose;
+	if (flags >= 0)
+		fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+	return CURL_SOCKOPT_OK;
 }
 
 /* Headers of every response are collected; a new status line (after a
@@ -355,6 +369,7 @@ struct transfer *http_prepare(lua_State *L, int opts)
 	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_socket);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION,
