@@ -290,6 +290,33 @@ describe("a run of trainctl", function()
     end)
   end)
 
+  it("does not hand its connections to the programs it starts", function()
+    -- a child that outlives the request would keep the connection open
+    local r = S.run([[
+      local http = require "trainctl._http"
+      assert(http.request { url = os.getenv("URL") .. "/fast" }) -- stays in the pool
+      local tcp = {}
+      for _, f in ipairs { "/proc/net/tcp", "/proc/net/tcp6" } do
+        for line in io.lines(f) do
+          local inode = line:match("^%s*%d+:" .. ("%s+%S+"):rep(8) .. "%s+(%d+)")
+          if inode then tcp[inode] = true end
+        end
+      end
+      local mine, child = 0, 0
+      for line in io.popen("ls -l /proc/" .. require("trainctl.sys").getpid() .. "/fd"):lines() do
+        local inode = line:match("socket:%[(%d+)%]")
+        if inode and tcp[inode] then mine = mine + 1 end
+      end
+      for line in io.popen("ls -l /proc/$$/fd"):lines() do
+        local inode = line:match("socket:%[(%d+)%]")
+        if inode and tcp[inode] then child = child + 1 end
+      end
+      print(mine, child)
+    ]], { env = { URL = srv.url } })
+    assert.equal(0, r.code, r.err)
+    assert.equal("1\t0\n", r.out)
+  end)
+
   it("waits for the tasks still running when the main chunk ends", function()
     local r = S.run([[
       local task = require "trainctl.task"
