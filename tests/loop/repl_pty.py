@@ -148,6 +148,28 @@ def main():
 
         check("after Ctrl-C no task is left and the REPL still runs tasks", works_after)
 
+        def second_ctrl_c():
+            # the first __close handler says when the clean-up has begun;
+            # a second Ctrl-C then lands in it
+            repl.line('closed, started = 0, 0 for i = 1, 200 do task.spawn(function() '
+                      'local _ <close> = setmetatable({}, {__close = function() '
+                      'if closed == 0 then io.write("clean-up begins\\n") io.flush() end '
+                      'local x = 0 for j = 1, 100000 do x = x + j end closed = closed + 1 end}) '
+                      'started = started + 1 task.sleep(30) end) end '
+                      'while started < 200 do task.yield() end print("sleeping: " .. started)')
+            repl.read_until(re.compile(rb"sleeping: 200\n"), 5)
+            os.write(repl.fd, b"\x03")
+            repl.read_until(re.compile(rb"clean-up begins\n"), 5)
+            os.write(repl.fd, b"\x03")
+            repl.read_until(PROMPT, 10)
+            repl.line('closed .. " closed, " .. task.count() .. " live"')
+            repl.read_until(re.compile(rb"200 closed, 1 live.*\n> $", re.S), 5)
+            repl.line('task.spawn(function() task.sleep(0.01) return "still" .. " working" end):join()')
+            repl.read_until(re.compile(rb"still working.*\n> $", re.S), 5)
+
+        check("a second Ctrl-C during the clean-up: every task closed, the REPL works",
+              second_ctrl_c)
+
         def unjoined():
             repl.line('task.spawn(function() error("lost " .. "work") end)')
             repl.read_until(re.compile(rb"nobody joined.*lost work.*\n> $", re.S), 5)
