@@ -11,6 +11,7 @@
 -- on a day that already succeeded does nothing. NIGHTLY_DATE overrides the
 -- day (UTC, YYYY-MM-DD). Exit status 1 when any workflow failed.
 local log = require("trainctl.log")
+local output = require("trainctl.output")
 local state = require("trainctl.state")
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
@@ -55,9 +56,18 @@ for _, w in ipairs(WORKFLOWS) do
     local cmd = { interpreter(), "--state", quote(("%s/nightly-%s-%s.json"):format(state_dir, date, w.name)),
       quote(here .. "/" .. w.script) }
     for _, a in ipairs(w.args) do cmd[#cmd + 1] = quote(a) end
-    if w.stdout then cmd[#cmd + 1] = "> " .. quote(w.stdout) end
     log.info(w.name .. ": starting", { date = date })
-    local ok, how, code = os.execute(table.concat(cmd, " "))
+    local ok, how, code
+    if w.stdout then
+      -- What the workflow prints becomes the file only once it succeeded,
+      -- and atomically: a run killed halfway leaves no partial file.
+      local p = assert(io.popen(table.concat(cmd, " ")))
+      local text = p:read("a")
+      ok, how, code = p:close()
+      if ok then output.write(w.stdout, text) end
+    else
+      ok, how, code = os.execute(table.concat(cmd, " "))
+    end
     if ok then
       night.done[w.name] = true
       save()
