@@ -165,4 +165,41 @@ describe("kill -9 and run again", function()
       end)
     end
   end
+
+  it("nightly.lua killed with its workflows leaves no partial output, and finishes the day when run again", function()
+    sim:reset()
+    sim:speed(0)
+    local dir = support.tmpdir()
+    local args = { "--state", dir .. "/nightly.json", "examples/nightly.lua", dir .. "/out" }
+    local env = { NIGHTLY_DATE = "2030-01-02" }
+    local metrics = dir .. "/out/2030-01-02/ctr_metrics.json"
+    local first = sim:spawn(args, { env = env, group = true })
+    support.poll(function()
+      if sim:started("CreateFunctionTask") > 0 then return true end
+      assert.is_nil(first:exited(), "the run ended before the moment of the kill")
+      sim:advance(5)
+    end, 30, "the OpenSearch training to start")
+    first:kill_group("KILL")
+    first:wait()
+    -- The OpenSearch workflow prints its metrics: nothing was written yet.
+    assert.is_nil(support.slurp(metrics))
+    local ls = io.popen("ls -A " .. support.quote(dir .. "/out/2030-01-02"))
+    for name in ls:lines() do assert.equal("recommendations.jsonl", name) end
+    ls:close()
+
+    sim:speed(1200)
+    local code, _, err = sim:run(args, { env = env })
+    assert.equal(0, code, err)
+    assert.equal("ctr_demo", json.decode(support.slurp(metrics)).instance)
+    for _, op in ipairs({ "CreateTrain", "CreateFunctionTask", "StartTraining" }) do
+      assert.equal(1, sim:started(op), op)
+    end
+    -- The day is done: a run makes no request at all.
+    local before = #sim:requests()
+    code, _, err = sim:run(args, { env = env })
+    assert.equal(0, code, err)
+    assert.matches("azure: already done today", err)
+    assert.equal(before, #sim:requests())
+    os.execute("rm -rf " .. support.quote(dir))
+  end)
 end)

@@ -185,8 +185,9 @@ function Sim:command(args, opts)
   end
   local words = {}
   for i, a in ipairs(args) do words[i] = quote(a) end
-  return ("env -i %s %s %s"):format(table.concat(env, " "), quote(opts.trainctl or M.TRAINCTL),
-    table.concat(words, " "))
+  -- group: in a process group of its own, to be killed with its children.
+  return ("%senv -i %s %s %s"):format(opts.group and "setsid " or "", table.concat(env, " "),
+    quote(opts.trainctl or M.TRAINCTL), table.concat(words, " "))
 end
 
 -- run(args [, {env}]) -> exit status, stdout, stderr
@@ -231,6 +232,11 @@ end
 
 function Proc:kill(signal)
   os.execute(("kill -%s %s 2>/dev/null"):format(signal or "KILL", self.pid))
+end
+
+-- kill_group(signal): the process and all it started (spawned with group).
+function Proc:kill_group(signal)
+  os.execute(("kill -%s -%s 2>/dev/null"):format(signal or "KILL", self.pid))
 end
 
 -- wait([seconds]) -> exit status, stdout, stderr (and the files are gone)
