@@ -102,9 +102,11 @@ for _, spec in ipairs(M.operations) do by_name[spec.name] = spec end
 -- allowed in.
 local AUTH_CODES = { ["200"] = true, ["210"] = true, ["230"] = true }
 
+-- code_text(v): errorCode as a string (the docs show both "210" and 210);
+-- null, an object or a list is no code.
 local function code_text(v)
   if type(v) == "number" then return json.number_string(v) end
-  if v ~= nil then return tostring(v) end
+  if type(v) == "string" then return v end
 end
 
 -- classify(res, body): the gateway envelope {"error":{"errorCode","message"}}

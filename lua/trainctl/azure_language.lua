@@ -137,7 +137,7 @@ function M.classify(res, body)
   local message
   local details
   if type(body) == "table" and type(body.error) == "table" then
-    code = body.error.code or code
+    if type(body.error.code) == "string" then code = body.error.code end
     message = body.error.message
     local inner = body.error.innererror
     if type(inner) == "table" then details = { innererror = inner.code, message = inner.message } end

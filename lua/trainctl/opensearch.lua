@@ -139,13 +139,13 @@ function M.classify(res, body)
   if type(body) ~= "table" then return nil end
   local status = field(body, "Status")
   local code = field(body, "Code")
-  if code == "" then code = nil end
+  if type(code) == "number" then code = json.number_string(code) end
+  if type(code) ~= "string" or code == "" then code = nil end
   local ok_status = res.status >= 200 and res.status < 300
   if ok_status and (status == nil or type(status) ~= "string" or status:upper() ~= "FAIL") then
     return nil
   end
   if ok_status and not code then code = "FAIL" end
-  code = code and tostring(code)
   return {
     code = code, message = field(body, "Message"), request_id = field(body, "RequestId"),
     kind = code and AUTH_CODES[code] and "auth" or nil,

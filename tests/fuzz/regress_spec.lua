@@ -1,5 +1,6 @@
 -- Regressions for what fuzzing found; each case failed before its fix.
 local crypto = require "trainctl.crypto"
+local errors = require "trainctl.errors"
 local json = require "trainctl.json"
 local ops = require "trainctl.ops"
 local sign = require "trainctl.sign"
@@ -29,5 +30,75 @@ describe("fuzz regressions", function()
     assert.equal('{"id":9007199254740993}', json.encode({ id = 9007199254740993 }))
     assert.equal("9007199254740992", ops.text(2.0 ^ 53))
     assert.equal("1e+20", ops.text(1e20))
+  end)
+
+  describe("an error answer that quotes the request back", function()
+    local http = require "trainctl.http"
+    local aitems = require "trainctl.aitems"
+    local azure = require "trainctl.azure_language"
+    local request = http.request
+    after_each(function() http.request = request end)
+
+    -- Answers every request with body(request headers).
+    local function answer(status, body)
+      http.request = function(o) return { status = status, headers = {}, body = body(o.headers) } end
+    end
+
+    local function fails(c)
+      local ok, err = pcall(c.call, c, "POST", "/x", { body = {}, retry = false })
+      assert.is_false(ok)
+      assert.is_true(errors.is(err))
+      return err, tostring(err)
+    end
+
+    it("leaves no signature in the code, the request id or the details", function()
+      local c = aitems.client({ endpoint = "http://127.0.0.1:9/api/v1", access_key = "regress-ak-1",
+        secret_key = "regress-sk-1", retry = false })
+      local sig
+      answer(401, function(h)
+        sig = h["x-ncp-apigw-signature-v2"]
+        return json.encode({ error = { errorCode = sig, message = "bad " .. sig,
+          details = { sig = sig } } })
+      end)
+      local err, text = fails(c)
+      assert.is_string(sig)
+      assert.is_nil(text:find(sig, 1, true))
+      assert.is_nil(err.code:find(sig, 1, true))
+      assert.is_nil(err.details.sig:find(sig, 1, true))
+    end)
+
+    it("leaves no key in Azure's inner error or x-ms-error-code", function()
+      local c = azure.client({ endpoint = "http://127.0.0.1:9", key = "regress-azure-key", retry = false })
+      answer(400, function()
+        return '{"error":{"code":"regress-azure-key","message":"m",'
+          .. '"innererror":{"code":"c","message":"key regress-azure-key"}}}'
+      end)
+      local err, text = fails(c)
+      assert.is_nil(text:find("regress-azure-key", 1, true))
+      assert.is_nil(err.details.message:find("regress-azure-key", 1, true))
+    end)
+
+    it("keeps message, code and request id strings when the server sends other types", function()
+      local c = aitems.client({ endpoint = "http://127.0.0.1:9/api/v1", access_key = "regress-ak-1",
+        secret_key = "regress-sk-1", retry = false })
+      answer(500, function() return '{"error":{"errorCode":null,"message":null}}' end)
+      local err = fails(c)
+      assert.equal("HTTP 500", err.message)
+      assert.is_nil(err.code)
+      answer(400, function() return '{"error":"E","errorCode":[1],"message":{"a":1},"requestId":7}' end)
+      err = fails(c)
+      assert.equal("E", err.code)
+      assert.equal("HTTP 400", err.message)
+      assert.equal("7", err.request_id)
+      local os_client = require("trainctl.opensearch").client({ endpoint = "http://127.0.0.1:9",
+        access_key_id = "regress-ak-2", access_key_secret = "regress-sk-2", retry = false })
+      answer(400, function() return '{"Code":{"x":1},"Message":"m"}' end)
+      assert.is_nil(fails(os_client).code)
+      answer(400, function() return '{"Code":404,"Message":"m"}' end)
+      assert.equal("404", fails(os_client).code)
+      local az = azure.client({ endpoint = "http://127.0.0.1:9", key = "regress-azure-key", retry = false })
+      answer(400, function() return '{"error":{"code":null,"message":"m"}}' end)
+      assert.is_nil(fails(az).code)
+    end)
   end)
 end)
