@@ -239,10 +239,17 @@ local function is_conflict(e)
   return e.code == "DUPLICATE_NAME" or e.status == 409
 end
 
--- Creates look up what they would have made before trying again.
+-- Creates look up what they would have made before trying again, and
+-- answer as the create would have: the full record, not a list's summary.
 local LOOKUP = {
-  service = function(self, args) return self:find_service(args.name) end,
-  dataset = function(self, args) return self:find_dataset(args.name) end,
+  service = function(self, args)
+    local s = self:find_service(args.name)
+    return s and self:get_service(s.serviceId)
+  end,
+  dataset = function(self, args)
+    local d = self:find_dataset(args.name)
+    return d and self:get_dataset(d.datasetId)
+  end,
   schema = function(self, args) return self:find_schema(args.name) end,
 }
 
