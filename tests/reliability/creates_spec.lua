@@ -121,6 +121,7 @@ describe("creates whose answer is lost", function()
         local ds = ai:create_dataset({ type = "item", name = name, schema_name = schema,
           os_info = { region = "KR", bucket = "b", key = "aitems/items.csv" } })
         assert.equal(name, ds.name)
+        assert.equal("aitems/items.csv", ds.osInfo.key) -- the record, not a list's summary
         return function(p) return named(p.aitems.datasets, name) end
       end,
     },
@@ -128,7 +129,9 @@ describe("creates whose answer is lost", function()
       what = "an AiTEMS service", op = "CreateService",
       run = function(ai)
         local name = uniq("service")
-        assert.equal(name, ai:create_service({ name = name }).name)
+        local svc = ai:create_service({ name = name })
+        assert.equal(name, svc.name)
+        assert.equal("batch", svc.type) -- the record, not a list's summary
         return function(p) return named(p.aitems.services, name) end
       end,
     },
