@@ -139,12 +139,15 @@ describe("trainctl.aitems", function()
       local rec = support.http({
         { err = { kind = "network", message = "connection reset", curl_code = 56 } },
         { status = 200, body = '{"services":[{"serviceId":"s9","name":"shop"}],"offset":0,"limit":100}' },
+        { status = 200, body = '{"serviceId":"s9","name":"shop","type":"batch","datasets":[]}' },
       })
       local svc = client():create_service({ name = "shop" })
       rec.restore()
       assert.equal("s9", svc.serviceId)
-      assert.equal(2, #rec.requests)
+      assert.equal("batch", svc.type) -- the record, as the create answers, not the list's summary
+      assert.equal(3, #rec.requests)
       assert.equal("GET", rec.requests[2].method)
+      assert.matches("/services/s9$", rec.requests[3].url)
     end)
   end)
 
