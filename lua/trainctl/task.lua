@@ -70,6 +70,10 @@ local function timer_pop()
   return top
 end
 
+-- What traceback_handler makes of an error; recognised when it comes
+-- back from coroutine.close, whose __close errors the handler also sees.
+local Caught = {}
+
 local function traceback_handler(err)
   local msg = err
   if type(err) ~= "string" then
@@ -80,11 +84,13 @@ local function traceback_handler(err)
   -- its Lua frames are shown only at --log-level debug or trace.
   if type(err) == "table" and type(err.kind) == "string" then
     local level = (package.loaded["trainctl.options"] or {}).log_level
-    if level ~= "debug" and level ~= "trace" then return { err = err, trace = msg } end
+    if level ~= "debug" and level ~= "trace" then
+      return setmetatable({ err = err, trace = msg }, Caught)
+    end
   end
   -- The frames below the task's body are the scheduler's: not the user's.
   local trace = debug.traceback(msg, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
-  return { err = err, trace = trace }
+  return setmetatable({ err = err, trace = trace }, Caught)
 end
 
 local function finish(task, ok, ...)
@@ -185,10 +191,22 @@ end
 -- Closes a task's coroutine, so its to-be-closed variables are closed. A
 -- signal that arrived while the task ran may have left the interrupt hook
 -- set on it, unfired: it would fire in the first __close handler instead.
+-- An error in a __close handler of a cancelled task (a state file that
+-- cannot be saved) is reported at the end of the run, as a failure nobody
+-- joined is.
 local function close(co)
   if coroutine.status(co) == "suspended" then
     debug.sethook(co)
-    coroutine.close(co)
+    local ok, err = coroutine.close(co)
+    if not ok then
+      if getmetatable(err) == Caught then
+        err = { error = err.err, trace = err.trace }
+      else
+        err = { error = err, trace = type(err) == "string" and err or tostring(err) }
+      end
+      err.closing = true
+      failed_unjoined[#failed_unjoined + 1] = err
+    end
   end
 end
 
@@ -267,17 +285,18 @@ end
 -- Failures nobody joined are printed, and fail the run: a cron job must
 -- not exit 0 after losing work in a background task.
 local function report_unjoined()
-  local first, n = nil, 0
+  local first, n, closing = nil, 0, false
   for _, task in ipairs(failed_unjoined) do
     if not task.joined then
-      io.stderr:write("trainctl: error in a task nobody joined: ",
-        task.trace or tostring(task.error), "\n")
+      io.stderr:write(task.closing and "trainctl: error while closing a cancelled task: "
+        or "trainctl: error in a task nobody joined: ", task.trace or tostring(task.error), "\n")
       first = first == nil and task.error or first
       n = n + 1
+      closing = closing or task.closing
     end
   end
   failed_unjoined = {}
-  return n, first
+  return n, first, closing
 end
 
 -- The error a signal raises, worded as the host's hook words it.
@@ -452,14 +471,15 @@ function M.main(fn, ...)
     if not task.failed then stuck = deadlock(nlive) end
     cancel_all(stuck or "task: cancelled: the main task failed")
   end
-  local lost, lost_err = report_unjoined()
+  local lost, lost_err, closing = report_unjoined()
   if not ok then
     return false, err, tostring(err)
   end
   if stuck then return false, stuck, stuck end
   if task.failed then return false, task.error, task.trace end
   if lost > 0 then
-    return false, lost_err, ("%d task(s) failed and nobody joined them (see above)"):format(lost)
+    return false, lost_err, (closing and "%d error(s) in tasks went unhandled (see above)"
+      or "%d task(s) failed and nobody joined them (see above)"):format(lost)
   end
   return true, table.unpack(task.results, 1, task.results.n)
 end
