@@ -236,6 +236,22 @@ describe("a run of trainctl", function()
       assert.matches("nobody joined: .*b failed", r.err)
     end)
 
+    it("in the __close handler of a cancelled task are reported, exit 1", function()
+      local r = S.run([[
+        local task = require "trainctl.task"
+        local t = task.spawn(function()
+          local _ <close> = setmetatable({}, { __close = function() error("could not save state") end })
+          task.sleep(30)
+        end)
+        task.sleep(0.01)
+        t:cancel()
+        print("main done")
+      ]])
+      assert.equal(1, r.code, r.err)
+      assert.equal("main done\n", r.out)
+      assert.matches("error while closing a cancelled task: [^\n]*script%.lua:3: could not save state", r.err)
+    end)
+
     it("of the main chunk cancel the other tasks at once", function()
       local r = S.run([[
         local task = require "trainctl.task"
