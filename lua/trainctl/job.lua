@@ -196,7 +196,7 @@ function M.start(o)
   if ref and not ref.pending then return o.open(ref) end
   local found
   if ref then
-    log.info(("%s: looking for the training an earlier run started"):format(o.what or "start"))
+    log.info("looking up the training an earlier run may have started (its answer was never recorded)")
     found = o.lookup(ref)
   else
     ref = o.prepare()

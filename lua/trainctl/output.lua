@@ -29,7 +29,11 @@ function M.write(path, data)
   end
   local ok, err = sys.write_atomic(path, data)
   if not ok then
-    errors.raise({ kind = "io", message = ("cannot write %s: %s"):format(path, tostring(err)) })
+    -- "write: PATH: No space left on device" -> "No space left on device"
+    local why = tostring(err)
+    local prefix = "write: " .. path .. ": "
+    if why:sub(1, #prefix) == prefix then why = why:sub(#prefix + 1) end
+    errors.raise({ kind = "io", message = ("cannot write %s: %s"):format(path, why) })
   end
   return true
 end

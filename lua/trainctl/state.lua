@@ -96,8 +96,10 @@ function Doc:save()
   end
   local ok, err = sys.write_atomic(self.path, json.encode(self.data, { pretty = true }) .. "\n")
   if not ok then
-    errors.raise({ kind = "io", message = ("cannot write state file %s: %s"):format(self.path,
-      tostring(err)) })
+    local why = tostring(err)
+    local prefix = "write: " .. self.path .. ": "
+    if why:sub(1, #prefix) == prefix then why = why:sub(#prefix + 1) end
+    errors.raise({ kind = "io", message = ("cannot write state file %s: %s"):format(self.path, why) })
   end
   return true
 end
