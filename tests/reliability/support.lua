@@ -126,7 +126,7 @@ end
 
 -- faults(list [, fields]): script faults (replacing those queued).
 function Sim:faults(list, fields)
-  local body = { faults = list or {}, replace = true }
+  local body = { faults = json.array(list or {}), replace = true }
   for k, v in pairs(fields or {}) do body[k] = v end
   return self:admin("POST", "faults", body)
 end
