@@ -17,7 +17,6 @@ local errors = require("trainctl.errors")
 local log = require("trainctl.log")
 local output = require("trainctl.output")
 local state = require("trainctl.state")
-local task = require("trainctl.task")
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local data_dir = os.getenv("AITEMS_DATA_DIR") or (here .. "/data/aitems")
@@ -129,11 +128,14 @@ end
 -- 5. Recommendations for every user.
 local users, err = csv.read(data_dir .. "/" .. FILES.user)
 if not users then errors.usage("cannot read the user list: " .. tostring(err)) end
--- Eight lookups at a time: each waits for its answer without blocking
--- the others.
-local records = task.map(users, function(u)
-  local res = ai:lookup(run.service_id, { type = "personalRecommend", target_id = u.USER_ID })
-  return { user_id = u.USER_ID, items = table.move(res.values or {}, 1, TOP, 1, {}) }
-end, { concurrency = 8 })
+-- Eight lookups at a time, each waiting for its answer without blocking
+-- the others; a 429 slows them all down.
+local ids = {}
+for i, u in ipairs(users) do ids[i] = u.USER_ID end
+local answers = ai:lookup_many(run.service_id, ids, { type = "personalRecommend", concurrency = 8 })
+local records = {}
+for i, res in ipairs(answers) do
+  records[i] = { user_id = ids[i], items = table.move(res.values or {}, 1, TOP, 1, {}) }
+end
 output.jsonl(out_path, records)
 log.info(("wrote recommendations for %d users to %s"):format(#records, out_path))

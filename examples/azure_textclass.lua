@@ -109,8 +109,7 @@ step("deployment", function()
   return az:deploy(project, DEPLOYMENT, { trained_model_label = MODEL })
 end, { timeout = 3600, interval = 2 })
 
--- 6. Classify every .txt file of the inbox, 25 documents per job (the
--- service's limit).
+-- 6. Classify every .txt file of the inbox.
 local names = {}
 local ls = io.popen('ls -1 "' .. inbox:gsub('"', '\\"') .. '" 2>/dev/null')
 for line in ls:lines() do
@@ -120,26 +119,23 @@ ls:close()
 table.sort(names)
 if #names == 0 then errors.usage("no .txt files in " .. inbox) end
 
+local docs = {}
+for i, name in ipairs(names) do
+  local f = assert(io.open(inbox .. "/" .. name, "rb"))
+  docs[i] = { id = tostring(i), text = f:read("a"), language = "en" }
+  f:close()
+end
+-- 25 documents per job (the service's limit), four jobs at a time.
+local results = az:analyze_batches(docs, { { kind = KIND, taskName = "classify",
+  parameters = { projectName = project, deploymentName = DEPLOYMENT } } },
+  { display_name = "trainctl example", concurrency = 4 })
 local records = {}
-for first = 1, #names, 25 do
-  local docs = {}
-  for i = first, math.min(first + 24, #names) do
-    local f = assert(io.open(inbox .. "/" .. names[i], "rb"))
-    docs[#docs + 1] = { id = tostring(i), text = f:read("a"), language = "en" }
-    f:close()
+for i, r in ipairs(results) do
+  if r.error then
+    log.warn("not classified", { file = names[i], error = r.error.message or r.error.code })
   end
-  local job = az:analyze_text({ display_name = "trainctl example",
-    analysis_input = azure.documents(docs),
-    tasks = { { kind = KIND, taskName = "classify",
-      parameters = { projectName = project, deploymentName = DEPLOYMENT } } } })
-  local st = job:wait({ timeout = 600, interval = 1, quiet = true })
-  for _, item in ipairs(st.raw.tasks.items or {}) do
-    for _, d in ipairs(item.results and item.results.documents or {}) do
-      local best = (d.class or d.classes or {})[1] or {}
-      records[#records + 1] = { file = names[tonumber(d.id)], class = best.category,
-        confidence = best.confidenceScore }
-    end
-  end
+  local best = r.classify and (r.classify.class or r.classify.classes or {})[1] or {}
+  records[#records + 1] = { file = names[i], class = best.category, confidence = best.confidenceScore }
 end
 table.sort(records, function(a, b) return a.file < b.file end)
 output.jsonl(out_path, records)

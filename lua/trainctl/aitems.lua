@@ -224,6 +224,19 @@ local function find_by_name(self, list_op, name, id_field)
 end
 
 -- find_service(name), find_dataset(name) -> list item | nil
+-- lookup_many(service_id, target_ids [, {type, concurrency = 8,
+-- errors = "collect", ...}]) -> answers in target_ids order [, errors].
+-- The lookups run concurrently on the event loop; a 429 slows all of them
+-- down (trainctl.fanout) instead of each retrying on its own.
+function Client:lookup_many(service_id, target_ids, opts)
+  opts = opts or {}
+  local fanout = require("trainctl.fanout")
+  local kind = opts.type or "personalRecommend"
+  return fanout.map(target_ids, function(id)
+    return self:lookup(service_id, { type = kind, target_id = id, retry = { throttle = false } })
+  end, opts)
+end
+
 function Client:find_service(name) return (find_by_name(self, "list_services", name, "serviceId")) end
 function Client:find_dataset(name) return (find_by_name(self, "list_datasets", name, "datasetId")) end
 

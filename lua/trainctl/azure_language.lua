@@ -514,6 +514,45 @@ by_name.train.invoke = function(self, args, spec)
   })
 end
 
+-- analyze_batches(documents, tasks [, {batch_size = 25, concurrency = 4,
+-- language, display_name, timeout, interval}]) -> one record per document,
+-- in order: {id = ..., [taskName] = that task's result for the document,
+-- error = the service's error for it, if any}. The documents (as for
+-- documents()) go in batches of batch_size (25 is the service's limit per
+-- job), submitted and waited on concurrently; a 429 slows every batch.
+function Client:analyze_batches(list, tasks, opts)
+  opts = opts or {}
+  local fanout = require("trainctl.fanout")
+  local docs = M.documents(list, opts.language).documents
+  local size = opts.batch_size or 25
+  local batches = {}
+  for first = 1, #docs, size do
+    batches[#batches + 1] = table.move(docs, first, math.min(first + size - 1, #docs), 1, {})
+  end
+  local statuses = fanout.map(batches, function(batch)
+    local j = self:analyze_text({ display_name = opts.display_name or "trainctl",
+      analysis_input = { documents = batch }, tasks = tasks, retry = { throttle = false } })
+    return j:wait({ timeout = opts.timeout or 600, interval = opts.interval or 1, quiet = true })
+  end, { concurrency = opts.concurrency or 4 })
+  local by_id = {}
+  local function record(id)
+    id = tostring(id)
+    by_id[id] = by_id[id] or { id = id }
+    return by_id[id]
+  end
+  for _, st in ipairs(statuses) do
+    local items = type(st.raw) == "table" and type(st.raw.tasks) == "table" and st.raw.tasks.items or {}
+    for _, item in ipairs(items) do
+      local results = type(item.results) == "table" and item.results or {}
+      for _, d in ipairs(results.documents or {}) do record(d.id)[item.taskName or item.kind] = d end
+      for _, e in ipairs(results.errors or {}) do record(e.id).error = e.error or e end
+    end
+  end
+  local out = {}
+  for i, d in ipairs(docs) do out[i] = by_id[d.id] or { id = d.id } end
+  return out
+end
+
 -- documents(list) -> analysisInput: strings or {id, text, language}.
 function M.documents(list, language)
   local docs = {}

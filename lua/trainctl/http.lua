@@ -122,6 +122,14 @@ function M.merge_retry(a, b)
   return out
 end
 
+-- throttled(err) -> whether an error means "slow down": HTTP 429 or a
+-- throttling code (Alibaba answers Throttling.User with a 400).
+function M.throttled(e)
+  if type(e) ~= "table" then return false end
+  if e.status == 429 then return true end
+  return type(e.code) == "string" and e.code:find("Throttling", 1, true) ~= nil
+end
+
 -- backoff(n, p) -> seconds before retry n (1-based): exponential, capped,
 -- with jitter so that many clients do not retry in step.
 function M.backoff(n, p)
@@ -301,6 +309,9 @@ function M.send(req)
       else
         e = response_error(req, r, res, decoded, info)
         local transient = M.RETRY_STATUS[res.status] or (info and info.retry) or false
+        -- throttle = false leaves throttling to the caller (fanout.map
+        -- slows every worker down instead of one request retrying).
+        if p.throttle == false and M.throttled(e) then transient = false end
         retryable = transient and idempotent
         e.ambiguous = transient and not idempotent
       end

@@ -175,6 +175,47 @@ function Job:can_cancel()
   return self._cancel ~= nil
 end
 
+-- wait_all(jobs [, opts]) -> final statuses, in order. Every job is
+-- waited on at once, each in its own task, so a hundred trainings cost no
+-- more wall time than the longest. opts are job:wait's (each job's own
+-- progress display is off unless quiet = false) plus errors = "collect":
+-- a failed job then leaves {state, error} in its place instead of
+-- raising. Otherwise the first failure is raised once every job has
+-- ended, with err.statuses holding all outcomes.
+function M.wait_all(jobs, opts)
+  local task = require("trainctl.task")
+  opts = opts or {}
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  if o.quiet == nil then o.quiet = true end
+  local tasks, done = {}, 0
+  for i, j in ipairs(jobs) do
+    tasks[i] = task.spawn(function()
+      local ok, st = pcall(j.wait, j, o)
+      done = done + 1
+      log.info(("%s: %s (%d of %d jobs ended)"):format(j.label,
+        ok and st.state or (type(st) == "table" and st.state or "failed"), done, #jobs))
+      if not ok then error(st, 0) end
+      return st
+    end)
+  end
+  local out, first = {}, nil
+  for i, t in ipairs(tasks) do
+    local ok, r = pcall(t.join, t)
+    if ok then
+      out[i] = r
+    else
+      out[i] = { state = type(r) == "table" and r.state or "failed", error = r }
+      if first == nil then first = r end
+    end
+  end
+  if first ~= nil and opts.errors ~= "collect" then
+    if type(first) == "table" then first.statuses = out end
+    error(first, 0)
+  end
+  return out
+end
+
 -- start{prepare, create, lookup, open, resume, record, conflict, what,
 -- retry} -> job: a training start that neither a lost answer nor a kill -9
 -- at any moment can turn into two trainings.
