@@ -129,6 +129,10 @@ describe("kill -9 and run again", function()
         if moment.prepare then moment.prepare(sim, ex) end
 
         local first = sim:spawn(args)
+        finally(function()
+          first:kill("KILL")
+          os.execute("rm -rf " .. support.quote(dir))
+        end)
         support.poll(function()
           if moment.ready(sim, ex) then return true end
           assert.is_nil(first:exited(), "the first run ended before the moment of the kill")
@@ -161,7 +165,6 @@ describe("kill -9 and run again", function()
         ex.check(dir, out)
         assert.same(before, creates(ex))
         assert.equal(ex.per_start, ex.trainings(sim:state().providers))
-        os.execute("rm -rf " .. support.quote(dir))
       end)
     end
   end
@@ -174,6 +177,10 @@ describe("kill -9 and run again", function()
     local env = { NIGHTLY_DATE = "2030-01-02" }
     local metrics = dir .. "/out/2030-01-02/ctr_metrics.json"
     local first = sim:spawn(args, { env = env, group = true })
+    finally(function()
+      first:kill_group("KILL")
+      os.execute("rm -rf " .. support.quote(dir))
+    end)
     support.poll(function()
       if sim:started("CreateFunctionTask") > 0 then return true end
       assert.is_nil(first:exited(), "the run ended before the moment of the kill")
@@ -200,6 +207,5 @@ describe("kill -9 and run again", function()
     assert.equal(0, code, err)
     assert.matches("azure: already done today", err)
     assert.equal(before, #sim:requests())
-    os.execute("rm -rf " .. support.quote(dir))
   end)
 end)

@@ -226,16 +226,22 @@ end
 
 -- exited() -> exit status once the process has ended, else nil.
 function Proc:exited()
-  local s = M.slurp(self.rc)
-  return s and tonumber(s:match("%d+"))
+  if not self.code then
+    local s = M.slurp(self.rc)
+    self.code = s and tonumber(s:match("%d+"))
+  end
+  return self.code
 end
 
+-- kill(signal): only while it runs (its pid is not anyone else's).
 function Proc:kill(signal)
+  if self:exited() then return end
   os.execute(("kill -%s %s 2>/dev/null"):format(signal or "KILL", self.pid))
 end
 
 -- kill_group(signal): the process and all it started (spawned with group).
 function Proc:kill_group(signal)
+  if self:exited() then return end
   os.execute(("kill -%s -%s 2>/dev/null"):format(signal or "KILL", self.pid))
 end
 

@@ -20,6 +20,7 @@ describe("unattended runs", function()
     args[#args + 1] = "examples/opensearch_ctr.lua"
     args[#args + 1] = instance
     local proc = sim:spawn(args)
+    finally(function() proc:kill("KILL") end)
     local since = #sim:requests()
     support.poll(function()
       assert.is_nil(proc:exited(), "the run ended before waiting")
