@@ -2,6 +2,9 @@
 -- that sleeps for the interval and then makes a signed GET of the job's
 -- status, for D seconds. The first polls are spread over one interval, as
 -- the jitter of job:wait spreads them, so the server sees a steady rate.
+-- A task stops at the deadline even when it is behind, so a loop that
+-- cannot keep up shows as fewer polls than jobs * D / interval and as
+-- lateness, not as a run that never ends.
 --   BENCH_BASE=http://127.0.0.1:PORT trainctl bench/waiting.lua [J] [D] [interval]
 local lib = dofile((arg[0]:match("^(.*/)") or "./") .. "lib.lua")
 local task = require("trainctl.task")
@@ -47,7 +50,7 @@ local function watch(i)
     if st.status ~= "learning" then error("unexpected job status " .. tostring(st.status), 0) end
     polls = polls + 1
     wake = wake + interval
-    if wake >= deadline then return end
+    if wake >= deadline or lib.clock() >= deadline then return end
   end
 end
 
@@ -58,6 +61,7 @@ local seconds = lib.clock() - t0
 local cpu = lib.cpu() - cpu0
 
 lib.report({ jobs = jobs, duration = duration, interval = interval, seconds = seconds,
-  polls = polls, rate = polls / seconds, cpu_per_poll_us = cpu / polls * 1e6,
+  polls = polls, expected_polls = jobs * math.ceil(duration / interval), rate = polls / seconds,
+  cpu_per_poll_us = cpu / polls * 1e6,
   cpu_share = cpu / seconds, late_p50_ms = percentile(0.5), late_p99_ms = percentile(0.99),
   late_max_ms = worst })
