@@ -243,6 +243,7 @@ local function client_for(mode)
       access_key = SECRETS.aitems[2], secret_key = SECRETS.aitems[1] }), "/services"
   elseif mode == "opensearch" or mode == "opensearch_v2" then
     return require("trainctl.opensearch").client({ endpoint = endpoint, retry = false,
+      app_group = "a", function_name = "f",
       access_key_id = SECRETS.opensearch[2], access_key_secret = SECRETS.opensearch[1],
       signature = mode == "opensearch" and "v3" or "v2" }), "/v4/openapi/app-groups/a/functions/f"
   elseif mode == "azure_key" then
@@ -276,6 +277,21 @@ local function scan(v, list, where, seen)
       scan(k, list, where, seen)
       scan(x, list, where .. "." .. tostring(k), seen)
     end
+  end
+end
+
+-- A job of the provider whose status poll reads the answer.
+local function job_for(mode, c, b)
+  local pick = b // (8 * #MODES) % 2
+  if mode == "aitems" then
+    if pick == 0 then return c:dataset_job("d1") end
+    return c:training_job({ service_id = "s1", types = { "pop", "relatedItem" }, before = { "v0" } })
+  elseif mode == "opensearch" or mode == "opensearch_v2" then
+    return c:training_job({ instance_name = "i1", generation = pick == 0 and "2" or nil, before = "1" })
+  elseif mode == "azure_key" then
+    local kinds = { "training", "analyze", "operation" }
+    return c:job({ path = "/language/x/jobs/j1?api-version=2023-04-01", label = "fuzz",
+      kind = kinds[b // (8 * #MODES) % 3 + 1] })
   end
 end
 
@@ -337,6 +353,24 @@ function T.provider_errors(s)
       tostring(err.retry_after))
     scan(tostring(err), secrets, "the error text")
     scan(err, secrets, "the error")
+  end
+  -- The same answer to a job's status poll: a status in the shared
+  -- vocabulary (progress 0..100), shown on the progress line, or an error
+  -- object.
+  local j = job_for(mode, c, s:byte(1) or 0)
+  if j then
+    local STOP = {}
+    local job = require("trainctl.job")
+    ok, err = pcall(j.wait, j, { on_progress = function(st)
+      check(job.STATES[st.state], "state %s", tostring(st.state))
+      local p = st.progress
+      check(p == nil or (type(p) == "number" and p >= 0 and p <= 100), "progress %s", tostring(p))
+      check(st.message == nil or type(st.message) == "string", "status message is a %s",
+        type(st.message))
+      error(STOP, 0)
+    end })
+    check(not ok and (err == STOP or errors.is(err)), "job status raised %s", tostring(err))
+    if err ~= STOP then scan(tostring(err), secrets, "the job error") end
   end
   scan(table.concat(captured), secrets, "the log")
 end
