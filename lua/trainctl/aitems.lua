@@ -290,6 +290,16 @@ function Client:recent_trains(service_id)
   return out
 end
 
+-- object(v, what) -> v when it is a JSON object; a decode error when the
+-- server answered something else (null, a list, a number, nothing).
+local function object(v, what)
+  if type(v) ~= "table" then
+    errors.raise({ kind = "decode", provider = "aitems",
+      message = what .. ": the answer is not a JSON object" })
+  end
+  return v
+end
+
 -- DATASET_STATES: a dataset's import, in the shared vocabulary.
 M.DATASET_STATES = {
   waiting = "pending", processing = "running", enable = "succeeded", learnable = "succeeded",
@@ -303,7 +313,7 @@ function Client:dataset_job(dataset_id)
     provider = "aitems", label = ("aitems dataset %s"):format(dataset_id),
     ref = { dataset_id = dataset_id }, id = dataset_id, interval = 5, max_interval = 30,
     poll = function()
-      local ds = self:get_dataset(dataset_id)
+      local ds = object(self:get_dataset(dataset_id), "dataset " .. dataset_id)
       local state = M.DATASET_STATES[ds.status] or "running"
       local why = ds.reason or ds.message
       why = (type(why) == "string" and why ~= "") and (": " .. why) or ""
@@ -333,7 +343,7 @@ function Client:training_job(ref)
     poll = function()
       local mine, n = {}, 0
       for _, t in ipairs(self:recent_trains(ref.service_id)) do
-        if wanted[t.type] and not before[t.version] and not mine[t.type] then
+        if type(t) == "table" and wanted[t.type] and not before[t.version] and not mine[t.type] then
           mine[t.type] = t
           n = n + 1
         end
@@ -355,7 +365,7 @@ function Client:training_job(ref)
       if states.succeeded == #ref.types then return { state = "succeeded", raw = raw } end
       if states.running or states.succeeded then return { state = "running", raw = raw } end
       if n == 0 then
-        local svc = self:get_service(ref.service_id)
+        local svc = object(self:get_service(ref.service_id), "service " .. ref.service_id)
         raw.service = svc
         if SERVICE_BUSY[svc.status] then return { state = "running", raw = raw } end
       end

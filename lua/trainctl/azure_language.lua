@@ -398,7 +398,7 @@ local function status_of(kind, raw, res)
   if kind == "training" and type(result) == "table" then
     local t, e = percent(result.trainingStatus), percent(result.evaluationStatus)
     if t and e then st.progress = (t * 4 + e) / 5 else st.progress = t end
-    if result.estimatedEndDateTime then
+    if type(result.estimatedEndDateTime) == "string" then
       st.eta = require("trainctl.sys").parse_iso8601(result.estimatedEndDateTime)
     end
   elseif kind == "analyze" and type(raw.tasks) == "table" then

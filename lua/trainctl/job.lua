@@ -38,6 +38,12 @@ function Job:status()
     errors.raise({ kind = "api", provider = self.provider,
       message = ("%s: unknown job state %q"):format(self.label, tostring(st.state)) })
   end
+  -- Progress is 0..100 whatever a server reports (-7, 1e20, a string);
+  -- an ETA only a finite time.
+  local p = tonumber(st.progress)
+  st.progress = p and p == p and math.max(0, math.min(100, p)) or nil
+  local eta = tonumber(st.eta)
+  st.eta = eta and eta > -math.huge and eta < math.huge and eta or nil
   self.last = st
   return st
 end

@@ -16,7 +16,10 @@ end
 
 -- duration(s) -> "1h02m", "3m05s", "42s": for messages and the progress line.
 function M.duration(s)
-  s = math.floor((s or 0) + 0.5)
+  -- Within what %d prints: an ETA from a server's dates can be anything.
+  s = tonumber(s) or 0
+  if s ~= s then s = 0 end
+  s = math.floor(math.max(0, math.min(s, 2 ^ 31)) + 0.5)
   if s >= 3600 then
     return ("%dh%02dm"):format(s // 3600, (s % 3600) // 60)
   elseif s >= 60 then

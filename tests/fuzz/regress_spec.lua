@@ -101,4 +101,60 @@ describe("fuzz regressions", function()
       assert.is_nil(fails(az).code)
     end)
   end)
+
+  describe("a job status out of the ordinary", function()
+    local http = require "trainctl.http"
+    local wait = require "trainctl.wait"
+    local request = http.request
+    after_each(function() http.request = request end)
+
+    local function answer(body)
+      http.request = function() return { status = 200, headers = {}, body = body } end
+    end
+
+    -- The first poll's status, shown on the progress line as wait does.
+    local function first(j)
+      local STOP, seen = {}, nil
+      local ok, err = pcall(j.wait, j, { on_progress = function(st) seen = st error(STOP, 0) end })
+      assert.is_false(ok)
+      assert.equal(STOP, err)
+      return seen
+    end
+
+    it("keeps progress within 0..100 and the progress line printable", function()
+      local az = require("trainctl.azure_language").client({ endpoint = "http://127.0.0.1:9",
+        key = "regress-azure-key", retry = false })
+      local j = az:job({ path = "/language/x/jobs/j?api-version=2023-04-01", kind = "training" })
+      answer('{"jobId":"j","status":"running","result":{"trainingStatus":{"percentComplete":1e20},'
+        .. '"evaluationStatus":{"percentComplete":1},"estimatedEndDateTime":{"a":1}}}')
+      local st = first(j)
+      assert.equal(100, st.progress)
+      assert.is_nil(st.eta)
+      local os_client = require("trainctl.opensearch").client({ endpoint = "http://127.0.0.1:9",
+        access_key_id = "regress-ak-2", access_key_secret = "regress-sk-2", retry = false,
+        app_group = "a", function_name = "f" })
+      answer('{"Status":"OK","Result":{"Generation":"2","Status":"running","Progress":-7}}')
+      assert.equal(0, first(os_client:training_job({ instance_name = "i", generation = "2" })).progress)
+      assert.equal("596523h14m", wait.duration(1e300))
+      assert.equal("0s", wait.duration(0 / 0))
+    end)
+
+    it("reads AiTEMS polls that hold something else than objects", function()
+      local ai = require("trainctl.aitems").client({ endpoint = "http://127.0.0.1:9/api/v1",
+        access_key = "regress-ak-1", secret_key = "regress-sk-1", retry = false })
+      answer('{"offset":0,"limit":100,"trains":[null,true,{"version":"v2","type":"pop",'
+        .. '"status":"completed"}]}')
+      local st = first(ai:training_job({ service_id = "s", types = { "pop" }, before = {} }))
+      assert.equal("succeeded", st.state)
+      answer("")
+      local ok, err = pcall(ai.dataset_job(ai, "d").status, ai:dataset_job("d"))
+      assert.is_false(ok)
+      assert.equal("decode", err.kind)
+      ok, err = pcall(function()
+        return ai:training_job({ service_id = "s", types = { "pop" }, before = {} }):status()
+      end)
+      assert.is_false(ok)
+      assert.equal("decode", err.kind)
+    end)
+  end)
 end)
