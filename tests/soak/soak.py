@@ -251,6 +251,10 @@ class Soak:
         self.tap_n = 0
         self.durations = collections.defaultdict(list)
         self.workdir = tempfile.mkdtemp(prefix="trainctl-soak.")
+        self.procs = set()
+        # A copy of its own: a rebuild during the soak must not mix versions.
+        self.trainctl = os.path.join(self.workdir, "trainctl")
+        shutil.copy2(args.trainctl, self.trainctl)
         self.sim = Cloudsim(args, self.workdir)
         self.base_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -284,7 +288,7 @@ class Soak:
     def start(self, run):
         env = dict(self.base_env)
         env.update(run.env)
-        cmd = [self.args.trainctl, "-e", TIMEOUT_HOOK % (self.args.backoff, self.args.client_timeout),
+        cmd = [self.trainctl, "-e", TIMEOUT_HOOK % (self.args.backoff, self.args.client_timeout),
                "--state", run.state] + run.args
         run.attempts += 1
         n = run.attempts
@@ -294,6 +298,8 @@ class Soak:
                                 stdin=subprocess.DEVNULL)
         out.close()
         err.close()
+        with self.lock:
+            self.procs.add(proc)
         return proc, n
 
     def read(self, run, what, n):
@@ -352,6 +358,8 @@ class Soak:
             proc.wait()
             status = "hung"
         seconds = time.monotonic() - t0
+        with self.lock:
+            self.procs.discard(proc)
         self.check_files(run, n)
         if status not in (0, "killed"):
             lines = [ln for ln in self.read(run, "stderr", n).splitlines() if ln.strip()]
@@ -471,13 +479,14 @@ class Soak:
             self.misses = getattr(self, "misses", 0) + misses
 
     def run(self):
-        threads = [threading.Thread(target=self.worker, args=(WORKFLOWS[n],))
+        threads = [threading.Thread(target=self.worker, args=(WORKFLOWS[n],), daemon=True)
                    for n in self.args.workflows]
         t0 = time.monotonic()
         for t in threads:
             t.start()
         for t in threads:
-            t.join()
+            while t.is_alive():
+                t.join(1)
         self.elapsed = time.monotonic() - t0
         log = self.sim.admin("requests")["requests"]
         self.faults = collections.Counter((r["fault"], r["when"]) for r in log if r["fault"])
@@ -529,6 +538,9 @@ class Soak:
         return bad
 
     def close(self, keep):
+        with self.lock:
+            for proc in self.procs:
+                proc.kill()
         self.sim.stop()
         if keep:
             print(("# " if self.args.tap else "") + "kept " + self.workdir, flush=True)
@@ -571,11 +583,16 @@ def main():
     os.chdir(ROOT)
     if args.tap:
         print("1..%d" % ((args.runs + args.kills) * len(args.workflows)), flush=True)
+    # SIGTERM ends the soak like Ctrl-C: the emulator and the runs stop.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     soak = Soak(args)
     bad = 1
     try:
         soak.run()
         bad = soak.report()
+    except KeyboardInterrupt:
+        print("soak: interrupted", file=sys.stderr, flush=True)
+        return 130
     finally:
         soak.close(args.keep or bad)
     return 1 if bad else 0
