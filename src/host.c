@@ -307,7 +307,7 @@ static int search_embedded(lua_State *L)
 	for (m = embedded_modules; m->name; m++) {
 		if (strcmp(m->name, name) == 0) {
 			if (luaL_loadbufferx(L, m->src, m->len, m->chunkname,
-					     "t") != LUA_OK)
+					     "b") != LUA_OK)
 				return lua_error(L);
 			lua_pushliteral(L, ":embedded:");
 			return 2;
