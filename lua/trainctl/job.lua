@@ -222,6 +222,12 @@ function M.wait_all(jobs, opts)
   return out
 end
 
+-- settle: seconds a start may take from its request to showing in the
+-- provider's lists. A run resumed sooner than that after a kill looks again
+-- before starting, since a request the killed run sent (held by a slow
+-- gateway, say) can still land.
+M.settle = 10
+
 -- start{prepare, create, lookup, open, resume, record, conflict, what,
 -- retry} -> job: a training start that neither a lost answer nor a kill -9
 -- at any moment can turn into two trainings.
@@ -241,13 +247,21 @@ function M.start(o)
     errors.usage("resume must be a job reference (a table recorded by an earlier run)")
   end
   if ref and not ref.pending then return o.open(ref) end
+  local sys = require("trainctl.sys")
   local found
   if ref then
     log.info("looking up the training an earlier run may have started (its answer was never recorded)")
     found = o.lookup(ref)
+    local left = math.min(M.settle, M.settle - (sys.now() - (tonumber(ref.pending_at) or 0)))
+    if not found and left > 0 then
+      log.info(("that start was recorded %.0fs ago and may still be on its way; looking again in %.1fs")
+        :format(M.settle - left, left))
+      wait.sleep(left)
+      found = o.lookup(ref)
+    end
   else
     ref = o.prepare()
-    ref.pending = true
+    ref.pending, ref.pending_at = true, sys.now()
     if o.record then o.record(ref) end
   end
   local j = found or require("trainctl.http").create_once({
@@ -255,7 +269,7 @@ function M.start(o)
     create = function() return o.create(ref) end,
     lookup = function() return o.lookup(ref) end,
   })
-  j.ref.pending = nil
+  j.ref.pending, j.ref.pending_at = nil, nil
   if o.record then o.record(j.ref) end
   return j
 end

@@ -130,6 +130,37 @@ describe("opensearch against cloudsim", function()
       sim:advance(1000)
     end)
 
+    -- Found by the soak: a run killed while the server held its start
+    -- request; restarted at once, it found nothing and started a second
+    -- training, and then the held request landed too.
+    it("waits for a start a killed run sent before starting another", function()
+      local task = require("trainctl.task")
+      local job = require("trainctl.job")
+      local c = client()
+      instance(c, "held_start")
+      sim:faults({ { kind = "slow", when = "before", delay = 1, match = { operation = "CreateFunctionTask" } } })
+      local recorded
+      local killed = task.spawn(function()
+        c:create_function_task({ instance_name = "held_start", record = function(ref) recorded = ref end })
+      end)
+      while not recorded do task.sleep(0.02) end
+      task.sleep(0.2)
+      killed:cancel()
+      local settle = job.settle
+      job.settle = 2
+      local ok, j = pcall(c.create_function_task, c, { instance_name = "held_start", resume = recorded })
+      job.settle = settle
+      assert.is_true(ok, tostring(j))
+      sim:advance(1000)
+      task.sleep(1)
+      assert.equal(1, c:list_function_tasks({ instance_name = "held_start" }).TotalCount)
+      local starts = 0
+      for _, r in ipairs(sim:requests({ operation = "CreateFunctionTask" })) do
+        if r.path:find("/held_start/", 1, true) then starts = starts + 1 end
+      end
+      assert.equal(1, starts)
+    end)
+
     -- libcurl sends a request again, unchanged, when a reused connection
     -- dies before any answer; the server has seen that nonce already.
     it("signs again when a resent request meets SignatureNonceUsed", function()

@@ -157,6 +157,34 @@ describe("trainctl.job", function()
       assert.equal(1, #p.trainings)
     end)
 
+    it("looks again before starting when the earlier run's start was recorded moments ago", function()
+      local p = provider()
+      local sys = require("trainctl.sys")
+      p.o.resume = { before = 0, pending = true, pending_at = sys.now() - 1 }
+      local lookup = p.o.lookup
+      p.o.lookup = function(ref)
+        -- The killed run's request lands while this run waits.
+        if p.lookups == 1 then p.trainings[1] = "t" end
+        return lookup(ref)
+      end
+      local j = job.start(p.o)
+      assert.equal(0, p.creates)
+      assert.equal(2, p.lookups)
+      assert.equal(1, #sleeps.list)
+      assert.is_true(sleeps.list[1] > job.settle - 1.5 and sleeps.list[1] <= job.settle - 1)
+      assert.is_nil(j.ref.pending)
+      assert.is_nil(j.ref.pending_at)
+    end)
+
+    it("starts at once when the earlier run's start was recorded long ago", function()
+      local p = provider()
+      p.o.resume = { before = 0, pending = true, pending_at = require("trainctl.sys").now() - 3600 }
+      job.start(p.o)
+      assert.equal(1, p.creates)
+      assert.equal(1, p.lookups)
+      assert.same({}, sleeps.list)
+    end)
+
     it("takes a conflict on the first try of a resumed start for the earlier run's training", function()
       local errors = require("trainctl.errors")
       local p = provider()
