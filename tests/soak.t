@@ -3,4 +3,5 @@
 # under 20 % faults and twice killed with SIGKILL and started again, with
 # quicker faults and retries than `make soak`, which runs the full one.
 exec python3 tests/soak/soak.py --tap --runs 3 --kills 2 --slow-seconds 0.8 \
-	--client-timeout 0.5 --retry-after 0.1 --backoff 0.1 --rerun-delay 0.1
+	--client-timeout 0.5 --retry-after 0.1 --backoff 0.1 --rerun-delay 0.1 \
+	--settle 1.5

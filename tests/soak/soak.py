@@ -62,6 +62,10 @@ http.send = function(req)
 end
 """
 
+# A resumed start looks again after job.settle seconds; a quick soak can
+# shorten that to just over its slow faults.
+SETTLE_HOOK = 'require("trainctl.job").settle = %g\n'
+
 
 def parse_jsonl(path, want):
     """Number of records, or raises when a line is not complete JSON."""
@@ -288,8 +292,10 @@ class Soak:
     def start(self, run):
         env = dict(self.base_env)
         env.update(run.env)
-        cmd = [self.trainctl, "-e", TIMEOUT_HOOK % (self.args.backoff, self.args.client_timeout),
-               "--state", run.state] + run.args
+        hook = TIMEOUT_HOOK % (self.args.backoff, self.args.client_timeout)
+        if self.args.settle is not None:
+            hook += SETTLE_HOOK % self.args.settle
+        cmd = [self.trainctl, "-e", hook, "--state", run.state] + run.args
         run.attempts += 1
         n = run.attempts
         out = open(os.path.join(run.dir, "stdout.%d" % n), "wb")
@@ -528,9 +534,10 @@ class Soak:
                              moments[0], moments[-1], moments[len(moments) // 2],
                              sum(r.kills_mid_start for r in self.results), self.misses))
         lines.append("elapsed %.0fs; cloudsim --speed %g --slow-seconds %g --retry-after %g; "
-                     "client timeout %gs, first backoff %gs; seed %d" % (
+                     "client timeout %gs, first backoff %gs, job.settle %s; seed %d" % (
                          self.elapsed, self.args.speed, self.args.slow_seconds,
                          self.args.retry_after, self.args.client_timeout, self.args.backoff,
+                         "default" if self.args.settle is None else "%gs" % self.args.settle,
                          self.args.seed))
         prefix = "# " if self.args.tap else ""
         for ln in lines:
@@ -562,6 +569,7 @@ def main():
     p.add_argument("--client-timeout", type=float, default=1.5)
     p.add_argument("--backoff", type=float, default=0.5,
                    help="the clients' first retry backoff (doubling)")
+    p.add_argument("--settle", type=float, help="job.settle of the runs (default: trainctl's)")
     p.add_argument("--retry-after", type=float, default=1,
                    help="Retry-After of the injected 429 and 503")
     p.add_argument("--poll-interval", type=float, default=0.1)
