@@ -25,8 +25,8 @@ static unsigned long runs;
  * library: a line hook gives it the Lua side too, hashing each step from
  * one (function, line) to the next into its extra counters. */
 #define NCOUNTERS (1 << 16)
-__attribute__((used, section("__libfuzzer_extra_counters")))
-static uint8_t counters[NCOUNTERS];
+__attribute__((used, section("__libfuzzer_extra_counters"))) static uint8_t
+	counters[NCOUNTERS];
 static uintptr_t prev;
 
 static void cover(lua_State *S, lua_Debug *ar)
@@ -35,7 +35,8 @@ static void cover(lua_State *S, lua_Debug *ar)
 
 	if (!lua_getinfo(S, "S", ar))
 		return;
-	here = ((uintptr_t)ar->source * 31 + (uintptr_t)ar->linedefined) * 2654435761u +
+	here = ((uintptr_t)ar->source * 31 + (uintptr_t)ar->linedefined) *
+		       2654435761u +
 	       (uintptr_t)ar->currentline;
 	here ^= here >> 15;
 	counters[(here ^ prev) & (NCOUNTERS - 1)]++;
