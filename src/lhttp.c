@@ -784,12 +784,19 @@ int luaopen_trainctl_http(lua_State *L)
 	}
 	lua_pop(L, 1);
 	luaL_newlib(L, funcs);
-	/* The multi handle and the pool are freed when the state closes. */
-	lua_newtable(L);
-	lua_newtable(L);
-	lua_pushcfunction(L, module_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_setmetatable(L, -2);
-	lua_setfield(L, LUA_REGISTRYINDEX, "trainctl.http.state");
+	/* The multi handle and the pool are freed when the state closes.
+	 * Opening the module again (a test clearing package.loaded) must not
+	 * replace the sentinel: collecting the old one would close the multi
+	 * handle under transfers still in flight. */
+	if (lua_getfield(L, LUA_REGISTRYINDEX, "trainctl.http.state") ==
+	    LUA_TNIL) {
+		lua_newtable(L);
+		lua_newtable(L);
+		lua_pushcfunction(L, module_gc);
+		lua_setfield(L, -2, "__gc");
+		lua_setmetatable(L, -2);
+		lua_setfield(L, LUA_REGISTRYINDEX, "trainctl.http.state");
+	}
+	lua_pop(L, 1);
 	return 1;
 }

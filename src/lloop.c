@@ -201,8 +201,13 @@ static const luaL_Reg funcs[] = { { "enter", l_enter },
 
 int luaopen_trainctl_loop(lua_State *L)
 {
-	lua_newtable(L);
-	lua_setfield(L, LUA_REGISTRYINDEX, PENDING);
+	/* Opened again (package.loaded cleared), it keeps the transfers in
+	 * flight that the scheduler still waits for. */
+	if (lua_getfield(L, LUA_REGISTRYINDEX, PENDING) == LUA_TNIL) {
+		lua_newtable(L);
+		lua_setfield(L, LUA_REGISTRYINDEX, PENDING);
+	}
+	lua_pop(L, 1);
 	http_yield_hook = http_yield;
 	luaL_newlib(L, funcs);
 	return 1;

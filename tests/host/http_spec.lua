@@ -361,6 +361,18 @@ describe("http.request", function()
       assert.equal(before, connections())
     end)
 
+    it("survive the module being loaded again and collected", function()
+      local before = connections()
+      package.loaded["trainctl._http"] = nil
+      local again = require("trainctl._http")
+      collectgarbage()
+      collectgarbage()
+      for i = 1, 10 do
+        assert.equal(200, assert(again.request({ url = srv.url .. "/echo?i=" .. i })).status)
+      end
+      assert.equal(before, connections())
+    end)
+
     it("are reused across methods with bodies", function()
       local before = connections()
       for i = 1, 20 do
