@@ -8,6 +8,7 @@
 #   bench/run.sh --smoke         one short round of every script, no thresholds
 #   bench/run.sh --smoke --tap   the same as TAP, for make check
 #   bench/run.sh --only sequential,concurrent [--rounds N]
+#   bench/run.sh --serve         only the server, until Ctrl-C (for profiling)
 #
 # TRAINCTL names the binary (default ./trainctl); BENCH_OUT_DIR where the
 # downloads go (default /dev/shm when it has room, so that the disk does
@@ -16,13 +17,14 @@ set -eu
 cd "$(dirname "$0")/.."
 PATH="$PATH:/usr/sbin:/sbin"
 
-smoke="" tap="" pass=""
+smoke="" tap="" pass="" serve=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--smoke) smoke=--smoke ;;
+	--serve) serve=1 ;;
 	--tap) tap=--tap ;;
 	--only | --rounds) pass="$pass $1 $2"; shift ;;
-	*) echo "usage: bench/run.sh [--smoke] [--tap] [--only FIGURES] [--rounds N]" >&2; exit 2 ;;
+	*) echo "usage: bench/run.sh [--smoke] [--tap] [--only FIGURES] [--rounds N] | --serve" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -118,6 +120,11 @@ while :; do
 	[ $tries -lt 5 ] || die "nginx did not start: $(cat "$work/nginx.out" "$work/error.log" 2>/dev/null)"
 done
 say "nginx on 127.0.0.1:$port; downloads to $out_dir"
+if [ -n "$serve" ]; then
+	echo "BENCH_BASE=http://127.0.0.1:$port; the 1 GiB file is /files/result.bin; Ctrl-C stops"
+	wait "$nginx_pid"
+	exit 0
+fi
 
 results=""
 [ -z "$smoke" ] && results="--results bench/results.json"
