@@ -17,7 +17,8 @@ static const char *const headers[] = {
 	"user-agent: trainctl",
 	"x-ncp-apigw-timestamp: 1718096400000",
 	"x-ncp-iam-access-key: bench-access-key",
-	"x-ncp-apigw-signature-v2: 0b4Ltk9K1OQ5BvUhIylcU1aOBw+Di7HCIsSaRQXUaN4=",
+	"x-ncp-apigw-signature-v2: "
+	"0b4Ltk9K1OQ5BvUhIylcU1aOBw+Di7HCIsSaRQXUaN4=",
 	"Expect:",
 	NULL,
 };
@@ -76,9 +77,11 @@ static int run(CURLM *m, const char *url, int n, int c)
 			long status = 0;
 			if (msg->msg != CURLMSG_DONE)
 				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+			curl_easy_getinfo(msg->easy_handle,
+					  CURLINFO_RESPONSE_CODE, &status);
 			failed += msg->data.result != CURLE_OK || status != 200;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+					  (char **)&h);
 			curl_multi_remove_handle(m, msg->easy_handle);
 			done++;
 			if (started < n) {
@@ -121,10 +124,12 @@ int main(int argc, char **argv)
 	failed = run(m, argv[1], n, c);
 	seconds = now() - t0;
 	if (failed) {
-		fprintf(stderr, "curl_floor: %d of %d requests failed\n", failed, n);
+		fprintf(stderr, "curl_floor: %d of %d requests failed\n",
+			failed, n);
 		return 1;
 	}
-	printf("{\"requests\":%d,\"seconds\":%.6f,\"rate\":%.1f}\n", n, seconds, n / seconds);
+	printf("{\"requests\":%d,\"seconds\":%.6f,\"rate\":%.1f}\n", n, seconds,
+	       n / seconds);
 	curl_multi_cleanup(m);
 	curl_global_cleanup();
 	return 0;
