@@ -70,6 +70,101 @@ static void on_signal(int sig)
 		lua_sethook(active, stop_hook, mask, 1);
 }
 
+/* lua_resume with the signal hook aimed at `co` while it runs: hooks are
+ * per thread, and a signal must stop whatever code is running, a
+ * coroutine's included. Afterwards the hook goes back to the state that
+ * had it, armed again if a signal came meanwhile and was not raised. */
+int host_resume(lua_State *L, lua_State *co, int narg, int *nres)
+{
+	lua_State *prev = host_set_active(co);
+	int status = lua_resume(co, L, narg, nres);
+
+	host_set_active(prev);
+	if (host_signal && prev)
+		lua_sethook(prev, stop_hook,
+			    LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE |
+				    LUA_MASKCOUNT,
+			    1);
+	return status;
+}
+
+/* coroutine.resume and coroutine.wrap as lcorolib.c has them, through
+ * host_resume, so that Ctrl-C, SIGTERM and --timeout also stop a loop
+ * inside a coroutine of the user's. */
+static int auxresume(lua_State *L, lua_State *co, int narg)
+{
+	int status, nres;
+
+	if (!lua_checkstack(co, narg)) {
+		lua_pushliteral(L, "too many arguments to resume");
+		return -1;
+	}
+	lua_xmove(L, co, narg);
+	status = host_resume(L, co, narg, &nres);
+	if (status == LUA_OK || status == LUA_YIELD) {
+		if (!lua_checkstack(L, nres + 1)) {
+			lua_pop(co, nres);
+			lua_pushliteral(L, "too many results to resume");
+			return -1;
+		}
+		lua_xmove(co, L, nres);
+		return nres;
+	}
+	lua_xmove(co, L, 1);
+	return -1;
+}
+
+static int co_resume(lua_State *L)
+{
+	lua_State *co = lua_tothread(L, 1);
+	int r;
+
+	luaL_argexpected(L, co, 1, "thread");
+	r = auxresume(L, co, lua_gettop(L) - 1);
+	if (r < 0) {
+		lua_pushboolean(L, 0);
+		lua_insert(L, -2);
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	lua_insert(L, -(r + 1));
+	return r + 1;
+}
+
+static int co_auxwrap(lua_State *L)
+{
+	lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+	int r = auxresume(L, co, lua_gettop(L));
+
+	if (r < 0) {
+		int stat = lua_status(co);
+		if (stat != LUA_OK && stat != LUA_YIELD) {
+			stat = lua_resetthread(
+				co); /* close its tbc variables */
+			lua_xmove(co, L, 1);
+		}
+		if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+			luaL_where(L, 1);
+			lua_insert(L, -2);
+			lua_concat(L, 2);
+		}
+		return lua_error(L);
+	}
+	return r;
+}
+
+static int co_wrap(lua_State *L)
+{
+	lua_State *co;
+
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	co = lua_newthread(L);
+	lua_pushvalue(L, 1);
+	lua_xmove(L, co, 1);
+	lua_pushcclosure(L, co_auxwrap, 1);
+	return 1;
+}
+
 void host_signals(lua_State *L, int repl)
 {
 	struct sigaction sa;
@@ -359,5 +454,11 @@ lua_State *host_new(void)
 	preload(L, "trainctl.sys", luaopen_trainctl_sys);
 	preload(L, "trainctl._loop", luaopen_trainctl_loop);
 	add_searcher(L);
+	lua_getglobal(L, "coroutine");
+	lua_pushcfunction(L, co_resume);
+	lua_setfield(L, -2, "resume");
+	lua_pushcfunction(L, co_wrap);
+	lua_setfield(L, -2, "wrap");
+	lua_pop(L, 1);
 	return L;
 }

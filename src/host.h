@@ -44,6 +44,7 @@ double host_parse_duration(const char *s);
 
 int repl_run(lua_State *L);
 lua_State *host_set_active(lua_State *L);
+int host_resume(lua_State *L, lua_State *co, int narg, int *nres);
 int host_run_task(lua_State *L, int narg, int nres);
 int loop_can_yield(lua_State *L, const char *what);
 

@@ -73,7 +73,7 @@ static int http_yield(lua_State *L, struct transfer *t)
 static int l_resume(lua_State *L)
 {
 	lua_State *co = lua_tothread(L, 1);
-	lua_State *prev = current, *active;
+	lua_State *prev = current;
 	int status, nres, narg = lua_gettop(L) - 1;
 
 	luaL_argcheck(L, co, 1, "coroutine expected");
@@ -84,9 +84,7 @@ static int l_resume(lua_State *L)
 	/* The signal hook goes to the task while it runs, then back to the
 	 * state that had it: not to L, which may be a coroutine of the user's
 	 * that is dead by the time a signal comes. */
-	active = host_set_active(co);
-	status = lua_resume(co, L, narg, &nres);
-	host_set_active(active);
+	status = host_resume(L, co, narg, &nres);
 	current = prev;
 	if (status == LUA_OK || status == LUA_YIELD) {
 		if (!lua_checkstack(L, nres + 1)) {

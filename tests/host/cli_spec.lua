@@ -257,6 +257,22 @@ describe("trainctl's own options", function()
       assert.equal(4, r.code)
     end)
 
+    it("stops an endless loop inside a coroutine of the user's with exit 4", function()
+      for _, chunk in ipairs {
+        "coroutine.wrap(function() while true do end end)()",
+        "coroutine.resume(coroutine.create(function() while true do end end))",
+        "local co = coroutine.wrap(function() coroutine.yield() end) co() while true do end",
+      } do
+        local r = H.run { "--timeout", "250ms", "-e", chunk }
+        assert.equal(4, r.code, chunk)
+      end
+      local dir = H.tmpdir()
+      H.write(dir .. "/spin.lua", "coroutine.wrap(function() while true do end end)()")
+      local r = H.run { "--timeout", "250ms", dir .. "/spin.lua" }
+      H.rmdir(dir)
+      assert.equal(4, r.code)
+    end)
+
     it("stops a sleep with exit 4", function()
       local r = H.run { "--timeout=250ms", "-e", "require('trainctl.sys').sleep(30)" }
       assert.equal(4, r.code)
