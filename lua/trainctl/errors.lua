@@ -39,12 +39,14 @@ function Error.__tostring(e)
 end
 
 -- new{kind=..., message=..., ...}: copies the fields into a fresh object.
+-- Whatever went into them (a server's answer, a job's status), no secret
+-- the program knows of stays in it.
 function M.new(fields)
   local e = {}
   for k, v in pairs(fields) do e[k] = v end
   e.kind = e.kind or "api"
   e.message = e.message or e.kind
-  return setmetatable(e, Error)
+  return setmetatable(require("trainctl.log").redact(e), Error)
 end
 
 function M.raise(fields, level)

@@ -139,6 +139,18 @@ describe("fuzz regressions", function()
       assert.equal("0s", wait.duration(0 / 0))
     end)
 
+    it("leaves no key in the error about a status it does not know", function()
+      local az = require("trainctl.azure_language").client({ endpoint = "http://127.0.0.1:9",
+        key = "regress-azure-key-2", retry = false })
+      answer('{"jobId":"j","status":"runningregress-azure-key-2"}')
+      local ok, err = pcall(function()
+        return az:job({ path = "/language/x/jobs/j?api-version=2023-04-01", kind = "operation" }):status()
+      end)
+      assert.is_false(ok)
+      assert.equal("api", err.kind)
+      assert.is_nil(tostring(err):find("regress-azure-key-2", 1, true))
+    end)
+
     it("reads AiTEMS polls that hold something else than objects", function()
       local ai = require("trainctl.aitems").client({ endpoint = "http://127.0.0.1:9/api/v1",
         access_key = "regress-ak-1", secret_key = "regress-sk-1", retry = false })
