@@ -47,6 +47,7 @@ lua_State *host_set_active(lua_State *L);
 int host_resume(lua_State *L, lua_State *co, int narg, int *nres);
 int host_run_task(lua_State *L, int narg, int nres);
 int loop_can_yield(lua_State *L, const char *what);
+int loop_full(void);
 
 int luaopen_trainctl_crypto(lua_State *L);
 int luaopen_trainctl_sign(lua_State *L);

@@ -728,12 +728,30 @@ static int request_done(lua_State *L, int status, lua_KContext ctx)
 	return n;
 }
 
+static int l_request(lua_State *L);
+
+/* A task that waited for a free slot makes its request now. */
+static int request_again(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status, (void)ctx;
+	return l_request(L);
+}
+
 static int l_request(lua_State *L)
 {
-	struct transfer *t = http_prepare(L, 1);
-	int n;
 	int in_task = loop_can_yield(L, "http.request");
+	struct transfer *t;
+	int n;
 
+	/* Past the loop's limit of transfers in flight a task waits for a
+	 * slot, holding nothing but its coroutine: ten thousand jobs polled
+	 * at once cost ten thousand coroutines, not ten thousand handles,
+	 * buffers and connections. */
+	if (in_task && loop_full()) {
+		lua_pushliteral(L, "slot");
+		return lua_yieldk(L, 1, 0, request_again);
+	}
+	t = http_prepare(L, 1);
 	if (http_start(t) == 0) {
 		if (in_task && http_yield_hook)
 			http_yield_hook(L, t); /* yields; does not return */

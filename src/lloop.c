@@ -20,7 +20,10 @@
 
 #define PENDING "trainctl.loop.pending" /* lightuserdata -> transfer */
 
-static int depth;	   /* > 0 while a scheduler runs */
+static int depth;			 /* > 0 while a scheduler runs */
+static int inflight, max_inflight = 256; /* transfers handed to the loop */
+
+int loop_full(void) { return inflight >= max_inflight; }
 static lua_State *current; /* the task being resumed, if any */
 
 static int l_enter(lua_State *L)
@@ -65,6 +68,7 @@ static int http_yield(lua_State *L, struct transfer *t)
 	lua_pushvalue(L, ud);
 	lua_rawset(L, -3);
 	lua_pop(L, 1);
+	inflight++;
 	lua_pushliteral(L, "http");
 	lua_pushvalue(L, ud);
 	return lua_yieldk(L, 2, (lua_KContext)t, http_continue);
@@ -132,6 +136,7 @@ static int l_poll(lua_State *L)
 				lua_pushlightuserdata(L, t);
 				lua_pushnil(L);
 				lua_rawset(L, pending);
+				inflight--;
 			} else {
 				lua_pop(L, 1);
 			}
@@ -182,13 +187,38 @@ static int l_cancel(lua_State *L)
 
 	lua_getfield(L, LUA_REGISTRYINDEX, PENDING);
 	lua_pushlightuserdata(L, t);
+	if (lua_rawget(L, -2) != LUA_TNIL)
+		inflight--;
+	lua_pop(L, 1);
+	lua_pushlightuserdata(L, t);
 	lua_pushnil(L);
 	lua_rawset(L, -3);
 	http_abort(t);
 	return 0;
 }
 
+/* free_slots() -> how many more transfers the loop takes now;
+ * max_inflight([n]) -> the limit (set to n, at least 1). */
+static int l_free_slots(lua_State *L)
+{
+	lua_pushinteger(L, max_inflight - inflight);
+	return 1;
+}
+
+static int l_max_inflight(lua_State *L)
+{
+	if (!lua_isnoneornil(L, 1)) {
+		lua_Integer n = luaL_checkinteger(L, 1);
+		luaL_argcheck(L, n >= 1 && n <= 1000000, 1, "out of range");
+		max_inflight = (int)n;
+	}
+	lua_pushinteger(L, max_inflight);
+	return 1;
+}
+
 static const luaL_Reg funcs[] = { { "enter", l_enter },
+				  { "free_slots", l_free_slots },
+				  { "max_inflight", l_max_inflight },
 				  { "leave", l_leave },
 				  { "resume", l_resume },
 				  { "poll", l_poll },

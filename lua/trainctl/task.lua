@@ -20,6 +20,9 @@ local timers = {}        -- binary heap of {at, seq, task}
 local timer_seq = 0
 local nstale = 0         -- timers of tasks cancelled while sleeping
 local waiting = {}       -- transfer -> task
+-- Tasks waiting for a transfer slot (the loop keeps at most
+-- loop.max_inflight() requests in flight), first come first served.
+local slot_waiters, slot_head, slot_tail = {}, 1, 0
 local live = {}          -- task -> true while not finished
 local nlive = 0
 local current = nil      -- the task running now
@@ -136,6 +139,9 @@ local function resume(task, ...)
   if kind == "http" then
     waiting[arg] = task
     task.transfer = arg
+  elseif kind == "slot" then
+    slot_tail = slot_tail + 1
+    slot_waiters[slot_tail] = task
   elseif kind == "sleep" then
     task.sleep_timer = true
     -- not (arg > 0) also catches NaN, which would never fall due and,
@@ -186,6 +192,7 @@ end
 local function pending_work()
   drop_stale()
   return ready_head <= ready_tail or #timers > 0 or next(waiting) ~= nil
+    or slot_head <= slot_tail
 end
 
 -- Closes a task's coroutine, so its to-be-closed variables are closed. A
@@ -232,6 +239,7 @@ local function cancel_all(reason)
   end
   nlive, nstale = 0, 0
   ready, ready_head, ready_tail, timers, waiting = {}, 1, 0, {}, {}
+  slot_waiters, slot_head, slot_tail = {}, 1, 0
 end
 
 -- One turn: run the tasks that were ready when it began, then look at
@@ -261,6 +269,7 @@ local function turn(done)
     elseif next(waiting) ~= nil then
       timeout = 1
     end
+    if slot_head <= slot_tail and loop.free_slots() > 0 then timeout = 0 end
   end
   local finished = loop.poll(timeout)
   for _, transfer in ipairs(finished) do
@@ -268,6 +277,17 @@ local function turn(done)
     if task then
       waiting[transfer] = nil
       push_ready(task)
+    end
+  end
+  -- Each freed slot goes to the task that has waited longest for one.
+  local free = loop.free_slots()
+  while free > 0 and slot_head <= slot_tail do
+    local task = slot_waiters[slot_head]
+    slot_waiters[slot_head] = nil
+    slot_head = slot_head + 1
+    if not task.done then
+      push_ready(task)
+      free = free - 1
     end
   end
   local t = now()
@@ -449,6 +469,10 @@ function M.map(list, fn, opts)
   if first_err ~= nil then error(first_err, 0) end
   return results
 end
+
+--- max_inflight([n]) -> the most requests the loop keeps in flight at
+--- once (default 256); past it a task's request waits for a free slot.
+function M.max_inflight(n) return loop.max_inflight(n) end
 
 --- current() -> the running task, or nil outside tasks.
 function M.current() return current_task() end

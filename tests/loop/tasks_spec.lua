@@ -461,4 +461,38 @@ describe("trainctl.task", function()
       assert.equal("no yield", gen())
     end)
   end)
+
+  -- Last: the connections it leaves idle in the pool would change the
+  -- socket counts that other specs take.
+  describe("slots", function()
+    it("keeps at most max_inflight requests in flight; the others wait their turn", function()
+      local loop = require("trainctl._loop")
+      local limit = task.max_inflight()
+      task.max_inflight(4)
+      local ok, err = pcall(function()
+        local busiest, done = 0, false
+        local monitor = task.spawn(function()
+          while not done do
+            busiest = math.max(busiest, task.max_inflight() - loop.free_slots())
+            task.sleep(0.005)
+          end
+        end)
+        local ts = {}
+        for i = 1, 24 do
+          ts[i] = task.spawn(function()
+            return assert(http.request { url = srv.url .. "/slow?s=0.05&i=" .. i, timeout = 10 }).status
+          end)
+        end
+        local statuses = task.all(ts)
+        done = true
+        monitor:join()
+        assert.equal(24, #statuses)
+        for _, st in ipairs(statuses) do assert.equal(200, st) end
+        assert.equal(4, busiest)
+        assert.equal(4, loop.free_slots())
+      end)
+      task.max_inflight(limit)
+      assert(ok, err)
+    end)
+  end)
 end)
