@@ -114,17 +114,14 @@ static int l_poll(lua_State *L)
 	int running, n = 0, pending;
 
 	lua_newtable(L);
-	lua_getfield(L, LUA_REGISTRYINDEX, PENDING);
-	pending = lua_gettop(L);
-	lua_pushnil(L);
-	if (!lua_next(L, pending)) {
+	if (inflight == 0) {
 		/* No transfer in flight: a plain (interruptible) wait. */
 		if (timeout > 0)
 			sys_sleep_interruptible(timeout);
-		lua_pop(L, 1);
 		return 1;
 	}
-	lua_pop(L, 2);
+	lua_getfield(L, LUA_REGISTRYINDEX, PENDING);
+	pending = lua_gettop(L);
 	m = http_multi();
 	for (;;) {
 		struct transfer *t;
@@ -162,15 +159,7 @@ static int l_poll(lua_State *L)
 
 static int l_pending(lua_State *L)
 {
-	int n = 0;
-
-	lua_getfield(L, LUA_REGISTRYINDEX, PENDING);
-	lua_pushnil(L);
-	while (lua_next(L, -2)) {
-		n++;
-		lua_pop(L, 1);
-	}
-	lua_pushinteger(L, n);
+	lua_pushinteger(L, inflight);
 	return 1;
 }
 
