@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lazy.h"
@@ -30,6 +31,7 @@ static void print_usage(FILE *f)
 	fprintf(f,
 		"usage: %s [options] [script [args]]\n"
 		"       %s call PROVIDER OPERATION [key=value ...]\n"
+		"       %s state list|show KEY|forget KEY|path [--state FILE]\n"
 		"Run a Lua 5.4 script that automates training on AiTEMS, "
 		"OpenSearch\n"
 		"or Azure AI Language; with no script on a terminal, start a "
@@ -63,7 +65,7 @@ static void print_usage(FILE *f)
 		"Exit status: 0 success, 1 error, 2 usage or configuration "
 		"error,\n"
 		"3 lock held, 4 timeout, 128+N killed by signal N.\n",
-		progname, progname);
+		progname, progname, progname);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -112,7 +114,7 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v;
 		if (a[0] != '-') {
-			if (strcmp(a, "call") == 0)
+			if (strcmp(a, "call") == 0 || strcmp(a, "state") == 0)
 				o->call = i;
 			else
 				o->script = i;
@@ -339,7 +341,8 @@ static int run_call(lua_State *L, int argc, char **argv, int at)
 		lua_pushstring(L, argv[i]);
 		lua_rawseti(L, -2, i - at);
 	}
-	status = host_run_task(L, 1, 1);
+	lua_pushstring(L, argv[at]); /* the command: call or state */
+	status = host_run_task(L, 2, 1);
 	if (status != LUA_OK) {
 		host_report(L, status);
 		return -1;
@@ -353,11 +356,24 @@ static int run_call(lua_State *L, int argc, char **argv, int at)
  * the lock held) until the process exits, whatever way it exits. */
 static int take_lock(const char *path)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* Never through a symlink, never written: a lock path that names
+	 * somebody's data leaves it as it was. */
+	int fd = open(path,
+		      O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+		      0644);
+	struct stat st;
 
 	if (fd < 0) {
 		fprintf(stderr, "%s: --lock %s: %s\n", progname, path,
-			strerror(errno));
+			errno == ELOOP ? "is a symbolic link (lock files are "
+					 "never followed through links)"
+				       : strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "%s: --lock %s: not a regular file\n", progname,
+			path);
+		close(fd);
 		return EXIT_USAGE;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

@@ -129,6 +129,12 @@ function M.classify(res, body)
   end
 end
 
+-- not_found(e): the backend's own answer for an unknown id (the
+-- gateway's 404 "Not Found Exception" is about a route, not an object).
+function M.not_found(e)
+  return e.status == 404 and e.code == "NOT_FOUND"
+end
+
 -- STATES maps a train record's status to the shared vocabulary.
 M.STATES = {
   ready = "pending", waiting = "pending", requesting = "pending",
@@ -403,6 +409,16 @@ invoke_train = function(self, args, spec)
     end,
     -- "cannot be trained while it is learning": perhaps by this very start.
     conflict = function(e) return e.code == "INVALID_STATUS" end,
+    -- The training in progress, if any: the latest record of each type,
+    -- whichever run started it.
+    running = function()
+      for _, t in ipairs(self:recent_trains(sid)) do
+        if type(t) == "table" and not job.TERMINAL[M.STATES[t.status] or "running"] then
+          return self:training_job({ service_id = sid, types = args.types, before = {}, adopted = true })
+        end
+      end
+    end,
+    timeout = args.timeout or self.timeout,
   })
 end
 by_name.train.invoke = invoke_train

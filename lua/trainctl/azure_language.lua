@@ -130,6 +130,14 @@ M.STATES = {
 
 local AUTH_CODES = { Unauthorized = true, Forbidden = true }
 
+local NOT_FOUND = { NotFound = true, ProjectNotFound = true, OperationNotFound = true }
+
+-- not_found(e): the service's own error code for a missing project,
+-- model, deployment or job.
+function M.not_found(e)
+  return e.status == 404 and NOT_FOUND[e.code] == true
+end
+
 -- classify(res, body): {"error":{"code","message","innererror":{...}}}.
 function M.classify(res, body)
   if res.status >= 200 and res.status < 300 then return nil end
@@ -479,6 +487,11 @@ by_name.train.invoke = function(self, args, spec)
   local project = args.project_name
   if project == nil then errors.usage("train: missing required parameter project_name") end
   local label = label_of(spec, args)
+  local function training(id)
+    return self:job({ kind = "training", label = label, job_id = id,
+      path = ("%s/%s/train/jobs/%s?api-version=%s"):format(A, ops.segment(project),
+        ops.segment(id), ops.encode(self.api_version)) })
+  end
   local function jobs()
     local list = {}
     for j in self:each("list_training_jobs", { project_name = project }) do list[#list + 1] = j end
@@ -502,15 +515,21 @@ by_name.train.invoke = function(self, args, spec)
       for _, id in ipairs(ref.before or {}) do before[id] = true end
       for _, t in ipairs(jobs()) do
         local r = type(t.result) == "table" and t.result or {}
-        if not before[t.jobId] and r.modelLabel == ref.model_label then
-          return self:job({ kind = "training", label = label, job_id = t.jobId,
-            path = ("%s/%s/train/jobs/%s?api-version=%s"):format(A, ops.segment(project),
-              ops.segment(t.jobId), ops.encode(self.api_version)) })
-        end
+        if not before[t.jobId] and r.modelLabel == ref.model_label then return training(t.jobId) end
       end
     end,
     -- One training per project at a time: perhaps this very start.
     conflict = function(e) return e.status == 409 end,
+    -- The same model's training in progress, whoever started it; another
+    -- model's leaves the conflict standing.
+    running = function(ref)
+      for _, t in ipairs(jobs()) do
+        local r = type(t.result) == "table" and t.result or {}
+        local st = M.STATES[type(t.status) == "string" and t.status:lower() or ""]
+        if r.modelLabel == ref.model_label and st and not job.TERMINAL[st] then return training(t.jobId) end
+      end
+    end,
+    timeout = args.timeout or self.timeout,
   })
 end
 

@@ -26,6 +26,9 @@ M.retry_defaults = {
   -- Cap on a server's Retry-After (warned when exceeded); well below
   -- max_time, so that a capped wait still leads to a retry.
   max_retry_after = 120,
+  -- Seconds one request may take, answer included; also how long a
+  -- server may still act on a request whose answer was lost.
+  timeout = 300,
 }
 
 M.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
@@ -264,7 +267,7 @@ function M.send(req)
     local t0 = wait.clock()
     local res, err = M.request({
       method = method, url = full, headers = r.headers, body = r.body,
-      timeout = req.timeout, connect_timeout = req.connect_timeout, max_body = req.max_body,
+      timeout = req.timeout or p.timeout, connect_timeout = req.connect_timeout, max_body = req.max_body,
       ca_file = req.ca_file, insecure = insecure,
       -- libcurl silently sends a request again when a reused connection
       -- turns out dead; a request that must not repeat gets its own.
@@ -322,6 +325,9 @@ function M.send(req)
     -- of the error keeps one (message, code, request id, details).
     e = log.redact(e, r.secrets)
     e.attempts = attempt
+    -- A request that may have reached the server may still be carried
+    -- out until its own timeout has run from when it was sent.
+    if e.ambiguous then e.hold_until = t0 + (req.timeout or p.timeout) end
     local delay
     if retryable and attempt < p.attempts then
       delay = e.retry_after
@@ -340,16 +346,42 @@ function M.send(req)
   end
 end
 
+-- look_until(lookup, deadline, clock, what) -> lookup's first non-nil
+-- answer, asking again every few seconds until clock() passes deadline
+-- (and once after it), or nil. For a request that may still land: a
+-- lookup made before the server could have acted proves nothing.
+function M.look_until(lookup, deadline, clock, what)
+  local found = lookup()
+  local step = math.max(0.5, math.min(5, require("trainctl.job").settle / 2))
+  local told = false
+  while found == nil and clock() < deadline do
+    local left = deadline - clock()
+    if not told then
+      log.info(("%s may still land; looking it up for %.1fs before trying again"):format(what, left))
+      told = true
+    end
+    wait.sleep(math.min(step, left))
+    found = lookup()
+  end
+  return found
+end
+
 -- create_once{create, lookup [, conflict, attempts, what, retry,
--- uncertain]} -> result. A create whose outcome is uncertain (connection
--- lost after sending, a timeout, a 5xx or 429, an unreadable answer) may
--- have happened. Look it up before trying again: lookup() returns what the
--- create made, or nil. conflict(err) tells an "already exists" answer to a
--- repeated create, which is resolved by lookup too; uncertain = true says
--- that even the first try may repeat an earlier one (another run's).
+-- uncertain, hold]} -> result. A create whose outcome is uncertain
+-- (connection broken or timed out after sending, 5xx, an unreadable
+-- answer) is looked up before it is tried again: conflict(err) says an
+-- error means "already exists", which after an uncertain first try means
+-- the repeated create found the first one, resolved by lookup too;
+-- uncertain = true says the first try may follow an earlier run's.
+-- hold = true is for creates that nothing on the server refuses twice
+-- (a training start): one whose fate is unknown is sent again only once
+-- it can no longer land, its own timeout plus job.settle after it was
+-- sent, and only if the lookup still finds nothing. A create of a named
+-- object needs no wait: the server refuses the name a second time.
 function M.create_once(o)
   local p = policy(o.retry)
   local attempts = o.attempts or p.attempts
+  local what = o.what or "the create"
   for attempt = 1, attempts do
     local ok, res = pcall(o.create)
     if ok then return res end
@@ -357,16 +389,21 @@ function M.create_once(o)
     if not errors.is(e) then error(e, 0) end
     local conflict = (attempt > 1 or o.uncertain) and o.conflict and o.conflict(e)
     if not (e.ambiguous or conflict) then error(e, 0) end
-    local found = o.lookup()
+    local found
+    if o.hold and e.ambiguous then
+      local deadline = (e.hold_until or wait.clock()) + require("trainctl.job").settle
+      found = M.look_until(o.lookup, deadline, wait.clock, what)
+    else
+      found = o.lookup()
+    end
     if found ~= nil then
       log.info(("%s: %s happened despite the error; using it"):format(e.provider or "client",
-        o.what or "the create"), { error = tostring(e) })
+        what), { error = tostring(e) })
       return found
     end
     if attempt == attempts then error(e, 0) end
     local delay = math.min(e.retry_after or M.backoff(attempt, p), p.max_retry_after)
-    log.warn(("%s; %s did not happen, trying again in %.1fs"):format(tostring(e),
-      o.what or "the create", delay))
+    log.warn(("%s; %s did not happen, trying again in %.1fs"):format(tostring(e), what, delay))
     wait.sleep(delay)
   end
 end

@@ -222,15 +222,16 @@ function M.wait_all(jobs, opts)
   return out
 end
 
--- settle: seconds a start may take from its request to showing in the
--- provider's lists. A run resumed sooner than that after a kill looks again
--- before starting, since a request the killed run sent (held by a slow
--- gateway, say) can still land.
+-- settle: seconds a start may take from the moment a server carries it
+-- out to showing in the provider's lists. A start whose fate is unknown
+-- (its answer lost, or its run killed) is looked for until its own
+-- timeout and settle have passed since it was sent, before it is made
+-- again: a request held by a slow gateway can still land until then.
 M.settle = 10
 
--- start{prepare, create, lookup, open, resume, record, conflict, what,
--- retry} -> job: a training start that neither a lost answer nor a kill -9
--- at any moment can turn into two trainings.
+-- start{prepare, create, lookup, open, running, record, conflict, what,
+-- retry, timeout, resume} -> job: a training start that neither a lost
+-- answer nor a kill -9 at any moment can turn into two trainings.
 --
 -- prepare() -> ref: what identifies this start before it is made (the
 -- trainings that existed before). record(ref), when given, is called with
@@ -238,9 +239,14 @@ M.settle = 10
 -- job's ref once the start is known to have happened; a script saves it in
 -- trainctl.state. resume is a ref an earlier run recorded: a confirmed one
 -- is opened (open(ref) -> job) without any request; a pending one is
--- looked up (lookup(ref) -> job | nil) and started only when the training
--- is not there. create(ref) -> job makes the request; when its answer is
--- lost it is looked up too (http.create_once).
+-- looked up (lookup(ref) -> job | nil), until the request it stands for
+-- can no longer land, and started only when the training is not there.
+-- create(ref) -> job makes the request; when its answer is lost it is
+-- looked up the same way (http.create_once). A start refused because a
+-- training is already running there (conflict(err)) adopts that training
+-- when running(ref) finds it (-> job): the workflow wants the service
+-- trained, and waits for the training in progress instead of failing.
+-- timeout is the start request's own (default: the retry policy's).
 function M.start(o)
   local ref = o.resume
   if ref ~= nil and type(ref) ~= "table" then
@@ -248,28 +254,39 @@ function M.start(o)
   end
   if ref and not ref.pending then return o.open(ref) end
   local sys = require("trainctl.sys")
+  local http = require("trainctl.http")
+  local hold = (o.timeout or http.retry_defaults.timeout) + M.settle
   local found
   if ref then
     log.info("looking up the training an earlier run may have started (its answer was never recorded)")
-    found = o.lookup(ref)
-    local left = math.min(M.settle, M.settle - (sys.now() - (tonumber(ref.pending_at) or 0)))
-    if not found and left > 0 then
-      log.info(("that start was recorded %.0fs ago and may still be on its way; looking again in %.1fs")
-        :format(M.settle - left, left))
-      wait.sleep(left)
-      found = o.lookup(ref)
-    end
+    local deadline = tonumber(ref.pending_until) or ((tonumber(ref.pending_at) or 0) + M.settle)
+    -- A clock set back since must not make the wait endless.
+    deadline = math.min(deadline, sys.now() + hold)
+    found = http.look_until(function() return o.lookup(ref) end, deadline, sys.now, "that start")
   else
     ref = o.prepare()
-    ref.pending, ref.pending_at = true, sys.now()
+    local now = sys.now()
+    ref.pending, ref.pending_at, ref.pending_until = true, now, now + hold
     if o.record then o.record(ref) end
   end
-  local j = found or require("trainctl.http").create_once({
-    what = o.what, retry = o.retry, conflict = o.conflict, uncertain = o.resume ~= nil,
-    create = function() return o.create(ref) end,
+  local j = found or http.create_once({
+    what = o.what, retry = o.retry, conflict = o.conflict, uncertain = o.resume ~= nil, hold = true,
+    create = function()
+      local ok, made = pcall(o.create, ref)
+      if ok then return made end
+      if o.running and errors.is(made) and not made.ambiguous and o.conflict and o.conflict(made) then
+        local busy = o.running(ref)
+        if busy then
+          log.info(("%s: a training is already running there; waiting for it instead of starting another")
+            :format(busy.label), { error = tostring(made) })
+          return busy
+        end
+      end
+      error(made, 0)
+    end,
     lookup = function() return o.lookup(ref) end,
   })
-  j.ref.pending, j.ref.pending_at = nil, nil
+  j.ref.pending, j.ref.pending_at, j.ref.pending_until = nil, nil, nil
   if o.record then o.record(j.ref) end
   return j
 end

@@ -154,6 +154,12 @@ function M.classify(res, body)
   }
 end
 
+-- not_found(e): the API's own code for a missing object
+-- (Instance.NotExist, Task.NotExist, Resource.NotExist...).
+function M.not_found(e)
+  return type(e.code) == "string" and e.code:match("%.NotExist$") ~= nil
+end
+
 M.STATES = { running = "running", success = "succeeded", failed = "failed", pending = "pending" }
 
 local function signer(version, ak, sk)
@@ -417,6 +423,16 @@ by_name.create_function_task.invoke = function(self, args, spec)
       end
     end,
     conflict = function(e) return e.code == "Task.IsRunning" end,
+    running = function(ref)
+      local t = self:newest_task(ref)
+      local st = t and M.STATES[field(t, "Status")]
+      if st and not job.TERMINAL[st] then
+        local r = where(self, ref)
+        r.before, r.generation, r.adopted = ref.before, generation(t), true
+        return self:training_job(r)
+      end
+    end,
+    timeout = args.timeout or self.timeout,
   })
 end
 
