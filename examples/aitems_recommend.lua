@@ -115,8 +115,9 @@ end
 -- was on its way looks the training up instead of starting another.
 if not run.trained then
   if run.training then log.info("resuming the recorded training", { service_id = run.service_id }) end
+  -- adopt: a training still running (yesterday's, say) is waited for.
   local job = ai:train(run.service_id, { types = aitems.TRAIN_TYPES, description = "trainctl example",
-    resume = run.training, record = function(ref)
+    adopt = true, resume = run.training, record = function(ref)
       run.training = ref
       save()
     end })

@@ -103,7 +103,7 @@ end, { timeout = 3600, interval = 2 })
 step("training", function(resume, record)
   return az:train(project, { model_label = MODEL, training_config_version = "latest",
     evaluation_options = { kind = "percentage", trainingSplitPercentage = 80, testingSplitPercentage = 20 },
-    resume = resume, record = record })
+    resume = resume, record = record, adopt = true })
 end, { timeout = 12 * 3600, interval = 5 })
 
 -- 4. How good is it?

@@ -48,7 +48,8 @@ end
 -- the request goes out: a run killed meanwhile looks it up).
 if not run.metrics then
   if run.training then log.info("resuming the recorded training", { instance = instance }) end
-  local job = search:create_function_task({ instance_name = instance, resume = run.training,
+  -- adopt: a training still running (yesterday's, say) is waited for.
+  local job = search:create_function_task({ instance_name = instance, resume = run.training, adopt = true,
     record = function(ref)
       run.training = ref
       save()

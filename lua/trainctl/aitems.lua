@@ -389,7 +389,7 @@ invoke_train = function(self, args, spec)
   local sid = args.service_id
   if sid == nil then errors.usage("train: missing required parameter service_id") end
   return job.start({
-    what = "the training request", resume = args.resume, record = args.record,
+    what = "the training request", resume = args.resume, record = args.record, adopt = args.adopt,
     retry = http.merge_retry(self.retry, args.retry),
     prepare = function()
       local before = {}

@@ -498,7 +498,7 @@ by_name.train.invoke = function(self, args, spec)
     return list
   end
   return job.start({
-    what = "the training start", resume = args.resume, record = args.record,
+    what = "the training start", resume = args.resume, record = args.record, adopt = args.adopt,
     retry = http.merge_retry(self.retry, args.retry),
     prepare = function()
       local before = {}

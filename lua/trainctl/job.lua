@@ -242,10 +242,11 @@ M.settle = 10
 -- looked up (lookup(ref) -> job | nil), until the request it stands for
 -- can no longer land, and started only when the training is not there.
 -- create(ref) -> job makes the request; when its answer is lost it is
--- looked up the same way (http.create_once). A start refused because a
--- training is already running there (conflict(err)) adopts that training
--- when running(ref) finds it (-> job): the workflow wants the service
--- trained, and waits for the training in progress instead of failing.
+-- looked up the same way (http.create_once). With adopt = true, a start
+-- refused because a training is already running there (conflict(err))
+-- adopts that training when running(ref) finds it (-> job): a workflow
+-- that wants the service trained (a cron job finding yesterday's training
+-- unfinished) waits for the training in progress instead of failing.
 -- timeout is the start request's own (default: the retry policy's).
 function M.start(o)
   local ref = o.resume
@@ -274,7 +275,7 @@ function M.start(o)
     create = function()
       local ok, made = pcall(o.create, ref)
       if ok then return made end
-      if o.running and errors.is(made) and not made.ambiguous and o.conflict and o.conflict(made) then
+      if o.adopt and o.running and errors.is(made) and not made.ambiguous and o.conflict and o.conflict(made) then
         local busy = o.running(ref)
         if busy then
           log.info(("%s: a training is already running there; waiting for it instead of starting another")

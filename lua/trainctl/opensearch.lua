@@ -401,7 +401,7 @@ end
 -- job.start for resume and record).
 by_name.create_function_task.invoke = function(self, args, spec)
   return job.start({
-    what = "the training start", resume = args.resume, record = args.record,
+    what = "the training start", resume = args.resume, record = args.record, adopt = args.adopt,
     retry = http.merge_retry(self.retry, args.retry),
     prepare = function()
       local ref = where(self, args)

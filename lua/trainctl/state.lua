@@ -200,6 +200,9 @@ function M.open(spec)
     store = require("trainctl.state_etcd").open(spec)
   else
     store = M.file(spec)
+    -- A file that cannot be a state file is said at once, not at the
+    -- first record.
+    store:read()
   end
   return setmetatable({ path = store:where(), store = store }, Doc)
 end

@@ -94,6 +94,8 @@ function M.run(argv)
     io.stderr:write(M.USAGE, "\n")
     return 2
   end
+  local ACTIONS = { path = true, list = true, show = true, forget = true }
+  if not ACTIONS[action] then errors.usage(("unknown state command %q\n%s"):format(action, M.USAGE)) end
   local tty = sys.isatty(1)
   local doc = state.open(spec or state.default_path())
   if action == "path" then
@@ -123,8 +125,6 @@ function M.run(argv)
     if records[key] == nil then missing(doc, key, records) end
     doc:delete(key)
     io.stderr:write(("forgot %s (state %s)\n"):format(key, doc:where()))
-  else
-    errors.usage(("unknown state command %q\n%s"):format(action, M.USAGE))
   end
   return 0
 end
