@@ -152,8 +152,9 @@ function M.main(argv)
   local ok, res = pcall(run, argv or {})
   if ok then return res end
   if errors.is(res) then
-    io.stderr:write("trainctl: ", tostring(res), "\n")
-    return exit_code(res)
+    local code = exit_code(res)
+    require("trainctl.log").report(tostring(res), res, code)
+    return code
   end
   error(res, 0)
 end
