@@ -314,7 +314,8 @@ end
 -- goes before the text ("error in a task nobody joined").
 function M.report(message, err, exit_status, context)
   message = redact_string(tostring(message))
-  local text, trace = redact_string(head(err))
+  local text = redact_string(head(err))
+  local trace
   if message:sub(1, #text) == text then
     trace = message:sub(#text + 1):match("^\n(.+)$")
   else
