@@ -406,6 +406,43 @@ int host_report(lua_State *L, int status)
 	return status;
 }
 
+/* say(message, exit status): trainctl.log.report in JSON. */
+static int say(lua_State *L)
+{
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "trainctl.log");
+	lua_call(L, 1, 1);
+	lua_getfield(L, -1, "set_format");
+	lua_pushliteral(L, "json");
+	lua_call(L, 1, 0);
+	lua_getfield(L, -1, "report");
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 2);
+	lua_call(L, 3, 0);
+	return 0;
+}
+
+/* An error of the command line, before any Lua runs (a bad option, a
+ * lock held): with --log-format json, one JSON object like the final
+ * error of a run, from a state made for it; else a text line. */
+void host_say(int json, const char *msg, int code)
+{
+	lua_State *L = json ? host_new() : NULL;
+	int status = LUA_ERRRUN;
+
+	if (L) {
+		lua_pushcfunction(L, say);
+		lua_pushstring(L, msg);
+		lua_pushinteger(L, code);
+		status = lua_pcall(L, 2, 0, 0);
+		lua_close(L);
+	}
+	if (status != LUA_OK)
+		fprintf(stderr, "trainctl: %s\n", msg);
+	fflush(stderr);
+}
+
 /* package.searchers entry for the embedded library; TRAINCTL_LUA_PATH
  * (a directory, or a package.path-style template list) is searched first
  * so a source tree can stand in for the compiled-in copy. */

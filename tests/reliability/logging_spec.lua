@@ -288,6 +288,22 @@ describe("logging", function()
       assert.is_nil(recs[1].traceback)
     end)
 
+    it("makes the errors of the command line one object each: a bad option, a lock held", function()
+      local code, _, err = sim:run({ "--log-format", "json", "--bogus" })
+      assert.equal(2, code)
+      local recs = json_lines(err)
+      assert.equal(1, #recs)
+      assert.same({ "error", "unrecognized option '--bogus'", 2 }, { recs[1].level, recs[1].msg, recs[1].exit_status })
+      local path = sim.dir .. "/held.lock"
+      local held = assert(require("trainctl.sys").lock(path))
+      finally(function() held:unlock() end)
+      code, _, err = sim:run({ "--lock", path, "-e", "" }, { env = { TRAINCTL_LOG_FORMAT = "json" } })
+      assert.equal(3, code)
+      recs = json_lines(err)
+      assert.equal(1, #recs)
+      assert.same({ "--lock " .. path .. ": held by another run", 3 }, { recs[1].msg, recs[1].exit_status })
+    end)
+
     it("makes the line of a SIGTERM one object with exit status 143", function()
       local ready = sim.dir .. "/ready"
       local proc = sim:spawn({ "--log-format", "json", "-e",
