@@ -328,7 +328,8 @@ function M.send(req)
       delay = e.retry_after
       if delay and delay > p.max_retry_after then
         log.warn(("%s asked to retry after %gs; waiting %gs instead"):format(
-          req.provider or "server", delay, p.max_retry_after))
+          req.provider or "server", delay, p.max_retry_after), nil,
+          { provider = req.provider, retry_after = delay, delay = p.max_retry_after })
         delay = p.max_retry_after
       end
       delay = delay or M.backoff(attempt, p)
