@@ -293,8 +293,8 @@ end
 local REPORT_FIELDS = { "kind", "code", "status", "provider", "request_id", "method", "url",
   "retry_after", "attempts" }
 
--- head(err) -> the text of an error as the message handler printed it
--- (before any traceback), or nil.
+-- head(err) -> the text of an error as the message handler printed it,
+-- before any traceback.
 local function head(err)
   if type(err) == "string" then return err end
   local ok, mt = pcall(getmetatable, err)
