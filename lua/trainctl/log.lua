@@ -168,6 +168,8 @@ local function redact_string(s, extra)
       if v == REDACTED then return nil end
       return a .. REDACTED .. c
     end)
+    -- A value the text ends in (cut short) is a secret all the same.
+    s = s:gsub('("' .. pat .. '"%s*:%s*")[^"]+$', "%1" .. REDACTED)
     s = s:gsub("([%?&]" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED)
     s = s:gsub("^(" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED)
   end
@@ -207,15 +209,27 @@ function M.escape(s, lines)
   return (s:gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end))
 end
 
--- clip(s, max [, extra]) -> s redacted, then cut to max bytes: cutting
--- first would leave a secret that straddles the cut less its last bytes,
--- which no longer matches it.
+-- redact_head(s, max [, extra]) -> the beginning of s, redacted, at
+-- least max bytes of it: what a caller that cuts s at max may show.
+-- Redacting after the cut would miss a secret that straddles it (printed
+-- less its last bytes); redacting all of a 64 MiB body would take
+-- seconds. So the text is taken as far past max as a secret can reach
+-- (the longest one registered, in its longest form) and redacted.
+function M.redact_head(s, max, extra)
+  local reach = 8192
+  for _, secret in ipairs(secret_list()) do reach = math.max(reach, 3 * #secret) end
+  for _, secret in ipairs(extra or {}) do
+    if type(secret) == "string" then reach = math.max(reach, 3 * #secret) end
+  end
+  return redact_string(s:sub(1, max + reach), extra)
+end
+
+-- clip(s, max [, extra]) -> s cut to max bytes (its size said after the
+-- cut), redacted before it is cut.
 function M.clip(s, max, extra)
   if type(s) ~= "string" then return s end
-  local size = #s
-  s = redact_string(s, extra)
-  if #s > max then return s:sub(1, max) .. ("... (%d bytes)"):format(size) end
-  return s
+  if #s <= max then return redact_string(s, extra) end
+  return M.redact_head(s, max, extra):sub(1, max) .. ("... (%d bytes)"):format(#s)
 end
 
 local function json_fields(time, lvl, msg, fields, data)
