@@ -150,7 +150,7 @@ end
 
 local function snippet(body, extra)
   if type(body) ~= "string" or body == "" then return nil end
-  body = log.redact_head(body, 200, extra):gsub("%s+", " ")
+  body = (log.redact_head(body, 200, extra)):gsub("%s+", " ")
   if #body > 200 then body = body:sub(1, 200) .. "..." end
   return body
 end

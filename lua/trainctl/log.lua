@@ -210,7 +210,8 @@ function M.escape(s, lines)
 end
 
 -- redact_head(s, max [, extra]) -> the beginning of s, redacted, at
--- least max bytes of it: what a caller that cuts s at max may show.
+-- least max bytes of it: what a caller that cuts s at max may show; and
+-- whether that is all of s.
 -- Redacting after the cut would miss a secret that straddles it (printed
 -- less its last bytes); redacting all of a 64 MiB body would take
 -- seconds. So the text is taken as far past max as a secret can reach
@@ -221,7 +222,7 @@ function M.redact_head(s, max, extra)
   for _, secret in ipairs(extra or {}) do
     if type(secret) == "string" then reach = math.max(reach, 3 * #secret) end
   end
-  return redact_string(s:sub(1, max + reach), extra)
+  return redact_string(s:sub(1, max + reach), extra), #s <= max + reach
 end
 
 -- clip(s, max [, extra]) -> s cut to max bytes (its size said after the
@@ -229,7 +230,9 @@ end
 function M.clip(s, max, extra)
   if type(s) ~= "string" then return s end
   if #s <= max then return redact_string(s, extra) end
-  return M.redact_head(s, max, extra):sub(1, max) .. ("... (%d bytes)"):format(#s)
+  local head, whole = M.redact_head(s, max, extra)
+  if whole and #head <= max then return head end
+  return head:sub(1, max) .. ("... (%d bytes)"):format(#s)
 end
 
 local function json_fields(time, lvl, msg, fields, data)

@@ -116,6 +116,15 @@ describe("logging", function()
       end
     end)
 
+    it("a secret-named value cut short, or longer than the cut, is redacted all the same", function()
+      local token = ("t"):rep(10000)
+      local clipped = log.clip(('{"access_token":"%s","expires_in":3599}'):format(token), 4096)
+      assert.equal('{"access_token":"[REDACTED]","expires_in":3599}', clipped)
+      clipped = log.clip(('{"pad":"%s","client_secret":"%s"}'):format(("x"):rep(4000), token), 4096)
+      assert.is_nil(clipped:find("tttttttt", 1, true))
+      assert.matches('"client_secret":"[REDACTED]', clipped, 1, true)
+    end)
+
     it("trainctl call at --log-level trace prints the padded answer without the key", function()
       local code, _, err = hostile_run(("/pad/%d/8192"):format(4096 - #SECRET // 2),
         { "--log-level", "trace", "call", "aitems", "list_schemas" })
