@@ -68,8 +68,38 @@ static void print_usage(FILE *f)
 		progname, progname, progname);
 }
 
+/* --log-format json (or TRAINCTL_LOG_FORMAT=json): the errors of the
+ * command line are JSON lines too. Known before the options are checked,
+ * so that a bad option after it is reported in JSON. */
+static int json_lines;
+
+static int wants_json(int argc, char **argv)
+{
+	const char *fmt = getenv("TRAINCTL_LOG_FORMAT");
+	int i;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0 || strcmp(a, "-") == 0)
+			break;
+		if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0)
+			i++;
+		else if (strncmp(a, "--log-format=", 13) == 0)
+			fmt = a + 13;
+		else if (strcmp(a, "--log-format") == 0 && i + 1 < argc)
+			fmt = argv[++i];
+	}
+	return fmt && strcmp(fmt, "json") == 0;
+}
+
 static int usage_error(const char *fmt, const char *arg)
 {
+	if (json_lines) {
+		char msg[1024];
+		snprintf(msg, sizeof msg, fmt, arg);
+		host_say(1, msg, EXIT_USAGE);
+		return -1;
+	}
 	fprintf(stderr, "%s: ", progname);
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\nTry '%s --help' for more information.\n", progname);
@@ -361,32 +391,31 @@ static int take_lock(const char *path)
 	int fd = open(path,
 		      O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
 		      0644);
+	int code = EXIT_USAGE;
+	char msg[1024];
 	struct stat st;
 
-	if (fd < 0) {
-		fprintf(stderr, "%s: --lock %s: %s\n", progname, path,
-			errno == ELOOP ? "is a symbolic link (lock files are "
-					 "never followed through links)"
-				       : strerror(errno));
-		return EXIT_USAGE;
-	}
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-		fprintf(stderr, "%s: --lock %s: not a regular file\n", progname,
-			path);
+	if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(msg, sizeof msg, "--lock %s: not a regular file",
+			 path);
 		close(fd);
-		return EXIT_USAGE;
+		host_say(json_lines, msg, code);
+		return code;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK) {
-			fprintf(stderr, "%s: --lock %s: held by another run\n",
-				progname, path);
-			return EXIT_LOCKED;
-		}
-		fprintf(stderr, "%s: --lock %s: %s\n", progname, path,
-			strerror(errno));
-		return EXIT_USAGE;
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return EXIT_OK;
+	if (fd >= 0 && errno == EWOULDBLOCK) {
+		snprintf(msg, sizeof msg, "--lock %s: held by another run",
+			 path);
+		code = EXIT_LOCKED;
+	} else {
+		snprintf(msg, sizeof msg, "--lock %s: %s", path,
+			 errno == ELOOP ? "is a symbolic link (lock files are "
+					  "never followed through links)"
+					: strerror(errno));
 	}
-	return EXIT_OK;
+	host_say(json_lines, msg, code);
+	return code;
 }
 
 static int run(lua_State *L, int argc, char **argv, struct opts *o)
@@ -434,6 +463,7 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof o);
 	if (argv[0] && argv[0][0])
 		progname = "trainctl";
+	json_lines = wants_json(argc, argv);
 	if (collect_opts(argc, argv, &o) < 0)
 		return EXIT_USAGE;
 	if (o.help) {

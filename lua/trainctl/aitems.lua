@@ -174,6 +174,8 @@ function M.client(o)
   return setmetatable({
     provider = "aitems", endpoint = endpoint, retry = o.retry, timeout = o.timeout,
     ca_file = o.ca_file or config.ca_file(), insecure = o.insecure, _sign = signer(ak, sk),
+    credentials = config.origin({ "NCLOUD_ACCESS_KEY", "NCLOUD_SECRET_KEY" },
+      { NCLOUD_ACCESS_KEY = o.access_key ~= nil, NCLOUD_SECRET_KEY = o.secret_key ~= nil }),
   }, Client)
 end
 
@@ -185,7 +187,7 @@ function Client:_send(r)
   return http.send({
     provider = "aitems", method = r.method, url = self.endpoint .. r.path, query = r.query,
     headers = headers, body = r.body, sign = self._sign, classify = M.classify,
-    idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
+    credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
     timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
   })
 end

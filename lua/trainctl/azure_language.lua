@@ -196,6 +196,7 @@ local function token_source(o)
       headers = { ["content-type"] = "application/x-www-form-urlencoded",
         accept = "application/json" },
       body = form, idempotent = true, classify = classify_entra, retry = o.retry,
+      credentials = o.credentials,
       timeout = o.timeout, ca_file = o.ca_file, insecure = o.insecure,
       sign = function(r) r.secrets[#r.secrets + 1] = o.client_secret end,
     })
@@ -213,25 +214,37 @@ local function token_source(o)
   return src
 end
 
+local ENTRA_VARS = { "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET" }
+local GIVEN = { AZURE_LANGUAGE_KEY = true, AZURE_TENANT_ID = true, AZURE_CLIENT_ID = true,
+  AZURE_CLIENT_SECRET = true }
+
+-- resolve_auth(o) -> {key | tenant_id, client_id, client_secret,
+-- credentials = where they came from (config.origin)}.
 local function resolve_auth(o)
-  if o.key then return { key = config.secret(o.key) } end
+  if o.key then
+    return { key = config.secret(o.key), credentials = config.origin({ "AZURE_LANGUAGE_KEY" }, GIVEN) }
+  end
   if o.tenant_id or o.client_id or o.client_secret then
     if not (o.tenant_id and o.client_id and o.client_secret) then
       errors.usage("azure_language: tenant_id, client_id and client_secret go together")
     end
     return { tenant_id = o.tenant_id, client_id = config.key_id(o.client_id),
-      client_secret = config.secret(o.client_secret) }
+      client_secret = config.secret(o.client_secret), credentials = config.origin(ENTRA_VARS, GIVEN) }
   end
   local key = o.auth ~= "entra" and config.get("AZURE_LANGUAGE_KEY")
-  if key then return { key = config.secret(key) } end
+  if key then
+    return { key = config.secret(key), credentials = config.origin({ "AZURE_LANGUAGE_KEY" }) }
+  end
   local tenant, client = config.get("AZURE_TENANT_ID"), config.get("AZURE_CLIENT_ID")
   local secret = config.get("AZURE_CLIENT_SECRET")
   if tenant or client or secret or o.auth == "entra" then
     -- Part of a service principal is there: name the part that is missing.
     local hint = "(Entra ID needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)"
-    return { tenant_id = config.need("AZURE_TENANT_ID", hint),
+    local a = { tenant_id = config.need("AZURE_TENANT_ID", hint),
       client_id = config.key_id(config.need("AZURE_CLIENT_ID", hint)),
       client_secret = config.secret(config.need("AZURE_CLIENT_SECRET", hint)) }
+    a.credentials = config.origin(ENTRA_VARS)
+    return a
   end
   config.need("AZURE_LANGUAGE_KEY", "(or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)")
 end
@@ -256,7 +269,7 @@ function M.client(o)
   local self = setmetatable({
     provider = "azure_language", endpoint = endpoint, api_version = o.api_version or M.API_VERSION,
     retry = o.retry, timeout = o.timeout, ca_file = ca_file, insecure = o.insecure,
-    auth = auth.key and "key" or "entra",
+    auth = auth.key and "key" or "entra", credentials = auth.credentials,
   }, Client)
   if auth.key then
     local key = auth.key
@@ -266,7 +279,7 @@ function M.client(o)
       tenant_id = auth.tenant_id, client_id = auth.client_id, client_secret = auth.client_secret,
       authority = o.authority or config.get("TRAINCTL_ENTRA_ENDPOINT") or M.DEFAULT_AUTHORITY,
       scope = o.scope, retry = o.retry, timeout = o.timeout, ca_file = ca_file,
-      insecure = o.insecure,
+      insecure = o.insecure, credentials = auth.credentials,
     })
     self._tokens = tokens
     self._sign = function(r) r.headers["authorization"] = "Bearer " .. tokens.get() end
@@ -292,7 +305,7 @@ function Client:_send(r)
   local req = {
     provider = "azure_language", method = r.method, url = self.endpoint .. r.path, query = query,
     headers = headers, body = r.body, sign = self._sign, classify = M.classify,
-    idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
+    credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
     timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
   }
   if not self._tokens then return http.send(req) end

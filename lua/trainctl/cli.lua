@@ -155,8 +155,9 @@ function M.main(argv, command)
   local ok, res = pcall(fn, argv or {})
   if ok then return res end
   if errors.is(res) then
-    io.stderr:write("trainctl: ", tostring(res), "\n")
-    return exit_code(res)
+    local code = exit_code(res)
+    require("trainctl.log").report(tostring(res), res, code)
+    return code
   end
   error(res, 0)
 end

@@ -35,7 +35,8 @@ function Error.__tostring(e)
   if e.status then detail[#detail + 1] = "HTTP " .. tostring(e.status) end
   if e.code and e.code ~= "" then detail[#detail + 1] = tostring(e.code) end
   if #detail > 0 then head = head .. " (" .. table.concat(detail, ", ") .. ")" end
-  return head .. ": " .. tostring(e.message or "unknown error") .. where(e)
+  local hint = e.hint and ("; " .. tostring(e.hint)) or ""
+  return head .. ": " .. tostring(e.message or "unknown error") .. hint .. where(e)
 end
 
 -- new{kind=..., message=..., ...}: copies the fields into a fresh object.

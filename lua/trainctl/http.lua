@@ -141,12 +141,9 @@ function M.backoff(n, p)
   return d * (0.5 + 0.5 * math.random())
 end
 
-local function truncate(s)
-  if type(s) ~= "string" then return s end
-  if #s > TRACE_BODY then
-    return s:sub(1, TRACE_BODY) .. ("... (%d bytes)"):format(#s)
-  end
-  return s
+-- A body in a trace: redacted whole, then cut (log.clip).
+local function truncate(s, extra)
+  return log.clip(s, TRACE_BODY, extra)
 end
 
 local function request_id(headers)
@@ -154,9 +151,9 @@ local function request_id(headers)
     or header(headers, "x-ms-request-id") or header(headers, "x-acs-request-id")
 end
 
-local function snippet(body)
+local function snippet(body, extra)
   if type(body) ~= "string" or body == "" then return nil end
-  body = body:gsub("%s+", " ")
+  body = (log.redact_head(body, 200, extra)):gsub("%s+", " ")
   if #body > 200 then body = body:sub(1, 200) .. "..." end
   return body
 end
@@ -186,11 +183,14 @@ local function response_error(req, r, res, decoded, info)
   local message = text(info.message)
   if not message or message == "" then
     message = ("HTTP %d"):format(status)
-    local s = snippet(res.body)
+    local s = snippet(res.body, r.secrets)
     if s and not decoded then message = message .. ": " .. s end
   end
   return errors.new({
     kind = kind, status = status, code = text(info.code), message = message,
+    -- A refused credential is named by where it came from (never by its
+    -- value), so the user knows what to fix.
+    hint = kind == "auth" and req.credentials or nil,
     request_id = text(info.request_id) or request_id(res.headers),
     retry_after = M.retry_after(res.headers), provider = req.provider,
     method = r.method, url = r.display_url, details = info.details,
@@ -201,7 +201,7 @@ local function trace_request(r)
   if not log.enabled("trace") then return end
   log.trace("http request", log.redact({
     provider = r.provider, method = r.method, url = r.display_url, attempt = r.attempt,
-    headers = r.headers, body = truncate(r.body),
+    headers = r.headers, body = truncate(r.body, r.secrets),
   }, r.secrets))
 end
 
@@ -209,7 +209,7 @@ local function trace_response(r, res, seconds)
   if not log.enabled("trace") then return end
   log.trace("http response", log.redact({
     provider = r.provider, method = r.method, url = r.display_url, status = res.status,
-    headers = res.headers, body = truncate(res.body), seconds = seconds,
+    headers = res.headers, body = truncate(res.body, r.secrets), seconds = seconds,
   }, r.secrets))
 end
 
@@ -226,7 +226,8 @@ end
 -- signed as is), headers, body (string, or a table sent as JSON),
 -- sign(r) (sets r.headers for each try; may add r.secrets), classify(res,
 -- decoded) -> nil | info, idempotent, retry, timeout, connect_timeout,
--- max_body, ca_file, insecure.
+-- max_body, ca_file, insecure, credentials (where the credentials came
+-- from, config.origin, added to an authentication error).
 function M.send(req)
   local p = policy(req.retry)
   local method = req.method:upper()
@@ -333,7 +334,8 @@ function M.send(req)
       delay = e.retry_after
       if delay and delay > p.max_retry_after then
         log.warn(("%s asked to retry after %gs; waiting %gs instead"):format(
-          req.provider or "server", delay, p.max_retry_after))
+          req.provider or "server", delay, p.max_retry_after), nil,
+          { provider = req.provider, retry_after = delay, delay = p.max_retry_after })
         delay = p.max_retry_after
       end
       delay = delay or M.backoff(attempt, p)
@@ -341,7 +343,9 @@ function M.send(req)
     end
     if not delay then error(e, 0) end
     log.warn(("%s; retrying in %.1fs (attempt %d of %d)"):format(tostring(e), delay,
-      attempt + 1, p.attempts))
+      attempt + 1, p.attempts), nil, { provider = e.provider, kind = e.kind, status = e.status,
+      code = e.code, request_id = e.request_id, attempt = attempt + 1, attempts = p.attempts,
+      delay = delay })
     wait.sleep(delay)
   end
 end
@@ -403,7 +407,9 @@ function M.create_once(o)
     end
     if attempt == attempts then error(e, 0) end
     local delay = math.min(e.retry_after or M.backoff(attempt, p), p.max_retry_after)
-    log.warn(("%s; %s did not happen, trying again in %.1fs"):format(tostring(e), what, delay))
+    log.warn(("%s; %s did not happen, trying again in %.1fs"):format(tostring(e), what, delay), nil,
+      { provider = e.provider, kind = e.kind, status = e.status, code = e.code, attempt = attempt + 1,
+        attempts = attempts, delay = delay })
     wait.sleep(delay)
   end
 end

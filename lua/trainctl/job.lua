@@ -53,10 +53,10 @@ end
 local Progress = {}
 Progress.__index = Progress
 
-local function new_progress(label, quiet)
+local function new_progress(label, quiet, provider)
   return setmetatable({
     label = label, start = wait.clock(), tty = not quiet and log.progress_supported(),
-    quiet = quiet,
+    quiet = quiet, provider = provider,
   }, Progress)
 end
 
@@ -76,6 +76,7 @@ local function eta_of(self, st, now)
   end
 end
 
+-- text(st) -> the line, and its facts as fields (for JSON lines).
 function Progress:text(st)
   local now = wait.clock()
   local parts = { self.label .. ":", st.state }
@@ -84,12 +85,14 @@ function Progress:text(st)
   local eta = st.state == "running" and eta_of(self, st, now)
   if eta then parts[#parts + 1] = "ETA " .. wait.duration(eta) end
   parts[#parts + 1] = "elapsed " .. wait.duration(now - self.start)
-  return table.concat(parts, " ")
+  local elapsed = math.floor((now - self.start) * 1000 + 0.5) / 1000
+  return table.concat(parts, " "), { job = self.label, provider = self.provider, state = st.state,
+    progress = p, eta = eta and math.floor(eta + 0.5) or nil, elapsed = elapsed }
 end
 
 function Progress:update(st)
   if self.quiet then return end
-  local text = self:text(st)
+  local text, data = self:text(st)
   if self.tty then
     log.progress(text)
     return
@@ -100,7 +103,7 @@ function Progress:update(st)
   local bucket = st.progress and math.floor(tonumber(st.progress) / 10) or -1
   if st.state ~= self.last_state or bucket ~= self.last_bucket
     or now - (self.last_log or 0) >= 60 then
-    log.info(text)
+    log.info(text, nil, data)
     self.last_state, self.last_bucket, self.last_log = st.state, bucket, now
   end
 end
@@ -124,7 +127,7 @@ end
 -- the time is up (the job keeps running: wait again or cancel it).
 function Job:wait(opts)
   opts = opts or {}
-  local display = new_progress(self.label, opts.quiet)
+  local display = new_progress(self.label, opts.quiet, self.provider)
   local interval = opts.interval or self.interval or 5
   local max_interval = opts.max_interval or self.max_interval or 60
   -- TRAINCTL_POLL_INTERVAL overrides every script's polling pace: an
@@ -143,7 +146,8 @@ function Job:wait(opts)
     if hint and hint > cap then
       if not warned then
         log.warn(("%s: the server asked to poll again after %gs; polling after %gs instead")
-          :format(self.label, hint, cap))
+          :format(self.label, hint, cap), nil, { job = self.label, provider = self.provider,
+          retry_after = hint, delay = cap })
         warned = true
       end
       hint = cap
@@ -162,7 +166,9 @@ function Job:wait(opts)
   end
   if st.state ~= "succeeded" then error(failure(self, st), 0) end
   if not opts.quiet then
-    log.info(("%s: succeeded after %s"):format(self.label, wait.duration(wait.clock() - display.start)))
+    log.info(("%s: succeeded after %s"):format(self.label, wait.duration(wait.clock() - display.start)),
+      nil, { job = self.label, provider = self.provider, state = st.state, progress = st.progress,
+        elapsed = math.floor((wait.clock() - display.start) * 1000 + 0.5) / 1000 })
   end
   return st
 end
@@ -199,8 +205,9 @@ function M.wait_all(jobs, opts)
     tasks[i] = task.spawn(function()
       local ok, st = pcall(j.wait, j, o)
       done = done + 1
-      log.info(("%s: %s (%d of %d jobs ended)"):format(j.label,
-        ok and st.state or (type(st) == "table" and st.state or "failed"), done, #jobs))
+      local state = ok and st.state or (type(st) == "table" and st.state or "failed")
+      log.info(("%s: %s (%d of %d jobs ended)"):format(j.label, state, done, #jobs), nil,
+        { job = j.label, provider = j.provider, state = state, ended = done, jobs = #jobs })
       if not ok then error(st, 0) end
       return st
     end)

@@ -218,6 +218,9 @@ function M.client(o)
     retry = o.retry, timeout = o.timeout, ca_file = o.ca_file or config.ca_file(), insecure = o.insecure,
     defaults = { app_group_identity = o.app_group, function_name = o.function_name },
     _sign = signer(version, ak, sk),
+    credentials = config.origin({ "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET" },
+      { ALIBABA_CLOUD_ACCESS_KEY_ID = o.access_key_id ~= nil,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET = o.access_key_secret ~= nil }),
   }, Client)
 end
 
@@ -235,7 +238,7 @@ function Client:_send(r)
   local decoded, res = http.send({
     provider = "opensearch", method = r.method, url = self.endpoint .. r.path, query = r.query,
     headers = headers, body = body, sign = self._sign, classify = M.classify,
-    idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
+    credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
     timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
   })
   return M.normalize(decoded), res
