@@ -541,7 +541,8 @@ static int l_parse_duration(lua_State *L)
 
 	if (v < 0) {
 		luaL_pushfail(L);
-		lua_pushfstring(L, "invalid duration '%s' (e.g. 90, 30s, 15m, 2h)", s);
+		lua_pushfstring(
+			L, "invalid duration '%s' (e.g. 90, 30s, 15m, 2h)", s);
 		return 2;
 	}
 	lua_pushnumber(L, v);

@@ -156,6 +156,11 @@ function M.signing_time(provider)
   return require("trainctl.sys").now() + (clock_offset[provider or ""] or 0)
 end
 
+-- forget_skew(): sign with the local clock again (for tests).
+function M.forget_skew()
+  clock_offset = {}
+end
+
 -- skewed(req, res, e) -> a note for the error when the server refused
 -- the request and its Date is further than req.skew_window seconds from
 -- the time the request was signed with; the provider's offset is then

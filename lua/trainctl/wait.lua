@@ -46,6 +46,7 @@ end
 
 -- seconds(d) -> "0.4s", "8.0s", "3m05s": a delay for a message.
 local function seconds(d)
+  if d < 1 then return ("%.2fs"):format(d) end
   if d < 10 then return ("%.1fs"):format(d) end
   return M.duration(d)
 end
@@ -85,7 +86,6 @@ function M.poll(fn, opts)
   while true do
     local asked = M.clock()
     local done, value, hint = fn()
-    if done then return value end
     local unknown = done == nil and errors.is(value)
     if unknown then
       unknown_since = unknown_since or asked
@@ -94,6 +94,7 @@ function M.poll(fn, opts)
         M.duration(M.clock() - unknown_since)))
       unknown_since = nil
     end
+    if done then return value end
     local now = M.clock()
     local elapsed = now - start
     local lasted = unknown and now - unknown_since
