@@ -138,7 +138,9 @@ end
 -- short or unreadable (decode), 408, 429, any 5xx, or throttling. An auth
 -- error or another 4xx will not change by waiting.
 function M.transient(e)
-  if not errors.is(e) or e.kind == "auth" then return false end
+  -- An error that decides the exit status (the run's --timeout, a
+  -- signal) ends the run whatever its kind.
+  if not errors.is(e) or e.kind == "auth" or e.exit_code then return false end
   if e.kind == "network" or e.kind == "timeout" or e.kind == "decode" then return true end
   local status = tonumber(e.status)
   if status and (M.RETRY_STATUS[status] or (status >= 500 and status < 600)) then return true end

@@ -203,5 +203,7 @@ describe("http.transient", function()
       assert.is_false(http.transient(e(f)), f.kind .. " " .. tostring(f.status))
     end
     assert.is_false(http.transient("a string"))
+    assert.is_false(http.transient(e({ kind = "timeout", exit_code = 4,
+      message = "the --timeout for this run was reached" })))
   end)
 end)
