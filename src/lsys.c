@@ -562,6 +562,23 @@ static int l_parse_rfc1123(lua_State *L)
 	return 1;
 }
 
+/* parse_duration("90s" | "15m" | "1h30m" | "90") -> seconds, or nil, err:
+ * the one reading of durations, the command line's. */
+static int l_parse_duration(lua_State *L)
+{
+	const char *s = luaL_checkstring(L, 1);
+	double v = host_parse_duration(s);
+
+	if (v < 0) {
+		luaL_pushfail(L);
+		lua_pushfstring(
+			L, "invalid duration '%s' (e.g. 90, 30s, 15m, 2h)", s);
+		return 2;
+	}
+	lua_pushnumber(L, v);
+	return 1;
+}
+
 static const luaL_Reg funcs[] = { { "now", l_now },
 				  { "clock", l_clock },
 				  { "getenv", l_getenv },
@@ -578,6 +595,7 @@ static const luaL_Reg funcs[] = { { "now", l_now },
 				  { "parse_iso8601", l_parse_iso8601 },
 				  { "format_rfc1123", l_format_rfc1123 },
 				  { "parse_rfc1123", l_parse_rfc1123 },
+				  { "parse_duration", l_parse_duration },
 				  { NULL, NULL } };
 
 static const luaL_Reg lock_methods[] = { { "unlock", lock_release },

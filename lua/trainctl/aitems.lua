@@ -143,13 +143,16 @@ M.STATES = {
   requestFailed = "failed", refinedFailed = "failed", learningFailed = "failed",
 }
 
+-- The API Gateway refuses a timestamp 5 minutes or more from its clock.
+M.SKEW_WINDOW = 300
+
 local SERVICE_BUSY = { learning = true, requestLearning = true, scheduledLearning = true }
 
 local function signer(access_key, secret_key)
   local sign = require("trainctl.sign")
   local sys = require("trainctl.sys")
   return function(r)
-    local ts = ("%d"):format(math.floor(sys.now() * 1000))
+    local ts = ("%d"):format(math.floor((r.now or sys.now()) * 1000))
     local uri = r.path .. (r.query ~= "" and ("?" .. r.query) or "")
     local sig = sign.ncp_v2({ method = r.method, uri = uri, timestamp = ts,
       access_key = access_key, secret_key = secret_key })
@@ -189,6 +192,7 @@ function Client:_send(r)
     headers = headers, body = r.body, sign = self._sign, classify = M.classify,
     credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
     timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
+    skew_window = M.SKEW_WINDOW,
   })
 end
 

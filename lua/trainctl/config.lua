@@ -217,6 +217,18 @@ function M.ca_file()
     or nonempty(M.getenv("SSL_CERT_FILE"))
 end
 
+-- outage_budget() -> seconds, or nil when unset: how long a job's wait
+-- goes on polling while its status cannot be read (an outage), from
+-- TRAINCTL_OUTAGE_BUDGET (environment or profile), a duration such as
+-- 30m, 2h or 900.
+function M.outage_budget()
+  local v = M.get("TRAINCTL_OUTAGE_BUDGET")
+  if not v then return nil end
+  local seconds, err = require("trainctl.sys").parse_duration(v)
+  if not seconds then errors.usage("TRAINCTL_OUTAGE_BUDGET: " .. err) end
+  return seconds
+end
+
 -- Credentials are registered with the logger as soon as they are read, so
 -- no later message can carry them.
 function M.secret(value)

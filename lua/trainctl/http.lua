@@ -29,6 +29,9 @@ M.retry_defaults = {
   -- Seconds one request may take, answer included; also how long a
   -- server may still act on a request whose answer was lost.
   timeout = 300,
+  -- Floor on a server's Retry-After: "0" is no reason to ask again in a
+  -- tight loop.
+  min_retry_after = 1,
 }
 
 M.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
@@ -131,6 +134,55 @@ function M.throttled(e)
   if type(e) ~= "table" then return false end
   if e.status == 429 then return true end
   return type(e.code) == "string" and e.code:find("Throttling", 1, true) ~= nil
+end
+
+-- transient(err) -> whether an error may pass by itself, so that asking
+-- again later makes sense: no answer (network, timeout), an answer cut
+-- short or unreadable (decode), 408, 429, any 5xx, or throttling. An auth
+-- error or another 4xx will not change by waiting.
+function M.transient(e)
+  -- An error that decides the exit status (the run's --timeout, a
+  -- signal) ends the run whatever its kind.
+  if not errors.is(e) or e.kind == "auth" or e.exit_code then return false end
+  if e.kind == "network" or e.kind == "timeout" or e.kind == "decode" then return true end
+  local status = tonumber(e.status)
+  if status and (M.RETRY_STATUS[status] or (status >= 500 and status < 600)) then return true end
+  return M.throttled(e)
+end
+
+-- Seconds to add to the local clock when signing for a provider, learned
+-- from a server that refused a signature and whose Date showed our clock
+-- off by more than that provider's window; kept for the rest of the run,
+-- as the AWS SDKs do.
+local clock_offset = {}
+
+-- signing_time(provider) -> the time to sign a request with.
+function M.signing_time(provider)
+  return require("trainctl.sys").now() + (clock_offset[provider or ""] or 0)
+end
+
+-- forget_skew(): sign with the local clock again (for tests).
+function M.forget_skew()
+  clock_offset = {}
+end
+
+-- skewed(req, res, e) -> a note for the error when the server refused
+-- the request and its Date is further than req.skew_window seconds from
+-- the time the request was signed with; the provider's offset is then
+-- corrected. nil otherwise.
+local function skewed(req, res, e)
+  if not req.skew_window or e.kind ~= "auth" then return nil end
+  local date = header(res.headers, "date")
+  local server = date and require("trainctl.sys").parse_rfc1123(date)
+  if not server then return nil end
+  -- Date is whole seconds, cut: the middle of its second is nearer.
+  local off = server + 0.5 - M.signing_time(req.provider)
+  if math.abs(off) <= req.skew_window then return nil end
+  local key = req.provider or ""
+  clock_offset[key] = (clock_offset[key] or 0) + off
+  return ("the local clock is %s %s the server's (Date: %s), more than the %s %s allows")
+    :format(wait.duration(math.abs(off)), off > 0 and "behind" or "ahead of", date,
+      wait.duration(req.skew_window), req.provider or "server")
 end
 
 -- backoff(n, p) -> seconds before retry n (1-based): exponential, capped,
@@ -254,12 +306,14 @@ function M.send(req)
   end
   local start = wait.clock()
   local attempt = 0
+  local skew_note
   while true do
     attempt = attempt + 1
     local r = {
       provider = req.provider, method = method, url = req.url, path = url.path,
       host = url.host, scheme = url.scheme, query = query, body = body,
       headers = copy(headers), attempt = attempt, display_url = full, secrets = {},
+      now = M.signing_time(req.provider),
     }
     if not r.headers["user-agent"] then r.headers["user-agent"] = M.USER_AGENT end
     if req.sign then req.sign(r) end
@@ -329,6 +383,20 @@ function M.send(req)
     -- A request that may have reached the server may still be carried
     -- out until its own timeout has run from when it was sent.
     if e.ambiguous then e.hold_until = t0 + (req.timeout or p.timeout) end
+    -- A signature refused for a clock off by more than the provider
+    -- allows is made again, once, with the server's time.
+    local note = res and not skew_note and skewed(req, res, e)
+    if note then
+      skew_note = note
+      e.message = e.message:gsub("%.$", "") .. "; " .. note
+      log.warn(("%s; signing with the server's time for the rest of the run and trying again")
+        :format(tostring(e)))
+      goto again
+    end
+    if skew_note and e.kind == "auth" then
+      e.message = ("%s (refused again when signed with the server's time; %s)"):format(
+        e.message:gsub("%.$", ""), skew_note)
+    end
     local delay
     if retryable and attempt < p.attempts then
       delay = e.retry_after
@@ -338,6 +406,7 @@ function M.send(req)
           { provider = req.provider, retry_after = delay, delay = p.max_retry_after })
         delay = p.max_retry_after
       end
+      if delay then delay = math.max(delay, p.min_retry_after) end
       delay = delay or M.backoff(attempt, p)
       if wait.clock() - start + delay > p.max_time then delay = nil end
     end
@@ -347,6 +416,7 @@ function M.send(req)
       code = e.code, request_id = e.request_id, attempt = attempt + 1, attempts = p.attempts,
       delay = delay })
     wait.sleep(delay)
+    ::again::
   end
 end
 

@@ -122,11 +122,29 @@ local function failure(self, st)
   })
 end
 
--- wait{timeout, interval, max_interval, on_progress, quiet} -> final status.
--- Raises training_failed when the job fails or is cancelled, timeout when
--- the time is up (the job keeps running: wait again or cancel it).
+-- outage(v) -> seconds: a wait's outage budget given as seconds or as a
+-- duration ("45m"); nil takes TRAINCTL_OUTAGE_BUDGET, else the default.
+local function outage(v)
+  if v == nil then return require("trainctl.config").outage_budget() end
+  local n = tonumber(v)
+  if type(v) == "string" and not n then n = require("trainctl.sys").parse_duration(v) end
+  if not n or n ~= n or n < 0 then
+    errors.usage(("wait: outage must be seconds or a duration such as 30m, not %q"):format(tostring(v)))
+  end
+  return n
+end
+
+-- wait{timeout, interval, max_interval, on_progress, quiet, outage} ->
+-- final status. Raises training_failed when the job fails or is cancelled,
+-- timeout when the time is up (the job keeps running: wait again or cancel
+-- it). A status poll that fails in a way that may pass (no answer, a 5xx,
+-- 408 or 429, a body cut short or unreadable: http.transient) leaves the
+-- state unknown and is tried again, for up to outage seconds in a row
+-- (default 30 minutes, TRAINCTL_OUTAGE_BUDGET); an auth error or another
+-- 4xx ends the wait at once.
 function Job:wait(opts)
   opts = opts or {}
+  local budget = outage(opts.outage)
   local display = new_progress(self.label, opts.quiet, self.provider)
   local interval = opts.interval or self.interval or 5
   local max_interval = opts.max_interval or self.max_interval or 60
@@ -134,16 +152,16 @@ function Job:wait(opts)
   -- emulator with a fast clock needs no patience.
   local forced = tonumber(os.getenv("TRAINCTL_POLL_INTERVAL"))
   if forced then interval, max_interval = forced, forced end
-  -- A server's Retry-After paces the polls, within the bound retries
-  -- have: a status asking for a year is polled again after the cap.
-  local cap = require("trainctl.http").retry_defaults.max_retry_after
+  -- A server's Retry-After paces the polls, within the bounds retries
+  -- have: a status asking for a year is polled again after the cap, one
+  -- asking for 0 s after the floor.
+  local http = require("trainctl.http")
+  local cap = http.retry_defaults.max_retry_after
+  local floor = http.retry_defaults.min_retry_after
   local warned = false
-  local ok, st = pcall(wait.poll, function()
-    local s = self:status()
-    display:update(s)
-    if opts.on_progress then opts.on_progress(s, self) end
-    local hint = s.retry_after
-    if hint and hint > cap then
+  local function pace(hint)
+    if not hint then return nil end
+    if hint > cap then
       if not warned then
         log.warn(("%s: the server asked to poll again after %gs; polling after %gs instead")
           :format(self.label, hint, cap), nil, { job = self.label, provider = self.provider,
@@ -152,10 +170,20 @@ function Job:wait(opts)
       end
       hint = cap
     end
-    return M.TERMINAL[s.state] or false, s, hint
+    return math.max(hint, floor)
+  end
+  local ok, st = pcall(wait.poll, function()
+    local polled, s = pcall(self.status, self)
+    if not polled then
+      if not http.transient(s) then error(s, 0) end
+      return nil, s, pace(s.retry_after)
+    end
+    display:update(s)
+    if opts.on_progress then opts.on_progress(s, self) end
+    return M.TERMINAL[s.state] or false, s, pace(s.retry_after)
   end, {
     timeout = opts.timeout, interval = interval, max_interval = max_interval,
-    backoff = opts.backoff, jitter = opts.jitter, what = self.label,
+    backoff = opts.backoff, jitter = opts.jitter, what = self.label, outage = budget,
   })
   display:finish()
   if not ok then

@@ -162,6 +162,10 @@ end
 
 M.STATES = { running = "running", success = "succeeded", failed = "failed", pending = "pending" }
 
+-- The gateway refuses a date more than 15 minutes from its clock
+-- (InvalidTimeStamp.Expired).
+M.SKEW_WINDOW = 900
+
 local function signer(version, ak, sk)
   local crypto = require("trainctl.crypto")
   local sign = require("trainctl.sign")
@@ -175,7 +179,7 @@ local function signer(version, ak, sk)
     h["x-acs-version"] = M.API_VERSION
     h["x-acs-signature-nonce"] = crypto.hex_encode(crypto.random_bytes(16))
     if version == "v2" then
-      h["date"] = sys.format_rfc1123(sys.now())
+      h["date"] = sys.format_rfc1123(r.now or sys.now())
       h["x-acs-signature-method"] = "HMAC-SHA1"
       h["x-acs-signature-version"] = "1.0"
       local sig = sign.acs_v2({ method = r.method, path = r.path, query = query, headers = h,
@@ -183,7 +187,7 @@ local function signer(version, ak, sk)
       h["authorization"] = "acs " .. ak .. ":" .. sig
       r.secrets[#r.secrets + 1] = sig
     else
-      h["x-acs-date"] = sys.format_iso8601(sys.now())
+      h["x-acs-date"] = sys.format_iso8601(r.now or sys.now())
       h["x-acs-content-sha256"] = crypto.hex_encode(crypto.sha256(body))
       local auth = sign.acs3({ method = r.method, path = r.path, query = query, headers = h,
         body = body, access_key = ak, secret = sk })
@@ -240,6 +244,7 @@ function Client:_send(r)
     headers = headers, body = body, sign = self._sign, classify = M.classify,
     credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
     timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
+    skew_window = M.SKEW_WINDOW,
   })
   return M.normalize(decoded), res
 end

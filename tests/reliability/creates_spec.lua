@@ -55,18 +55,18 @@ local AI_FILES = { user = "users.csv", item = "items.csv", interaction = "intera
 
 describe("creates whose answer is lost", function()
   local sim, restore, n = nil, nil, 0
-  local job = require("trainctl.job")
-  local settle = job.settle
+  local jobs = require("trainctl.job")
+  local settle = jobs.settle
   setup(function()
     log.set_level("error")
     sim = support.start({ speed = 0 })
     restore = sim:use()
     -- A training start whose fate is unknown is looked up until its own
     -- timeout and job.settle have passed: short ones keep the wait short.
-    job.settle = 1
+    jobs.settle = 1
   end)
   teardown(function()
-    job.settle = settle
+    jobs.settle = settle
     restore()
     sim:stop()
   end)
