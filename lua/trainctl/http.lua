@@ -389,6 +389,8 @@ function M.send(req)
     if note then
       skew_note = note
       e.message = e.message:gsub("%.$", "") .. "; " .. note
+      -- The clock, not the keys: no hint about credentials on this line.
+      e.hint = nil
       log.warn(("%s; signing with the server's time for the rest of the run and trying again")
         :format(tostring(e)))
       goto again

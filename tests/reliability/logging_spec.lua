@@ -261,7 +261,7 @@ describe("logging", function()
     end)
 
     it("gives retry and progress lines their own fields", function()
-      sim:faults({ { kind = "503", count = 1, retry_after = 0.1, match = { provider = "opensearch" } } })
+      sim:faults({ { kind = "503", count = 1, retry_after = 1.5, match = { provider = "opensearch" } } })
       local code, _, err = sim:run({ "--log-format", "json", "--state", sim.dir .. "/json.json",
         "examples/opensearch_ctr.lua", "jsonlines" })
       assert.equal(0, code, err)
@@ -276,7 +276,7 @@ describe("logging", function()
       assert.equal(1, #retries)
       local r = retries[1]
       assert.same({ "warn", "opensearch", 503, 2, 5 }, { r.level, r.provider, r.status, r.attempt, r.attempts })
-      assert.near(0.1, r.delay, 1e-9)
+      assert.near(1.5, r.delay, 1e-9)
       assert.is_true(#running >= 2)
       for _, p in ipairs(running) do
         assert.equal("opensearch training jsonlines", p.job)

@@ -111,7 +111,8 @@ describe("a training wait through an outage", function()
     local code, _, err = proc:wait(30)
     sim:no_faults()
     assert.equal(1, code)
-    assert.matches("trainctl: aitems: auth error %(HTTP 401, 200%): Authentication Failed %[GET ", err)
+    assert.matches("trainctl: aitems: auth error %(HTTP 401, 200%): Authentication Failed; check "
+      .. "NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY %(from the environment%) %[GET ", err)
     assert.not_matches("status unknown", err)
     assert.not_matches("retrying", err)
     assert.equal(1, #sim:requests({ operation = "ListTrains", since = since }), "no poll after the 401")
@@ -225,7 +226,8 @@ describe("a local clock off by more than the provider allows", function()
     assert.equal(1, code)
     assert.matches("\ntrainctl: aitems: auth error %(HTTP 401, 200%): Authentication Failed %(refused again "
       .. "when signed with the server's time; the local clock is %d+m%d+s behind the server's %(Date: [^)]+%), "
-      .. "more than the 5m00s aitems allows%) %[GET [^\n]*%]\n$", err)
+      .. "more than the 5m00s aitems allows%); check NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY %(from the "
+      .. "environment%) %[GET [^\n]*%]\n$", err)
     assert.equal(0, #support.leaks(err))
   end)
 
