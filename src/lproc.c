@@ -97,12 +97,30 @@ static int io_popen(lua_State *L)
 	return 1;
 }
 
+/* os.exit as Lua's, but the standard streams are checked first (a
+ * script that printed to a full disk and called os.exit(0) failed). */
+static int os_exit(lua_State *L)
+{
+	int status;
+
+	if (lua_isboolean(L, 1))
+		status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
+	else
+		status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+	if (lua_toboolean(L, 2))
+		lua_close(L);
+	exit(stdstreams_status(status));
+	return 0;
+}
+
 /* Puts them in place of the standard library's (after luaL_openlibs). */
 void host_open_proc(lua_State *L)
 {
 	lua_getglobal(L, "os");
 	lua_pushcfunction(L, os_execute);
 	lua_setfield(L, -2, "execute");
+	lua_pushcfunction(L, os_exit);
+	lua_setfield(L, -2, "exit");
 	lua_getglobal(L, "io");
 	lua_pushcfunction(L, io_popen);
 	lua_setfield(L, -2, "popen");

@@ -85,7 +85,7 @@ void stdstreams_check(void)
 
 /* The exit status once the standard streams are flushed: a failed write
  * turns success into 1 (with a line naming the stream, if stderr still
- * works), a closed pipe into 141. */
+ * works), a closed pipe into 141. A failed run keeps its status. */
 int stdstreams_status(int rc)
 {
 	int pipe_closed;
@@ -93,12 +93,13 @@ int stdstreams_status(int rc)
 	fflush(stdout);
 	fflush(stderr);
 	pipe_closed = failed[1] == EPIPE || failed[2] == EPIPE;
-	if (failed[1] && failed[1] != EPIPE && !failed[2])
-		fprintf(stderr, "trainctl: cannot write stdout: %s\n",
-			strerror(failed[1]));
+	/* A run that failed already said why (often this very write). */
 	if (rc != EXIT_OK)
 		return rc;
 	if (pipe_closed)
 		return 128 + SIGPIPE;
+	if (failed[1] && !failed[2])
+		fprintf(stderr, "trainctl: cannot write stdout: %s\n",
+			strerror(failed[1]));
 	return failed[1] || failed[2] ? EXIT_ERROR : EXIT_OK;
 }
