@@ -207,7 +207,7 @@ describe("writes to stdout and stderr", function()
     it(c[1] .. " onto a full disk: exit 1 naming stdout", function()
       local r = H.sh(("%s -e %s >/dev/full"):format(H.q(H.trainctl), H.q(c[2])))
       assert.equal(1, r.code)
-      assert.matches("^trainctl: [%%w :]*cannot write stdout: No space left on device\n$", r.err)
+      assert.matches("^trainctl: [%w :]*cannot write stdout: No space left on device\n$", r.err)
     end)
   end
 
