@@ -75,8 +75,8 @@ for _, w in ipairs(WORKFLOWS) do
   if night.done[w.name] then
     log.info(w.name .. ": already done today", { date = date })
   else
-    local cmd = { interpreter(), time_left(w.name), "--state", quote(("%s/nightly-%s-%s.json"):format(state_dir, date, w.name)),
-      quote(here .. "/" .. w.script) }
+    local cmd = { interpreter(), time_left(w.name),
+      "--state", quote(("%s/nightly-%s-%s.json"):format(state_dir, date, w.name)), quote(here .. "/" .. w.script) }
     for _, a in ipairs(w.args) do cmd[#cmd + 1] = quote(a) end
     log.info(w.name .. ": starting", { date = date })
     local ok, how, code
