@@ -107,8 +107,10 @@ static int os_exit(lua_State *L)
 		status = lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
 	else
 		status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
-	if (lua_toboolean(L, 2))
+	if (lua_toboolean(L, 2)) {
+		host_set_active(NULL);
 		lua_close(L);
+	}
 	exit(stdstreams_status(status));
 	return 0;
 }

@@ -483,6 +483,7 @@ int main(int argc, char **argv)
 	 * a popen'ed file would wait for its child). */
 	if (host_signal)
 		child_stop_all();
+	host_set_active(NULL); /* a late stop must not aim at a closed state */
 	lua_close(L);
 	return stdstreams_status(rc);
 }

@@ -254,6 +254,9 @@ end)
 describe("core dumps", function()
   local probe = "print(require('trainctl.sys').dumpable())"
   local function run(opts, env)
+    -- The sanitiser build turns core dumps off on its own unless told.
+    env = env or {}
+    env.ASAN_OPTIONS = (os.getenv("ASAN_OPTIONS") or "") .. ":disable_coredump=0"
     local words = { H.q(H.trainctl) }
     for _, o in ipairs(opts) do words[#words + 1] = o end
     words[#words + 1] = "-e " .. H.q(probe)
