@@ -43,8 +43,6 @@ lua_State *host_set_active(lua_State *L)
 	return prev;
 }
 
-/* The hook clears itself and raises the interruption in Lua code, where
- * raising is safe; the natives return early on their own. */
 /* The one line a stop prints; none for a closed pipe (SIGPIPE), which
  * ends a run as quietly as it ends any Unix filter. */
 const char *host_stop_message(void)
@@ -67,6 +65,8 @@ int host_raise_stop(lua_State *L)
 	return lua_error(L);
 }
 
+/* The hook clears itself and raises the interruption in Lua code, where
+ * raising is safe; the natives return early on their own. */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
