@@ -465,7 +465,7 @@ int main(int argc, char **argv)
 	if (o.version)
 		print_version();
 	if (o.version && !o.interactive && !o.script && !o.call && argc == 2)
-		return EXIT_OK;
+		return stdstreams_status(EXIT_OK);
 	if (o.lock && (rc = take_lock(o.lock)) != EXIT_OK)
 		return rc;
 	host_no_env = o.no_env;

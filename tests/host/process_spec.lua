@@ -211,11 +211,13 @@ describe("writes to stdout and stderr", function()
     end)
   end
 
-  it("--help onto a full disk: exit 1", function()
-    local r = H.sh(("%s --help >/dev/full"):format(H.q(H.trainctl)))
-    assert.equal(1, r.code)
-    assert.equal("trainctl: cannot write stdout: No space left on device\n", r.err)
-  end)
+  for _, opt in ipairs({ "--help", "--version" }) do
+    it(opt .. " onto a full disk: exit 1", function()
+      local r = H.sh(("%s %s >/dev/full"):format(H.q(H.trainctl), opt))
+      assert.equal(1, r.code)
+      assert.equal("trainctl: cannot write stdout: No space left on device\n", r.err)
+    end)
+  end
 
   it("stderr onto a full disk: exit 1", function()
     local r = H.sh(("%s -e %s 2>/dev/full"):format(H.q(H.trainctl), H.q("io.stderr:write('x')")))
