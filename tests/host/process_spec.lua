@@ -154,6 +154,15 @@ describe("signals with a child process", function()
     H.rmdir(dir)
   end)
 
+  it("SIGTERM while the script does something else: an open io.popen's child gone", function()
+    local m = marker()
+    local code, err = stopped(("local p = io.popen(%q) print('ready') io.stdout:flush() "
+      .. "require('trainctl.sys').sleep(600)"):format(m), "TERM")
+    assert.equal(143, code)
+    assert.equal("trainctl: terminated (SIGTERM)\n", err)
+    assert.same({}, alive(m))
+  end)
+
   it("SIGTERM while reading from io.popen: the child gone", function()
     local m = marker()
     local code, err = stopped(("local p = io.popen(%q) print(p:read('l')) io.stdout:flush() print(p:read('a'))")
