@@ -10,9 +10,17 @@
 -- halfway resumes the same trainings when started again, and a second run
 -- on a day that already succeeded does nothing. NIGHTLY_DATE overrides the
 -- day (UTC, YYYY-MM-DD). Exit status 1 when any workflow failed.
+--
+-- Each workflow gets the time this run has left of its --timeout (less a
+-- second, so that it stops first and records where it was); a workflow
+-- that runs out of time ends the night with exit 4. A signal to this
+-- process, or its own --timeout, ends the running workflow too: trainctl
+-- runs it in a process group of its own and stops that group first.
+local errors = require("trainctl.errors")
 local log = require("trainctl.log")
 local output = require("trainctl.output")
 local state = require("trainctl.state")
+local sys = require("trainctl.sys")
 
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local date = os.getenv("NIGHTLY_DATE") or os.date("!%Y-%m-%d")
@@ -41,6 +49,20 @@ local function interpreter()
   return table.concat(cmd, " ")
 end
 
+local function out_of_time(name)
+  errors.raise({ kind = "timeout", exit_code = 4,
+    message = name .. ": the --timeout for this run was reached" })
+end
+
+-- "--timeout 12.345s" with the time this run has left, or "" without one.
+local function time_left(name)
+  local deadline = sys.deadline()
+  if not deadline then return "" end
+  local left = deadline - sys.now() - 1
+  if left <= 0 then out_of_time(name) end
+  return ("--timeout %.3fs"):format(left)
+end
+
 local night = state.get("nightly")
 if type(night) ~= "table" or night.date ~= date then night = { date = date, done = {} } end
 local function save() state.set("nightly", night) end
@@ -53,8 +75,8 @@ for _, w in ipairs(WORKFLOWS) do
   if night.done[w.name] then
     log.info(w.name .. ": already done today", { date = date })
   else
-    local cmd = { interpreter(), "--state", quote(("%s/nightly-%s-%s.json"):format(state_dir, date, w.name)),
-      quote(here .. "/" .. w.script) }
+    local cmd = { interpreter(), time_left(w.name),
+      "--state", quote(("%s/nightly-%s-%s.json"):format(state_dir, date, w.name)), quote(here .. "/" .. w.script) }
     for _, a in ipairs(w.args) do cmd[#cmd + 1] = quote(a) end
     log.info(w.name .. ": starting", { date = date })
     local ok, how, code
@@ -68,6 +90,7 @@ for _, w in ipairs(WORKFLOWS) do
     else
       ok, how, code = os.execute(table.concat(cmd, " "))
     end
+    if how == "exit" and code == 4 then out_of_time(w.name) end
     if ok then
       night.done[w.name] = true
       save()

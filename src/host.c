@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -20,6 +21,7 @@ int luaopen_cjson_safe(lua_State *L);
 
 volatile sig_atomic_t host_signal;
 int host_no_env;
+double host_deadline;
 static lua_State *volatile active;
 static int interactive;
 
@@ -41,34 +43,84 @@ lua_State *host_set_active(lua_State *L)
 	return prev;
 }
 
+/* The one line a stop prints; none for a closed pipe (SIGPIPE), which
+ * ends a run as quietly as it ends any Unix filter. */
+const char *host_stop_message(void)
+{
+	switch (host_signal) {
+	case SIGALRM:
+		return "timeout: the --timeout for this run was reached";
+	case SIGTERM:
+		return "terminated (SIGTERM)";
+	case SIGPIPE:
+		return "";
+	default:
+		return "interrupted!";
+	}
+}
+
+int host_raise_stop(lua_State *L)
+{
+	lua_pushstring(L, host_stop_message());
+	return lua_error(L);
+}
+
 /* The hook clears itself and raises the interruption in Lua code, where
  * raising is safe; the natives return early on their own. */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
 	(void)ar;
 	lua_sethook(L, NULL, 0, 0);
-	if (host_signal == SIGALRM)
-		lua_pushliteral(
-			L, "timeout: the --timeout for this run was reached");
-	else if (host_signal == SIGTERM)
-		lua_pushliteral(L, "terminated (SIGTERM)");
-	else
-		lua_pushliteral(L, "interrupted!");
-	lua_error(L);
+	host_raise_stop(L);
+}
+
+/* Seconds a run has, after the first stop signal, to end on its own
+ * (children's grace period included) before the backstop ends it: a
+ * script that swallows the stop in a pcall, or a C call that never
+ * returns, still ends. */
+#define BACKSTOP 10
+static volatile sig_atomic_t first_stop;
+
+/* In a signal handler: only async-signal-safe calls. */
+static void backstop(void)
+{
+	static const char msg[] =
+		"trainctl: the run did not stop within 10 s; ending it\n";
+	int sig = first_stop;
+
+	child_signal_all(SIGKILL);
+	(void)!write(2, msg, sizeof msg - 1);
+	_exit(sig == SIGALRM ? EXIT_TIMEOUT : 128 + sig);
 }
 
 static void on_signal(int sig)
 {
 	int mask = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
 
+	if (first_stop && sig == SIGALRM)
+		backstop();
 	/* A second Ctrl-C while the first is pending falls back to the
 	 * default action, so a stuck C call can still be killed. */
 	if (host_signal == sig && sig == SIGINT && !interactive)
 		signal(sig, SIG_DFL);
 	host_signal = sig;
+	/* Children hear of it at once: a read from a pipe or a wait ends
+	 * when they do. At a terminal, Ctrl-C reached them already. */
+	if (!(interactive && sig == SIGINT))
+		child_signal_all(SIGTERM);
+	if (!interactive && !first_stop) {
+		struct itimerval it;
+		memset(&it, 0, sizeof it);
+		it.it_value.tv_sec = BACKSTOP;
+		first_stop = sig;
+		setitimer(ITIMER_REAL, &it, NULL);
+	}
 	if (active)
 		lua_sethook(active, stop_hook, mask, 1);
 }
+
+/* Stops the run as a signal would (a closed stdout stops it as SIGPIPE). */
+void host_stop(int sig) { on_signal(sig); }
 
 /* lua_resume with the signal hook aimed at `co` while it runs: hooks are
  * per thread, and a signal must stop whatever code is running, a
@@ -186,7 +238,10 @@ void host_signals(lua_State *L, int repl)
 void host_set_timeout(double seconds)
 {
 	struct itimerval it;
+	struct timespec ts;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	host_deadline = (double)ts.tv_sec + ts.tv_nsec / 1e9 + seconds;
 	memset(&it, 0, sizeof it);
 	if (seconds > 1e8)
 		seconds = 1e8; /* three years; setitimer refuses more */
@@ -387,7 +442,14 @@ int host_report(lua_State *L, int status)
 		int mask = lua_gethookmask(L), count = lua_gethookcount(L);
 		int code = host_exit_status(L, status);
 		const char *msg = lua_tostring(L, -1);
-
+		/* Whatever error the stop left behind (a traceback, a failed
+		 * read), a stop prints its one line. */
+		if (host_signal)
+			msg = host_stop_message();
+		if (msg && !*msg) {
+			lua_pop(L, 1);
+			return status;
+		}
 		if (msg == NULL)
 			msg = "(error object is not a string)";
 		lua_sethook(L, NULL, 0, 0);
@@ -518,6 +580,7 @@ lua_State *host_new(void)
 		lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
 	}
 	luaL_openlibs(L);
+	host_open_proc(L);
 	preload(L, "cjson", luaopen_cjson);
 	preload(L, "cjson.safe", luaopen_cjson_safe);
 	preload(L, "trainctl.crypto", luaopen_trainctl_crypto);

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <lua.h>
 
@@ -58,5 +59,26 @@ int luaopen_trainctl_loop(lua_State *L);
 
 /* Shared by lhttp.c and lloop.c. */
 void sys_sleep_interruptible(double seconds);
+
+/* The stop of a run (a signal, --timeout, a closed stdout): its message,
+ * raising it in Lua, and causing it from C. */
+const char *host_stop_message(void);
+int host_raise_stop(lua_State *L);
+void host_stop(int sig);
+/* The --timeout's end on the monotonic clock, 0 without one. */
+extern double host_deadline;
+void host_open_proc(lua_State *L);
+
+/* Child processes (child.c): spawned in a tracked process group, waited
+ * for interruptibly, ended with the run. */
+pid_t child_spawn(const char *cmd, int mode, int *fd);
+int child_wait(pid_t pid, int *status);
+int child_known(pid_t pid);
+void child_signal_all(int sig);
+void child_stop_all(void);
+
+/* Checked standard streams (stdstreams.c). */
+void stdstreams_check(void);
+int stdstreams_status(int rc);
 
 #endif

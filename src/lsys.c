@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -48,6 +49,37 @@ static int l_getenv(lua_State *L)
 static int l_isatty(lua_State *L)
 {
 	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+/* deadline() -> when this run's --timeout ends, in now()'s seconds, or
+ * nil without one: a script gives its children the time that is left. */
+static int l_deadline(lua_State *L)
+{
+	struct timespec wall, mono;
+
+	if (!(host_deadline > 0)) {
+		lua_pushnil(L);
+		return 1;
+	}
+	clock_gettime(CLOCK_REALTIME, &wall);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	lua_pushnumber(L,
+		       (lua_Number)wall.tv_sec + wall.tv_nsec / 1e9 +
+			       host_deadline -
+			       ((lua_Number)mono.tv_sec + mono.tv_nsec / 1e9));
+	return 1;
+}
+
+/* dumpable() -> whether a core dump of this process could be written
+ * (off unless --core-dumps). */
+static int l_dumpable(lua_State *L)
+{
+	struct rlimit rl;
+
+	lua_pushboolean(L, prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) > 0 &&
+				   getrlimit(RLIMIT_CORE, &rl) == 0 &&
+				   rl.rlim_cur > 0);
 	return 1;
 }
 
@@ -584,6 +616,8 @@ static const luaL_Reg funcs[] = { { "now", l_now },
 				  { "getenv", l_getenv },
 				  { "isatty", l_isatty },
 				  { "getpid", l_getpid },
+				  { "deadline", l_deadline },
+				  { "dumpable", l_dumpable },
 				  { "sleep", l_sleep },
 				  { "write_atomic", l_write_atomic },
 				  { "lock", l_lock },

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "lazy.h"
@@ -20,6 +22,7 @@ static const char *progname = "trainctl";
 
 struct opts {
 	int interactive, version, no_env, warnings, help, call, has_e;
+	int core_dumps;
 	int script;	  /* index of the script in argv, 0 if none */
 	int stdin_script; /* "-" */
 	const char *profile, *log_level, *log_format, *lock, *state;
@@ -59,12 +62,17 @@ static void print_usage(FILE *f)
 		"                    exit 4\n"
 		"  --state FILE      where trainctl.state keeps this run's "
 		"progress\n"
+		"  --core-dumps      allow core dumps (off: they would hold "
+		"secrets;\n"
+		"                    also TRAINCTL_CORE_DUMPS=1)\n"
 		"  --help            show this help\n"
 		"  --version         show trainctl, Lua, libcurl and OpenSSL "
 		"versions\n"
 		"Exit status: 0 success, 1 error, 2 usage or configuration "
 		"error,\n"
-		"3 lock held, 4 timeout, 128+N killed by signal N.\n",
+		"3 lock held, 4 timeout, 128+N killed by signal N (141: the "
+		"reader of\n"
+		"stdout went away).\n",
 		progname, progname, progname);
 }
 
@@ -171,6 +179,8 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 			o->no_env = 1;
 		} else if (strcmp(a, "-W") == 0) {
 			o->warnings = 1;
+		} else if (strcmp(a, "--core-dumps") == 0) {
+			o->core_dumps = 1;
 		} else if (strncmp(a, "-e", 2) == 0 ||
 			   strncmp(a, "-l", 2) == 0) {
 			o->has_e |= a[1] == 'e';
@@ -316,7 +326,7 @@ static int run_args(lua_State *L, char **argv, int upto)
 		char *v;
 		if (strncmp(a, "--", 2) == 0) {
 			if (!strchr(a, '=') && strcmp(a, "--help") &&
-			    strcmp(a, "--version"))
+			    strcmp(a, "--version") && strcmp(a, "--core-dumps"))
 				i++; /* skip the long option's value */
 			continue;
 		}
@@ -454,6 +464,31 @@ static int run(lua_State *L, int argc, char **argv, struct opts *o)
 	return EXIT_OK;
 }
 
+/* A core dump of a run would hold its credentials in clear: none is
+ * written (RLIMIT_CORE 0, and not dumpable, which also keeps other
+ * processes of the same user out of /proc/PID/mem and environ), unless
+ * asked for. */
+static void core_dumps(const struct opts *o)
+{
+	const char *env = o->no_env ? NULL : getenv("TRAINCTL_CORE_DUMPS");
+	struct rlimit rl;
+
+	if (o->core_dumps || (env && strcmp(env, "1") == 0))
+		return;
+	if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+		rl.rlim_cur = 0;
+		setrlimit(RLIMIT_CORE, &rl);
+	}
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* The REPL (line editing) keeps the real standard streams. */
+static int may_be_repl(const struct opts *o)
+{
+	return o->interactive || (!o->script && !o->call && !o->has_e &&
+				  !o->version && isatty(0));
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -466,14 +501,17 @@ int main(int argc, char **argv)
 	json_lines = wants_json(argc, argv);
 	if (collect_opts(argc, argv, &o) < 0)
 		return EXIT_USAGE;
+	core_dumps(&o);
+	if (!may_be_repl(&o))
+		stdstreams_check();
 	if (o.help) {
 		print_usage(stdout);
-		return EXIT_OK;
+		return stdstreams_status(EXIT_OK);
 	}
 	if (o.version)
 		print_version();
 	if (o.version && !o.interactive && !o.script && !o.call && argc == 2)
-		return EXIT_OK;
+		return stdstreams_status(EXIT_OK);
 	if (o.lock && (rc = take_lock(o.lock)) != EXIT_OK)
 		return rc;
 	host_no_env = o.no_env;
@@ -487,6 +525,11 @@ int main(int argc, char **argv)
 	if (o.timeout > 0)
 		host_set_timeout(o.timeout);
 	rc = run(L, argc, argv, &o);
+	/* A stop ends the children too, before the Lua state goes (closing
+	 * a popen'ed file would wait for its child). */
+	if (host_signal)
+		child_stop_all();
+	host_set_active(NULL); /* a late stop must not aim at a closed state */
 	lua_close(L);
-	return rc;
+	return stdstreams_status(rc);
 }

@@ -15,8 +15,11 @@ end
 -- write(path, data): atomically; raises an "io" error naming the file.
 function M.write(path, data)
   if path == "-" then
-    io.stdout:write(data)
-    io.stdout:flush()
+    local ok, err = io.stdout:write(data)
+    if ok then ok, err = io.stdout:flush() end
+    if not ok then
+      errors.raise({ kind = "io", message = ("cannot write stdout: %s"):format(tostring(err)) })
+    end
     return true
   end
   local sys = require("trainctl.sys")

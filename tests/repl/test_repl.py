@@ -312,6 +312,29 @@ def _(s, r):
     r.expect(rb'\r\n"nil"\r\n')
 
 
+@t("a child of os.execute reads the terminal (it stays in the foreground group)")
+def _(s, r):
+    r.line('print(os.execute("read x; echo got $x"))')
+    r.expect(rb"\r\n")
+    r.line("hello")
+    r.expect(rb"got hello\r\ntrue\texit\t0\r\n")
+    r.prompt()
+
+
+@t("Ctrl-C during os.execute ends the child, says interrupted! and prompts again")
+def _(s, r):
+    r.line('os.execute("echo started; exec sleep 600.25")')
+    r.expect(rb"started")
+    r.send(CTRL_C)
+    r.expect(rb"interrupted!")
+    r.prompt()
+    ps = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
+    s.check(not [l for l in ps.splitlines() if "sleep 600.25" in l and not l.startswith("Z")],
+            "the child still runs")
+    r.line("5+5")
+    r.expect(rb"\r\n10\r\n")
+
+
 @t("Tab completes string.fo to string.format")
 def _(s, r):
     r.send(b"string.fo\t")

@@ -1,0 +1,105 @@
+/* Checked stdout and stderr. Every write to them (print, io.write,
+ * io.stdout:write, the host's own messages) goes through a stdio cookie
+ * that remembers the first failure with its errno, so that the end of the
+ * run can name it: a full disk or an I/O error is an error (exit 1), a
+ * reader that went away (EPIPE) stops the run as SIGPIPE would, quietly,
+ * with status 141. No Lua here. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host.h"
+
+static int failed[3]; /* errno of the first failed write, by fd */
+
+static ssize_t cookie_write(void *cookie, const char *buf, size_t n)
+{
+	int fd = (int)(intptr_t)cookie;
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = write(fd, buf + done, n - done);
+		if (w >= 0) {
+			done += (size_t)w;
+			continue;
+		}
+		/* A stop interrupts a write blocked on a slow reader: the
+		 * run ends anyway, that is no failure of the stream. */
+		if (errno == EINTR && !host_interrupted())
+			continue;
+		if (errno != EINTR && !failed[fd])
+			failed[fd] = errno;
+		if (errno == EPIPE)
+			host_stop(SIGPIPE);
+		return done ? (ssize_t)done : -1;
+	}
+	return (ssize_t)done;
+}
+
+static int cookie_seek(void *cookie, off64_t *off, int whence)
+{
+	off64_t at = lseek((int)(intptr_t)cookie, *off, whence);
+
+	if (at < 0)
+		return -1;
+	*off = at;
+	return 0;
+}
+
+static int cookie_close(void *cookie)
+{
+	(void)cookie; /* the descriptor outlives the stream */
+	return 0;
+}
+
+static FILE *checked(int fd, int mode)
+{
+	cookie_io_functions_t io = { .write = cookie_write,
+				     .seek = cookie_seek,
+				     .close = cookie_close };
+	FILE *f = fopencookie((void *)(intptr_t)fd, "w", io);
+
+	if (f)
+		setvbuf(f, NULL, mode, BUFSIZ);
+	return f;
+}
+
+/* Replaces stdout and stderr (before the Lua state exists, so that io's
+ * standard files are these). Not for the REPL: line editing needs the
+ * real streams' descriptors. */
+void stdstreams_check(void)
+{
+	FILE *out, *err;
+
+	fflush(stdout);
+	fflush(stderr);
+	out = checked(1, isatty(1) ? _IOLBF : _IOFBF);
+	err = checked(2, _IONBF);
+	if (out)
+		stdout = out;
+	if (err)
+		stderr = err;
+}
+
+/* The exit status once the standard streams are flushed: a failed write
+ * turns success into 1 (with a line naming the stream, if stderr still
+ * works), a closed pipe into 141. A failed run keeps its status. */
+int stdstreams_status(int rc)
+{
+	int pipe_closed;
+
+	fflush(stdout);
+	fflush(stderr);
+	pipe_closed = failed[1] == EPIPE || failed[2] == EPIPE;
+	/* A run that failed already said why (often this very write). */
+	if (rc != EXIT_OK)
+		return rc;
+	if (pipe_closed)
+		return 128 + SIGPIPE;
+	if (failed[1] && !failed[2])
+		fprintf(stderr, "trainctl: cannot write stdout: %s\n",
+			strerror(failed[1]));
+	return failed[1] || failed[2] ? EXIT_ERROR : EXIT_OK;
+}
