@@ -81,8 +81,8 @@ describe("faults a run reports", function()
     support.spit(path, '{"training": ')
     local code, _, err = sim:run({ "--state", path, "examples/opensearch_ctr.lua", "ctr_broken" })
     assert.equal(1, code)
-    assert.matches("^trainctl: io error: state file .*broken%.json is not a JSON object %(json: .*%); fix it, or remove it to forget every record in it\n$",
-      err)
+    assert.matches("^trainctl: io error: state file .*broken%.json is not a JSON object %(json: .*%); "
+      .. "fix it, or remove it to forget every record in it\n$", err)
     assert.equal('{"training": ', support.slurp(path))
     assert.equal(0, #sim:requests({ operation = "CreateFunctionTask" }))
   end)
