@@ -229,8 +229,9 @@ Proc.__index = Proc
 local spawned = 0
 function M.spawn(command)
   spawned = spawned + 1
-  local base = ("%s/trainctl-reliability-%d-%d"):format(os.getenv("TMPDIR") or "/tmp",
-    math.floor(sys.clock() * 1000), spawned)
+  -- The pid keeps two suites running at once apart.
+  local base = ("%s/trainctl-reliability-%d-%d-%d"):format(os.getenv("TMPDIR") or "/tmp",
+    sys.getpid(), math.floor(sys.clock() * 1000), spawned)
   local proc = setmetatable({ out = base .. ".out", err = base .. ".err", rc = base .. ".rc",
     pidfile = base .. ".pid" }, Proc)
   os.execute(("(%s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s) >/dev/null 2>&1 &"):format(
