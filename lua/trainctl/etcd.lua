@@ -156,7 +156,8 @@ function Client:post1(ep, path, body, trace_body)
   if self.token then headers.authorization = self.token end
   local text = json.encode(body)
   if log.enabled("trace") then
-    log.trace("etcd request", { url = url, body = trace_body ~= false and text or "(not shown)" })
+    log.trace("etcd request", { url = url, headers = headers,
+      body = trace_body ~= false and text or "(not shown)" })
   end
   local res, e = http.request({ method = "POST", url = url, headers = headers, body = text,
     timeout = self.timeout, connect_timeout = math.min(M.CONNECT_TIMEOUT, self.timeout),
@@ -165,8 +166,16 @@ function Client:post1(ep, path, body, trace_body)
     e = type(e) == "table" and e or { kind = "network", message = tostring(e) }
     if e.kind == "interrupted" then error(e, 0) end
     local message = tostring(e.message):gsub("^POST " .. url:gsub("%p", "%%%0") .. ": ", "")
-    return nil, err(self, { kind = e.kind or "network", message = message, method = "POST", url = url,
-      curl_code = e.curl_code }), e.kind ~= "tls"
+    local kind = e.kind or "network"
+    -- the server's refusal of our certificate (or of its absence) comes
+    -- as an alert after the handshake: as final as a wrong CA
+    if message:find("alert bad certificate", 1, true) or message:find("certificate required", 1, true) then
+      kind = "tls"
+      message = message .. (self.cert_file and " (etcd refused TRAINCTL_ETCD_CERT_FILE)" or
+        " (etcd wants a client certificate: set TRAINCTL_ETCD_CERT_FILE and TRAINCTL_ETCD_KEY_FILE)")
+    end
+    return nil, err(self, { kind = kind, message = message, method = "POST", url = url,
+      curl_code = e.curl_code }), kind ~= "tls"
   end
   if log.enabled("trace") then
     log.trace("etcd response", { url = url, status = res.status, body = res.body })
@@ -179,7 +188,12 @@ function Client:post1(ep, path, body, trace_body)
     or type(info.error) == "string" and info.error or ("HTTP %d: %s"):format(res.status,
       tostring(res.body):sub(1, 200))
   local kind = "api"
-  if code == 16 or res.status == 401 or message:find("auth", 1, true) then kind = "auth" end
+  -- Unauthenticated (an expired token), PermissionDenied, or a request
+  -- without a user where etcd wants one.
+  if code == 16 or code == 7 or res.status == 401 or message:find("auth", 1, true)
+    or message:find("user name is empty", 1, true) then
+    kind = "auth"
+  end
   return nil, err(self, { kind = kind, status = res.status, code = code and ("grpc %d"):format(code),
     message = message, method = "POST", url = url, grpc_code = code }),
     RETRY_CODE[code] or res.status == 503 or res.status == 502 or false
@@ -239,7 +253,9 @@ function Client:call(path, body, opts)
       end
       if not retry then
         if e.kind == "auth" then
-          e.message = e.message .. (self.username and "" or
+          -- a configuration to fix, not a failure to retry tomorrow
+          e.exit_code = 2
+          e.message = e.message .. (self.username and (" (user %q)"):format(self.username) or
             " (etcd wants a user: set TRAINCTL_ETCD_USERNAME and TRAINCTL_ETCD_PASSWORD)")
         end
         error(e, 0)

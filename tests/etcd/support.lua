@@ -43,8 +43,13 @@ function M.cluster(o)
     initial[i] = ("%s=http://127.0.0.1:%s"):format(m.name, m.peer)
   end
   self.initial = table.concat(initial, ",")
+  if self.tls then self.cert, self.key = M.client_certificate(self.tls) end
   for i = 1, size do self:start(i, "new") end
-  self:wait_healthy()
+  local ok, e = pcall(self.wait_healthy, self)
+  if not ok then
+    self:stop()
+    error(e, 0)
+  end
   return self
 end
 
@@ -80,8 +85,9 @@ function Cluster:restart(i)
   self:start(i)
 end
 
-local function get(url, ca)
-  local res = raw.request({ url = url, timeout = 1, connect_timeout = 0.5, ca_file = ca })
+local function get(self, url)
+  local res = raw.request({ url = url, timeout = 1, connect_timeout = 0.5,
+    ca_file = self.tls and self.tls.ca, cert_file = self.cert, key_file = self.key })
   return res and res.status == 200 and json.decode(res.body) or nil
 end
 
@@ -93,7 +99,7 @@ function Cluster:wait_healthy()
   for i, m in ipairs(self.members) do
     if m.pid then
       support.poll(function()
-        local h = get(("%s://%s/health"):format(self:scheme(), self:host(i)), self.tls and self.tls.ca)
+        local h = get(self, ("%s://%s/health"):format(self:scheme(), self:host(i)))
         return h and h.health == "true"
       end, 30, "etcd member " .. m.name .. " to be healthy (" .. tostring(support.slurp(m.log)) .. ")")
     end
@@ -150,6 +156,37 @@ function M.host_env(sim, name, state_url, extra)
     TRAINCTL_LUA_PATH = os.getenv("TRAINCTL_LUA_PATH") or false }
   for k, v in pairs(extra or {}) do env[k] = v end
   return env
+end
+
+-- client_certificate(certs) -> cert, key: a client certificate signed by
+-- the test CA of support.certificates.
+function M.client_certificate(certs)
+  local dir = certs.ca:match("^(.*)/[^/]*$")
+  local function openssl(args)
+    assert(support.sh("openssl " .. args .. " >/dev/null 2>&1") == 0, "openssl " .. args)
+  end
+  openssl(("req -newkey rsa:2048 -nodes -subj /CN=trainctl-client -keyout %s/client.key "
+    .. "-out %s/client.csr"):format(dir, dir))
+  openssl(("x509 -req -in %s/client.csr -CA %s/ca.pem -CAkey %s/ca.key -CAcreateserial -days 2 "
+    .. "-out %s/client.pem"):format(dir, dir, dir, dir))
+  return dir .. "/client.pem", dir .. "/client.key"
+end
+
+-- run(args, env) -> exit status, stdout, stderr of trainctl with only env
+-- (and PATH) in its environment.
+local runs = 0
+function M.run(args, env, dir)
+  runs = runs + 1
+  local words, vars = {}, { "PATH=" .. quote(os.getenv("PATH")) }
+  for i, a in ipairs(args) do words[i] = quote(a) end
+  for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. quote(v) end
+  if os.getenv("TRAINCTL_LUA_PATH") then
+    vars[#vars + 1] = "TRAINCTL_LUA_PATH=" .. quote(os.getenv("TRAINCTL_LUA_PATH"))
+  end
+  local out, err = ("%s/out.%d"):format(dir, runs), ("%s/err.%d"):format(dir, runs)
+  local code = support.sh(("env -i %s %s %s >%s 2>%s"):format(table.concat(vars, " "),
+    quote(support.TRAINCTL), table.concat(words, " "), quote(out), quote(err)))
+  return code, support.slurp(out) or "", support.slurp(err) or ""
 end
 
 return M
