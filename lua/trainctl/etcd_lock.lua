@@ -179,7 +179,10 @@ function Lock:release()
   local lease = self.lease
   self.lease = nil
   local ok, e = pcall(self.client.revoke, self.client, lease, { max_time = 2 })
-  if not ok and not (errors.is(e) and e.grpc_code == 5) then log.warn(("%s: lease not revoked (it expires by itself): %s"):format(self.url, tostring(e))) end
+  -- NotFound: the lease had expired already
+  if not ok and not (errors.is(e) and e.grpc_code == 5) then
+    log.warn(("%s: lease not revoked (it expires by itself): %s"):format(self.url, tostring(e)))
+  end
 end
 
 -- current() -> the run's lock, or nil.
