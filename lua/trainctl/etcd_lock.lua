@@ -147,7 +147,8 @@ end
 -- check(): raises the "lock lost" error when the lease may have expired.
 function Lock:check()
   if self:alive() then return end
-  error(self:lost_error(), 0)
+  self.lost = self:lost_error()
+  error(self.lost, 0)
 end
 
 function Lock:lost_error()
@@ -201,27 +202,28 @@ local function guard()
 end
 
 -- run(fn, ...) -> fn's results: takes the run's --lock (an etcd URL, with
--- --lock-ttl and --lock-wait), runs fn as a task beside the one that
--- keeps the lease, and releases the lock when fn ends. Losing the lease
--- cancels fn and raises the "lost the lock" error (exit 1).
+-- --lock-ttl and --lock-wait), keeps its lease alive from a task beside
+-- the calling one (the run's main task) while fn runs there, and revokes
+-- it when fn ends. Losing the lease cancels the main task with the "lost
+-- the lock" error (exit 1).
 function M.run(fn, ...)
   local lock = M.acquire(option("lock"), { ttl = tonumber(option("lock_ttl")),
     wait = tonumber(option("lock_wait")) })
   require("trainctl.http").add_check(guard)
-  local work = task.spawn(fn, ...)
+  local main = task.current()
   local keeper = task.spawn(function()
     lock:keep()
-    if not work.done then work:cancel() end
+    if held == lock then held = nil end
+    if main and not main.done then main:cancel(lock.lost) end
   end)
-  local res = table.pack(pcall(work.join, work))
-  if not keeper.done then keeper:cancel() end
-  if lock.lost then
-    held = nil
-    error(lock.lost, 0)
-  end
-  lock:release()
-  if not res[1] then error(res[2], 0) end
-  return table.unpack(res, 2, res.n)
+  local _ <close> = setmetatable({}, { __close = function()
+    if lock.lost then return end -- the keeper is ending, the lease gone
+    if not keeper.done then keeper:cancel() end
+    -- a task cancelled by a signal cannot wait for etcd: its lease
+    -- expires after the TTL
+    if coroutine.isyieldable() then lock:release() end
+  end })
+  return fn(...)
 end
 
 return M
