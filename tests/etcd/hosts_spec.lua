@@ -12,6 +12,16 @@ local json = require("trainctl.json")
 
 local WORKFLOW = "tests/etcd/ctr_workflow.lua"
 
+-- A client of the members but one (the tests' view while one is frozen).
+local function etcd_client_without(cluster, skip)
+  local etcd = require("trainctl.etcd")
+  local members = {}
+  for i in ipairs(cluster.members) do
+    if i ~= skip then members[#members + 1] = i end
+  end
+  return etcd.client(etcd.parse_url(cluster:url("x", members)), { timeout = 1 })
+end
+
 local function starts(sim, instance)
   local n = 0
   for _, r in ipairs(sim:requests({ operation = "CreateFunctionTask" })) do
@@ -129,6 +139,31 @@ describe("several hosts on one etcd cluster", function()
     assert.equal(before.mod_revision, after.mod_revision)
     assert.equal("b", doc.host)
     assert.equal(1, starts(sim, instance))
+  end)
+
+  it("an etcd member frozen mid-run (a partition): its requests time out, the others answer", function()
+    local instance = "frozen"
+    local a = sim:spawn(job("a", instance, { ttl = "3" }))
+    support.poll(function() return starts(sim, instance) == 1 end, 30, "the training start")
+    -- the first member of the URL, the one the run asks first
+    cluster:freeze(1)
+    local c = etcd_client_without(cluster, 1)
+    local _, lock = c:get("nightly/" .. instance .. "/lock")
+    local last
+    support.poll(function()
+      local ans = c:call("/v3/lease/timetolive", { ID = lock.lease })
+      local ttl = tonumber(ans.TTL)
+      local renewed = last and ttl and ttl > last
+      last = ttl
+      return renewed
+    end, 30, "the lease to be renewed while member 1 is frozen")
+    sim:advance(3600)
+    local code, out, err = a:wait()
+    cluster:thaw(1)
+    assert.equal(0, code, err)
+    assert.equal("a", json.decode(out).host)
+    assert.equal(1, starts(sim, instance))
+    cluster:wait_healthy()
   end)
 
   it("the etcd leader killed mid-run: the run goes on through another member, no duplicate", function()

@@ -80,6 +80,11 @@ function Cluster:kill(i, signal)
   m.pid = nil
 end
 
+-- freeze(i) / thaw(i): member i stops answering (SIGSTOP), as behind a
+-- partition, and comes back.
+function Cluster:freeze(i) os.execute("kill -STOP " .. self.members[i].pid) end
+function Cluster:thaw(i) os.execute("kill -CONT " .. self.members[i].pid) end
+
 function Cluster:restart(i)
   self:kill(i)
   self:start(i)
@@ -136,7 +141,10 @@ function Cluster:leader()
 end
 
 function Cluster:stop()
-  for i in ipairs(self.members) do self:kill(i) end
+  for i, m in ipairs(self.members) do
+    if m.pid then self:thaw(i) end
+    self:kill(i)
+  end
   os.execute("rm -rf " .. quote(self.dir))
 end
 
