@@ -88,7 +88,10 @@ valgrind: all unit
 	for t in $(UNIT_BINS); do valgrind -q --error-exitcode=99 --leak-check=full $$t >/dev/null || exit 1; done
 	valgrind -q --error-exitcode=99 --leak-check=full ./trainctl -e 'local c=require"trainctl.crypto"; assert(#c.sha256("x")==32)'
 
-demo: deps all
+# deps first, then a make of its own: its pkg-config calls run once the
+# packages are there (this make parsed the file before they were).
+demo: deps
+	$(MAKE) all
 	./scripts/demo.sh
 
 bench: all
@@ -101,7 +104,8 @@ fuzz:
 
 # Each example 50 times under 20 % injected faults and 20 times killed
 # with SIGKILL, against cloudsim; prints the counts (about 15 minutes).
-soak: all
+soak: deps
+	$(MAKE) all
 	python3 tests/soak/soak.py $(SOAK_FLAGS)
 	$(MAKE) soak-hosts
 

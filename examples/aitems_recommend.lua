@@ -41,23 +41,25 @@ local FIELDS = {
 
 local ai = aitems.client()
 
--- What this workflow made, per endpoint (ids mean nothing elsewhere).
-local run = state.get("aitems_recommend")
-if type(run) ~= "table" or run.endpoint ~= ai.endpoint then
-  run = { endpoint = ai.endpoint, datasets = {} }
-end
-local function save() state.set("aitems_recommend", run) end
+-- What this workflow made. Its key holds every parameter that names or
+-- places what it creates, so another prefix, bucket or endpoint is
+-- another record, never this one's.
+local key = state.key("aitems_recommend", { endpoint = ai.endpoint, prefix = prefix, bucket = bucket,
+  key_prefix = key_prefix })
+local run = state.get(key)
+if type(run) ~= "table" then run = { datasets = {} } end
+run.datasets = run.datasets or {}
+local function save() state.set(key, run) end
 
--- A service deleted behind our back (or an emulator restarted) means the
--- recorded ids are stale: start over rather than fail forever.
-if run.service_id then
-  local ok, err = pcall(ai.get_service, ai, run.service_id)
-  if not ok then
-    if not (errors.is(err) and err.status == 404) then error(err, 0) end
-    log.warn("recorded service is gone; starting over", { service_id = run.service_id })
-    run = { endpoint = ai.endpoint, datasets = {} }
-    save()
-  end
+-- A service deleted behind our back means the recorded ids are stale:
+-- start over, once the service has said so with its own not-found code
+-- twice (a stray 404 is asked again, never believed). The training record
+-- is kept aside: if the service found by name is the same one after all,
+-- its training is resumed, not started again.
+if run.service_id and not state.still_there(ai.get_service, ai, run.service_id) then
+  log.warn("the recorded service is gone; starting over", { service_id = run.service_id })
+  run = { datasets = {}, gone = { service_id = run.service_id, training = run.training, trained = run.trained } }
+  save()
 end
 
 -- 1. Schemas, addressed by name.
@@ -95,6 +97,13 @@ if not run.service_id then
   run.service_id = svc.serviceId
   save()
 end
+if run.gone then
+  if run.gone.service_id == run.service_id then
+    run.training, run.trained = run.gone.training, run.gone.trained
+  end
+  run.gone = nil
+  save()
+end
 local svc = ai:get_service(run.service_id)
 if svc.status == "datasetRequired" then
   ai:set_service_datasets(run.service_id, { dataset_ids = { run.datasets.user, run.datasets.item,
@@ -106,8 +115,9 @@ end
 -- was on its way looks the training up instead of starting another.
 if not run.trained then
   if run.training then log.info("resuming the recorded training", { service_id = run.service_id }) end
+  -- adopt: a training still running (yesterday's, say) is waited for.
   local job = ai:train(run.service_id, { types = aitems.TRAIN_TYPES, description = "trainctl example",
-    resume = run.training, record = function(ref)
+    adopt = true, resume = run.training, record = function(ref)
       run.training = ref
       save()
     end })

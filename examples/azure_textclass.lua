@@ -29,9 +29,13 @@ local MODEL, DEPLOYMENT = "m1", "production"
 
 local az = azure.client()
 
-local key = "azure_textclass/" .. project
+-- The record's key holds every parameter that names or places what this
+-- workflow creates: another project, container, model or endpoint is
+-- another record.
+local key = state.key("azure_textclass", { endpoint = az.endpoint, project = project, container = container,
+  model = MODEL, deployment = DEPLOYMENT })
 local run = state.get(key)
-if type(run) ~= "table" or run.endpoint ~= az.endpoint then run = { endpoint = az.endpoint } end
+if type(run) ~= "table" then run = {} end
 local function save() state.set(key, run) end
 
 -- A step recorded as started is resumed from its job reference; one not
@@ -57,6 +61,12 @@ local function step(name, start, opts)
     if errors.is(st, "training_failed") then
       run[name] = nil
       save()
+    end
+    -- A recorded job the service has forgotten (jobs expire): say which
+    -- record to forget rather than fail the same way every night.
+    if errors.not_found(st) and not state.still_there(job.status, job) then
+      st.what = ("the %s job %s"):format(name, tostring(run[name].job_id or ""))
+      state.stale(key, st)
     end
     error(st, 0)
   end
@@ -93,7 +103,7 @@ end, { timeout = 3600, interval = 2 })
 step("training", function(resume, record)
   return az:train(project, { model_label = MODEL, training_config_version = "latest",
     evaluation_options = { kind = "percentage", trainingSplitPercentage = 80, testingSplitPercentage = 20 },
-    resume = resume, record = record })
+    resume = resume, record = record, adopt = true })
 end, { timeout = 12 * 3600, interval = 5 })
 
 -- 4. How good is it?

@@ -80,7 +80,8 @@ for _, w in ipairs(WORKFLOWS) do
 end
 
 if #failed > 0 then
-  io.stderr:write(("nightly %s: %s failed\n"):format(date, table.concat(failed, ", ")))
+  log.error(("nightly %s: %s failed"):format(date, table.concat(failed, ", ")), { date = date },
+    { failed = failed })
   os.exit(1)
 end
 log.info("nightly: all done", { date = date, output = out_dir })

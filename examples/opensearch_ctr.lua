@@ -20,26 +20,27 @@ local app_group = os.getenv("OPENSEARCH_APP_GROUP") or "demo_app"
 
 local search = opensearch.client({ app_group = app_group, function_name = "ctr" })
 
-local key = "opensearch_ctr/" .. instance
+-- The record's key holds every parameter that names or places what this
+-- workflow creates: another instance, app group or endpoint is another
+-- record.
+local key = state.key("opensearch_ctr", { endpoint = search.endpoint, app_group = app_group,
+  function_name = "ctr", instance = instance })
 local run = state.get(key)
-if type(run) ~= "table" or run.endpoint ~= search.endpoint then
-  run = { endpoint = search.endpoint }
-end
+if type(run) ~= "table" then run = {} end
 local function save() state.set(key, run) end
 
--- 1. The instance, created once.
-local ok, err = pcall(search.get_function_instance, search, { instance_name = instance })
-if not ok then
-  if not (errors.is(err) and err.status == 404 or errors.is(err) and err.code == "Instance.NotExist") then
-    error(err, 0)
-  end
+-- 1. The instance, created once: only when OpenSearch says, with its own
+-- Instance.NotExist and twice, that it is not there (a stray error is
+-- asked again, never taken for "gone").
+if not state.still_there(search.get_function_instance, search, { instance_name = instance }) then
   search:create_function_instance({
     instance_name = instance, model_type = "tf_checkpoint", function_type = "PAAS",
     description = "CTR model trained by trainctl",
     create_parameters = { { name = "title_field", value = "title" } },
   })
   log.info("instance created", { instance = instance })
-  run = { endpoint = search.endpoint }
+  -- A new instance has none of the recorded trainings.
+  run = {}
   save()
 end
 
@@ -47,7 +48,8 @@ end
 -- the request goes out: a run killed meanwhile looks it up).
 if not run.metrics then
   if run.training then log.info("resuming the recorded training", { instance = instance }) end
-  local job = search:create_function_task({ instance_name = instance, resume = run.training,
+  -- adopt: a training still running (yesterday's, say) is waited for.
+  local job = search:create_function_task({ instance_name = instance, resume = run.training, adopt = true,
     record = function(ref)
       run.training = ref
       save()
@@ -63,6 +65,12 @@ if not run.metrics then
     if errors.is(st, "training_failed") then
       run.training = nil
       save()
+    end
+    -- A recorded training the instance no longer has: say which record
+    -- to forget rather than fail the same way every night.
+    if errors.not_found(st) and not state.still_there(job.status, job) then
+      st.what = "the training " .. tostring(run.training.generation or "")
+      state.stale(key, st)
     end
     error(st, 0)
   end

@@ -358,17 +358,89 @@ int host_exit_status(lua_State *L, int status)
 	return code;
 }
 
+/* report(message, exit status): trainctl.log.report with the error
+ * object the message handler kept. */
+static int report(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	if (lua_getfield(L, -1, "trainctl.log") != LUA_TTABLE) {
+		lua_getglobal(L, "require");
+		lua_pushliteral(L, "trainctl.log");
+		lua_call(L, 1, 1);
+	}
+	lua_getfield(L, -1, "report");
+	lua_pushvalue(L, 1);
+	lua_getfield(L, LUA_REGISTRYINDEX, "trainctl.last_error");
+	lua_pushvalue(L, 2);
+	lua_call(L, 3, 0);
+	return 0;
+}
+
+/* The last words of a failed run go through Lua (trainctl.log.report),
+ * which redacts them as a whole and writes them in the --log-format.
+ * Its hook is off meanwhile: a pending signal must not cut the report
+ * short. Only if that fails (no memory) is the message printed as is. */
 int host_report(lua_State *L, int status)
 {
 	if (status != LUA_OK) {
+		lua_Hook hook = lua_gethook(L);
+		int mask = lua_gethookmask(L), count = lua_gethookcount(L);
+		int code = host_exit_status(L, status);
 		const char *msg = lua_tostring(L, -1);
+
 		if (msg == NULL)
 			msg = "(error object is not a string)";
-		fprintf(stderr, "trainctl: %s\n", msg);
-		fflush(stderr);
+		lua_sethook(L, NULL, 0, 0);
+		lua_pushcfunction(L, report);
+		lua_pushstring(L, msg);
+		lua_pushinteger(L, code);
+		if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+			fprintf(stderr, "trainctl: %s\n", msg);
+			fflush(stderr);
+			lua_pop(L, 1);
+		}
+		if (hook)
+			lua_sethook(L, hook, mask, count);
 		lua_pop(L, 1);
 	}
 	return status;
+}
+
+/* say(message, exit status): trainctl.log.report in JSON. */
+static int say(lua_State *L)
+{
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "trainctl.log");
+	lua_call(L, 1, 1);
+	lua_getfield(L, -1, "set_format");
+	lua_pushliteral(L, "json");
+	lua_call(L, 1, 0);
+	lua_getfield(L, -1, "report");
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 2);
+	lua_call(L, 3, 0);
+	return 0;
+}
+
+/* An error of the command line, before any Lua runs (a bad option, a
+ * lock held): with --log-format json, one JSON object like the final
+ * error of a run, from a state made for it; else a text line. */
+void host_say(int json, const char *msg, int code)
+{
+	lua_State *L = json ? host_new() : NULL;
+	int status = LUA_ERRRUN;
+
+	if (L) {
+		lua_pushcfunction(L, say);
+		lua_pushstring(L, msg);
+		lua_pushinteger(L, code);
+		status = lua_pcall(L, 2, 0, 0);
+		lua_close(L);
+	}
+	if (status != LUA_OK)
+		fprintf(stderr, "trainctl: %s\n", msg);
+	fflush(stderr);
 }
 
 /* package.searchers entry for the embedded library; TRAINCTL_LUA_PATH

@@ -37,6 +37,7 @@ void host_signals(lua_State *L, int interactive);
 void host_clear_signal(lua_State *L);
 int host_docall(lua_State *L, int narg, int nres);
 int host_report(lua_State *L, int status);
+void host_say(int json, const char *msg, int code);
 int host_exit_status(lua_State *L, int status);
 int host_interrupted(void);
 void host_set_timeout(double seconds);

@@ -220,18 +220,35 @@ static int lock_release(lua_State *L)
 
 /* lock(path): an exclusive advisory lock, released by the kernel when the
  * process dies. Returns a handle, or nil, message, "locked" when another
- * process holds it. */
+ * process holds it. The file is opened without following a symlink and
+ * never written: a lock path that names a link, or somebody's data, is
+ * refused or left as it was. */
 static int l_lock(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
-	char pid[32];
+	struct stat st;
 
 	*fd = -1;
 	luaL_setmetatable(L, LOCK_MT);
-	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	*fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+		   0600);
 	if (*fd < 0)
 		return fail(L, "lock", path);
+	if (fstat(*fd, &st) < 0) {
+		int e = errno;
+		close(*fd);
+		*fd = -1;
+		errno = e;
+		return fail(L, "lock", path);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(*fd);
+		*fd = -1;
+		luaL_pushfail(L);
+		lua_pushfstring(L, "lock: %s: not a regular file", path);
+		return 2;
+	}
 	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
 		close(*fd);
@@ -246,10 +263,23 @@ static int l_lock(lua_State *L)
 		errno = e;
 		return fail(L, "lock", path);
 	}
-	/* The pid is informational only: the flock is what excludes. */
-	snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-	if (ftruncate(*fd, 0) == 0)
-		(void)!write(*fd, pid, strlen(pid));
+	return 1;
+}
+
+/* readlink(path) -> the target of a symbolic link, or nil when path is
+ * not one (or does not exist). */
+static int l_readlink(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	char buf[4096];
+	ssize_t n = readlink(path, buf, sizeof buf);
+
+	if (n < 0 || (size_t)n >= sizeof buf) {
+		if (n >= 0)
+			errno = ENAMETOOLONG;
+		return fail(L, "readlink", path);
+	}
+	lua_pushlstring(L, buf, (size_t)n);
 	return 1;
 }
 
@@ -532,6 +562,23 @@ static int l_parse_rfc1123(lua_State *L)
 	return 1;
 }
 
+/* parse_duration("90s" | "15m" | "1h30m" | "90") -> seconds, or nil, err:
+ * the one reading of durations, the command line's. */
+static int l_parse_duration(lua_State *L)
+{
+	const char *s = luaL_checkstring(L, 1);
+	double v = host_parse_duration(s);
+
+	if (v < 0) {
+		luaL_pushfail(L);
+		lua_pushfstring(
+			L, "invalid duration '%s' (e.g. 90, 30s, 15m, 2h)", s);
+		return 2;
+	}
+	lua_pushnumber(L, v);
+	return 1;
+}
+
 static const luaL_Reg funcs[] = { { "now", l_now },
 				  { "clock", l_clock },
 				  { "getenv", l_getenv },
@@ -540,6 +587,7 @@ static const luaL_Reg funcs[] = { { "now", l_now },
 				  { "sleep", l_sleep },
 				  { "write_atomic", l_write_atomic },
 				  { "lock", l_lock },
+				  { "readlink", l_readlink },
 				  { "stat", l_stat },
 				  { "mkdir_p", l_mkdir_p },
 				  { "rusage", l_rusage },
@@ -547,6 +595,7 @@ static const luaL_Reg funcs[] = { { "now", l_now },
 				  { "parse_iso8601", l_parse_iso8601 },
 				  { "format_rfc1123", l_format_rfc1123 },
 				  { "parse_rfc1123", l_parse_rfc1123 },
+				  { "parse_duration", l_parse_duration },
 				  { NULL, NULL } };
 
 static const luaL_Reg lock_methods[] = { { "unlock", lock_release },

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lazy.h"
@@ -30,6 +31,7 @@ static void print_usage(FILE *f)
 	fprintf(f,
 		"usage: %s [options] [script [args]]\n"
 		"       %s call PROVIDER OPERATION [key=value ...]\n"
+		"       %s state list|show KEY|forget KEY|path [--state FILE]\n"
 		"Run a Lua 5.4 script that automates training on AiTEMS, "
 		"OpenSearch\n"
 		"or Azure AI Language; with no script on a terminal, start a "
@@ -72,11 +74,41 @@ static void print_usage(FILE *f)
 		"Exit status: 0 success, 1 error, 2 usage or configuration "
 		"error,\n"
 		"3 lock held, 4 timeout, 128+N killed by signal N.\n",
-		progname, progname);
+		progname, progname, progname);
+}
+
+/* --log-format json (or TRAINCTL_LOG_FORMAT=json): the errors of the
+ * command line are JSON lines too. Known before the options are checked,
+ * so that a bad option after it is reported in JSON. */
+static int json_lines;
+
+static int wants_json(int argc, char **argv)
+{
+	const char *fmt = getenv("TRAINCTL_LOG_FORMAT");
+	int i;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0 || strcmp(a, "-") == 0)
+			break;
+		if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0)
+			i++;
+		else if (strncmp(a, "--log-format=", 13) == 0)
+			fmt = a + 13;
+		else if (strcmp(a, "--log-format") == 0 && i + 1 < argc)
+			fmt = argv[++i];
+	}
+	return fmt && strcmp(fmt, "json") == 0;
 }
 
 static int usage_error(const char *fmt, const char *arg)
 {
+	if (json_lines) {
+		char msg[1024];
+		snprintf(msg, sizeof msg, fmt, arg);
+		host_say(1, msg, EXIT_USAGE);
+		return -1;
+	}
 	fprintf(stderr, "%s: ", progname);
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\nTry '%s --help' for more information.\n", progname);
@@ -121,7 +153,7 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v;
 		if (a[0] != '-') {
-			if (strcmp(a, "call") == 0)
+			if (strcmp(a, "call") == 0 || strcmp(a, "state") == 0)
 				o->call = i;
 			else
 				o->script = i;
@@ -398,7 +430,8 @@ static int run_call(lua_State *L, int argc, char **argv, int at,
 		lua_pushstring(L, argv[i]);
 		lua_rawseti(L, -2, i - at);
 	}
-	status = host_run_task(L, 1 + is_etcd(lock), 1);
+	lua_pushstring(L, argv[at]); /* the command: call or state */
+	status = host_run_task(L, 2 + is_etcd(lock), 1);
 	if (status != LUA_OK) {
 		host_report(L, status);
 		return -1;
@@ -412,24 +445,36 @@ static int run_call(lua_State *L, int argc, char **argv, int at,
  * the lock held) until the process exits, whatever way it exits. */
 static int take_lock(const char *path)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* Never through a symlink, never written: a lock path that names
+	 * somebody's data leaves it as it was. */
+	int fd = open(path,
+		      O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+		      0644);
+	int code = EXIT_USAGE;
+	char msg[1024];
+	struct stat st;
 
-	if (fd < 0) {
-		fprintf(stderr, "%s: --lock %s: %s\n", progname, path,
-			strerror(errno));
-		return EXIT_USAGE;
+	if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(msg, sizeof msg, "--lock %s: not a regular file",
+			 path);
+		close(fd);
+		host_say(json_lines, msg, code);
+		return code;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK) {
-			fprintf(stderr, "%s: --lock %s: held by another run\n",
-				progname, path);
-			return EXIT_LOCKED;
-		}
-		fprintf(stderr, "%s: --lock %s: %s\n", progname, path,
-			strerror(errno));
-		return EXIT_USAGE;
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return EXIT_OK;
+	if (fd >= 0 && errno == EWOULDBLOCK) {
+		snprintf(msg, sizeof msg, "--lock %s: held by another run",
+			 path);
+		code = EXIT_LOCKED;
+	} else {
+		snprintf(msg, sizeof msg, "--lock %s: %s", path,
+			 errno == ELOOP ? "is a symbolic link (lock files are "
+					  "never followed through links)"
+					: strerror(errno));
 	}
-	return EXIT_OK;
+	host_say(json_lines, msg, code);
+	return code;
 }
 
 static int run(lua_State *L, int argc, char **argv, struct opts *o)
@@ -478,6 +523,7 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof o);
 	if (argv[0] && argv[0][0])
 		progname = "trainctl";
+	json_lines = wants_json(argc, argv);
 	if (collect_opts(argc, argv, &o) < 0)
 		return EXIT_USAGE;
 	if (o.help) {

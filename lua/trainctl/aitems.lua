@@ -129,6 +129,12 @@ function M.classify(res, body)
   end
 end
 
+-- not_found(e): the backend's own answer for an unknown id (the
+-- gateway's 404 "Not Found Exception" is about a route, not an object).
+function M.not_found(e)
+  return e.status == 404 and e.code == "NOT_FOUND"
+end
+
 -- STATES maps a train record's status to the shared vocabulary.
 M.STATES = {
   ready = "pending", waiting = "pending", requesting = "pending",
@@ -137,13 +143,16 @@ M.STATES = {
   requestFailed = "failed", refinedFailed = "failed", learningFailed = "failed",
 }
 
+-- The API Gateway refuses a timestamp 5 minutes or more from its clock.
+M.SKEW_WINDOW = 300
+
 local SERVICE_BUSY = { learning = true, requestLearning = true, scheduledLearning = true }
 
 local function signer(access_key, secret_key)
   local sign = require("trainctl.sign")
   local sys = require("trainctl.sys")
   return function(r)
-    local ts = ("%d"):format(math.floor(sys.now() * 1000))
+    local ts = ("%d"):format(math.floor((r.now or sys.now()) * 1000))
     local uri = r.path .. (r.query ~= "" and ("?" .. r.query) or "")
     local sig = sign.ncp_v2({ method = r.method, uri = uri, timestamp = ts,
       access_key = access_key, secret_key = secret_key })
@@ -168,6 +177,8 @@ function M.client(o)
   return setmetatable({
     provider = "aitems", endpoint = endpoint, retry = o.retry, timeout = o.timeout,
     ca_file = o.ca_file or config.ca_file(), insecure = o.insecure, _sign = signer(ak, sk),
+    credentials = config.origin({ "NCLOUD_ACCESS_KEY", "NCLOUD_SECRET_KEY" },
+      { NCLOUD_ACCESS_KEY = o.access_key ~= nil, NCLOUD_SECRET_KEY = o.secret_key ~= nil }),
   }, Client)
 end
 
@@ -179,8 +190,9 @@ function Client:_send(r)
   return http.send({
     provider = "aitems", method = r.method, url = self.endpoint .. r.path, query = r.query,
     headers = headers, body = r.body, sign = self._sign, classify = M.classify,
-    idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
+    credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
     timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
+    skew_window = M.SKEW_WINDOW,
   })
 end
 
@@ -383,7 +395,7 @@ invoke_train = function(self, args, spec)
   local sid = args.service_id
   if sid == nil then errors.usage("train: missing required parameter service_id") end
   return job.start({
-    what = "the training request", resume = args.resume, record = args.record,
+    what = "the training request", resume = args.resume, record = args.record, adopt = args.adopt,
     retry = http.merge_retry(self.retry, args.retry),
     prepare = function()
       local before = {}
@@ -403,6 +415,16 @@ invoke_train = function(self, args, spec)
     end,
     -- "cannot be trained while it is learning": perhaps by this very start.
     conflict = function(e) return e.code == "INVALID_STATUS" end,
+    -- The training in progress, if any: the latest record of each type,
+    -- whichever run started it.
+    running = function()
+      for _, t in ipairs(self:recent_trains(sid)) do
+        if type(t) == "table" and not job.TERMINAL[M.STATES[t.status] or "running"] then
+          return self:training_job({ service_id = sid, types = args.types, before = {}, adopted = true })
+        end
+      end
+    end,
+    timeout = args.timeout or self.timeout,
   })
 end
 by_name.train.invoke = invoke_train

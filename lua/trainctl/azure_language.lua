@@ -130,6 +130,14 @@ M.STATES = {
 
 local AUTH_CODES = { Unauthorized = true, Forbidden = true }
 
+local NOT_FOUND = { NotFound = true, ProjectNotFound = true, OperationNotFound = true }
+
+-- not_found(e): the service's own error code for a missing project,
+-- model, deployment or job.
+function M.not_found(e)
+  return e.status == 404 and NOT_FOUND[e.code] == true
+end
+
 -- classify(res, body): {"error":{"code","message","innererror":{...}}}.
 function M.classify(res, body)
   if res.status >= 200 and res.status < 300 then return nil end
@@ -188,6 +196,7 @@ local function token_source(o)
       headers = { ["content-type"] = "application/x-www-form-urlencoded",
         accept = "application/json" },
       body = form, idempotent = true, classify = classify_entra, retry = o.retry,
+      credentials = o.credentials,
       timeout = o.timeout, ca_file = o.ca_file, insecure = o.insecure,
       sign = function(r) r.secrets[#r.secrets + 1] = o.client_secret end,
     })
@@ -205,25 +214,37 @@ local function token_source(o)
   return src
 end
 
+local ENTRA_VARS = { "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET" }
+local GIVEN = { AZURE_LANGUAGE_KEY = true, AZURE_TENANT_ID = true, AZURE_CLIENT_ID = true,
+  AZURE_CLIENT_SECRET = true }
+
+-- resolve_auth(o) -> {key | tenant_id, client_id, client_secret,
+-- credentials = where they came from (config.origin)}.
 local function resolve_auth(o)
-  if o.key then return { key = config.secret(o.key) } end
+  if o.key then
+    return { key = config.secret(o.key), credentials = config.origin({ "AZURE_LANGUAGE_KEY" }, GIVEN) }
+  end
   if o.tenant_id or o.client_id or o.client_secret then
     if not (o.tenant_id and o.client_id and o.client_secret) then
       errors.usage("azure_language: tenant_id, client_id and client_secret go together")
     end
     return { tenant_id = o.tenant_id, client_id = config.key_id(o.client_id),
-      client_secret = config.secret(o.client_secret) }
+      client_secret = config.secret(o.client_secret), credentials = config.origin(ENTRA_VARS, GIVEN) }
   end
   local key = o.auth ~= "entra" and config.get("AZURE_LANGUAGE_KEY")
-  if key then return { key = config.secret(key) } end
+  if key then
+    return { key = config.secret(key), credentials = config.origin({ "AZURE_LANGUAGE_KEY" }) }
+  end
   local tenant, client = config.get("AZURE_TENANT_ID"), config.get("AZURE_CLIENT_ID")
   local secret = config.get("AZURE_CLIENT_SECRET")
   if tenant or client or secret or o.auth == "entra" then
     -- Part of a service principal is there: name the part that is missing.
     local hint = "(Entra ID needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)"
-    return { tenant_id = config.need("AZURE_TENANT_ID", hint),
+    local a = { tenant_id = config.need("AZURE_TENANT_ID", hint),
       client_id = config.key_id(config.need("AZURE_CLIENT_ID", hint)),
       client_secret = config.secret(config.need("AZURE_CLIENT_SECRET", hint)) }
+    a.credentials = config.origin(ENTRA_VARS)
+    return a
   end
   config.need("AZURE_LANGUAGE_KEY", "(or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)")
 end
@@ -248,7 +269,7 @@ function M.client(o)
   local self = setmetatable({
     provider = "azure_language", endpoint = endpoint, api_version = o.api_version or M.API_VERSION,
     retry = o.retry, timeout = o.timeout, ca_file = ca_file, insecure = o.insecure,
-    auth = auth.key and "key" or "entra",
+    auth = auth.key and "key" or "entra", credentials = auth.credentials,
   }, Client)
   if auth.key then
     local key = auth.key
@@ -258,7 +279,7 @@ function M.client(o)
       tenant_id = auth.tenant_id, client_id = auth.client_id, client_secret = auth.client_secret,
       authority = o.authority or config.get("TRAINCTL_ENTRA_ENDPOINT") or M.DEFAULT_AUTHORITY,
       scope = o.scope, retry = o.retry, timeout = o.timeout, ca_file = ca_file,
-      insecure = o.insecure,
+      insecure = o.insecure, credentials = auth.credentials,
     })
     self._tokens = tokens
     self._sign = function(r) r.headers["authorization"] = "Bearer " .. tokens.get() end
@@ -284,7 +305,7 @@ function Client:_send(r)
   local req = {
     provider = "azure_language", method = r.method, url = self.endpoint .. r.path, query = query,
     headers = headers, body = r.body, sign = self._sign, classify = M.classify,
-    idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
+    credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
     timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
   }
   if not self._tokens then return http.send(req) end
@@ -479,13 +500,18 @@ by_name.train.invoke = function(self, args, spec)
   local project = args.project_name
   if project == nil then errors.usage("train: missing required parameter project_name") end
   local label = label_of(spec, args)
+  local function training(id)
+    return self:job({ kind = "training", label = label, job_id = id,
+      path = ("%s/%s/train/jobs/%s?api-version=%s"):format(A, ops.segment(project),
+        ops.segment(id), ops.encode(self.api_version)) })
+  end
   local function jobs()
     local list = {}
     for j in self:each("list_training_jobs", { project_name = project }) do list[#list + 1] = j end
     return list
   end
   return job.start({
-    what = "the training start", resume = args.resume, record = args.record,
+    what = "the training start", resume = args.resume, record = args.record, adopt = args.adopt,
     retry = http.merge_retry(self.retry, args.retry),
     prepare = function()
       local before = {}
@@ -502,15 +528,21 @@ by_name.train.invoke = function(self, args, spec)
       for _, id in ipairs(ref.before or {}) do before[id] = true end
       for _, t in ipairs(jobs()) do
         local r = type(t.result) == "table" and t.result or {}
-        if not before[t.jobId] and r.modelLabel == ref.model_label then
-          return self:job({ kind = "training", label = label, job_id = t.jobId,
-            path = ("%s/%s/train/jobs/%s?api-version=%s"):format(A, ops.segment(project),
-              ops.segment(t.jobId), ops.encode(self.api_version)) })
-        end
+        if not before[t.jobId] and r.modelLabel == ref.model_label then return training(t.jobId) end
       end
     end,
     -- One training per project at a time: perhaps this very start.
     conflict = function(e) return e.status == 409 end,
+    -- The same model's training in progress, whoever started it; another
+    -- model's leaves the conflict standing.
+    running = function(ref)
+      for _, t in ipairs(jobs()) do
+        local r = type(t.result) == "table" and t.result or {}
+        local st = M.STATES[type(t.status) == "string" and t.status:lower() or ""]
+        if r.modelLabel == ref.model_label and st and not job.TERMINAL[st] then return training(t.jobId) end
+      end
+    end,
+    timeout = args.timeout or self.timeout,
   })
 end
 

@@ -147,13 +147,17 @@ local function exit_code(e)
   return 1
 end
 
--- main(argv) -> exit status. argv: the words after `call`.
-function M.main(argv)
-  local ok, res = pcall(run, argv or {})
+-- main(argv [, command]) -> exit status. argv: the words after the
+-- command (`call`, or `state`).
+function M.main(argv, command)
+  local fn = run
+  if command == "state" then fn = require("trainctl.state_cli").run end
+  local ok, res = pcall(fn, argv or {})
   if ok then return res end
   if errors.is(res) then
-    io.stderr:write("trainctl: ", tostring(res), "\n")
-    return exit_code(res)
+    local code = exit_code(res)
+    require("trainctl.log").report(tostring(res), res, code)
+    return code
   end
   error(res, 0)
 end

@@ -126,17 +126,74 @@ function M.profile(name)
   return sec
 end
 
+-- Where each setting read so far came from: "env" or "profile".
+local sources = {}
+
 -- get(var) -> value, source: the environment variable var, else the same
 -- name in the active profile. source is "env" or "profile".
 function M.get(var)
   local v = nonempty(M.getenv(var))
-  if v then return v, "env" end
+  if v then
+    sources[var] = "env"
+    return v, "env"
+  end
   local sec = M.profile(M.profile_name())
   if sec then
     v = nonempty(sec[var:lower()])
-    if v then return v, "profile" end
+    if v then
+      sources[var] = "profile"
+      return v, "profile"
+    end
   end
   return nil
+end
+
+-- The credential variables of DESIGN.md: true for a secret, "partial"
+-- for the id of a key (shown with its first four characters).
+M.CREDENTIALS = {
+  NCLOUD_ACCESS_KEY = "partial", NCLOUD_SECRET_KEY = true,
+  ALIBABA_CLOUD_ACCESS_KEY_ID = "partial", ALIBABA_CLOUD_ACCESS_KEY_SECRET = true,
+  AZURE_LANGUAGE_KEY = true, AZURE_CLIENT_ID = "partial", AZURE_CLIENT_SECRET = true,
+}
+
+-- add_secrets(): every credential of the environment and of the
+-- credentials file is registered with the logger, used or not.
+function M.add_secrets()
+  for var, kind in pairs(M.CREDENTIALS) do
+    local opts = kind == "partial" and { partial = true } or nil
+    log.add_secret(os.getenv(var), opts)
+    log.add_secret(M.getenv(var), opts)
+  end
+  M.profile(nil)
+end
+
+-- origin(vars, given) -> "check A / B (from the environment)": where the
+-- credentials named in vars came from, never their values, for the
+-- message of an authentication error. given[var] says the script passed
+-- that one to the client itself.
+function M.origin(vars, given)
+  local groups, order = {}, {}
+  for _, var in ipairs(vars) do
+    local src = given and given[var] and "given" or sources[var] or "env"
+    if not groups[src] then
+      groups[src] = {}
+      order[#order + 1] = src
+    end
+    table.insert(groups[src], var)
+  end
+  local parts = {}
+  for _, src in ipairs(order) do
+    local where
+    if src == "env" then
+      where = "from the environment"
+    elseif src == "profile" then
+      where = ("from profile '%s' in %s"):format(M.profile_name() or "default", M.credentials_path())
+    else
+      where = "passed to the client by the script"
+    end
+    parts[#parts + 1] = ("%s (%s)"):format(table.concat(groups[src], " / "), where)
+  end
+  return "check " .. table.concat(parts, "; ")
 end
 
 -- need(var [, hint]) -> value, or a usage error naming what to set.
@@ -160,6 +217,18 @@ function M.ca_file()
     or nonempty(M.getenv("SSL_CERT_FILE"))
 end
 
+-- outage_budget() -> seconds, or nil when unset: how long a job's wait
+-- goes on polling while its status cannot be read (an outage), from
+-- TRAINCTL_OUTAGE_BUDGET (environment or profile), a duration such as
+-- 30m, 2h or 900.
+function M.outage_budget()
+  local v = M.get("TRAINCTL_OUTAGE_BUDGET")
+  if not v then return nil end
+  local seconds, err = require("trainctl.sys").parse_duration(v)
+  if not seconds then errors.usage("TRAINCTL_OUTAGE_BUDGET: " .. err) end
+  return seconds
+end
+
 -- Credentials are registered with the logger as soon as they are read, so
 -- no later message can carry them.
 function M.secret(value)
@@ -173,7 +242,7 @@ function M.key_id(value)
 end
 
 function M._reset()
-  loaded = {}
+  loaded, sources = {}, {}
   M._profile = nil
   M.getenv = os.getenv
 end

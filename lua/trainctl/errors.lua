@@ -10,7 +10,7 @@ Error.__name = "trainctl.error"
 M.KINDS = {
   network = true, timeout = true, http = true, auth = true, api = true,
   decode = true, training_failed = true, usage = true, tls = true,
-  too_large = true, interrupted = true, io = true,
+  too_large = true, interrupted = true, io = true, state = true,
 }
 
 local function where(e)
@@ -35,7 +35,8 @@ function Error.__tostring(e)
   if e.status then detail[#detail + 1] = "HTTP " .. tostring(e.status) end
   if e.code and e.code ~= "" then detail[#detail + 1] = tostring(e.code) end
   if #detail > 0 then head = head .. " (" .. table.concat(detail, ", ") .. ")" end
-  return head .. ": " .. tostring(e.message or "unknown error") .. where(e)
+  local hint = e.hint and ("; " .. tostring(e.hint)) or ""
+  return head .. ": " .. tostring(e.message or "unknown error") .. hint .. where(e)
 end
 
 -- new{kind=..., message=..., ...}: copies the fields into a fresh object.
@@ -57,6 +58,15 @@ function M.usage(message, fields)
   local e = M.new(fields or {})
   e.kind, e.message = "usage", message
   error(e, 2)
+end
+
+-- not_found(e): e is the provider's own answer that the object asked for
+-- does not exist (its not-found code, not merely a 404 that a gateway or
+-- a proxy could have sent).
+function M.not_found(e)
+  if not M.is(e) or type(e.provider) ~= "string" or not e.provider:match("^[%w_]+$") then return false end
+  local ok, mod = pcall(require, "trainctl." .. e.provider)
+  return ok and type(mod) == "table" and type(mod.not_found) == "function" and mod.not_found(e) or false
 end
 
 -- is(v [, kind]): v is a trainctl error (of that kind).

@@ -48,7 +48,8 @@ function M.map(list, fn, opts)
     pause_until = math.max(pause_until, sys.clock() + delay)
     if limit < before then
       log.warn(("throttled by the server: %d calls at once (was %d), pausing %.1fs"):format(
-        limit, before, delay))
+        limit, before, delay), nil, { provider = err.provider, status = err.status, code = err.code,
+        concurrency = limit, delay = delay })
     end
     if opts.on_throttle then opts.on_throttle(err, limit) end
   end

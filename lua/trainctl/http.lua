@@ -26,6 +26,12 @@ M.retry_defaults = {
   -- Cap on a server's Retry-After (warned when exceeded); well below
   -- max_time, so that a capped wait still leads to a retry.
   max_retry_after = 120,
+  -- Seconds one request may take, answer included; also how long a
+  -- server may still act on a request whose answer was lost.
+  timeout = 300,
+  -- Floor on a server's Retry-After: "0" is no reason to ask again in a
+  -- tight loop.
+  min_retry_after = 1,
 }
 
 M.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
@@ -130,6 +136,55 @@ function M.throttled(e)
   return type(e.code) == "string" and e.code:find("Throttling", 1, true) ~= nil
 end
 
+-- transient(err) -> whether an error may pass by itself, so that asking
+-- again later makes sense: no answer (network, timeout), an answer cut
+-- short or unreadable (decode), 408, 429, any 5xx, or throttling. An auth
+-- error or another 4xx will not change by waiting.
+function M.transient(e)
+  -- An error that decides the exit status (the run's --timeout, a
+  -- signal) ends the run whatever its kind.
+  if not errors.is(e) or e.kind == "auth" or e.exit_code then return false end
+  if e.kind == "network" or e.kind == "timeout" or e.kind == "decode" then return true end
+  local status = tonumber(e.status)
+  if status and (M.RETRY_STATUS[status] or (status >= 500 and status < 600)) then return true end
+  return M.throttled(e)
+end
+
+-- Seconds to add to the local clock when signing for a provider, learned
+-- from a server that refused a signature and whose Date showed our clock
+-- off by more than that provider's window; kept for the rest of the run,
+-- as the AWS SDKs do.
+local clock_offset = {}
+
+-- signing_time(provider) -> the time to sign a request with.
+function M.signing_time(provider)
+  return require("trainctl.sys").now() + (clock_offset[provider or ""] or 0)
+end
+
+-- forget_skew(): sign with the local clock again (for tests).
+function M.forget_skew()
+  clock_offset = {}
+end
+
+-- skewed(req, res, e) -> a note for the error when the server refused
+-- the request and its Date is further than req.skew_window seconds from
+-- the time the request was signed with; the provider's offset is then
+-- corrected. nil otherwise.
+local function skewed(req, res, e)
+  if not req.skew_window or e.kind ~= "auth" then return nil end
+  local date = header(res.headers, "date")
+  local server = date and require("trainctl.sys").parse_rfc1123(date)
+  if not server then return nil end
+  -- Date is whole seconds, cut: the middle of its second is nearer.
+  local off = server + 0.5 - M.signing_time(req.provider)
+  if math.abs(off) <= req.skew_window then return nil end
+  local key = req.provider or ""
+  clock_offset[key] = (clock_offset[key] or 0) + off
+  return ("the local clock is %s %s the server's (Date: %s), more than the %s %s allows")
+    :format(wait.duration(math.abs(off)), off > 0 and "behind" or "ahead of", date,
+      wait.duration(req.skew_window), req.provider or "server")
+end
+
 -- backoff(n, p) -> seconds before retry n (1-based): exponential, capped,
 -- with jitter so that many clients do not retry in step.
 function M.backoff(n, p)
@@ -138,12 +193,9 @@ function M.backoff(n, p)
   return d * (0.5 + 0.5 * math.random())
 end
 
-local function truncate(s)
-  if type(s) ~= "string" then return s end
-  if #s > TRACE_BODY then
-    return s:sub(1, TRACE_BODY) .. ("... (%d bytes)"):format(#s)
-  end
-  return s
+-- A body in a trace: redacted whole, then cut (log.clip).
+local function truncate(s, extra)
+  return log.clip(s, TRACE_BODY, extra)
 end
 
 local function request_id(headers)
@@ -151,9 +203,9 @@ local function request_id(headers)
     or header(headers, "x-ms-request-id") or header(headers, "x-acs-request-id")
 end
 
-local function snippet(body)
+local function snippet(body, extra)
   if type(body) ~= "string" or body == "" then return nil end
-  body = body:gsub("%s+", " ")
+  body = (log.redact_head(body, 200, extra)):gsub("%s+", " ")
   if #body > 200 then body = body:sub(1, 200) .. "..." end
   return body
 end
@@ -183,11 +235,14 @@ local function response_error(req, r, res, decoded, info)
   local message = text(info.message)
   if not message or message == "" then
     message = ("HTTP %d"):format(status)
-    local s = snippet(res.body)
+    local s = snippet(res.body, r.secrets)
     if s and not decoded then message = message .. ": " .. s end
   end
   return errors.new({
     kind = kind, status = status, code = text(info.code), message = message,
+    -- A refused credential is named by where it came from (never by its
+    -- value), so the user knows what to fix.
+    hint = kind == "auth" and req.credentials or nil,
     request_id = text(info.request_id) or request_id(res.headers),
     retry_after = M.retry_after(res.headers), provider = req.provider,
     method = r.method, url = r.display_url, details = info.details,
@@ -198,7 +253,7 @@ local function trace_request(r)
   if not log.enabled("trace") then return end
   log.trace("http request", log.redact({
     provider = r.provider, method = r.method, url = r.display_url, attempt = r.attempt,
-    headers = r.headers, body = truncate(r.body),
+    headers = r.headers, body = truncate(r.body, r.secrets),
   }, r.secrets))
 end
 
@@ -206,7 +261,7 @@ local function trace_response(r, res, seconds)
   if not log.enabled("trace") then return end
   log.trace("http response", log.redact({
     provider = r.provider, method = r.method, url = r.display_url, status = res.status,
-    headers = res.headers, body = truncate(res.body), seconds = seconds,
+    headers = res.headers, body = truncate(res.body, r.secrets), seconds = seconds,
   }, r.secrets))
 end
 
@@ -229,7 +284,8 @@ function M.add_check(fn) checks[#checks + 1] = fn end
 -- signed as is), headers, body (string, or a table sent as JSON),
 -- sign(r) (sets r.headers for each try; may add r.secrets), classify(res,
 -- decoded) -> nil | info, idempotent, retry, timeout, connect_timeout,
--- max_body, ca_file, insecure.
+-- max_body, ca_file, insecure, credentials (where the credentials came
+-- from, config.origin, added to an authentication error).
 function M.send(req)
   local p = policy(req.retry)
   local method = req.method:upper()
@@ -256,6 +312,7 @@ function M.send(req)
   end
   local start = wait.clock()
   local attempt = 0
+  local skew_note
   while true do
     attempt = attempt + 1
     for _, check in ipairs(checks) do check(req) end
@@ -263,6 +320,7 @@ function M.send(req)
       provider = req.provider, method = method, url = req.url, path = url.path,
       host = url.host, scheme = url.scheme, query = query, body = body,
       headers = copy(headers), attempt = attempt, display_url = full, secrets = {},
+      now = M.signing_time(req.provider),
     }
     if not r.headers["user-agent"] then r.headers["user-agent"] = M.USER_AGENT end
     if req.sign then req.sign(r) end
@@ -271,7 +329,7 @@ function M.send(req)
     local t0 = wait.clock()
     local res, err = M.request({
       method = method, url = full, headers = r.headers, body = r.body,
-      timeout = req.timeout, connect_timeout = req.connect_timeout, max_body = req.max_body,
+      timeout = req.timeout or p.timeout, connect_timeout = req.connect_timeout, max_body = req.max_body,
       ca_file = req.ca_file, insecure = insecure,
       -- libcurl silently sends a request again when a reused connection
       -- turns out dead; a request that must not repeat gets its own.
@@ -329,34 +387,82 @@ function M.send(req)
     -- of the error keeps one (message, code, request id, details).
     e = log.redact(e, r.secrets)
     e.attempts = attempt
+    -- A request that may have reached the server may still be carried
+    -- out until its own timeout has run from when it was sent.
+    if e.ambiguous then e.hold_until = t0 + (req.timeout or p.timeout) end
+    -- A signature refused for a clock off by more than the provider
+    -- allows is made again, once, with the server's time.
+    local note = res and not skew_note and skewed(req, res, e)
+    if note then
+      skew_note = note
+      e.message = e.message:gsub("%.$", "") .. "; " .. note
+      log.warn(("%s; signing with the server's time for the rest of the run and trying again")
+        :format(tostring(e)))
+      goto again
+    end
+    if skew_note and e.kind == "auth" then
+      e.message = ("%s (refused again when signed with the server's time; %s)"):format(
+        e.message:gsub("%.$", ""), skew_note)
+    end
     local delay
     if retryable and attempt < p.attempts then
       delay = e.retry_after
       if delay and delay > p.max_retry_after then
         log.warn(("%s asked to retry after %gs; waiting %gs instead"):format(
-          req.provider or "server", delay, p.max_retry_after))
+          req.provider or "server", delay, p.max_retry_after), nil,
+          { provider = req.provider, retry_after = delay, delay = p.max_retry_after })
         delay = p.max_retry_after
       end
+      if delay then delay = math.max(delay, p.min_retry_after) end
       delay = delay or M.backoff(attempt, p)
       if wait.clock() - start + delay > p.max_time then delay = nil end
     end
     if not delay then error(e, 0) end
     log.warn(("%s; retrying in %.1fs (attempt %d of %d)"):format(tostring(e), delay,
-      attempt + 1, p.attempts))
+      attempt + 1, p.attempts), nil, { provider = e.provider, kind = e.kind, status = e.status,
+      code = e.code, request_id = e.request_id, attempt = attempt + 1, attempts = p.attempts,
+      delay = delay })
     wait.sleep(delay)
+    ::again::
   end
 end
 
+-- look_until(lookup, deadline, clock, what) -> lookup's first non-nil
+-- answer, asking again every few seconds until clock() passes deadline
+-- (and once after it), or nil. For a request that may still land: a
+-- lookup made before the server could have acted proves nothing.
+function M.look_until(lookup, deadline, clock, what)
+  local found = lookup()
+  local step = math.max(0.5, math.min(5, require("trainctl.job").settle / 2))
+  local told = false
+  while found == nil and clock() < deadline do
+    local left = deadline - clock()
+    if not told then
+      log.info(("%s may still land; looking it up for %.1fs before trying again"):format(what, left))
+      told = true
+    end
+    wait.sleep(math.min(step, left))
+    found = lookup()
+  end
+  return found
+end
+
 -- create_once{create, lookup [, conflict, attempts, what, retry,
--- uncertain]} -> result. A create whose outcome is uncertain (connection
--- lost after sending, a timeout, a 5xx or 429, an unreadable answer) may
--- have happened. Look it up before trying again: lookup() returns what the
--- create made, or nil. conflict(err) tells an "already exists" answer to a
--- repeated create, which is resolved by lookup too; uncertain = true says
--- that even the first try may repeat an earlier one (another run's).
+-- uncertain, hold]} -> result. A create whose outcome is uncertain
+-- (connection broken or timed out after sending, 5xx, an unreadable
+-- answer) is looked up before it is tried again: conflict(err) says an
+-- error means "already exists", which after an uncertain first try means
+-- the repeated create found the first one, resolved by lookup too;
+-- uncertain = true says the first try may follow an earlier run's.
+-- hold = true is for creates that nothing on the server refuses twice
+-- (a training start): one whose fate is unknown is sent again only once
+-- it can no longer land, its own timeout plus job.settle after it was
+-- sent, and only if the lookup still finds nothing. A create of a named
+-- object needs no wait: the server refuses the name a second time.
 function M.create_once(o)
   local p = policy(o.retry)
   local attempts = o.attempts or p.attempts
+  local what = o.what or "the create"
   for attempt = 1, attempts do
     local ok, res = pcall(o.create)
     if ok then return res end
@@ -364,16 +470,23 @@ function M.create_once(o)
     if not errors.is(e) then error(e, 0) end
     local conflict = (attempt > 1 or o.uncertain) and o.conflict and o.conflict(e)
     if not (e.ambiguous or conflict) then error(e, 0) end
-    local found = o.lookup()
+    local found
+    if o.hold and e.ambiguous then
+      local deadline = (e.hold_until or wait.clock()) + require("trainctl.job").settle
+      found = M.look_until(o.lookup, deadline, wait.clock, what)
+    else
+      found = o.lookup()
+    end
     if found ~= nil then
       log.info(("%s: %s happened despite the error; using it"):format(e.provider or "client",
-        o.what or "the create"), { error = tostring(e) })
+        what), { error = tostring(e) })
       return found
     end
     if attempt == attempts then error(e, 0) end
     local delay = math.min(e.retry_after or M.backoff(attempt, p), p.max_retry_after)
-    log.warn(("%s; %s did not happen, trying again in %.1fs"):format(tostring(e),
-      o.what or "the create", delay))
+    log.warn(("%s; %s did not happen, trying again in %.1fs"):format(tostring(e), what, delay), nil,
+      { provider = e.provider, kind = e.kind, status = e.status, code = e.code, attempt = attempt + 1,
+        attempts = attempts, delay = delay })
     wait.sleep(delay)
   end
 end

@@ -53,10 +53,10 @@ end
 local Progress = {}
 Progress.__index = Progress
 
-local function new_progress(label, quiet)
+local function new_progress(label, quiet, provider)
   return setmetatable({
     label = label, start = wait.clock(), tty = not quiet and log.progress_supported(),
-    quiet = quiet,
+    quiet = quiet, provider = provider,
   }, Progress)
 end
 
@@ -76,6 +76,7 @@ local function eta_of(self, st, now)
   end
 end
 
+-- text(st) -> the line, and its facts as fields (for JSON lines).
 function Progress:text(st)
   local now = wait.clock()
   local parts = { self.label .. ":", st.state }
@@ -84,12 +85,14 @@ function Progress:text(st)
   local eta = st.state == "running" and eta_of(self, st, now)
   if eta then parts[#parts + 1] = "ETA " .. wait.duration(eta) end
   parts[#parts + 1] = "elapsed " .. wait.duration(now - self.start)
-  return table.concat(parts, " ")
+  local elapsed = math.floor((now - self.start) * 1000 + 0.5) / 1000
+  return table.concat(parts, " "), { job = self.label, provider = self.provider, state = st.state,
+    progress = p, eta = eta and math.floor(eta + 0.5) or nil, elapsed = elapsed }
 end
 
 function Progress:update(st)
   if self.quiet then return end
-  local text = self:text(st)
+  local text, data = self:text(st)
   if self.tty then
     log.progress(text)
     return
@@ -100,7 +103,7 @@ function Progress:update(st)
   local bucket = st.progress and math.floor(tonumber(st.progress) / 10) or -1
   if st.state ~= self.last_state or bucket ~= self.last_bucket
     or now - (self.last_log or 0) >= 60 then
-    log.info(text)
+    log.info(text, nil, data)
     self.last_state, self.last_bucket, self.last_log = st.state, bucket, now
   end
 end
@@ -119,39 +122,68 @@ local function failure(self, st)
   })
 end
 
--- wait{timeout, interval, max_interval, on_progress, quiet} -> final status.
--- Raises training_failed when the job fails or is cancelled, timeout when
--- the time is up (the job keeps running: wait again or cancel it).
+-- outage(v) -> seconds: a wait's outage budget given as seconds or as a
+-- duration ("45m"); nil takes TRAINCTL_OUTAGE_BUDGET, else the default.
+local function outage(v)
+  if v == nil then return require("trainctl.config").outage_budget() end
+  local n = tonumber(v)
+  if type(v) == "string" and not n then n = require("trainctl.sys").parse_duration(v) end
+  if not n or n ~= n or n < 0 then
+    errors.usage(("wait: outage must be seconds or a duration such as 30m, not %q"):format(tostring(v)))
+  end
+  return n
+end
+
+-- wait{timeout, interval, max_interval, on_progress, quiet, outage} ->
+-- final status. Raises training_failed when the job fails or is cancelled,
+-- timeout when the time is up (the job keeps running: wait again or cancel
+-- it). A status poll that fails in a way that may pass (no answer, a 5xx,
+-- 408 or 429, a body cut short or unreadable: http.transient) leaves the
+-- state unknown and is tried again, for up to outage seconds in a row
+-- (default 30 minutes, TRAINCTL_OUTAGE_BUDGET); an auth error or another
+-- 4xx ends the wait at once.
 function Job:wait(opts)
   opts = opts or {}
-  local display = new_progress(self.label, opts.quiet)
+  local budget = outage(opts.outage)
+  local display = new_progress(self.label, opts.quiet, self.provider)
   local interval = opts.interval or self.interval or 5
   local max_interval = opts.max_interval or self.max_interval or 60
   -- TRAINCTL_POLL_INTERVAL overrides every script's polling pace: an
   -- emulator with a fast clock needs no patience.
   local forced = tonumber(os.getenv("TRAINCTL_POLL_INTERVAL"))
   if forced then interval, max_interval = forced, forced end
-  -- A server's Retry-After paces the polls, within the bound retries
-  -- have: a status asking for a year is polled again after the cap.
-  local cap = require("trainctl.http").retry_defaults.max_retry_after
+  -- A server's Retry-After paces the polls, within the bounds retries
+  -- have: a status asking for a year is polled again after the cap, one
+  -- asking for 0 s after the floor.
+  local http = require("trainctl.http")
+  local cap = http.retry_defaults.max_retry_after
+  local floor = http.retry_defaults.min_retry_after
   local warned = false
-  local ok, st = pcall(wait.poll, function()
-    local s = self:status()
-    display:update(s)
-    if opts.on_progress then opts.on_progress(s, self) end
-    local hint = s.retry_after
-    if hint and hint > cap then
+  local function pace(hint)
+    if not hint then return nil end
+    if hint > cap then
       if not warned then
         log.warn(("%s: the server asked to poll again after %gs; polling after %gs instead")
-          :format(self.label, hint, cap))
+          :format(self.label, hint, cap), nil, { job = self.label, provider = self.provider,
+          retry_after = hint, delay = cap })
         warned = true
       end
       hint = cap
     end
-    return M.TERMINAL[s.state] or false, s, hint
+    return math.max(hint, floor)
+  end
+  local ok, st = pcall(wait.poll, function()
+    local polled, s = pcall(self.status, self)
+    if not polled then
+      if not http.transient(s) then error(s, 0) end
+      return nil, s, pace(s.retry_after)
+    end
+    display:update(s)
+    if opts.on_progress then opts.on_progress(s, self) end
+    return M.TERMINAL[s.state] or false, s, pace(s.retry_after)
   end, {
     timeout = opts.timeout, interval = interval, max_interval = max_interval,
-    backoff = opts.backoff, jitter = opts.jitter, what = self.label,
+    backoff = opts.backoff, jitter = opts.jitter, what = self.label, outage = budget,
   })
   display:finish()
   if not ok then
@@ -162,7 +194,9 @@ function Job:wait(opts)
   end
   if st.state ~= "succeeded" then error(failure(self, st), 0) end
   if not opts.quiet then
-    log.info(("%s: succeeded after %s"):format(self.label, wait.duration(wait.clock() - display.start)))
+    log.info(("%s: succeeded after %s"):format(self.label, wait.duration(wait.clock() - display.start)),
+      nil, { job = self.label, provider = self.provider, state = st.state, progress = st.progress,
+        elapsed = math.floor((wait.clock() - display.start) * 1000 + 0.5) / 1000 })
   end
   return st
 end
@@ -199,8 +233,9 @@ function M.wait_all(jobs, opts)
     tasks[i] = task.spawn(function()
       local ok, st = pcall(j.wait, j, o)
       done = done + 1
-      log.info(("%s: %s (%d of %d jobs ended)"):format(j.label,
-        ok and st.state or (type(st) == "table" and st.state or "failed"), done, #jobs))
+      local state = ok and st.state or (type(st) == "table" and st.state or "failed")
+      log.info(("%s: %s (%d of %d jobs ended)"):format(j.label, state, done, #jobs), nil,
+        { job = j.label, provider = j.provider, state = state, ended = done, jobs = #jobs })
       if not ok then error(st, 0) end
       return st
     end)
@@ -222,15 +257,16 @@ function M.wait_all(jobs, opts)
   return out
 end
 
--- settle: seconds a start may take from its request to showing in the
--- provider's lists. A run resumed sooner than that after a kill looks again
--- before starting, since a request the killed run sent (held by a slow
--- gateway, say) can still land.
+-- settle: seconds a start may take from the moment a server carries it
+-- out to showing in the provider's lists. A start whose fate is unknown
+-- (its answer lost, or its run killed) is looked for until its own
+-- timeout and settle have passed since it was sent, before it is made
+-- again: a request held by a slow gateway can still land until then.
 M.settle = 10
 
--- start{prepare, create, lookup, open, resume, record, conflict, what,
--- retry} -> job: a training start that neither a lost answer nor a kill -9
--- at any moment can turn into two trainings.
+-- start{prepare, create, lookup, open, running, record, conflict, what,
+-- retry, timeout, resume} -> job: a training start that neither a lost
+-- answer nor a kill -9 at any moment can turn into two trainings.
 --
 -- prepare() -> ref: what identifies this start before it is made (the
 -- trainings that existed before). record(ref), when given, is called with
@@ -238,9 +274,15 @@ M.settle = 10
 -- job's ref once the start is known to have happened; a script saves it in
 -- trainctl.state. resume is a ref an earlier run recorded: a confirmed one
 -- is opened (open(ref) -> job) without any request; a pending one is
--- looked up (lookup(ref) -> job | nil) and started only when the training
--- is not there. create(ref) -> job makes the request; when its answer is
--- lost it is looked up too (http.create_once).
+-- looked up (lookup(ref) -> job | nil), until the request it stands for
+-- can no longer land, and started only when the training is not there.
+-- create(ref) -> job makes the request; when its answer is lost it is
+-- looked up the same way (http.create_once). With adopt = true, a start
+-- refused because a training is already running there (conflict(err))
+-- adopts that training when running(ref) finds it (-> job): a workflow
+-- that wants the service trained (a cron job finding yesterday's training
+-- unfinished) waits for the training in progress instead of failing.
+-- timeout is the start request's own (default: the retry policy's).
 function M.start(o)
   local ref = o.resume
   if ref ~= nil and type(ref) ~= "table" then
@@ -248,28 +290,39 @@ function M.start(o)
   end
   if ref and not ref.pending then return o.open(ref) end
   local sys = require("trainctl.sys")
+  local http = require("trainctl.http")
+  local hold = (o.timeout or http.retry_defaults.timeout) + M.settle
   local found
   if ref then
     log.info("looking up the training an earlier run may have started (its answer was never recorded)")
-    found = o.lookup(ref)
-    local left = math.min(M.settle, M.settle - (sys.now() - (tonumber(ref.pending_at) or 0)))
-    if not found and left > 0 then
-      log.info(("that start was recorded %.0fs ago and may still be on its way; looking again in %.1fs")
-        :format(M.settle - left, left))
-      wait.sleep(left)
-      found = o.lookup(ref)
-    end
+    local deadline = tonumber(ref.pending_until) or ((tonumber(ref.pending_at) or 0) + M.settle)
+    -- A clock set back since must not make the wait endless.
+    deadline = math.min(deadline, sys.now() + hold)
+    found = http.look_until(function() return o.lookup(ref) end, deadline, sys.now, "that start")
   else
     ref = o.prepare()
-    ref.pending, ref.pending_at = true, sys.now()
+    local now = sys.now()
+    ref.pending, ref.pending_at, ref.pending_until = true, now, now + hold
     if o.record then o.record(ref) end
   end
-  local j = found or require("trainctl.http").create_once({
-    what = o.what, retry = o.retry, conflict = o.conflict, uncertain = o.resume ~= nil,
-    create = function() return o.create(ref) end,
+  local j = found or http.create_once({
+    what = o.what, retry = o.retry, conflict = o.conflict, uncertain = o.resume ~= nil, hold = true,
+    create = function()
+      local ok, made = pcall(o.create, ref)
+      if ok then return made end
+      if o.adopt and o.running and errors.is(made) and not made.ambiguous and o.conflict and o.conflict(made) then
+        local busy = o.running(ref)
+        if busy then
+          log.info(("%s: a training is already running there; waiting for it instead of starting another")
+            :format(busy.label), { error = tostring(made) })
+          return busy
+        end
+      end
+      error(made, 0)
+    end,
     lookup = function() return o.lookup(ref) end,
   })
-  j.ref.pending, j.ref.pending_at = nil, nil
+  j.ref.pending, j.ref.pending_at, j.ref.pending_until = nil, nil, nil
   if o.record then o.record(j.ref) end
   return j
 end

@@ -128,7 +128,19 @@ local function replace_secret(s, secret, repl)
   return s
 end
 
+-- The credentials in the environment and the credentials file are
+-- registered at the first redaction, whether or not a client has read
+-- them yet: a script may print or raise os.getenv("NCLOUD_SECRET_KEY").
+local known_added = false
+local function add_known()
+  if known_added then return end
+  known_added = true
+  local ok, config = pcall(require, "trainctl.config")
+  if ok then pcall(config.add_secrets) end
+end
+
 local function redact_string(s, extra)
+  add_known()
   for _, secret in ipairs(secret_list()) do
     if partial[secret] then
       s = replace_secret(s, secret, secret:sub(1, 4) .. "****")
@@ -156,6 +168,8 @@ local function redact_string(s, extra)
       if v == REDACTED then return nil end
       return a .. REDACTED .. c
     end)
+    -- A value the text ends in (cut short) is a secret all the same.
+    s = s:gsub('("' .. pat .. '"%s*:%s*")[^"]+$', "%1" .. REDACTED)
     s = s:gsub("([%?&]" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED)
     s = s:gsub("^(" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED)
   end
@@ -183,24 +197,69 @@ function M.redact(v, extra, seen)
   return setmetatable(out, getmetatable(v))
 end
 
-local function json_fields(time, lvl, msg, fields)
+-- escape(s): s with every control character shown as an escape (\n, \r,
+-- \t, \x1b, and the C1 controls of UTF-8 as \u009b), so that text from a
+-- server cannot start a line of its own or move the cursor.
+local ESCAPES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+-- With lines = true, newlines and tabs stay (a traceback's own lines).
+function M.escape(s, lines)
+  s = tostring(s):gsub(lines and "[%z\1-\8\11-\31\127]" or "[%z\1-\31\127]", function(c)
+    return ESCAPES[c] or ("\\x%02x"):format(c:byte())
+  end)
+  return (s:gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end))
+end
+
+-- redact_head(s, max [, extra]) -> the beginning of s, redacted, at
+-- least max bytes of it: what a caller that cuts s at max may show; and
+-- whether that is all of s.
+-- Redacting after the cut would miss a secret that straddles it (printed
+-- less its last bytes); redacting all of a 64 MiB body would take
+-- seconds. So the text is taken as far past max as a secret can reach
+-- (the longest one registered, in its longest form) and redacted.
+function M.redact_head(s, max, extra)
+  local reach = 8192
+  for _, secret in ipairs(secret_list()) do reach = math.max(reach, 3 * #secret) end
+  for _, secret in ipairs(extra or {}) do
+    if type(secret) == "string" then reach = math.max(reach, 3 * #secret) end
+  end
+  return redact_string(s:sub(1, max + reach), extra), #s <= max + reach
+end
+
+-- clip(s, max [, extra]) -> s cut to max bytes (its size said after the
+-- cut), redacted before it is cut.
+function M.clip(s, max, extra)
+  if type(s) ~= "string" then return s end
+  if #s <= max then return redact_string(s, extra) end
+  local head, whole = M.redact_head(s, max, extra)
+  if whole and #head <= max then return head end
+  return head:sub(1, max) .. ("... (%d bytes)"):format(#s)
+end
+
+local function json_fields(time, lvl, msg, fields, data)
   local json = require("trainctl.json")
   local rec = {}
+  for k, v in pairs(data or {}) do rec[k] = v end
   for k, v in pairs(fields or {}) do rec[k] = v end
   rec.time, rec.level, rec.msg = time, lvl, msg
-  return json.encode(rec) .. "\n"
+  -- cjson leaves DEL and the C1 controls raw; in a JSON text they can
+  -- only be inside strings, where \u escapes mean the same.
+  local line = json.encode(rec):gsub("\127", "\\u007f")
+    :gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end)
+  return line .. "\n"
 end
 
 local function text_value(v)
   if type(v) == "table" then return require("trainctl.json").encode(v) end
   if type(v) == "number" then return require("trainctl.json").number_string(v) end
   v = tostring(v)
-  if v == "" or v:find("[%s\"=]") then return ("%q"):format(v):gsub("\\\n", "\\n") end
+  if v == "" or v:find("[%s\"=%z\1-\31\127]") or v:find("\194[\128-\159]") then
+    return '"' .. M.escape((v:gsub('[\\"]', "\\%0"))) .. '"'
+  end
   return v
 end
 
 local function text_fields(time, lvl, msg, fields)
-  local parts = { time, ("%-5s"):format(lvl), msg }
+  local parts = { time, ("%-5s"):format(lvl), M.escape(msg) }
   if fields then
     local keys = {}
     for k in pairs(fields) do keys[#keys + 1] = tostring(k) end
@@ -225,14 +284,17 @@ local function clear_progress()
   end
 end
 
--- log(level, msg [, fields]): one line on stderr if level is enabled.
-function M.log(lvl, msg, fields)
+-- log(level, msg [, fields [, data]]): one line on stderr if level is
+-- enabled. fields are shown in both formats; data only in JSON, for what
+-- the text of msg already says (a job's state, a retry's delay) and a
+-- program reading the lines wants as fields of their own.
+function M.log(lvl, msg, fields, data)
   if not M.enabled(lvl) then return end
   msg = redact_string(tostring(msg))
   if fields then fields = M.redact(fields) end
   local line
   if current_format() == "json" then
-    line = json_fields(now_iso(), lvl, msg, fields)
+    line = json_fields(now_iso(), lvl, msg, fields, data and M.redact(data))
   else
     line = text_fields(now_iso(), lvl, msg, fields)
   end
@@ -241,13 +303,67 @@ function M.log(lvl, msg, fields)
 end
 
 for name in pairs(LEVELS) do
-  M[name] = function(msg, fields) M.log(name, msg, fields) end
+  M[name] = function(msg, fields, data) M.log(name, msg, fields, data) end
+end
+
+-- What report shows of an error object, besides its text.
+local REPORT_FIELDS = { "kind", "code", "status", "provider", "request_id", "method", "url",
+  "retry_after", "attempts" }
+
+-- head(err) -> the text of an error as the message handler printed it,
+-- before any traceback.
+local function head(err)
+  if type(err) == "string" then return err end
+  local ok, mt = pcall(getmetatable, err)
+  if ok and type(mt) == "table" and mt.__tostring then
+    local ok2, text = pcall(tostring, err)
+    if ok2 and type(text) == "string" then return text end
+  end
+  return ("(error object is a %s value)"):format(type(err))
+end
+
+-- report(message, err, exit_status [, context]): the last words of a run that
+-- failed (or of a REPL line): message is what the message handler made of
+-- err, perhaps with a traceback. Redacted as a whole, then written in the
+-- log format: one escaped line "trainctl: ..." (a traceback below it keeps
+-- its lines), or one JSON object with the error's fields. A run ended by
+-- --timeout or a signal gets its one line, without Lua frames. context
+-- goes before the text ("error in a task nobody joined").
+function M.report(message, err, exit_status, context)
+  message = redact_string(tostring(message))
+  local text = redact_string(head(err))
+  local trace
+  if message:sub(1, #text) == text then
+    trace = message:sub(#text + 1):match("^\n(.+)$")
+  else
+    text, trace = message:match("^(.-)\n(stack traceback:\n.*)$")
+    text = text or message
+  end
+  if exit_status == 4 or (exit_status or 0) > 128 then trace = nil end
+  if context then text = context .. ": " .. text end
+  local line
+  if current_format() == "json" then
+    local rec = { exit_status = exit_status, traceback = trace }
+    if type(err) == "table" then
+      for _, k in ipairs(REPORT_FIELDS) do
+        local v = rawget(err, k)
+        if type(v) == "string" or type(v) == "number" then rec[k] = v end
+      end
+      if rawget(err, "job") ~= nil then rec.job = rawget(err, "job") end
+    end
+    local ok, encoded = pcall(json_fields, now_iso(), "error", text, M.redact(rec))
+    line = ok and encoded or json_fields(now_iso(), "error", text, { exit_status = exit_status })
+  else
+    line = "trainctl: " .. M.escape(text) .. (trace and ("\n" .. M.escape(trace, true)) or "") .. "\n"
+  end
+  clear_progress()
+  sink(line)
 end
 
 -- progress(text): rewrite the one-line progress display. Only used when
 -- stderr is a terminal and lines are text; otherwise callers log instead.
 function M.progress(text)
-  sink("\r\27[K" .. redact_string(text))
+  sink("\r\27[K" .. M.escape(redact_string(text)))
   progress_active = true
 end
 
@@ -264,6 +380,7 @@ end
 -- Tests reset the cached settings between cases.
 function M._reset()
   level, format, secrets, partial, ordered = nil, nil, {}, {}, nil
+  known_added = false
   progress_active = false
   sink = sink_default
 end

@@ -154,7 +154,17 @@ function M.classify(res, body)
   }
 end
 
+-- not_found(e): the API's own code for a missing object
+-- (Instance.NotExist, Task.NotExist, Resource.NotExist...).
+function M.not_found(e)
+  return type(e.code) == "string" and e.code:match("%.NotExist$") ~= nil
+end
+
 M.STATES = { running = "running", success = "succeeded", failed = "failed", pending = "pending" }
+
+-- The gateway refuses a date more than 15 minutes from its clock
+-- (InvalidTimeStamp.Expired).
+M.SKEW_WINDOW = 900
 
 local function signer(version, ak, sk)
   local crypto = require("trainctl.crypto")
@@ -169,7 +179,7 @@ local function signer(version, ak, sk)
     h["x-acs-version"] = M.API_VERSION
     h["x-acs-signature-nonce"] = crypto.hex_encode(crypto.random_bytes(16))
     if version == "v2" then
-      h["date"] = sys.format_rfc1123(sys.now())
+      h["date"] = sys.format_rfc1123(r.now or sys.now())
       h["x-acs-signature-method"] = "HMAC-SHA1"
       h["x-acs-signature-version"] = "1.0"
       local sig = sign.acs_v2({ method = r.method, path = r.path, query = query, headers = h,
@@ -177,7 +187,7 @@ local function signer(version, ak, sk)
       h["authorization"] = "acs " .. ak .. ":" .. sig
       r.secrets[#r.secrets + 1] = sig
     else
-      h["x-acs-date"] = sys.format_iso8601(sys.now())
+      h["x-acs-date"] = sys.format_iso8601(r.now or sys.now())
       h["x-acs-content-sha256"] = crypto.hex_encode(crypto.sha256(body))
       local auth = sign.acs3({ method = r.method, path = r.path, query = query, headers = h,
         body = body, access_key = ak, secret = sk })
@@ -212,6 +222,9 @@ function M.client(o)
     retry = o.retry, timeout = o.timeout, ca_file = o.ca_file or config.ca_file(), insecure = o.insecure,
     defaults = { app_group_identity = o.app_group, function_name = o.function_name },
     _sign = signer(version, ak, sk),
+    credentials = config.origin({ "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET" },
+      { ALIBABA_CLOUD_ACCESS_KEY_ID = o.access_key_id ~= nil,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET = o.access_key_secret ~= nil }),
   }, Client)
 end
 
@@ -229,8 +242,9 @@ function Client:_send(r)
   local decoded, res = http.send({
     provider = "opensearch", method = r.method, url = self.endpoint .. r.path, query = r.query,
     headers = headers, body = body, sign = self._sign, classify = M.classify,
-    idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
+    credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
     timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
+    skew_window = M.SKEW_WINDOW,
   })
   return M.normalize(decoded), res
 end
@@ -395,7 +409,7 @@ end
 -- job.start for resume and record).
 by_name.create_function_task.invoke = function(self, args, spec)
   return job.start({
-    what = "the training start", resume = args.resume, record = args.record,
+    what = "the training start", resume = args.resume, record = args.record, adopt = args.adopt,
     retry = http.merge_retry(self.retry, args.retry),
     prepare = function()
       local ref = where(self, args)
@@ -417,6 +431,16 @@ by_name.create_function_task.invoke = function(self, args, spec)
       end
     end,
     conflict = function(e) return e.code == "Task.IsRunning" end,
+    running = function(ref)
+      local t = self:newest_task(ref)
+      local st = t and M.STATES[field(t, "Status")]
+      if st and not job.TERMINAL[st] then
+        local r = where(self, ref)
+        r.before, r.generation, r.adopted = ref.before, generation(t), true
+        return self:training_job(r)
+      end
+    end,
+    timeout = args.timeout or self.timeout,
   })
 end
 

@@ -13,9 +13,10 @@ M.RESERVED = { body = true, query = true, headers = true, timeout = true,
   retry = true, idempotent = true }
 
 -- And, for training starts (spec.resumable), the settings of job.start:
--- resume (a reference an earlier run recorded) and record (a function
--- that saves the reference).
-M.RESUMABLE = { resume = true, record = true }
+-- resume (a reference an earlier run recorded), record (a function
+-- that saves the reference) and adopt (true: a training already running
+-- there is waited for instead of refusing the start).
+M.RESUMABLE = { resume = true, record = true, adopt = true }
 
 -- snake("serviceId") -> "service_id"; snake("ResourceName") -> "resource_name"
 function M.snake(s)

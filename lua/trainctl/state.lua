@@ -1,21 +1,34 @@
--- A run's memory: a JSON document on disk, rewritten atomically on every
--- change, so a workflow killed at any moment finds its job ids again on
--- the next run instead of starting a second training.
+-- A run's memory: records that say what a workflow made and which
+-- training it started, so a workflow killed at any moment finds its jobs
+-- again on the next run instead of starting a second training.
 --
 --   local state = require("trainctl.state")
---   local id = state.get("service_id")
---   if not id then id = create() state.set("service_id", id) end
+--   local key = state.key("my_workflow", { endpoint = c.endpoint, name = name })
+--   local run = state.get(key) or {}
+--   if not run.id then run.id = create() state.set(key, run) end
 --
--- The module-level functions use the run's document (--state FILE, else
--- $XDG_STATE_HOME/trainctl/<script name>.json); state.open(path) gives
--- any other.
+-- Records are kept one key at a time: set() takes the store's lock, reads
+-- the current document, changes that one key and writes it back (a
+-- temporary file, fsync, rename, fsync of the directory), so any number of
+-- runs sharing one state file never lose each other's records. Keys name
+-- everything that decides what a workflow creates (state.key builds them),
+-- so two instances of a workflow with different parameters never read
+-- each other's records.
+--
+-- The module-level functions use the run's store (--state FILE or
+-- etcd://..., else $XDG_STATE_HOME/trainctl/<script name>.json);
+-- state.open(spec) gives any other.
 local errors = require("trainctl.errors")
 local json = require("trainctl.json")
+local sys = require("trainctl.sys")
 
 local M = {}
 
-local Doc = {}
-Doc.__index = Doc
+-- Seconds a writer waits for another writer's lock on a state file; a
+-- writer holds it only while it reads and rewrites the file.
+M.lock_wait = 30
+
+local ENOENT = 2
 
 local function option(name)
   local ok, opts = pcall(require, "trainctl.options")
@@ -26,12 +39,16 @@ local function nonempty(v)
   if v ~= nil and v ~= "" then return v end
 end
 
--- default_path() -> the run's state file.
+local function fail(message)
+  errors.raise({ kind = "io", message = message }, 3)
+end
+
+-- default_path() -> the run's state store.
 function M.default_path()
   local explicit = nonempty(option("state"))
   if explicit then return explicit end
-  local base = nonempty(os.getenv("XDG_STATE_HOME"))
-  if not base then base = (nonempty(os.getenv("HOME")) or ".") .. "/.local/state" end
+  local base = nonempty(sys.getenv("XDG_STATE_HOME"))
+  if not base then base = (nonempty(sys.getenv("HOME")) or ".") .. "/.local/state" end
   local script = nonempty(option("script"))
   local name = "trainctl"
   if script and script ~= "-" then
@@ -40,68 +57,222 @@ function M.default_path()
   return base .. "/trainctl/" .. name .. ".json"
 end
 
--- open(path) -> document. A missing file is an empty document; a file
--- that is not a JSON object is an error naming it (never silently reset:
--- that would forget a running training).
-function M.open(path)
-  local data = {}
-  local f = io.open(path, "rb")
-  if f then
-    local text = f:read("a")
-    f:close()
-    if text:find("%S") then
-      local v, err = json.decode(text)
-      if type(v) ~= "table" then
-        errors.raise({ kind = "io", message = ("state file %s is not a JSON object (%s); "
-          .. "fix or remove it"):format(path, tostring(err or "wrong type")) })
-      end
-      data = v
-    end
+-- key(name [, params]) -> "name{k=v,...}": a record's key from the
+-- workflow's name and every parameter that names or places what it
+-- creates (endpoint, prefix, bucket, instance, project...), sorted, so the
+-- same parameters always give the same key and different ones never do.
+function M.key(name, params)
+  if type(name) ~= "string" or name == "" then
+    errors.usage("state.key: a workflow name (string) is required")
   end
-  return setmetatable({ path = path, data = data }, Doc)
+  if params == nil then return name end
+  local parts = {}
+  for k, v in pairs(params) do
+    if type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then
+      errors.usage(("state.key: parameter %s must be a string, number or boolean"):format(tostring(k)))
+    end
+    parts[#parts + 1] = tostring(k) .. "=" .. tostring(v)
+  end
+  table.sort(parts)
+  return name .. "{" .. table.concat(parts, ",") .. "}"
 end
 
-function Doc:get(key)
-  return self.data[key]
+-- The file store.
+
+local File = {}
+File.__index = File
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
 end
 
--- set(key, value): records and saves at once. A nil value removes the key.
-function Doc:set(key, value)
-  self.data[key] = value
-  self:save()
+-- resolve(path) -> the file a symlinked state path stands for: records
+-- are written through the link to its target, which stays a link.
+local function resolve(path)
+  for _ = 1, 40 do
+    local target = sys.readlink(path)
+    if not target then return path end
+    if target:sub(1, 1) ~= "/" then target = dirname(path) .. "/" .. target end
+    path = target
+  end
+  fail(("state file %s: too many levels of symbolic links"):format(path))
+end
+
+function M.file(path)
+  if type(path) ~= "string" or path == "" then errors.usage("state: a file path is required") end
+  return setmetatable({ path = path }, File)
+end
+
+function File:where() return self.path end
+
+-- read() -> the document's records. A missing file is no records; any
+-- other file that is not a JSON object is an error naming it, and is
+-- never overwritten (resetting it would forget a running training).
+function File:read()
+  local path = resolve(self.path)
+  local st, err, code = sys.stat(path)
+  if not st then
+    if code == ENOENT then return {} end
+    fail(("cannot read state file %s: %s"):format(self.path, tostring(err):gsub("^stat: .-: ", "")))
+  end
+  if st.type == "dir" then
+    fail(("state file %s is a directory; --state names a file"):format(self.path))
+  end
+  local f, ferr = io.open(path, "rb")
+  if not f then fail(("cannot read state file %s: %s"):format(self.path, tostring(ferr):gsub("^.-: ", ""))) end
+  local text, rerr = f:read("a")
+  f:close()
+  if not text then fail(("cannot read state file %s: %s"):format(self.path, tostring(rerr))) end
+  local hint = "; fix it, or remove it to forget every record in it"
+  if not text:find("%S") then fail(("state file %s is empty%s"):format(self.path, hint)) end
+  local v, derr
+  if text:match("^%s*{") then v, derr = json.decode(text) end
+  if type(v) ~= "table" then
+    fail(("state file %s is not a JSON object%s%s"):format(self.path,
+      derr and (" (" .. tostring(derr) .. ")") or "", hint))
+  end
+  return v
+end
+
+function File:get(key) return self:read()[key] end
+function File:list() return self:read() end
+
+-- lock() -> held lock on "<file>.lock" beside the file's target, waited
+-- for (another writer holds it for one rewrite only).
+function File:lock()
+  local path = resolve(self.path)
+  local dir = dirname(path)
+  if not sys.stat(dir) then
+    local ok, err = sys.mkdir_p(dir, tonumber("700", 8))
+    if not ok then fail(("cannot create %s: %s"):format(dir, tostring(err):gsub("^mkdir: .-: ", ""))) end
+  end
+  local wait = require("trainctl.wait")
+  local deadline, pause = sys.clock() + M.lock_wait, 0.002
+  while true do
+    local l, err, why = sys.lock(path .. ".lock")
+    if l then return l, path end
+    if why ~= "locked" then
+      fail(("cannot lock state file %s: %s"):format(self.path, tostring(err):gsub("^lock: ", "")))
+    end
+    if sys.clock() > deadline then
+      fail(("state file %s: another process has held %s.lock for %gs"):format(self.path, path, M.lock_wait))
+    end
+    wait.sleep(pause)
+    pause = math.min(pause * 2, 0.05)
+  end
+end
+
+-- put(key, value): value nil removes the record. The rest of the file is
+-- what is on disk now, not what this run read earlier.
+function File:put(key, value)
+  return self:change(key, function() return value end)
+end
+
+-- change(key, fn): fn(old value) -> new value, under the lock.
+function File:change(key, fn)
+  local _ <close>, path = self:lock()
+  local data = self:read()
+  local value = fn(data[key])
+  data[key] = value
+  local st = sys.stat(path)
+  local mode = st and st.type == "file" and st.mode or tonumber("600", 8)
+  local ok, err = sys.write_atomic(path, json.encode(data, { pretty = true }) .. "\n", mode)
+  if not ok then
+    local why = tostring(err)
+    local prefix = "write: " .. path .. ": "
+    if why:sub(1, #prefix) == prefix then why = why:sub(#prefix + 1) end
+    fail(("cannot write state file %s: %s"):format(self.path, why))
+  end
   return value
 end
 
-function Doc:delete(key)
-  return self:set(key, nil)
+-- A store's document: the functions scripts call.
+
+local Doc = {}
+Doc.__index = Doc
+
+-- open(spec) -> document: a file path, or etcd://host:port[,...]/prefix
+-- (etcds:// for TLS).
+function M.open(spec)
+  if type(spec) ~= "string" or spec == "" then errors.usage("state: a file path or etcd:// URL is required") end
+  local store
+  if spec:match("^etcds?://") then
+    store = require("trainctl.state_etcd").open(spec)
+  else
+    store = M.file(spec)
+    -- A file that cannot be a state file is said at once, not at the
+    -- first record.
+    store:read()
+  end
+  return setmetatable({ path = store:where(), store = store }, Doc)
 end
 
--- update(key, fn): value = fn(old value); saved.
+function Doc:get(key) return self.store:get(key) end
+function Doc:all() return self.store:list() end
+function Doc:where() return self.store:where() end
+
+-- set(key, value): recorded at once. A nil value removes the key.
+function Doc:set(key, value)
+  if type(key) ~= "string" or key == "" then errors.usage("state: keys are non-empty strings") end
+  self.store:put(key, value)
+  return value
+end
+
+function Doc:delete(key) return self:set(key, nil) end
+
+-- update(key, fn): value = fn(current value), read and written under the
+-- store's lock.
 function Doc:update(key, fn)
-  return self:set(key, fn(self.data[key]))
+  if self.store.change then return self.store:change(key, fn) end
+  return self:set(key, fn(self.store:get(key)))
 end
 
-function Doc:all()
-  return self.data
+-- save(): kept for scripts of the first version; every change is saved
+-- when it is made.
+function Doc.save() return true end
+
+-- stale(key, err): the error for a record whose object the provider no
+-- longer knows (an expired or deleted job): it names the store, the key
+-- and the command that forgets the record.
+function Doc:stale(key, err)
+  local why = errors.is(err) and ((err.code and err.code ~= "" and err.code or ("HTTP " .. tostring(err.status)))
+    .. ": " .. tostring(err.message)) or tostring(err)
+  local cmd = ("trainctl state forget %s --state %s"):format(M.quote(key), M.quote(self:where()))
+  errors.raise({ kind = "api", provider = errors.is(err) and err.provider or nil, status = err.status,
+    code = "StaleRecord", message = ("%s, recorded in state %s under key %s, is gone (%s); "
+      .. "to start over, forget the record: %s"):format(tostring(err.what or "the recorded job"),
+      self:where(), key, why, cmd), state = self:where(), key = key }, 2)
 end
 
-function Doc:save()
-  local sys = require("trainctl.sys")
-  local dir = self.path:match("^(.*)/[^/]*$")
-  if dir and dir ~= "" and not sys.stat(dir) then
-    local ok, err = sys.mkdir_p(dir, tonumber("700", 8))
-    if not ok then
-      errors.raise({ kind = "io", message = ("cannot create %s: %s"):format(dir, tostring(err)) })
-    end
+-- CONFIRM: answers that must agree before a recorded object counts as
+-- gone, and the pause between them.
+M.CONFIRM = { answers = 2, pause = 1 }
+
+-- still_there(fn, ...) -> fn(...)'s answer, or nil once the provider has
+-- said, with its own not-found code, CONFIRM.answers times in a row, that
+-- the object is gone. A bare 404 (a proxy, a gateway, a fault) is asked
+-- again; any other error is raised. A record is never dropped, and its
+-- work started over, on a single answer.
+function M.still_there(fn, ...)
+  local wait = require("trainctl.wait")
+  local gone, last = 0, nil
+  for _ = 1, M.CONFIRM.answers + 2 do
+    local ok, v = pcall(fn, ...)
+    if ok then return v end
+    if not (errors.is(v) and (v.status == 404 or errors.not_found(v))) then error(v, 0) end
+    last = v
+    gone = errors.not_found(v) and gone + 1 or 0
+    if gone >= M.CONFIRM.answers then return nil end
+    wait.sleep(M.CONFIRM.pause)
   end
-  local ok, err = sys.write_atomic(self.path, json.encode(self.data, { pretty = true }) .. "\n")
-  if not ok then
-    local why = tostring(err)
-    local prefix = "write: " .. self.path .. ": "
-    if why:sub(1, #prefix) == prefix then why = why:sub(#prefix + 1) end
-    errors.raise({ kind = "io", message = ("cannot write state file %s: %s"):format(self.path, why) })
-  end
-  return true
+  error(last, 0)
+end
+
+-- quote(s): s as one shell word.
+function M.quote(s)
+  s = tostring(s)
+  if s:match("^[%w@%%+=:,./_-]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
 local default
@@ -112,17 +283,18 @@ function M.document()
   return default
 end
 
-function M.path() return M.document().path end
+function M.path() return M.document():where() end
 function M.get(key) return M.document():get(key) end
 function M.set(key, value) return M.document():set(key, value) end
 function M.delete(key) return M.document():delete(key) end
 function M.update(key, fn) return M.document():update(key, fn) end
 function M.all() return M.document():all() end
 function M.save() return M.document():save() end
+function M.stale(key, err) return M.document():stale(key, err) end
 
--- use(path): switch the run's document (tests, or a script choosing).
-function M.use(path)
-  default = path and M.open(path) or nil
+-- use(spec): switch the run's document (tests, or a script choosing).
+function M.use(spec)
+  default = spec and M.open(spec) or nil
   return default
 end
 

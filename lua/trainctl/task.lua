@@ -308,8 +308,8 @@ local function report_unjoined()
   local first, n, closing = nil, 0, false
   for _, task in ipairs(failed_unjoined) do
     if not task.joined then
-      io.stderr:write(task.closing and "trainctl: error while closing a cancelled task: "
-        or "trainctl: error in a task nobody joined: ", task.trace or tostring(task.error), "\n")
+      require("trainctl.log").report(task.trace or tostring(task.error), task.error, nil,
+        task.closing and "error while closing a cancelled task" or "error in a task nobody joined")
       first = first == nil and task.error or first
       n = n + 1
       closing = closing or task.closing

@@ -28,7 +28,9 @@ function M.duration(s)
   return ("%ds"):format(s)
 end
 
-M.defaults = { interval = 5, max_interval = 60, backoff = 1.5, jitter = 0.1 }
+-- outage: seconds a status may stay unknown (polls failing one after
+-- the other) before the wait gives up.
+M.defaults = { interval = 5, max_interval = 60, backoff = 1.5, jitter = 0.1, outage = 1800 }
 
 local function opt(opts, name)
   local v = opts[name]
@@ -42,10 +44,32 @@ function M.jittered(d, fraction)
   return math.max(0, d * (1 + fraction * (2 * math.random() - 1)))
 end
 
+-- seconds(d) -> "0.4s", "8.0s", "3m05s": a delay for a message.
+local function seconds(d)
+  if d < 1 then return ("%.2fs"):format(d) end
+  if d < 10 then return ("%.1fs"):format(d) end
+  return M.duration(d)
+end
+
+-- The error that ends an outage longer than the budget: the last failure's
+-- kind, status and request, with how long the status stayed unknown.
+local function outage_error(what, lasted, budget, last)
+  return errors.new({
+    kind = last.kind, status = last.status, code = last.code, provider = last.provider,
+    request_id = last.request_id, method = last.method, url = last.url,
+    message = ("%s: status unknown for %s, longer than the outage budget (%s): %s"):format(
+      what, M.duration(lasted), M.duration(budget), tostring(last.message)),
+  })
+end
+
 -- poll(fn [, opts]) -> value. fn() returns done, value [, delay]; a delay
 -- (e.g. a server's Retry-After) replaces the computed one for that round.
+-- fn returns nil, err (an error object) when it cannot tell this time (the
+-- service is unreachable, busy or answered garbage): that is an outage,
+-- polled through with the same backoff and logged at warn, until it has
+-- lasted opts.outage seconds (then err, with that said, is raised).
 -- opts: timeout (seconds, nil = no limit), interval, max_interval, backoff,
--- jitter, what (named in the timeout message).
+-- jitter, outage, what (named in messages).
 -- Raises a "timeout" error when the time is up.
 function M.poll(fn, opts)
   opts = opts or {}
@@ -54,22 +78,45 @@ function M.poll(fn, opts)
   local max_interval = opt(opts, "max_interval")
   local backoff = opt(opts, "backoff")
   local jitter = opt(opts, "jitter")
+  local budget = opt(opts, "outage")
+  local what = opts.what or "operation"
   local start = M.clock()
   local delay = interval
+  local unknown_since
   while true do
+    local asked = M.clock()
     local done, value, hint = fn()
+    local unknown = done == nil and errors.is(value)
+    if unknown then
+      unknown_since = unknown_since or asked
+    elseif unknown_since then
+      require("trainctl.log").info(("%s: status known again after %s"):format(what,
+        M.duration(M.clock() - unknown_since)))
+      unknown_since = nil
+    end
     if done then return value end
-    local elapsed = M.clock() - start
+    local now = M.clock()
+    local elapsed = now - start
+    local lasted = unknown and now - unknown_since
+    if unknown and lasted >= budget then
+      error(outage_error(what, lasted, budget, value), 2)
+    end
     if timeout and elapsed >= timeout then
+      local why = unknown and (" (status unknown for %s: %s)"):format(M.duration(lasted),
+        tostring(value.message)) or ""
       errors.raise({
         kind = "timeout",
-        message = ("%s did not finish within %s"):format(opts.what or "operation",
-          M.duration(timeout)),
-        value = value,
+        message = ("%s did not finish within %s%s"):format(what, M.duration(timeout), why),
+        value = not unknown and value or nil,
       }, 2)
     end
     local d = hint and math.max(0, hint) or M.jittered(delay, jitter)
     if timeout then d = math.min(d, timeout - elapsed) end
+    if unknown then
+      d = math.min(d, budget - lasted)
+      require("trainctl.log").warn(("%s: status unknown for %s (%s); polling again in %s"):format(
+        what, M.duration(lasted), tostring(value), seconds(d)))
+    end
     M.sleep(d)
     delay = math.min(delay * backoff, math.max(max_interval, interval))
   end

@@ -156,6 +156,8 @@ class AiTEMS(Provider):
             return self.gateway_error(502, "500", "Endpoint Error")
         if status == 500:
             return self.gateway_error(500, "900", "Unexpected Error")
+        if status == 401:
+            return self.gateway_error(401, "200", "Authentication Failed")
         return self.render_error(ApiError(status, "INTERNAL_SERVER_ERROR", "injected fault"), req)
 
     # --- API Gateway authentication ---------------------------------------

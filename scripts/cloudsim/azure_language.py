@@ -243,14 +243,14 @@ class AzureLanguage(Provider):
         headers = [("Operation-Location", url), ("apim-request-id", self.request_id())]
         if self.cfg.azure_location_header:
             headers.append(("Location", url))
-        if self.cfg.azure_poll_retry_after:
+        if self.cfg.azure_poll_retry_after is not None:
             headers.append(("Retry-After", "%d" % self.cfg.azure_poll_retry_after))
         return Response(202, b"", headers)
 
     def status_reply(self, job):
         """A status monitor's answer; Retry-After while the job runs, if asked for."""
         headers = ()
-        if self.cfg.azure_poll_retry_after and job["status"] not in TERMINAL:
+        if self.cfg.azure_poll_retry_after is not None and job["status"] not in TERMINAL:
             headers = [("Retry-After", "%d" % self.cfg.azure_poll_retry_after)]
         return self.ok(job, headers=headers)
 

@@ -87,8 +87,8 @@ def parser():
       help="body of Azure 401s: the API Management form or the spec's ErrorResponse")
     a("--azure-location-header", action="store_true",
       help="send Location beside Operation-Location on Azure 202s")
-    a("--azure-poll-retry-after", type=int, default=0,
-      help="Retry-After seconds on Azure 202s and on polls of running jobs (0: none)")
+    a("--azure-poll-retry-after", type=int, default=None,
+      help="Retry-After seconds on Azure 202s and on polls of running jobs (default: none; 0 is sent)")
     a("--azure-strict-enums", action="store_true",
       help="reject enum values (projectKind, dataset) not spelled exactly as in the spec")
     a("--opensearch-keys", choices=("pascal", "camel"), default="pascal",

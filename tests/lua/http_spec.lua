@@ -89,10 +89,18 @@ describe("trainctl.http", function()
 
     it("understands retry-after-ms and x-acs-retry-after in milliseconds", function()
       local rec = support.http({ { status = 429, headers = { ["retry-after-ms"] = "1500" } },
-        { status = 429, headers = { ["x-acs-retry-after"] = "250" } }, { status = 200, body = "{}" } })
+        { status = 429, headers = { ["x-acs-retry-after"] = "2250" } }, { status = 200, body = "{}" } })
       send()
       rec.restore()
-      assert.same({ 1.5, 0.25 }, sleeps.list)
+      assert.same({ 1.5, 2.25 }, sleeps.list)
+    end)
+
+    it("waits at least 1 s whatever a Retry-After asks (0, 250 ms)", function()
+      local rec = support.http({ { status = 429, headers = { ["retry-after"] = "0" } },
+        { status = 503, headers = { ["x-acs-retry-after"] = "250" } }, { status = 200, body = "{}" } })
+      send()
+      rec.restore()
+      assert.same({ 1, 1 }, sleeps.list)
     end)
 
     it("caps a huge Retry-After and warns", function()

@@ -94,7 +94,8 @@ function M.start(opts)
   end, 20, "cloudsim to listen (" .. tostring(M.slurp(dir .. "/cloudsim.log")) .. ")")
   local scheme = opts.tls and "https" or "http"
   local self = setmetatable({ pid = pid, port = port, dir = dir, ca = opts.tls and opts.tls.ca,
-    url = ("%s://%s:%s"):format(scheme, opts.host or "127.0.0.1", port), runs = 0 }, Sim)
+    url = ("%s://%s:%s"):format(scheme, opts.host or "127.0.0.1", port), runs = 0, opts = opts,
+    cmd = cmd }, Sim)
   self.env = {
     TRAINCTL_AITEMS_ENDPOINT = self.url .. "/api/v1",
     TRAINCTL_OPENSEARCH_ENDPOINT = self.url,
@@ -112,6 +113,28 @@ function Sim:stop()
   if self.pid then os.execute("kill " .. self.pid .. " 2>/dev/null") end
   self.pid = nil
   os.execute("rm -rf " .. quote(self.dir))
+end
+
+-- halt(): the emulator stops as on SIGTERM (saving its --state file, if
+-- any) and is gone when this returns: a client meets a refused connection.
+function Sim:halt()
+  local pid = assert(self.pid, "cloudsim is not running")
+  os.execute("kill " .. pid .. " 2>/dev/null")
+  M.poll(function() return M.sh("kill -0 " .. pid .. " 2>/dev/null") ~= 0 end, 20, "cloudsim to exit")
+  self.pid = nil
+end
+
+-- restart(): the halted emulator again, on the same port with the same
+-- flags (so with its --state file: what it knew, it knows again).
+function Sim:restart()
+  assert(not self.pid, "cloudsim is running")
+  os.remove(self.dir .. "/port")
+  local cmd = self.cmd:gsub("%-%-port 0 ", "--port " .. self.port .. " ", 1)
+  local p = assert(io.popen(cmd))
+  self.pid = p:read("l")
+  p:close()
+  M.poll(function() return M.slurp(self.dir .. "/port") end, 20,
+    "cloudsim to listen again (" .. tostring(M.slurp(self.dir .. "/cloudsim.log")) .. ")")
 end
 
 -- admin(method, path [, body]) -> decoded answer of /_cloudsim/<path>

@@ -19,7 +19,14 @@ Prints the counts and exits 1 on any duplicate, partial output or failed
 run, keeping its work directory (every attempt's stdout and stderr, the
 emulator's request log) for a look.
 
-    python3 tests/soak/soak.py [--runs 50] [--kills 20] [--tap] [--keep]
+Then the operator phase (--operator-rounds, 0 to skip): the three
+workflows side by side against an emulator that keeps its state in a file;
+once every run waits for its training, the emulator is stopped for
+--outage seconds (30-120 by default) and started again on the same port
+with that file. Every run must succeed without a rerun, with one training.
+
+    python3 tests/soak/soak.py [--runs 50] [--kills 20] [--operator-rounds 3]
+                               [--outage 30-120] [--tap] [--keep]
 """
 
 import argparse
@@ -225,6 +232,58 @@ class Cloudsim:
         self.log.close()
 
 
+class Restartable:
+    """cloudsim keeping its state in a file, without faults, that can be
+    stopped (SIGTERM: it saves its state) and started again on its port.
+    Its request log is a file, kept across restarts."""
+
+    def __init__(self, args, workdir):
+        self.dir = os.path.join(workdir, "operator")
+        os.makedirs(self.dir, exist_ok=True)
+        self.args, self.port, self.proc, self.starts = args, 0, None, 0
+        self.requests = os.path.join(self.dir, "requests.jsonl")
+        self.start()
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        port_file = os.path.join(self.dir, "cloudsim.port")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        self.starts += 1
+        log = open(os.path.join(self.dir, "cloudsim.%d.log" % self.starts), "wb")
+        cmd = [sys.executable, os.path.join(ROOT, "scripts", "cloudsim"), "--port", str(self.port),
+               "--port-file", port_file, "--speed", str(self.args.operator_speed),
+               "--seed", str(self.args.seed), "--data-dir", os.path.join(ROOT, "examples", "data"),
+               "--state", os.path.join(self.dir, "cloudsim-state.json"), "--log", self.requests,
+               "--quiet"]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        for _ in range(400):
+            if os.path.exists(port_file) or self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        with open(port_file) as f:
+            self.port = int(f.read())
+
+    def halt(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        self.proc = None
+
+    def admin(self, path):
+        with urllib.request.urlopen(self.url + "/_cloudsim/" + path, timeout=60) as r:
+            return json.loads(r.read())
+
+    def log(self, operation):
+        with open(self.requests, "rb") as f:
+            entries = [json.loads(line) for line in f if line.strip()]
+        return [e for e in entries if e["operation"] == operation]
+
+    def stop(self):
+        if self.proc:
+            self.halt()
+
+
 class Run:
     def __init__(self, wf, tag, workdir, kill):
         self.wf, self.tag, self.kill = wf, tag, kill
@@ -289,8 +348,8 @@ class Soak:
                 print("%s %d - %s" % ("ok" if ok else "not ok", self.tap_n, text), flush=True)
 
     # one attempt -------------------------------------------------------------
-    def start(self, run):
-        env = dict(self.base_env)
+    def start(self, run, base_env=None):
+        env = dict(base_env or self.base_env)
         env.update(run.env)
         hook = TIMEOUT_HOOK % (self.args.backoff, self.args.client_timeout)
         if self.args.settle is not None:
@@ -544,15 +603,124 @@ class Soak:
             print(prefix + ln, flush=True)
         return bad
 
+    # the operator phase ----------------------------------------------------------
+    def operator(self):
+        """Rounds of the three workflows side by side, each round meeting
+        one outage of the emulator while every run waits for its training."""
+        args = self.args
+        lo, hi = args.outage
+        self.op_sim = sim = Restartable(args, self.workdir)
+        env = dict(self.base_env)
+        for k in ("TRAINCTL_AITEMS_ENDPOINT", "TRAINCTL_OPENSEARCH_ENDPOINT",
+                  "AZURE_LANGUAGE_ENDPOINT", "TRAINCTL_ENTRA_ENDPOINT"):
+            env[k] = env[k].replace(self.sim.url, sim.url)
+        self.op_runs, self.op_outages = [], []
+        t0 = time.monotonic()
+        for rnd in range(1, args.operator_rounds + 1):
+            runs = [Run(WORKFLOWS[n], "o%03d" % rnd, self.workdir, False) for n in args.workflows]
+            procs = [self.start(run, env)[0] for run in runs]
+            training = self.until_training(sim, runs, procs)
+            if training:
+                time.sleep(self.rng.uniform(0, 2))
+                seconds = self.rng.uniform(lo, hi)
+                self.say("operator round %d: emulator down for %.0fs" % (rnd, seconds))
+                sim.halt()
+                time.sleep(seconds)
+                sim.start()
+                self.op_outages.append(seconds)
+            for run, proc in zip(runs, procs):
+                self.operator_check(sim, run, proc, training)
+        self.op_elapsed = time.monotonic() - t0
+
+    def until_training(self, sim, runs, procs):
+        """Waits until every run's training exists (True), or a run ended."""
+        deadline = time.monotonic() + self.args.run_timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                return False
+            state = sim.admin("state")
+            if all(run.wf.made(run, state, [])[1] >= 1 for run in runs):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def operator_check(self, sim, run, proc, training):
+        try:
+            proc.wait(self.args.run_timeout)
+            status = proc.returncode
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            status = "hung"
+        with self.lock:
+            self.procs.discard(proc)
+        err = self.read(run, "stderr", run.attempts)
+        run.unknown = err.count("status unknown for")
+        run.met_outage = run.unknown > 0
+        if not training:
+            run.failure = "ended before its training started: exit %s" % status
+        elif status != 0:
+            lines = [ln for ln in err.splitlines() if ln.strip()]
+            run.failure = "exit %s: %s" % (status, lines[-1] if lines else "")
+        else:
+            self.verify(run, self.read(run, "stdout", run.attempts))
+        per_name, trainings, _ = run.wf.made(run, sim.admin("state"), sim.log(run.wf.train_op))
+        run.trainings = trainings
+        if trainings != 1:
+            run.duplicates.append("%d trainings" % trainings)
+        for name, n in per_name.items():
+            if n != 1:
+                run.duplicates.append("%d of %s" % (n, name))
+        self.op_runs.append(run)
+        bad = run.failure or run.duplicates
+        desc = "operator %s %s: %s through the outage, %d status poll(s) found the emulator gone, " \
+            "%s training(s)" % (run.wf.name, run.tag, "failed" if run.failure else "succeeded",
+                                run.unknown, run.trainings)
+        if bad:
+            desc += "; " + "; ".join(filter(None, [run.failure] + run.duplicates))
+        self.tap(not bad, desc)
+        if bad or self.args.verbose:
+            self.say(desc, bad)
+
+    def operator_report(self):
+        rs = self.op_runs
+        dist = collections.Counter(r.trainings for r in rs)
+        bad = sum(1 for r in rs if r.failure or r.duplicates)
+        out = self.op_outages
+        lines = [
+            "operator: %d rounds, %d runs, %d succeeded without a rerun, %d failed; trainings %s; "
+            "duplicates %d" % (self.args.operator_rounds, len(rs), sum(1 for r in rs if not r.failure),
+                               sum(1 for r in rs if r.failure),
+                               " ".join("%sx%d" % (k, v) for k, v in sorted(dist.items(), key=str)),
+                               sum(len(r.duplicates) for r in rs)),
+            "operator: %d outages of the emulator (%s), restarted with --state; %d runs met one, "
+            "%d status polls found it gone; elapsed %.0fs, --speed %g" % (
+                len(out), ", ".join("%.0fs" % x for x in out) or "none",
+                sum(1 for r in rs if r.met_outage), sum(r.unknown for r in rs), self.op_elapsed,
+                self.args.operator_speed),
+        ]
+        prefix = "# " if self.args.tap else ""
+        for ln in lines:
+            print(prefix + ln, flush=True)
+        return bad
+
     def close(self, keep):
         with self.lock:
             for proc in self.procs:
                 proc.kill()
         self.sim.stop()
+        if getattr(self, "op_sim", None):
+            self.op_sim.stop()
         if keep:
             print(("# " if self.args.tap else "") + "kept " + self.workdir, flush=True)
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def seconds_range(text):
+    """"30-120" -> (30.0, 120.0); "45" -> (45.0, 45.0)."""
+    parts = [float(x) for x in text.split("-", 1)]
+    return (parts[0], parts[-1])
 
 
 def main():
@@ -578,6 +746,12 @@ def main():
     p.add_argument("--run-timeout", type=float, default=300, help="seconds before an attempt hung")
     p.add_argument("--no-again", dest="again", action="store_false",
                    help="skip the extra start after success")
+    p.add_argument("--operator-rounds", type=int, default=3,
+                   help="rounds of the operator phase (emulator outages during waits); 0 skips it")
+    p.add_argument("--outage", default="30-120", type=seconds_range,
+                   help="seconds the emulator is down in the operator phase, LOW-HIGH")
+    p.add_argument("--operator-speed", type=float, default=60,
+                   help="cloudsim speed in the operator phase: trainings last seconds, not moments")
     p.add_argument("--trainctl", default=os.environ.get("TRAINCTL", "./trainctl"))
     p.add_argument("--tap", action="store_true", help="TAP output, one test per run")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -590,7 +764,8 @@ def main():
         if not os.path.isabs(args.trainctl) else args.trainctl
     os.chdir(ROOT)
     if args.tap:
-        print("1..%d" % ((args.runs + args.kills) * len(args.workflows)), flush=True)
+        print("1..%d" % ((args.runs + args.kills + args.operator_rounds) * len(args.workflows)),
+              flush=True)
     # SIGTERM ends the soak like Ctrl-C: the emulator and the runs stop.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     soak = Soak(args)
@@ -598,6 +773,9 @@ def main():
     try:
         soak.run()
         bad = soak.report()
+        if args.operator_rounds > 0:
+            soak.operator()
+            bad += soak.operator_report()
     except KeyboardInterrupt:
         print("soak: interrupted", file=sys.stderr, flush=True)
         return 130

@@ -1,0 +1,132 @@
+-- `trainctl state list|show KEY|forget KEY|path`: the records a workflow
+-- keeps in trainctl.state, seen and cleared without editing JSON. JSON
+-- on stdout when it is not a terminal, so scripts can read it.
+local errors = require("trainctl.errors")
+local json = require("trainctl.json")
+local state = require("trainctl.state")
+local sys = require("trainctl.sys")
+
+local M = {}
+
+M.USAGE = [[
+usage: trainctl state list   [--state FILE|URL | --script SCRIPT]
+       trainctl state show   KEY [--state ...]
+       trainctl state forget KEY [--state ...]
+       trainctl state path   [--state ...]
+The records a workflow keeps in trainctl.state: which objects it made and
+which training it started, so that a rerun resumes instead of starting a
+second one. The store is --state (a file or etcd:// URL), else the one a
+run of SCRIPT uses by default ($XDG_STATE_HOME/trainctl/<name>.json).
+Forgetting a record makes the next run start that work over: a training
+it had started is then looked up, or started again.]]
+
+local function out(s)
+  io.stdout:write(s, "\n")
+end
+
+-- parse(argv) -> action, key, store spec.
+local function parse(argv)
+  local words, spec, script = {}, nil, nil
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    local name, value = a:match("^(%-%-[%w-]+)=(.*)$")
+    name = name or a
+    if name == "--state" or name == "--script" then
+      if not value then
+        i = i + 1
+        value = argv[i]
+      end
+      if value == nil or value == "" then errors.usage(name .. " needs a value\n" .. M.USAGE) end
+      if name == "--state" then spec = value else script = value end
+    elseif a == "--help" or a == "-h" then
+      return "help"
+    elseif a:sub(1, 2) == "--" then
+      errors.usage(("unknown option %s for trainctl state\n%s"):format(a, M.USAGE))
+    else
+      words[#words + 1] = a
+    end
+    i = i + 1
+  end
+  if spec and script then errors.usage("give --state or --script, not both") end
+  if script then
+    local opts = require("trainctl.options")
+    opts.script = script
+  end
+  return words[1], words, spec
+end
+
+-- summary(v) -> one line describing a record for the terminal listing.
+local function summary(v)
+  local s = type(v) == "table" and json.encode(v) or json.encode(v)
+  if #s > 60 then s = s:sub(1, 57) .. "..." end
+  return s
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+local function need_key(action, words, n)
+  if #words ~= n then
+    errors.usage(("trainctl state %s takes %s\n%s"):format(action,
+      n == 2 and "one KEY" or "no other word", M.USAGE))
+  end
+  return words[2]
+end
+
+local function missing(doc, key, records)
+  local keys = sorted_keys(records)
+  errors.raise({ kind = "state", message = ("no record %s in state %s (%s)"):format(key, doc:where(),
+    #keys == 0 and "it holds none" or ("keys: " .. table.concat(keys, ", "))) })
+end
+
+-- run(argv) -> exit status.
+function M.run(argv)
+  local action, words, spec = parse(argv)
+  if action == "help" then
+    out(M.USAGE)
+    return 0
+  elseif action == nil then
+    io.stderr:write(M.USAGE, "\n")
+    return 2
+  end
+  local ACTIONS = { path = true, list = true, show = true, forget = true }
+  if not ACTIONS[action] then errors.usage(("unknown state command %q\n%s"):format(action, M.USAGE)) end
+  local tty = sys.isatty(1)
+  local doc = state.open(spec or state.default_path())
+  if action == "path" then
+    need_key(action, words, 1)
+    out(doc:where())
+  elseif action == "list" then
+    need_key(action, words, 1)
+    local records = doc:all()
+    if not tty then
+      out(json.encode(records))
+      return 0
+    end
+    local keys = sorted_keys(records)
+    if #keys == 0 then
+      io.stderr:write(("no records in state %s\n"):format(doc:where()))
+      return 0
+    end
+    for _, k in ipairs(keys) do out(k .. "  " .. summary(records[k])) end
+  elseif action == "show" then
+    local key = need_key(action, words, 2)
+    local records = doc:all()
+    if records[key] == nil then missing(doc, key, records) end
+    out(json.encode(records[key], { pretty = tty }))
+  elseif action == "forget" then
+    local key = need_key(action, words, 2)
+    local records = doc:all()
+    if records[key] == nil then missing(doc, key, records) end
+    doc:delete(key)
+    io.stderr:write(("forgot %s (state %s)\n"):format(key, doc:where()))
+  end
+  return 0
+end
+
+return M
