@@ -79,7 +79,8 @@ function Backend:put(key, value)
   end
   if not lock then
     errors.usage(("--state %s needs an etcd --lock on the same cluster: its writes are fenced by "
-      .. "the lock's lease"):format(self.url))
+      .. "the lock's lease (trainctl --lock etcd://.../LOCK state forget KEY --state %s)")
+      :format(self.url, self.url))
   end
   if not lock:alive() then error(fenced_out(self, key, lock), 0) end
   local ok, ans = self.client:txn({ compare = { lock:fence() }, success = { op } })

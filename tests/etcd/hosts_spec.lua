@@ -92,6 +92,43 @@ describe("several hosts on one etcd cluster", function()
     end
   end)
 
+  it("an example with --state etcd://: one host trains; trainctl state list and forget on etcd", function()
+    local instance = "example"
+    local lock, st = cluster:url("ex/lock"), cluster:url("ex/state")
+    local function args(host)
+      return { "--lock", lock, "--lock-ttl", "2", "--state", st, "examples/opensearch_ctr.lua", instance },
+        { env = support.host_env(sim, host, st) }
+    end
+    local a = sim:spawn(args("a"))
+    local b = sim:spawn(args("b"))
+    local loser = support.poll(function()
+      return (a:exited() and a) or (b:exited() and b)
+    end, 30, "one of the two runs to exit")
+    local winner = loser == a and b or a
+    local code, _, err = loser:wait()
+    assert.equal(3, code, err)
+    support.poll(function() return starts(sim, instance) == 1 end, 30, "the training start")
+    sim:advance(3600)
+    local wcode, wout, werr = winner:wait()
+    assert.equal(0, wcode, werr)
+    assert.equal(instance, json.decode(wout).instance)
+    assert.equal(1, starts(sim, instance))
+    -- the records are etcd keys, listed and cleared with the state command
+    local lcode, lout, lerr = sim:run({ "state", "list", "--state", st })
+    assert.equal(0, lcode, lerr)
+    local key, record = next(json.decode(lout))
+    assert.matches("instance=example", key)
+    assert.is_table(record.metrics)
+    local fcode, _, ferr = sim:run({ "state", "forget", key, "--state", st })
+    assert.equal(2, fcode, ferr)
+    assert.matches("needs an etcd %-%-lock", ferr)
+    fcode, _, ferr = sim:run({ "--lock", lock, "state", "forget", key, "--state", st })
+    assert.equal(0, fcode, ferr)
+    lcode, lout = sim:run({ "state", "list", "--state", st })
+    assert.equal(0, lcode)
+    assert.same({}, json.decode(lout))
+  end)
+
   it("holder killed with kill -9 mid-training: the next host takes over after the TTL and resumes", function()
     local instance = "killed"
     local a = sim:spawn(job("a", instance))
