@@ -325,7 +325,7 @@ static void set_where(struct transfer *t, const char *url)
 struct transfer *http_prepare(lua_State *L, int opts)
 {
 	struct transfer *t;
-	const char *method, *url, *body, *output, *ca;
+	const char *method, *url, *body, *output, *ca, *cert, *key;
 	size_t blen = 0;
 	CURL *e;
 
@@ -350,6 +350,8 @@ struct transfer *http_prepare(lua_State *L, int opts)
 	lua_pop(L, 1);
 	output = optstr(L, opts, "output");
 	ca = optstr(L, opts, "ca_file");
+	cert = optstr(L, opts, "cert_file");
+	key = optstr(L, opts, "key_file");
 	t->max_body = (long long)optnum(L, opts, "max_body",
 					output ? -1 : DEFAULT_MAX_BODY, 1e18);
 	t->max_headers = 256;
@@ -392,6 +394,12 @@ struct transfer *http_prepare(lua_State *L, int opts)
 		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
 	if (ca)
 		curl_easy_setopt(e, CURLOPT_CAINFO, ca);
+	/* A client certificate (PEM), for servers that ask for one (etcd
+	 * with --client-cert-auth). */
+	if (cert)
+		curl_easy_setopt(e, CURLOPT_SSLCERT, cert);
+	if (key)
+		curl_easy_setopt(e, CURLOPT_SSLKEY, key);
 	if (optbool(L, opts, "insecure")) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -26,7 +26,7 @@ struct opts {
 	int script;	  /* index of the script in argv, 0 if none */
 	int stdin_script; /* "-" */
 	const char *profile, *log_level, *log_format, *lock, *state;
-	double timeout;
+	double timeout, lock_ttl, lock_wait;
 };
 
 static void print_usage(FILE *f)
@@ -57,6 +57,15 @@ static void print_usage(FILE *f)
 		"  --log-format FMT  text or json log lines on stderr "
 		"(default: text)\n"
 		"  --lock FILE       exit 3 at once if another run holds FILE\n"
+		"  --lock etcd://HOST:PORT[,HOST:PORT...]/KEY\n"
+		"                    the same across machines, on an etcd "
+		"cluster\n"
+		"                    (etcds:// for TLS); see "
+		"docs/several-machines.md\n"
+		"  --lock-ttl DUR    lease of an etcd lock (default 30s)\n"
+		"  --lock-wait DUR   wait up to DUR for an etcd lock instead "
+		"of "
+		"exit 3\n"
 		"  --timeout DUR     stop the whole run after DUR (90, 30s, "
 		"15m, 2h);\n"
 		"                    exit 4\n"
@@ -209,6 +218,18 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 			if (!*v)
 				return usage_error("'%s' needs a file", a);
 			o->lock = v;
+		} else if ((v = long_value(argv, &i, "--lock-ttl"))) {
+			o->lock_ttl = host_parse_duration(v);
+			if (o->lock_ttl < 2)
+				return usage_error("invalid --lock-ttl '%s' "
+						   "(at least 2s, e.g. 30s)",
+						   v);
+		} else if ((v = long_value(argv, &i, "--lock-wait"))) {
+			o->lock_wait = host_parse_duration(v);
+			if (o->lock_wait < 0)
+				return usage_error("invalid duration '%s' "
+						   "(e.g. 90, 30s, 15m, 2h)",
+						   v);
 		} else if ((v = long_value(argv, &i, "--state"))) {
 			if (!*v)
 				return usage_error("'%s' needs a file", a);
@@ -249,6 +270,14 @@ static void set_options_table(lua_State *L, const struct opts *o, int argc,
 	if (o->timeout > 0) {
 		lua_pushnumber(L, o->timeout);
 		lua_setfield(L, -2, "timeout");
+	}
+	if (o->lock_ttl > 0) {
+		lua_pushnumber(L, o->lock_ttl);
+		lua_setfield(L, -2, "lock_ttl");
+	}
+	if (o->lock_wait > 0) {
+		lua_pushnumber(L, o->lock_wait);
+		lua_setfield(L, -2, "lock_wait");
 	}
 	lua_setfield(L, -2, "trainctl.options");
 	lua_pop(L, 1);
@@ -354,19 +383,47 @@ static int pushargs(lua_State *L)
 	return n;
 }
 
-static int run_script(lua_State *L, char **argv, int script, int from_stdin)
+static int is_etcd(const char *lock)
+{
+	return lock && (strncmp(lock, "etcd://", 7) == 0 ||
+			strncmp(lock, "etcds://", 8) == 0);
+}
+
+/* An etcd --lock is taken in Lua, inside the event loop that keeps its
+ * lease alive: the function at `fn` becomes an argument of
+ * trainctl.etcd_lock's run, which takes the lock, calls it and lets go. */
+static int wrap_etcd_lock(lua_State *L, int fn)
+{
+	int status;
+
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "trainctl.etcd_lock");
+	status = host_docall(L, 1, 1);
+	if (status != LUA_OK)
+		return status;
+	lua_getfield(L, -1, "run");
+	lua_remove(L, -2);
+	lua_insert(L, fn);
+	return LUA_OK;
+}
+
+static int run_script(lua_State *L, char **argv, int script, int from_stdin,
+		      const char *lock)
 {
 	const char *fname = from_stdin ? NULL : argv[script];
 	int status = luaL_loadfile(L, fname);
 
+	if (status == LUA_OK && is_etcd(lock))
+		status = wrap_etcd_lock(L, lua_gettop(L));
 	if (status == LUA_OK) {
 		int n = pushargs(L);
-		status = host_run_task(L, n, 0);
+		status = host_run_task(L, n + is_etcd(lock), 0);
 	}
 	return host_report(L, status);
 }
 
-static int run_call(lua_State *L, int argc, char **argv, int at)
+static int run_call(lua_State *L, int argc, char **argv, int at,
+		    const char *lock)
 {
 	int i, status;
 
@@ -376,13 +433,15 @@ static int run_call(lua_State *L, int argc, char **argv, int at)
 	if (status != LUA_OK)
 		return host_report(L, status) ? -1 : 0;
 	lua_getfield(L, -1, "main");
+	if (is_etcd(lock) && (status = wrap_etcd_lock(L, lua_gettop(L))))
+		return host_report(L, status) ? -1 : 0;
 	lua_createtable(L, argc - at, 0);
 	for (i = at + 1; i < argc; i++) {
 		lua_pushstring(L, argv[i]);
 		lua_rawseti(L, -2, i - at);
 	}
 	lua_pushstring(L, argv[at]); /* the command: call or state */
-	status = host_run_task(L, 2, 1);
+	status = host_run_task(L, 2 + is_etcd(lock), 1);
 	if (status != LUA_OK) {
 		host_report(L, status);
 		return -1;
@@ -442,11 +501,12 @@ static int run(lua_State *L, int argc, char **argv, struct opts *o)
 	if (!run_args(L, argv, first))
 		return host_exit_status(L, 1);
 	if (o->call) {
-		rc = run_call(L, argc, argv, o->call);
+		rc = run_call(L, argc, argv, o->call, o->lock);
 		return rc < 0 ? host_exit_status(L, 1) : rc;
 	}
 	if (o->script)
-		status = run_script(L, argv, o->script, o->stdin_script);
+		status = run_script(L, argv, o->script, o->stdin_script,
+				    o->lock);
 	if (status != LUA_OK)
 		return host_exit_status(L, status);
 	if (o->interactive) {
@@ -458,7 +518,7 @@ static int run(lua_State *L, int argc, char **argv, struct opts *o)
 			host_signals(L, 1);
 			return repl_run(L);
 		}
-		status = run_script(L, argv, 0, 1);
+		status = run_script(L, argv, 0, 1, o->lock);
 		return host_exit_status(L, status);
 	}
 	return EXIT_OK;
@@ -512,7 +572,16 @@ int main(int argc, char **argv)
 		print_version();
 	if (o.version && !o.interactive && !o.script && !o.call && argc == 2)
 		return stdstreams_status(EXIT_OK);
-	if (o.lock && (rc = take_lock(o.lock)) != EXIT_OK)
+	if ((o.lock_ttl > 0 || o.lock_wait > 0) && !is_etcd(o.lock)) {
+		usage_error("%s", "--lock-ttl and --lock-wait need an "
+				  "etcd:// or etcds:// --lock");
+		return EXIT_USAGE;
+	}
+	if (is_etcd(o.lock) && !o.script && !o.call) {
+		usage_error("%s", "an etcd --lock needs a script or 'call'");
+		return EXIT_USAGE;
+	}
+	if (o.lock && !is_etcd(o.lock) && (rc = take_lock(o.lock)) != EXIT_OK)
 		return rc;
 	host_no_env = o.no_env;
 	L = host_new();

@@ -273,6 +273,12 @@ local function decode_body(res)
   return v
 end
 
+-- Checks made before each attempt of send(); one that raises stops the
+-- request before it leaves. The etcd --lock adds one: a run whose lease
+-- may have expired starts nothing new.
+local checks = {}
+function M.add_check(fn) checks[#checks + 1] = fn end
+
 -- send(req) -> decoded body, response. Raises an error object.
 -- req: provider, method, url (no query), query (encoded string, sent and
 -- signed as is), headers, body (string, or a table sent as JSON),
@@ -309,6 +315,7 @@ function M.send(req)
   local skew_note
   while true do
     attempt = attempt + 1
+    for _, check in ipairs(checks) do check(req) end
     local r = {
       provider = req.provider, method = method, url = req.url, path = url.path,
       host = url.host, scheme = url.scheme, query = query, body = body,

@@ -398,8 +398,9 @@ function Task:join()
   return outcome(self)
 end
 
---- t:cancel(): stops the task; joining it then raises "cancelled".
-function Task:cancel()
+--- t:cancel([err]): stops the task; joining it then raises "cancelled",
+--- or err when given (the reason a main task was stopped, for its exit).
+function Task:cancel(reason)
   if self.done then return end
   -- running, or suspended in a coroutine of its own that runs now
   if coroutine.status(self.co) ~= "suspended" then
@@ -420,8 +421,9 @@ function Task:cancel()
     if nstale > 64 and 2 * nstale > #timers then compact_timers() end
   end
   self.failed = true
-  self.error = setmetatable({ kind = "cancelled", message = "task cancelled" },
+  self.error = reason or setmetatable({ kind = "cancelled", message = "task cancelled" },
     { __tostring = function(e) return e.message end })
+  if reason ~= nil then self.trace = tostring(reason) end
   for _, j in ipairs(self.joiners) do push_ready(j) end
   self.joiners = {}
 end

@@ -1,0 +1,237 @@
+-- Several machines, one nightly job: "hosts" (trainctl processes with XDG
+-- and temporary directories of their own) run the same workflow against a
+-- real 3-member etcd cluster, with --lock and the state on etcd. Whatever
+-- happens to a holder (killed, paused past its TTL) or to the etcd leader,
+-- the emulator sees exactly one training per job.
+--
+-- The emulator's clock is frozen while a run trains, so that the training
+-- cannot finish before the test has done what it is about; the test
+-- advances it when the training may end.
+local support = dofile("tests/etcd/support.lua")
+local json = require("trainctl.json")
+
+local WORKFLOW = "tests/etcd/ctr_workflow.lua"
+
+-- A client of the members but one (the tests' view while one is frozen).
+local function etcd_client_without(cluster, skip)
+  local etcd = require("trainctl.etcd")
+  local members = {}
+  for i in ipairs(cluster.members) do
+    if i ~= skip then members[#members + 1] = i end
+  end
+  return etcd.client(etcd.parse_url(cluster:url("x", members)), { timeout = 1 })
+end
+
+local function starts(sim, instance)
+  local n = 0
+  for _, r in ipairs(sim:requests({ operation = "CreateFunctionTask" })) do
+    local ok = type(r.status) == "number" and r.status >= 200 and r.status < 300
+    if r.executed and ok and tostring(r.path or r.url or ""):find("/instances/" .. instance .. "/", 1, true) then
+      n = n + 1
+    end
+  end
+  return n
+end
+
+describe("several hosts on one etcd cluster", function()
+  if not support.available() then
+    pending("etcd-server is not installed")
+    return
+  end
+  local sim, cluster
+
+  setup(function()
+    cluster = support.cluster()
+    sim = support.start({ speed = 0 })
+  end)
+
+  teardown(function()
+    if sim then sim:stop() end
+    if cluster then cluster:stop() end
+  end)
+
+  -- args(host, instance [, extra options]) -> command line, env of a host
+  local function job(host, instance, opts)
+    local state = cluster:url("nightly/" .. instance .. "/state")
+    local args = { "--lock", cluster:url("nightly/" .. instance .. "/lock"), "--lock-ttl", opts and opts.ttl or "2" }
+    for _, a in ipairs(opts and opts.args or {}) do args[#args + 1] = a end
+    args[#args + 1] = WORKFLOW
+    args[#args + 1] = instance
+    return args, { env = support.host_env(sim, host, state, opts and opts.env) }
+  end
+
+  local function state_of(instance)
+    local c = cluster:client()
+    local value, item = c:get("nightly/" .. instance .. "/state/ctr/" .. instance)
+    return value and json.decode(value), item
+  end
+
+  it("two hosts started together, 20 times: one trains, the other exits 3", function()
+    for round = 1, 20 do
+      local instance = "round" .. round
+      local a = sim:spawn(job("a", instance))
+      local b = sim:spawn(job("b", instance))
+      local loser = support.poll(function()
+        return (a:exited() and a) or (b:exited() and b)
+      end, 30, "one of the two runs to exit")
+      local winner = loser == a and b or a
+      local code, out, err = loser:wait()
+      assert.equal(3, code, err)
+      assert.equal("", out)
+      assert.matches("is held by another run %(host [^,]+, pid %d+", err)
+      -- the winner's training is under way; now it may finish
+      support.poll(function() return starts(sim, instance) == 1 end, 30, "the training start")
+      sim:advance(3600)
+      local wcode, wout, werr = winner:wait()
+      assert.equal(0, wcode, werr)
+      local doc = json.decode(wout)
+      assert.equal(instance, doc.instance)
+      assert.equal(winner == a and "a" or "b", doc.host)
+      assert.equal(1, starts(sim, instance))
+      assert.is_table(state_of(instance).metrics)
+    end
+  end)
+
+  it("an example with --state etcd://: one host trains; trainctl state list and forget on etcd", function()
+    local instance = "example"
+    local lock, st = cluster:url("ex/lock"), cluster:url("ex/state")
+    local function args(host)
+      return { "--lock", lock, "--lock-ttl", "2", "--state", st, "examples/opensearch_ctr.lua", instance },
+        { env = support.host_env(sim, host, st) }
+    end
+    local a = sim:spawn(args("a"))
+    local b = sim:spawn(args("b"))
+    local loser = support.poll(function()
+      return (a:exited() and a) or (b:exited() and b)
+    end, 30, "one of the two runs to exit")
+    local winner = loser == a and b or a
+    local code, _, err = loser:wait()
+    assert.equal(3, code, err)
+    support.poll(function() return starts(sim, instance) == 1 end, 30, "the training start")
+    sim:advance(3600)
+    local wcode, wout, werr = winner:wait()
+    assert.equal(0, wcode, werr)
+    assert.equal(instance, json.decode(wout).instance)
+    assert.equal(1, starts(sim, instance))
+    -- the records are etcd keys, listed and cleared with the state command
+    local lcode, lout, lerr = sim:run({ "state", "list", "--state", st })
+    assert.equal(0, lcode, lerr)
+    local key, record = next(json.decode(lout))
+    assert.matches("instance=example", key)
+    assert.is_table(record.metrics)
+    local fcode, _, ferr = sim:run({ "state", "forget", key, "--state", st })
+    assert.equal(2, fcode, ferr)
+    assert.matches("needs an etcd %-%-lock", ferr)
+    fcode, _, ferr = sim:run({ "--lock", lock, "state", "forget", key, "--state", st })
+    assert.equal(0, fcode, ferr)
+    lcode, lout = sim:run({ "state", "list", "--state", st })
+    assert.equal(0, lcode)
+    assert.same({}, json.decode(lout))
+  end)
+
+  it("holder killed with kill -9 mid-training: the next host takes over after the TTL and resumes", function()
+    local instance = "killed"
+    local a = sim:spawn(job("a", instance))
+    support.poll(function() return starts(sim, instance) == 1 end, 30, "the training start")
+    assert.is_table(state_of(instance).training)
+    a:kill("KILL")
+    a:wait()
+    -- the dead holder's lease lives until its TTL: a run now exits 3
+    local code, _, err = sim:run(job("b", instance))
+    assert.equal(3, code, err)
+    -- a run that waits gets the lock once the lease has expired
+    local b = sim:spawn(job("b", instance, { args = { "--lock-wait", "30s" } }))
+    sim:advance(3600)
+    local bcode, out, berr = b:wait()
+    assert.equal(0, bcode, berr)
+    assert.equal("b", json.decode(out).host)
+    assert.equal(1, starts(sim, instance))
+    assert.is_table(state_of(instance).metrics)
+    -- and a later run starts nothing
+    local ccode, _, cerr = sim:run(job("c", instance))
+    assert.equal(0, ccode, cerr)
+    assert.equal(1, starts(sim, instance))
+  end)
+
+  it("holder paused past its TTL, replaced, then resumed: fenced out, exit 1, nothing written", function()
+    local instance = "paused"
+    local a = sim:spawn(job("a", instance))
+    support.poll(function() return starts(sim, instance) == 1 end, 30, "the training start")
+    a:kill("STOP")
+    local c = cluster:client()
+    support.poll(function() return c:get("nightly/" .. instance .. "/lock") == nil end, 30,
+      "the paused holder's lease to expire")
+    sim:advance(3600)
+    local code, out, err = sim:run(job("b", instance))
+    assert.equal(0, code, err)
+    assert.equal("b", json.decode(out).host)
+    local _, before = state_of(instance)
+    a:kill("CONT")
+    local acode, aout, aerr = a:wait()
+    assert.equal(1, acode, aerr)
+    assert.equal("", aout)
+    -- stopped by its own lease check, or by the fence in etcd: either way
+    -- one clear line
+    assert.is_truthy(aerr:find("lost the lock", 1, true) or aerr:find("no longer holds the lock", 1, true), aerr)
+    assert.is_nil(aerr:find("traceback", 1, true))
+    local doc, after = state_of(instance)
+    assert.equal(before.mod_revision, after.mod_revision)
+    assert.equal("b", doc.host)
+    assert.equal(1, starts(sim, instance))
+  end)
+
+  it("an etcd member frozen mid-run (a partition): its requests time out, the others answer", function()
+    local instance = "frozen"
+    local a = sim:spawn(job("a", instance, { ttl = "3" }))
+    support.poll(function() return starts(sim, instance) == 1 end, 30, "the training start")
+    -- the first member of the URL, the one the run asks first
+    cluster:freeze(1)
+    local c = etcd_client_without(cluster, 1)
+    local _, lock = c:get("nightly/" .. instance .. "/lock")
+    local last
+    support.poll(function()
+      local ans = c:call("/v3/lease/timetolive", { ID = lock.lease })
+      local ttl = tonumber(ans.TTL)
+      local renewed = last and ttl and ttl > last
+      last = ttl
+      return renewed
+    end, 30, "the lease to be renewed while member 1 is frozen")
+    sim:advance(3600)
+    local code, out, err = a:wait()
+    cluster:thaw(1)
+    assert.equal(0, code, err)
+    assert.equal("a", json.decode(out).host)
+    assert.equal(1, starts(sim, instance))
+    cluster:wait_healthy()
+  end)
+
+  it("the etcd leader killed mid-run: the run goes on through another member, no duplicate", function()
+    local instance = "leaderless"
+    local a = sim:spawn(job("a", instance, { ttl = "3" }))
+    support.poll(function() return starts(sim, instance) == 1 end, 30, "the training start")
+    local c = cluster:client()
+    local _, lock = c:get("nightly/" .. instance .. "/lock")
+    local leader = cluster:leader()
+    cluster:kill(leader)
+    -- the holder renews its lease through the members left
+    local last
+    support.poll(function()
+      local ans = c:call("/v3/lease/timetolive", { ID = lock.lease })
+      local ttl = tonumber(ans.TTL)
+      local renewed = last and ttl and ttl > last
+      last = ttl
+      return renewed
+    end, 30, "the lease to be renewed after the leader died")
+    sim:advance(3600)
+    local code, out, err = a:wait()
+    -- it may fail closed, never train twice
+    assert.is_true(code == 0 or code == 1, err)
+    if code == 0 then assert.equal("a", json.decode(out).host) end
+    cluster:start(leader)
+    cluster:wait_healthy()
+    local bcode, _, berr = sim:run(job("b", instance))
+    assert.equal(0, bcode, berr)
+    assert.equal(1, starts(sim, instance))
+    assert.is_table(state_of(instance).metrics)
+  end)
+end)
