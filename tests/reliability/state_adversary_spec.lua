@@ -210,3 +210,60 @@ describe("a hand-edited record", function()
     assert.equal(1, code)
   end)
 end)
+
+describe("records written by the trainctl before keyed records", function()
+  local sim
+  setup(function()
+    log.set_level("error")
+    sim = support.start({ speed = 1200 })
+  end)
+  teardown(function() sim:stop() end)
+
+  it("are still found: upgrading trainctl does not start a second training", function()
+    -- What trainctl wrote before keys named every parameter: the record of
+    -- opensearch_ctr.lua ctr_up under "opensearch_ctr/ctr_up", with the
+    -- endpoint inside it (the record is otherwise the same).
+    local args = { "examples/opensearch_ctr.lua", "ctr_up" }
+    local code, _, err = sim:run(args)
+    assert.equal(0, code, err)
+    assert.equal(1, tasks(sim))
+    local path = sim.dir .. "/state/trainctl/opensearch_ctr.json"
+    local doc = json.decode(support.slurp(path))
+    local _, record = next(doc)
+    record.endpoint = sim.url
+    support.spit(path, json.encode({ ["opensearch_ctr/ctr_up"] = record }))
+    code, _, err = sim:run(args)
+    assert.equal(0, code, err)
+    assert.equal(1, tasks(sim), "trainings started (the record of the earlier version was ignored)")
+  end)
+end)
+
+describe("trainctl state usage errors", function()
+  it("are readable lines, not the usage text with its newlines escaped", function()
+    local dir = support.tmpdir()
+    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    local code = support.sh(("env -i PATH=%s HOME=%s %s state show >/dev/null 2>%s"):format(
+      quote(os.getenv("PATH")), quote(dir), quote(TRAINCTL), quote(dir .. "/err")))
+    assert.equal(2, code)
+    local err = support.slurp(dir .. "/err")
+    assert.is_nil(err:find("\\n", 1, true), err)
+  end)
+end)
+
+describe("the default state of a script", function()
+  it("is not shared by runs of it with other arguments (issue 14: identity = script and arguments)", function()
+    local dir = support.tmpdir()
+    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    -- A script as lua-api.md showed them before keys: one fixed key.
+    support.spit(dir .. "/w.lua", "local s = require('trainctl.state')\n"
+      .. "local r = s.get('run') or arg[1]\ns.set('run', r)\nprint(r)\n")
+    local function run(a)
+      local out = dir .. "/out"
+      assert.equal(0, support.sh(("env -i PATH=%s HOME=%s %s %s %s >%s 2>&1"):format(quote(os.getenv("PATH")),
+        quote(dir), quote(TRAINCTL), quote(dir .. "/w.lua"), a, quote(out))))
+      return support.slurp(out)
+    end
+    assert.equal("rP\n", run("rP"))
+    assert.equal("rQ\n", run("rQ"))
+  end)
+end)
