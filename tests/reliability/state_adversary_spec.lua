@@ -267,3 +267,30 @@ describe("the default state of a script", function()
     assert.equal("rQ\n", run("rQ"))
   end)
 end)
+
+describe("state.key", function()
+  it("gives different parameters different keys, whatever characters the values hold", function()
+    local state = require("trainctl.state")
+    -- lua-api.md: "the same parameters always give the same key and
+    -- different ones never do". A value holding ",name=" collides.
+    assert.not_equal(state.key("w", { bucket = "b", prefix = "p" }), state.key("w", { bucket = "b,prefix=p" }))
+  end)
+end)
+
+describe("a stray 404 during a training wait", function()
+  local sim
+  setup(function()
+    log.set_level("error")
+    sim = support.start({ speed = 1200 })
+  end)
+  teardown(function() sim:stop() end)
+
+  it("is asked again, not the end of the run (one bare 404 on the status poll)", function()
+    sim:faults({ { kind = "404", match = { operation = "GetFunctionTask" } } })
+    local dir = support.tmpdir()
+    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    local code, _, err = sim:run({ "--state", dir .. "/s.json", "examples/opensearch_ctr.lua", "ctr_stray" })
+    assert.equal(0, code, err)
+    assert.equal(1, tasks(sim))
+  end)
+end)
