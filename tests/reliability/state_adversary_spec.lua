@@ -335,3 +335,17 @@ describe("records of objects the emulator forgot (restarted with its seed)", fun
     assert.is_true(recovers(code, err), err)
   end)
 end)
+
+describe("an etcd:// state store", function()
+  it("that cannot be used is a one-line error, not a Lua traceback", function()
+    local dir = support.tmpdir()
+    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    -- Nothing listens on port 1.
+    local code = support.sh(("env -i PATH=%s HOME=%s %s --state etcd://127.0.0.1:1/t -e %s >/dev/null 2>%s"):format(
+      quote(os.getenv("PATH")), quote(dir), quote(TRAINCTL), quote("require('trainctl.state').get('k')"),
+      quote(dir .. "/err")))
+    local err = support.slurp(dir .. "/err")
+    assert.is_true(code == 1 or code == 2, err)
+    assert.not_matches("traceback", err)
+  end)
+end)
