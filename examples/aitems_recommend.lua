@@ -46,19 +46,23 @@ local ai = aitems.client()
 -- another record, never this one's.
 local key = state.key("aitems_recommend", { endpoint = ai.endpoint, prefix = prefix, bucket = bucket,
   key_prefix = key_prefix })
-local run = state.get(key)
-if type(run) ~= "table" then run = { datasets = {} } end
+-- A record of an earlier trainctl (keyed by endpoint alone) is this
+-- one's when its service carries this prefix.
+state.migrate("aitems_recommend", key, function(old)
+  if type(old) ~= "table" or old.endpoint ~= ai.endpoint or not old.service_id then return false end
+  local ok, svc = pcall(ai.get_service, ai, old.service_id)
+  return ok and type(svc) == "table" and svc.name == prefix .. "_service"
+end)
+local run = state.record(key)
 run.datasets = run.datasets or {}
 local function save() state.set(key, run) end
 
 -- A service deleted behind our back means the recorded ids are stale:
 -- start over, once the service has said so with its own not-found code
--- twice (a stray 404 is asked again, never believed). The training record
--- is kept aside: if the service found by name is the same one after all,
--- its training is resumed, not started again.
+-- twice (a stray 404 is asked again, never believed).
 if run.service_id and not state.still_there(ai.get_service, ai, run.service_id) then
   log.warn("the recorded service is gone; starting over", { service_id = run.service_id })
-  run = { datasets = {}, gone = { service_id = run.service_id, training = run.training, trained = run.trained } }
+  run = { datasets = {}, gone = run.service_id }
   save()
 end
 
@@ -97,9 +101,15 @@ if not run.service_id then
   run.service_id = svc.serviceId
   save()
 end
+-- The service AiTEMS called gone, listed again under its name: a server
+-- that contradicts itself, or one whose ids began again. Whether its
+-- training is done is not known: the user decides, never a guess that
+-- could start a second training.
 if run.gone then
-  if run.gone.service_id == run.service_id then
-    run.training, run.trained = run.gone.training, run.gone.trained
+  if run.gone == run.service_id then
+    state.stale(key, errors.new({ kind = "api", provider = "aitems", code = "NOT_FOUND", status = 404,
+      what = "the service " .. run.service_id, message = "AiTEMS said it did not exist, then listed it "
+        .. "again by its name " .. prefix .. "_service" }))
   end
   run.gone = nil
   save()
@@ -121,7 +131,7 @@ if not run.trained then
       run.training = ref
       save()
     end })
-  local ok, err = pcall(job.wait, job, { timeout = 4 * 3600, interval = 2 })
+  local ok, err = pcall(state.wait, key, job, { timeout = 4 * 3600, interval = 2 })
   if not ok then
     -- A failed training is over: the next run starts a new one. A timeout
     -- keeps the record, so the next run waits for the same one.

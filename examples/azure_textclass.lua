@@ -34,8 +34,12 @@ local az = azure.client()
 -- another record.
 local key = state.key("azure_textclass", { endpoint = az.endpoint, project = project, container = container,
   model = MODEL, deployment = DEPLOYMENT })
-local run = state.get(key)
-if type(run) ~= "table" then run = {} end
+-- A record of an earlier trainctl (keyed by project, the endpoint
+-- inside) is this one's.
+state.migrate("azure_textclass/" .. project, key, function(old)
+  return type(old) == "table" and old.endpoint == az.endpoint
+end)
+local run = state.record(key)
 local function save() state.set(key, run) end
 
 -- A step recorded as started is resumed from its job reference; one not
@@ -55,18 +59,12 @@ local function step(name, start, opts)
     job = start(run[name], record)
     record(job.ref)
   end
-  local ok, st = pcall(job.wait, job, opts)
+  local ok, st = pcall(state.wait, key, job, opts)
   if not ok then
     -- A failed step is over: the next run starts it again.
     if errors.is(st, "training_failed") then
       run[name] = nil
       save()
-    end
-    -- A recorded job the service has forgotten (jobs expire): say which
-    -- record to forget rather than fail the same way every night.
-    if errors.not_found(st) and not state.still_there(job.status, job) then
-      st.what = ("the %s job %s"):format(name, tostring(run[name].job_id or ""))
-      state.stale(key, st)
     end
     error(st, 0)
   end
@@ -107,7 +105,13 @@ step("training", function(resume, record)
 end, { timeout = 12 * 3600, interval = 5 })
 
 -- 4. How good is it?
-local summary = az:get_evaluation_summary(project, MODEL)
+-- A model the service no longer has (deleted, expired) is named with the
+-- record to forget, not an error every night.
+local summary, gone = state.still_there(az.get_evaluation_summary, az, project, MODEL)
+if summary == nil then
+  gone.what = ("the trained model %s of project %s"):format(MODEL, project)
+  state.stale(key, gone)
+end
 local eval = summary.customSingleLabelClassificationEvaluation or {}
 log.info("evaluation", { micro_f1 = eval.microF1, macro_f1 = eval.macroF1,
   micro_precision = eval.microPrecision, micro_recall = eval.microRecall })

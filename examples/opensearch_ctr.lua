@@ -25,8 +25,12 @@ local search = opensearch.client({ app_group = app_group, function_name = "ctr" 
 -- record.
 local key = state.key("opensearch_ctr", { endpoint = search.endpoint, app_group = app_group,
   function_name = "ctr", instance = instance })
-local run = state.get(key)
-if type(run) ~= "table" then run = {} end
+-- A record of an earlier trainctl (keyed by instance, the endpoint
+-- inside) is this one's.
+state.migrate("opensearch_ctr/" .. instance, key, function(old)
+  return type(old) == "table" and old.endpoint == search.endpoint
+end)
+local run = state.record(key)
 local function save() state.set(key, run) end
 
 -- 1. The instance, created once: only when OpenSearch says, with its own
@@ -54,7 +58,7 @@ if not run.metrics then
       run.training = ref
       save()
     end })
-  local waited, st = pcall(job.wait, job, { timeout = 6 * 3600, interval = 2, on_progress = function(_, j)
+  local waited, st = pcall(state.wait, key, job, { timeout = 6 * 3600, interval = 2, on_progress = function(_, j)
     if j.ref.generation and not run.training.generation then
       run.training = j.ref
       save()
@@ -65,12 +69,6 @@ if not run.metrics then
     if errors.is(st, "training_failed") then
       run.training = nil
       save()
-    end
-    -- A recorded training the instance no longer has: say which record
-    -- to forget rather than fail the same way every night.
-    if errors.not_found(st) and not state.still_there(job.status, job) then
-      st.what = "the training " .. tostring(run.training.generation or "")
-      state.stale(key, st)
     end
     error(st, 0)
   end

@@ -40,6 +40,18 @@ static int l_clock(lua_State *L)
 	return 1;
 }
 
+/* boottime(): seconds since boot, suspend included. Unlike now(), a
+ * clock nobody can set: deadlines that outlive a process (a start that may
+ * still land) are kept in it, with the boot they belong to. */
+static int l_boottime(lua_State *L)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	lua_pushnumber(L, (lua_Number)ts.tv_sec + ts.tv_nsec / 1e9);
+	return 1;
+}
+
 static int l_getenv(lua_State *L)
 {
 	lua_pushstring(L, getenv(luaL_checkstring(L, 1)));
@@ -263,7 +275,7 @@ static int l_lock(lua_State *L)
 
 	*fd = -1;
 	luaL_setmetatable(L, LOCK_MT);
-	*fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+	*fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
 		   0600);
 	if (*fd < 0)
 		return fail(L, "lock", path);
@@ -613,6 +625,7 @@ static int l_parse_duration(lua_State *L)
 
 static const luaL_Reg funcs[] = { { "now", l_now },
 				  { "clock", l_clock },
+				  { "boottime", l_boottime },
 				  { "getenv", l_getenv },
 				  { "isatty", l_isatty },
 				  { "getpid", l_getpid },

@@ -458,7 +458,7 @@ static int take_lock(const char *path)
 	/* Never through a symlink, never written: a lock path that names
 	 * somebody's data leaves it as it was. */
 	int fd = open(path,
-		      O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+		      O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
 		      0644);
 	int code = EXIT_USAGE;
 	char msg[1024];

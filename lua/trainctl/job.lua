@@ -175,7 +175,10 @@ function Job:wait(opts)
   local ok, st = pcall(wait.poll, function()
     local polled, s = pcall(self.status, self)
     if not polled then
-      if not http.transient(s) then error(s, 0) end
+      -- A 404 without the provider's own not-found code (a proxy, a
+      -- gateway in a bad minute) says nothing of the job: asked again.
+      local stray = errors.is(s) and s.status == 404 and not errors.not_found(s)
+      if not (http.transient(s) or stray) then error(s, 0) end
       return nil, s, pace(s.retry_after)
     end
     display:update(s)
@@ -264,6 +267,39 @@ end
 -- again: a request held by a slow gateway can still land until then.
 M.settle = 10
 
+local function boot_id()
+  local f = io.open("/proc/sys/kernel/random/boot_id", "r")
+  if not f then return nil end
+  local id = f:read("l")
+  f:close()
+  return id
+end
+
+-- pending(ref, hold): marks ref as a start about to be sent, to land no
+-- later than hold seconds from now: by the wall clock, and by the boot
+-- clock of this boot, which no one can set (a clock stepped forward
+-- between a kill and the next run must not end the wait early).
+local function pending(ref, hold)
+  local sys = require("trainctl.sys")
+  local now = sys.now()
+  ref.pending, ref.pending_at, ref.pending_until = true, now, now + hold
+  ref.pending_boot, ref.pending_boot_until = boot_id(), sys.boottime() + hold
+end
+
+-- landed_by(ref, hold) -> deadline, clock: until when a recorded start
+-- may still land, on the clock to read it with.
+local function landed_by(ref, hold)
+  local sys = require("trainctl.sys")
+  local boot = tonumber(ref.pending_boot_until)
+  if boot and ref.pending_boot ~= nil and ref.pending_boot == boot_id() then
+    return math.min(boot, sys.boottime() + hold), sys.boottime
+  end
+  -- Another boot (or a record of an older version): the wall clock, and
+  -- a clock set back since must not make the wait endless.
+  local deadline = tonumber(ref.pending_until) or ((tonumber(ref.pending_at) or 0) + hold)
+  return math.min(deadline, sys.now() + hold), sys.now
+end
+
 -- start{prepare, create, lookup, open, running, record, conflict, what,
 -- retry, timeout, resume} -> job: a training start that neither a lost
 -- answer nor a kill -9 at any moment can turn into two trainings.
@@ -289,25 +325,25 @@ function M.start(o)
     errors.usage("resume must be a job reference (a table recorded by an earlier run)")
   end
   if ref and not ref.pending then return o.open(ref) end
-  local sys = require("trainctl.sys")
   local http = require("trainctl.http")
-  local hold = (o.timeout or http.retry_defaults.timeout) + M.settle
+  -- Its own time to answer, the lock and fsync of its record, and the
+  -- time a start takes to show in the lists.
+  local hold = (o.timeout or http.policy(o.retry).timeout) + 5 + M.settle
   local found
   if ref then
     log.info("looking up the training an earlier run may have started (its answer was never recorded)")
-    local deadline = tonumber(ref.pending_until) or ((tonumber(ref.pending_at) or 0) + M.settle)
-    -- A clock set back since must not make the wait endless.
-    deadline = math.min(deadline, sys.now() + hold)
-    found = http.look_until(function() return o.lookup(ref) end, deadline, sys.now, "that start")
+    local deadline, clock = landed_by(ref, hold)
+    found = http.look_until(function() return o.lookup(ref) end, deadline, clock, "that start")
   else
     ref = o.prepare()
-    local now = sys.now()
-    ref.pending, ref.pending_at, ref.pending_until = true, now, now + hold
-    if o.record then o.record(ref) end
   end
   local j = found or http.create_once({
     what = o.what, retry = o.retry, conflict = o.conflict, uncertain = o.resume ~= nil, hold = true,
     create = function()
+      -- Recorded before each send, the first and any sent again: a run
+      -- killed while it looks up a resent start waits for that one.
+      pending(ref, hold)
+      if o.record then o.record(ref) end
       local ok, made = pcall(o.create, ref)
       if ok then return made end
       if o.adopt and o.running and errors.is(made) and not made.ambiguous and o.conflict and o.conflict(made) then
@@ -322,7 +358,9 @@ function M.start(o)
     end,
     lookup = function() return o.lookup(ref) end,
   })
-  j.ref.pending, j.ref.pending_at, j.ref.pending_until = nil, nil, nil
+  for _, k in ipairs({ "pending", "pending_at", "pending_until", "pending_boot", "pending_boot_until" }) do
+    j.ref[k] = nil
+  end
   if o.record then o.record(j.ref) end
   return j
 end

@@ -57,6 +57,16 @@ function M.default_path()
   return base .. "/trainctl/" .. name .. ".json"
 end
 
+-- The characters that separate a key's parts, written %XX inside them, so
+-- that no value can make two parameter sets one key.
+local function escape(v)
+  return (v:gsub("[%%,={}]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+-- Keys this run built with key(): they name their work exactly, and are
+-- not scoped to the script's arguments as plain keys are (see scoped).
+local built = {}
+
 -- key(name [, params]) -> "name{k=v,...}": a record's key from the
 -- workflow's name and every parameter that names or places what it
 -- creates (endpoint, prefix, bucket, instance, project...), sorted, so the
@@ -65,16 +75,21 @@ function M.key(name, params)
   if type(name) ~= "string" or name == "" then
     errors.usage("state.key: a workflow name (string) is required")
   end
-  if params == nil then return name end
+  if params == nil then
+    built[name] = true
+    return name
+  end
   local parts = {}
   for k, v in pairs(params) do
     if type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then
       errors.usage(("state.key: parameter %s must be a string, number or boolean"):format(tostring(k)))
     end
-    parts[#parts + 1] = tostring(k) .. "=" .. tostring(v)
+    parts[#parts + 1] = escape(tostring(k)) .. "=" .. escape(tostring(v))
   end
   table.sort(parts)
-  return name .. "{" .. table.concat(parts, ",") .. "}"
+  local key = name .. "{" .. table.concat(parts, ",") .. "}"
+  built[key] = true
+  return key
 end
 
 -- The file store.
@@ -88,14 +103,15 @@ end
 
 -- resolve(path) -> the file a symlinked state path stands for: records
 -- are written through the link to its target, which stays a link.
-local function resolve(path)
+local function resolve(given)
+  local path = given
   for _ = 1, 40 do
     local target = sys.readlink(path)
     if not target then return path end
     if target:sub(1, 1) ~= "/" then target = dirname(path) .. "/" .. target end
     path = target
   end
-  fail(("state file %s: too many levels of symbolic links"):format(path))
+  fail(("state file %s: too many levels of symbolic links"):format(given))
 end
 
 function M.file(path)
@@ -117,6 +133,9 @@ function File:read()
   end
   if st.type == "dir" then
     fail(("state file %s is a directory; --state names a file"):format(self.path))
+  elseif st.type ~= "file" then
+    -- A FIFO would block the run, a device never end.
+    fail(("state file %s is not a regular file"):format(self.path))
   end
   local f, ferr = io.open(path, "rb")
   if not f then fail(("cannot read state file %s: %s"):format(self.path, tostring(ferr):gsub("^.-: ", ""))) end
@@ -248,7 +267,8 @@ end
 -- gone, and the pause between them.
 M.CONFIRM = { answers = 2, pause = 1 }
 
--- still_there(fn, ...) -> fn(...)'s answer, or nil once the provider has
+-- still_there(fn, ...) -> fn(...)'s answer, or nil, the provider's error
+-- once the provider has
 -- said, with its own not-found code, CONFIRM.answers times in a row, that
 -- the object is gone. A bare 404 (a proxy, a gateway, a fault) is asked
 -- again; any other error is raised. A record is never dropped, and its
@@ -262,10 +282,42 @@ function M.still_there(fn, ...)
     if not (errors.is(v) and (v.status == 404 or errors.not_found(v))) then error(v, 0) end
     last = v
     gone = errors.not_found(v) and gone + 1 or 0
-    if gone >= M.CONFIRM.answers then return nil end
+    if gone >= M.CONFIRM.answers then return nil, v end
     wait.sleep(M.CONFIRM.pause)
   end
   error(last, 0)
+end
+
+-- wait(key, job [, opts]) -> job:wait(opts)'s final status, for a job
+-- recorded under key: a job the provider confirms gone (an expired Azure
+-- job, a training the instance lost) ends the run with the error that
+-- names the record and the command that clears it; a not-found the next
+-- answer contradicts is waited through.
+function Doc:wait(key, j, opts)
+  while true do
+    local ok, st = pcall(j.wait, j, opts)
+    if ok then return st end
+    if not errors.not_found(st) then error(st, 0) end
+    local now, gone = M.still_there(j.status, j)
+    if now == nil then
+      gone.what = gone.what or tostring(j.label)
+      self:stale(key, gone)
+    end
+  end
+end
+
+-- migrate(old, new [, accept]) -> the record under new. One that an
+-- earlier version kept under old is moved to new first, when accept(it)
+-- says it is this work's: upgrading trainctl must not lose a record (and
+-- start a second training).
+function Doc:migrate(old, new, accept)
+  local v = self:get(new)
+  if v ~= nil then return v end
+  local was = self:get(old)
+  if was == nil or (accept and not accept(was)) then return nil end
+  self:set(new, was)
+  self:delete(old)
+  return was
 end
 
 -- quote(s): s as one shell word.
@@ -273,6 +325,21 @@ function M.quote(s)
   s = tostring(s)
   if s:match("^[%w@%%+=:,./_-]+$") then return s end
   return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- record(key) -> the record under key, a table; {} when there is none.
+-- A record that is not a table (a hand edit, another program) is an
+-- error naming it: taking it for "nothing done yet" could start a second
+-- training.
+function Doc:record(key)
+  local v = self:get(key)
+  if v == nil then return {} end
+  if type(v) ~= "table" then
+    local cmd = ("trainctl state forget %s --state %s"):format(M.quote(key), M.quote(self:where()))
+    errors.raise({ kind = "state", message = ("record %s in state %s is %s, not an object; fix it, or "
+      .. "forget it to start that work over: %s"):format(key, self:where(), json.encode(v), cmd) }, 2)
+  end
+  return v
 end
 
 local default
@@ -283,14 +350,35 @@ function M.document()
   return default
 end
 
+-- scoped(key) -> the key a module-level function stores: a plain key is
+-- kept per script arguments ('run' of `w.lua rP` is 'run ["rP"]'), so
+-- runs of one script with other arguments never share a record by
+-- accident; a key built by state.key names its work exactly and is kept
+-- as it is (an output path among the arguments must not make a run train
+-- again).
+local function scoped(key)
+  if type(key) ~= "string" or built[key] then return key end
+  local args = rawget(_G, "arg")
+  local script = option("script")
+  if type(args) ~= "table" or not script or #args == 0 then return key end
+  local list = {}
+  for i = 1, #args do list[i] = tostring(args[i]) end
+  return key .. " " .. json.encode(json.array(list))
+end
+M.scoped = scoped
+
 function M.path() return M.document():where() end
-function M.get(key) return M.document():get(key) end
-function M.set(key, value) return M.document():set(key, value) end
-function M.delete(key) return M.document():delete(key) end
-function M.update(key, fn) return M.document():update(key, fn) end
+function M.get(key) return M.document():get(scoped(key)) end
+function M.set(key, value) return M.document():set(scoped(key), value) end
+function M.delete(key) return M.document():delete(scoped(key)) end
+function M.update(key, fn) return M.document():update(scoped(key), fn) end
+function M.record(key) return M.document():record(scoped(key)) end
 function M.all() return M.document():all() end
 function M.save() return M.document():save() end
-function M.stale(key, err) return M.document():stale(key, err) end
+function M.stale(key, err) return M.document():stale(scoped(key), err) end
+function M.wait(key, j, opts) return M.document():wait(scoped(key), j, opts) end
+-- The old key is as an earlier version wrote it: never scoped.
+function M.migrate(old, new, accept) return M.document():migrate(old, scoped(new), accept) end
 
 -- use(spec): switch the run's document (tests, or a script choosing).
 function M.use(spec)

@@ -5,6 +5,7 @@ local errors = require("trainctl.errors")
 local json = require("trainctl.json")
 local state = require("trainctl.state")
 local sys = require("trainctl.sys")
+local utf8 = require("utf8")
 
 local M = {}
 
@@ -18,31 +19,39 @@ which training it started, so that a rerun resumes instead of starting a
 second one. The store is --state (a file or etcd:// URL), else the one a
 run of SCRIPT uses by default ($XDG_STATE_HOME/trainctl/<name>.json).
 Forgetting a record makes the next run start that work over: a training
-it had started is then looked up, or started again.]]
+still running is waited for (examples start trainings with adopt = true);
+one that ended is not known any more, and a new one is started.]]
 
 local function out(s)
   io.stdout:write(s, "\n")
 end
 
 -- parse(argv) -> action, key, store spec.
+local TRY = "; try 'trainctl state --help'"
+
 local function parse(argv)
   local words, spec, script = {}, nil, nil
-  local i = 1
+  local i, options = 1, true
   while i <= #argv do
     local a = argv[i]
     local name, value = a:match("^(%-%-[%w-]+)=(.*)$")
     name = name or a
-    if name == "--state" or name == "--script" then
+    if not options then
+      words[#words + 1] = a
+    elseif a == "--" then
+      options = false
+    elseif name == "--state" or name == "--script" then
       if not value then
         i = i + 1
         value = argv[i]
       end
-      if value == nil or value == "" then errors.usage(name .. " needs a value\n" .. M.USAGE) end
+      if value == nil or value == "" then errors.usage(name .. " needs a value" .. TRY) end
       if name == "--state" then spec = value else script = value end
     elseif a == "--help" or a == "-h" then
       return "help"
-    elseif a:sub(1, 2) == "--" then
-      errors.usage(("unknown option %s for trainctl state\n%s"):format(a, M.USAGE))
+    elseif a:sub(1, 1) == "-" and #a > 1 then
+      errors.usage(("unknown option %s for trainctl state (a key that starts with '-' goes after --)%s")
+        :format(a, TRY))
     else
       words[#words + 1] = a
     end
@@ -58,8 +67,12 @@ end
 
 -- summary(v) -> one line describing a record for the terminal listing.
 local function summary(v)
-  local s = type(v) == "table" and json.encode(v) or json.encode(v)
-  if #s > 60 then s = s:sub(1, 57) .. "..." end
+  local s = json.encode(v)
+  if #s > 60 then
+    -- Cut on a character, not inside one.
+    local cut = utf8.offset(s, 58) or 58
+    s = s:sub(1, cut - 1) .. "..."
+  end
   return s
 end
 
@@ -72,8 +85,7 @@ end
 
 local function need_key(action, words, n)
   if #words ~= n then
-    errors.usage(("trainctl state %s takes %s\n%s"):format(action,
-      n == 2 and "one KEY" or "no other word", M.USAGE))
+    errors.usage(("trainctl state %s takes %s%s"):format(action, n == 2 and "one KEY" or "no other word", TRY))
   end
   return words[2]
 end
@@ -95,7 +107,7 @@ function M.run(argv)
     return 2
   end
   local ACTIONS = { path = true, list = true, show = true, forget = true }
-  if not ACTIONS[action] then errors.usage(("unknown state command %q\n%s"):format(action, M.USAGE)) end
+  if not ACTIONS[action] then errors.usage(("unknown state command %q%s"):format(action, TRY)) end
   local tty = sys.isatty(1)
   local doc = state.open(spec or state.default_path())
   if action == "path" then
@@ -113,7 +125,9 @@ function M.run(argv)
       io.stderr:write(("no records in state %s\n"):format(doc:where()))
       return 0
     end
-    for _, k in ipairs(keys) do out(k .. "  " .. summary(records[k])) end
+    -- Keys and values are anybody's text: shown escaped on a terminal.
+    local log = require("trainctl.log")
+    for _, k in ipairs(keys) do out(log.escape(k) .. "  " .. log.escape(summary(records[k]))) end
   elseif action == "show" then
     local key = need_key(action, words, 2)
     local records = doc:all()

@@ -178,7 +178,8 @@ describe("trainctl state on a terminal", function()
   it("can show and forget a key that starts with a dash", function()
     local path = dir .. "/s.json"
     support.spit(path, json.encode({ ["-x"] = 1, keep = 2 }))
-    local code = support.sh(("%s state forget -- -x --state %s >/dev/null 2>&1"):format(quote(TRAINCTL),
+    -- As everywhere, what follows -- is words, never options.
+    local code = support.sh(("%s state forget --state %s -- -x >/dev/null 2>&1"):format(quote(TRAINCTL),
       quote(path)))
     assert.equal(0, code)
     assert.same({ keep = 2 }, json.decode(support.slurp(path)))
