@@ -68,7 +68,8 @@ describe("a job's wait through an outage", function()
     for _, e in ipairs({
       { kind = "auth", status = 401, code = "200", message = "Authentication Failed" },
       { kind = "auth", status = 400, code = "SignatureDoesNotMatch", message = "not matched" },
-      { kind = "api", status = 404, code = "NOT_FOUND", message = "gone" },
+      -- The provider's own not-found: the job is gone.
+      { kind = "api", status = 404, code = "NOT_FOUND", message = "gone", provider = "aitems" },
       { kind = "api", status = 400, code = "INVALID_PARAMETER", message = "bad" },
       { kind = "api", message = "unknown job state" },
     }) do
@@ -81,6 +82,16 @@ describe("a job's wait through an outage", function()
       assert.equal(1, #sleeps.list, "polled again after " .. e.message)
     end
     assert.not_matches("status unknown", logs.text())
+  end)
+
+  it("asks again after a 404 without the provider's own not-found code (a proxy, a gateway)", function()
+    sleeps.list = {}
+    local j = scripted({ { state = "running" },
+      { kind = "http", status = 404, code = "INTERNAL_SERVER_ERROR", message = "stray", provider = "aitems" },
+      { state = "succeeded" } })
+    assert.equal("succeeded", j:wait({ interval = 1 }).state)
+    assert.equal(2, #sleeps.list)
+    assert.matches("status unknown", logs.text())
   end)
 
   it("ends at once on an error that is not the service's (a bug)", function()
