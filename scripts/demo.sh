@@ -6,10 +6,13 @@
 #
 # The outputs stay in DEMO_OUTPUT (default ./demo-output); the state files
 # and the port file are thrown away with the emulator they belong to.
+# TRAINCTL and DEMO_EXAMPLES name another binary and examples directory
+# (an installed trainctl and its share/trainctl/examples).
 set -eu
 cd "$(dirname "$0")/.."
 TRAINCTL=${TRAINCTL:-./trainctl}
 out=${DEMO_OUTPUT:-demo-output}
+examples=${DEMO_EXAMPLES:-examples}
 
 mkdir -p "$out"
 rm -f "$out/recommendations.jsonl" "$out/ctr_metrics.json" \
@@ -69,15 +72,15 @@ summary() {
 
 echo
 echo "demo: 1/3 AiTEMS: schemas, datasets, a batch service, training, recommendations"
-"$TRAINCTL" --state "$work/aitems.json" examples/aitems_recommend.lua "$out/recommendations.jsonl"
+"$TRAINCTL" --state "$work/aitems.json" "$examples"/aitems_recommend.lua "$out/recommendations.jsonl"
 
 echo
 echo "demo: 2/3 OpenSearch: a CTR model trained and made the function's default"
-"$TRAINCTL" --state "$work/opensearch.json" examples/opensearch_ctr.lua ctr_demo >"$out/ctr_metrics.json"
+"$TRAINCTL" --state "$work/opensearch.json" "$examples"/opensearch_ctr.lua ctr_demo >"$out/ctr_metrics.json"
 
 echo
 echo "demo: 3/3 Azure AI Language: a text classifier trained, deployed, classifying an inbox"
-"$TRAINCTL" --state "$work/azure.json" examples/azure_textclass.lua examples/data/textclass_inbox \
+"$TRAINCTL" --state "$work/azure.json" "$examples"/azure_textclass.lua "$examples"/data/textclass_inbox \
 	"$out/classified.jsonl" >"$out/textclass_evaluation.json"
 
 echo
