@@ -168,8 +168,26 @@ uninstall:
 		$(DESTDIR)$(BASH_COMPDIR)/trainctl $(DESTDIR)$(ZSH_COMPDIR)/_trainctl
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
+# A Debian package, built by dpkg-buildpackage from a copy of this tree in
+# $(BUILD)/deb (the tree stays clean); the .deb is copied here, to be
+# installed with `apt install ./trainctl_$(VERSION)_*.deb`.
+DEB_DIR = $(BUILD)/deb
+deb:
+	@$(DEPS_SH) --deb
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+		{ echo "debian/changelog is at $$v, the Makefile at $(VERSION): make them agree" >&2; exit 1; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/trainctl-$(VERSION)
+	tar -cf - --anchored --exclude=./.git --exclude=./build --exclude=./build-asan \
+		--exclude=./$(BUILD) --exclude=./demo-output --exclude=./trainctl \
+		--exclude=./trainctl.asan --exclude='./trainctl_*' --exclude=./tests/fuzz/out . | \
+		tar -xf - -C $(DEB_DIR)/trainctl-$(VERSION)
+	cd $(DEB_DIR)/trainctl-$(VERSION) && dpkg-buildpackage -us -uc -b -J2
+	rm -f trainctl_*.deb
+	cp $(DEB_DIR)/trainctl_$(VERSION)_*.deb .
+	@echo "make deb: built $$(ls trainctl_$(VERSION)_*.deb); install it with: apt install ./$$(ls trainctl_$(VERSION)_*.deb)"
+
 clean:
 	rm -rf build build-asan trainctl trainctl.asan trainctl_*.deb
 
 
-.PHONY: format format-check all unit deps lint check check-asan valgrind demo bench fuzz install uninstall clean
+.PHONY: format format-check all unit deps lint check check-asan valgrind demo bench fuzz install uninstall deb clean
