@@ -1,5 +1,6 @@
 # trainctl build. `make` builds; `make check` installs missing packages,
-# builds and runs every test; `make demo` runs a workflow against cloudsim.
+# builds and runs every test; `make demo` runs a workflow on each of the
+# three clouds against cloudsim; `make install`, `make deb` package it.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
