@@ -35,7 +35,7 @@ fresh() {
 		BUILD="$tmp/build" BIN="$tmp/trainctl" CFLAGS=-O0 "$@"
 }
 
-echo "1..6"
+echo "1..7"
 
 fresh all >"$tmp/out" 2>"$tmp/err"
 rc=$?
@@ -80,3 +80,12 @@ ok $? "CI runs the README's first commands first, as written"
 
 printf '%s\n' "$readme" | grep -qx "make demo" && printf '%s\n' "$readme" | grep -qx "make check"
 ok $? "the README's first commands are make demo and make check"
+
+# The Debian package builds from what the build needs: every -dev package
+# scripts/deps.sh installs is a Build-Depends of debian/control.
+devs=$(sed -n '/^PKGS="/,/"$/p' scripts/deps.sh | tr ' "' '\n\n' | grep -- '-dev$' | sort -u)
+build_deps=$(sed -n '/^Build-Depends:/,/^[^ ]/p' debian/control | sed 's/^Build-Depends://' |
+	tr ',' '\n' | sed 's/^ *//; s/ .*//' | sort -u)
+missing=$(printf '%s\n' "$devs" | grep -vxF "$build_deps")
+[ -n "$devs" ] && [ -z "$missing" ]
+ok $? "debian/control builds with every -dev package of scripts/deps.sh${missing:+ (missing: $(echo $missing))}"

@@ -139,9 +139,10 @@ describe("docs/trainctl.1 and --help", function()
 end)
 
 -- The variables the code reads: getenv("X") in C and Lua, the config
--- lookups (config.get/need, environment then profile), and any string
--- that names one of the project's own prefixes.
-local PREFIXES = { "TRAINCTL", "NCLOUD", "ALIBABA", "AZURE", "XDG", "LUA", "CURL", "SSL" }
+-- lookups (config.get/need..., environment then profile: any module
+-- function called with a NAME_LIKE_THIS), and any string that starts
+-- with one of the prefixes of the project's variables.
+local PREFIXES = { "TRAINCTL", "NCLOUD", "ALIBABA", "AZURE", "OPENSEARCH", "AITEMS", "XDG", "LUA", "CURL", "SSL" }
 
 local function code_variables()
   local vars = {}
@@ -152,8 +153,8 @@ local function code_variables()
   for _, f in ipairs(files) do
     local text = slurp(f)
     for v in text:gmatch('getenv%s*%(%s*"([%w_]+)"') do vars[v] = f end
-    for v in text:gmatch('[%.:]get%(%s*"([A-Z][A-Z0-9_]+)"') do vars[v] = f end
-    for v in text:gmatch('[%.:]need%(%s*"([A-Z][A-Z0-9_]+)"') do vars[v] = f end
+    -- config.get("X"), config.need("X"), any lookup named otherwise
+    for v in text:gmatch('[%.:][%a_]+%(%s*"([A-Z][A-Z0-9]*_[A-Z0-9_]+)"') do vars[v] = f end
     for _, prefix in ipairs(PREFIXES) do
       for v in text:gmatch('"(' .. prefix .. '_[A-Z0-9_]+)"') do vars[v] = f end
     end

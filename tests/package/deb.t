@@ -33,7 +33,7 @@ ok() {
 }
 show() { tail -n "${2:-8}" "$1" | sed 's/^/# /'; }
 
-echo "1..7"
+echo "1..8"
 
 make --no-print-directory deb >"$tmp/build.log" 2>&1
 rc=$?
@@ -41,6 +41,17 @@ ok $rc "make deb"
 [ "$rc" = 0 ] || { show "$tmp/build.log"; exit 1; }
 version=$(sed -n 's/^VERSION = //p' Makefile)
 deb=$(ls ./trainctl_"$version"_*.deb)
+
+# The libraries loaded with dlopen are dependencies too: each soname
+# src/lazy.c names is held by a package the .deb depends on.
+depends=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/^ *//; s/ .*//')
+bad=""
+for so in $(grep -o '"lib[A-Za-z0-9_+-]*\.so\.[0-9][0-9.]*"' src/lazy.c | tr -d '"'); do
+	pkg=$(dpkg -S "*/$so" 2>/dev/null | head -n1 | cut -d: -f1)
+	printf '%s\n' "$depends" | grep -qx "${pkg:-none}" || bad="$bad $so(${pkg:-no package})"
+done
+[ -z "$bad" ]
+ok $? "Depends covers the libraries loaded with dlopen: $(dpkg-deb -f "$deb" Depends)${bad:+ (missing:$bad)}"
 
 installed=1
 DEBIAN_FRONTEND=noninteractive apt install -y "$deb" >"$tmp/apt.log" 2>&1
