@@ -1,5 +1,6 @@
 # trainctl build. `make` builds; `make check` installs missing packages,
-# builds and runs every test; `make demo` runs a workflow against cloudsim.
+# builds and runs every test; `make demo` runs a workflow on each of the
+# three clouds against cloudsim; `make install`, `make deb` package it.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -7,11 +8,23 @@ CC ?= cc
 PKGS = lua5.4 libcurl openssl libedit
 VERSION = 0.1.0
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_CONFIG ?= pkg-config
+DEPS_SH ?= ./scripts/deps.sh
+
+# What the build takes from the system is looked up when a recipe first
+# needs it, then kept; never while make reads this file, which on a fresh
+# machine is before `deps` has installed anything (`make deps all` works,
+# and so do check, demo and the others that run deps first). Missing
+# packages stop the build with one line saying what to run.
+need_pkgs = $(if $(shell $(PKG_CONFIG) --exists $(PKGS) 2>/dev/null && command -v lua5.4),,$(error \
+	build packages missing ($(PKGS) for pkg-config, lua5.4): run 'make deps' to install them))
+PKG_CFLAGS = $(need_pkgs)$(eval PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS)))$(PKG_CFLAGS)
 # libcurl, libcrypto and libedit are not linked: src/lazy.c loads them
 # on first use, which keeps start-up near a bare lua5.4.
-PKG_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null)
-CJSON_LIB ?= $(firstword $(wildcard /usr/lib/*/liblua5.4-cjson.a /usr/lib/liblua5.4-cjson.a /usr/local/lib/liblua5.4-cjson.a))
+PKG_LIBS = $(need_pkgs)$(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs lua5.4))$(PKG_LIBS)
+CJSON_LIB ?= $(eval CJSON_LIB := $(firstword $(wildcard /usr/lib/*/liblua5.4-cjson.a \
+	/usr/lib/liblua5.4-cjson.a /usr/local/lib/liblua5.4-cjson.a)))$(or $(CJSON_LIB),$(error \
+	liblua5.4-cjson.a missing (package lua-cjson-dev): run 'make deps' to install it))
 
 CFLAGS ?= -O2 -g
 WARN = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
@@ -36,7 +49,7 @@ $(BUILD)/%.o: src/%.c src/host.h src/lhttp.h src/lazy.h | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/embedded.c: $(LUA_SRCS) scripts/embed.lua | $(BUILD)
-	lua5.4 scripts/embed.lua $(LUA_SRCS) > $@.tmp && mv $@.tmp $@
+	$(need_pkgs)lua5.4 scripts/embed.lua $(LUA_SRCS) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -55,7 +68,12 @@ $(BUILD)/unit/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS)
 unit: $(UNIT_BINS)
 
 deps:
-	@./scripts/deps.sh
+	@$(DEPS_SH)
+
+# `make deps all`: the packages come before anything is compiled, -j or not.
+ifneq ($(filter deps,$(MAKECMDGOALS)),)
+$(OBJS) $(BUILD)/embedded.c: | deps
+endif
 
 lint: format-check
 	luacheck -q lua tests examples bench
@@ -84,7 +102,8 @@ check-asan: deps
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		TRAINCTL=./trainctl.asan TRAINCTL_UNIT_DIR=build-asan/unit prove tests/*.t
 
-valgrind: all unit
+valgrind: deps
+	$(MAKE) all unit
 	for t in $(UNIT_BINS); do valgrind -q --error-exitcode=99 --leak-check=full $$t >/dev/null || exit 1; done
 	valgrind -q --error-exitcode=99 --leak-check=full ./trainctl -e 'local c=require"trainctl.crypto"; assert(#c.sha256("x")==32)'
 
@@ -94,12 +113,13 @@ demo: deps
 	$(MAKE) all
 	./scripts/demo.sh
 
-bench: all
-	@./scripts/deps.sh --bench
+bench:
+	@$(DEPS_SH) --bench
+	$(MAKE) all
 	./bench/run.sh
 
 fuzz:
-	@./scripts/deps.sh --fuzz
+	@$(DEPS_SH) --fuzz
 	$(MAKE) -C tests/fuzz
 
 # Each example 50 times under 20 % injected faults and 20 times killed
@@ -117,13 +137,67 @@ soak-hosts: all
 	@if command -v etcd >/dev/null; then python3 tests/soak/hosts.py --jobs 30 $(SOAK_HOSTS_FLAGS); \
 	else echo "soak-hosts: etcd-server is not installed; skipped"; fi
 
+# Where `make install` puts things; debian/rules sets ZSH_COMPDIR to
+# Debian's vendor directory.
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man/man1
+DATADIR = $(PREFIX)/share/trainctl
+DOCDIR = $(PREFIX)/share/doc/trainctl
+BASH_COMPDIR = $(PREFIX)/share/bash-completion/completions
+ZSH_COMPDIR = $(PREFIX)/share/zsh/site-functions
+DOCS = README.md docs/lua-api.md docs/cookbook.md docs/cloudsim.md docs/reliability.md
+
+# The completion scripts come from the binary (`trainctl completion SHELL`,
+# generated from its operation tables); a trainctl without that command
+# installs none.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0755 trainctl $(DESTDIR)$(PREFIX)/bin/trainctl
-	install -m 0644 docs/trainctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/trainctl.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(DATADIR)/examples/data
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/trainctl
+	install -m 0644 docs/trainctl.1 $(DESTDIR)$(MANDIR)/trainctl.1
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)
+	install -m 0755 examples/*.lua $(DESTDIR)$(DATADIR)/examples
+	cp -R examples/data/. $(DESTDIR)$(DATADIR)/examples/data
+	@set -e; for sh in bash zsh; do \
+		if $(abspath $(BIN)) completion $$sh >$(BUILD)/completion.$$sh 2>/dev/null; then \
+			case $$sh in \
+			bash) dest=$(BASH_COMPDIR)/trainctl ;; \
+			zsh) dest=$(ZSH_COMPDIR)/_trainctl ;; \
+			esac; \
+			echo "install $$sh completion: $$dest"; \
+			install -d $(DESTDIR)$$(dirname $$dest); \
+			install -m 0644 $(BUILD)/completion.$$sh $(DESTDIR)$$dest; \
+		else \
+			echo "install: no $$sh completion ($(BIN) has no 'completion' command)"; \
+		fi; \
+		rm -f $(BUILD)/completion.$$sh; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/trainctl $(DESTDIR)$(MANDIR)/trainctl.1 \
+		$(DESTDIR)$(BASH_COMPDIR)/trainctl $(DESTDIR)$(ZSH_COMPDIR)/_trainctl
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+
+# A Debian package, built by dpkg-buildpackage from a copy of this tree in
+# $(BUILD)/deb (the tree stays clean); the .deb is copied here, to be
+# installed with `apt install ./trainctl_$(VERSION)_*.deb`.
+DEB_DIR = $(BUILD)/deb
+deb:
+	@$(DEPS_SH) --deb
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+		{ echo "debian/changelog is at $$v, the Makefile at $(VERSION): make them agree" >&2; exit 1; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/trainctl-$(VERSION)
+	tar -cf - --anchored --exclude=./.git --exclude=./build --exclude=./build-asan \
+		--exclude=./$(BUILD) --exclude=./demo-output --exclude=./trainctl \
+		--exclude=./trainctl.asan --exclude='./trainctl_*' --exclude=./tests/fuzz/out . | \
+		tar -xf - -C $(DEB_DIR)/trainctl-$(VERSION)
+	cd $(DEB_DIR)/trainctl-$(VERSION) && dpkg-buildpackage -us -uc -b -J2
+	rm -f trainctl_*.deb
+	cp $(DEB_DIR)/trainctl_$(VERSION)_*.deb .
+	@echo "make deb: built $$(ls trainctl_$(VERSION)_*.deb); install it with: apt install ./$$(ls trainctl_$(VERSION)_*.deb)"
 
 clean:
-	rm -rf build build-asan trainctl trainctl.asan
+	rm -rf build build-asan trainctl trainctl.asan trainctl_*.deb
 
 
-.PHONY: format format-check all unit deps lint check check-asan valgrind demo bench fuzz install clean
+.PHONY: format format-check all unit deps lint check check-asan valgrind demo bench fuzz install uninstall deb clean

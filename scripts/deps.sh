@@ -8,6 +8,8 @@ libcurl4-openssl-dev libssl-dev openssl libedit-dev curl ca-certificates
 lua-busted lua-check python3 perl valgrind faketime etcd-server etcd-client"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS wrk nginx-light hyperfine"
 [ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
+# make deb, and CI's package test: dpkg-buildpackage with debhelper.
+[ "${1:-}" = "--deb" ] && PKGS="$PKGS debhelper dpkg-dev"
 
 missing=""
 for p in $PKGS; do
