@@ -183,7 +183,7 @@ local function print_answer(value, flags, key)
   else
     text = format.render(value, o)
   end
-  require("trainctl.output").write("-", text)
+  io.stdout:write(text)
 end
 
 -- The job of a reference, by provider: how each reopens what its

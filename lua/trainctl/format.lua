@@ -32,8 +32,8 @@ end
 
 -- The columns a list shows by default: what identifies a record, then
 -- what says how it is doing, then the other scalar fields, up to six.
-local RANK = { "^id$", "id$", "^name$", "name$", "label$", "^generation$", "status$", "state$",
-  "^type$", "kind$", "progress", "version", "time$", "date" }
+local RANK = { "^id$", "id$", "^name$", "^generation$", "status$", "state$", "^type$", "kind$",
+  "progress", "name$", "label$", "version", "time$", "date" }
 
 local function rank(key)
   local k = key:lower()
