@@ -84,8 +84,8 @@ static int l_run(lua_State *L)
 
 	luaL_argcheck(L, ilen < 0x7fffffff, 2, "input too large");
 	if (why) {
-		lua_pushfstring(L, "--jq needs libjq (Debian package libjq1): %s",
-				why);
+		lua_pushfstring(
+			L, "--jq needs libjq (Debian package libjq1): %s", why);
 		return fail(L, NULL);
 	}
 	r = lua_newuserdatauv(L, sizeof *r, 0);

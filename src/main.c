@@ -410,8 +410,7 @@ static int run_script(lua_State *L, char **argv, int script, int from_stdin)
 	return host_report(L, status);
 }
 
-static int run_call(lua_State *L, int argc, char **argv,
-		    const struct opts *o)
+static int run_call(lua_State *L, int argc, char **argv, const struct opts *o)
 {
 	int at = o->call, i, n, status;
 
