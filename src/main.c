@@ -80,6 +80,14 @@ static void print_usage(FILE *f)
 		progname, progname, progname, progname);
 }
 
+/* The words that name a subcommand (handled by trainctl.cli) rather than
+ * a script. */
+static int is_subcommand(const char *a)
+{
+	return strcmp(a, "call") == 0 || strcmp(a, "state") == 0 ||
+	       strcmp(a, "wait") == 0 || strcmp(a, "status") == 0;
+}
+
 /* --log-format json (or TRAINCTL_LOG_FORMAT=json): the errors of the
  * command line are JSON lines too. Known before the options are checked,
  * so that a bad option after it is reported in JSON. */
@@ -88,10 +96,16 @@ static int json_lines;
 static int wants_json(int argc, char **argv)
 {
 	const char *fmt = getenv("TRAINCTL_LOG_FORMAT");
-	int i;
+	int i, sub = 0;
 
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
+		/* After a subcommand, its global options come later too. */
+		if (a[0] != '-' && !sub) {
+			if (!(sub = is_subcommand(a)))
+				break;
+			continue;
+		}
 		if (strcmp(a, "--") == 0 || strcmp(a, "-") == 0)
 			break;
 		if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0)
@@ -228,8 +242,7 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (a[0] != '-') {
-			if (strcmp(a, "call") == 0 || strcmp(a, "state") == 0 ||
-			    strcmp(a, "wait") == 0 || strcmp(a, "status") == 0)
+			if (is_subcommand(a))
 				return subcommand_opts(argc, argv, i, o);
 			else
 				o->script = i;

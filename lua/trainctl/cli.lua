@@ -83,7 +83,9 @@ local VALUED = { ["--max-items"] = "max_items", ["--output"] = "output", ["-o"] 
 local SWITCHES = { ["--all"] = "all", ["--wait"] = "wait", ["--no-wait"] = "no_wait",
   ["--yes"] = "yes", ["-y"] = "yes", ["--help"] = "help", ["-h"] = "help" }
 
-local function option_names()
+-- option_names() -> the long options of call, sorted (for suggestions
+-- and completion).
+function M.option_names()
   local names = {}
   for k in pairs(VALUED) do if k:find("^%-%-") then names[#names + 1] = k end end
   for k in pairs(SWITCHES) do if k:find("^%-%-") then names[#names + 1] = k end end
@@ -105,7 +107,7 @@ local function option(words, i, flags)
   end
   local key = VALUED[name]
   if not key then
-    local near = ops.closest(name:gsub("^%-+", ""), option_names())
+    local near = ops.closest(name:gsub("^%-+", ""), M.option_names())
     errors.usage(("unknown option %s%s (see: trainctl call --help)"):format(name,
       near and ("; did you mean %s?"):format(near) or ""))
   end
@@ -292,6 +294,21 @@ local function find_operation(p, mod, opname)
     near and (" (did you mean %s?)"):format(near) or "", p.name))
 end
 
+-- more_pages(answer, spec): one page of a longer list says so on stderr,
+-- where the answer shows it (a nextLink, a TotalCount beyond this page).
+local function more_pages(answer, spec)
+  if type(answer) ~= "table" then return end
+  local page = require("trainctl.page")
+  local list = page.get(answer, spec.items)
+  local link = page.get(answer, "nextLink")
+  local total = tonumber(page.get(answer, "TotalCount"))
+  local shown = type(list) == "table" and #list or 0
+  if (type(link) == "string" and link ~= "") or (total and total > shown) then
+    require("trainctl.log").info(("%s: %s; add --all for every page, or --max-items N"):format(spec.name,
+      total and ("this page has %d of %d items"):format(shown, total) or "more items on further pages"))
+  end
+end
+
 local function run(argv)
   local pname, opname = argv[1], argv[2]
   if pname == nil then
@@ -334,6 +351,7 @@ local function run(argv)
   if is_job(result) then return run_job(p, result, flags) end
   if result == nil then result = json.null end
   print_answer(result, flags, spec.items)
+  if spec.items then more_pages(result, spec) end
   return 0
 end
 

@@ -68,9 +68,11 @@ describe("trainctl call against cloudsim", function()
 
     it("follows OpenSearch pageNumber/pageSize until TotalCount", function()
       -- The API's default page size for tasks is 1: one page shows 1 of 3.
-      local one = json.decode(ok(words("call", "opensearch", "list_function_tasks", OS, "instance_name=inst")))
+      local out, err = ok(words("call", "opensearch", "list_function_tasks", OS, "instance_name=inst"))
+      local one = json.decode(out)
       assert.equal(1, #one.Result)
       assert.equal(3, one.TotalCount)
+      assert.matches("list_function_tasks: this page has 1 of 3 items; add --all for every page", err, 1, true)
       local all = json.decode(ok(words("call", "opensearch", "list_function_tasks", OS,
         "instance_name=inst", "--all")))
       local gens = {}
@@ -79,9 +81,11 @@ describe("trainctl call against cloudsim", function()
     end)
 
     it("follows Azure nextLink", function()
-      local one = json.decode(ok({ "call", "azure_language", "list_projects", "maxpagesize=1" }))
+      local out, err = ok({ "call", "azure_language", "list_projects", "maxpagesize=1" })
+      local one = json.decode(out)
       assert.equal(1, #one.value)
       assert.is_string(one.nextLink)
+      assert.matches("list_projects: more items on further pages; add --all", err, 1, true)
       local all = json.decode(ok({ "call", "azure_language", "list_projects", "maxpagesize=1", "--all" }))
       local names = {}
       for i, p in ipairs(all) do names[i] = p.projectName end
@@ -205,8 +209,10 @@ describe("trainctl call against cloudsim", function()
       sim:advance(700)
       st = json.decode(ok({ "wait", "opensearch", ref }))
       assert.equal("succeeded", st.state)
-      -- The provider may be left to the reference, which names it.
+      -- The provider may be left to the reference, which names it; "-"
+      -- reads the reference from stdin.
       assert.equal("succeeded", json.decode(ok({ "status", ref })).state)
+      assert.equal("succeeded", json.decode(ok({ "wait", "opensearch", "-" }, { stdin = ref })).state)
     end)
 
     it("wait exits 1 when the job failed, with its state on stdout", function()
