@@ -30,6 +30,21 @@ static int run_close(lua_State *L)
 
 static int valid(jv v) { return jv_get_kind(v) != JV_KIND_INVALID; }
 
+/* jq's `env` and `$ENV` would hand a filter the credentials in the
+ * environment, and an answer's filter has no business with them: jq sees
+ * an empty environment while it compiles and runs. Swapped back before
+ * any Lua call, since a Lua error must not leave the process without one. */
+extern char **environ;
+
+static char **hide_env(void)
+{
+	static char *none[] = { NULL };
+	char **saved = environ;
+
+	environ = none;
+	return saved;
+}
+
 /* Keeps the first line of the first message: jq reports a compile error
  * (with the program quoted on the next lines), then a count. */
 static void on_error(void *data, jv msg)
@@ -79,8 +94,9 @@ static int l_run(lua_State *L)
 	const char *input = luaL_checklstring(L, 2, &ilen);
 	const char *why = lazy_jq();
 	struct run *r;
+	char **saved;
 	jv in, out;
-	int n = 0;
+	int n = 0, compiled;
 
 	luaL_argcheck(L, ilen < 0x7fffffff, 2, "input too large");
 	if (why) {
@@ -95,7 +111,10 @@ static int l_run(lua_State *L)
 	if (!(r->jq = jq_init()))
 		return luaL_error(L, "jq: not enough memory");
 	jq_set_error_cb(r->jq, on_error, r);
-	if (!jq_compile(r->jq, filter)) {
+	saved = hide_env();
+	compiled = jq_compile(r->jq, filter);
+	environ = saved;
+	if (!compiled) {
 		lua_pushstring(L, r->msg[0] ? r->msg : "jq: compile error");
 		return fail(L, r);
 	}
@@ -106,8 +125,14 @@ static int l_run(lua_State *L)
 	}
 	jq_start(r->jq, in, 0);
 	lua_newtable(L);
-	while (valid(out = jq_next(r->jq))) {
-		jv text = jv_dump_string(out, 0);
+	for (;;) {
+		jv text;
+		saved = hide_env();
+		out = jq_next(r->jq);
+		environ = saved;
+		if (!valid(out))
+			break;
+		text = jv_dump_string(out, 0);
 		lua_pushlstring(L, jv_string_value(text),
 				(size_t)jv_string_length_bytes(jv_copy(text)));
 		jv_free(text);

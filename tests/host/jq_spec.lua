@@ -32,6 +32,13 @@ describe("trainctl.jq", function()
     assert.matches("^jq: error: ", err)
   end)
 
+  it("shows a filter no environment variable (credentials live there)", function()
+    local r = H.run({ "-e", "print(require('trainctl.jq').run('[env, $ENV]', 'null')[1], "
+      .. "os.getenv('NCLOUD_SECRET_KEY'))" }, { env = { NCLOUD_SECRET_KEY = "sk-jq-test" } })
+    assert.equal(0, r.code, r.err)
+    assert.equal("[{},{}]\tsk-jq-test\n", r.out)
+  end)
+
   it("is not loaded at start-up, only when a filter runs", function()
     local probe = "local function loaded() for l in io.lines('/proc/self/maps') do "
       .. "if l:find('libjq', 1, true) then return true end end return false end "
