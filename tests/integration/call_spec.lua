@@ -215,6 +215,16 @@ describe("trainctl call against cloudsim", function()
       assert.equal("succeeded", json.decode(ok({ "wait", "opensearch", "-" }, { stdin = ref })).state)
     end)
 
+    it("works the same for Azure's long-running operations", function()
+      ok({ "call", "azure_language", "create_project", "project_name=doomed", "language=en",
+        "project_kind=CustomSingleLabelClassification", "storage_input_container_name=docs" })
+      local ref = ok({ "call", "azure_language", "delete_project", "project_name=doomed", "--yes", "--no-wait" })
+      assert.matches("/deletion%-jobs/", json.decode(ref).job.path)
+      sim:advance(60)
+      assert.equal("succeeded", json.decode(ok({ "wait", "azure_language", ref })).state)
+      assert.equal(1, (call({ "call", "azure_language", "get_project", "project_name=doomed" })))
+    end)
+
     it("wait exits 1 when the job failed, with its state on stdout", function()
       local ref = start("will_fail")
       sim:advance(400)
