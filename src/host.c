@@ -588,6 +588,7 @@ lua_State *host_new(void)
 	preload(L, "trainctl._http", luaopen_trainctl_http);
 	preload(L, "trainctl.sys", luaopen_trainctl_sys);
 	preload(L, "trainctl._loop", luaopen_trainctl_loop);
+	preload(L, "trainctl.jq", luaopen_trainctl_jq);
 	add_searcher(L);
 	lua_getglobal(L, "coroutine");
 	lua_pushcfunction(L, co_resume);

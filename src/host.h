@@ -56,6 +56,7 @@ int luaopen_trainctl_sign(lua_State *L);
 int luaopen_trainctl_http(lua_State *L);
 int luaopen_trainctl_sys(lua_State *L);
 int luaopen_trainctl_loop(lua_State *L);
+int luaopen_trainctl_jq(lua_State *L);
 
 /* Shared by lhttp.c and lloop.c. */
 void sys_sleep_interruptible(double seconds);

@@ -1,4 +1,4 @@
-/* Loads libcurl, libcrypto and libedit with dlopen the first time they
+/* Loads libcurl, libcrypto, libedit and libjq with dlopen the first time they
  * are needed; see lazy.h for why. */
 #define LAZY_IMPL
 #include <dlfcn.h>
@@ -9,6 +9,7 @@
 struct curl_api curl_api;
 struct crypto_api crypto_api;
 struct edit_api edit_api;
+struct jq_api jq_api;
 
 static char why[256];
 
@@ -113,5 +114,32 @@ const char *lazy_edit(void)
 	    "rl_attempted_completion_function");
 	SYM(edit_api, completion_append_character,
 	    "rl_completion_append_character");
+	return NULL;
+}
+
+const char *lazy_jq(void)
+{
+	static const char *const names[] = { "libjq.so.1", "libjq.so", NULL };
+	static void *lib;
+
+	if (lib)
+		return NULL;
+	if (!(lib = open_any(names)))
+		return why;
+	SYM(jq_api, init, "jq_init");
+	SYM(jq_api, set_error_cb, "jq_set_error_cb");
+	SYM(jq_api, compile, "jq_compile");
+	SYM(jq_api, start, "jq_start");
+	SYM(jq_api, next, "jq_next");
+	SYM(jq_api, teardown, "jq_teardown");
+	SYM(jq_api, parse_sized, "jv_parse_sized");
+	SYM(jq_api, dump_string, "jv_dump_string");
+	SYM(jq_api, string_value, "jv_string_value");
+	SYM(jq_api, string_length_bytes, "jv_string_length_bytes");
+	SYM(jq_api, free, "jv_free");
+	SYM(jq_api, copy, "jv_copy");
+	SYM(jq_api, get_kind, "jv_get_kind");
+	SYM(jq_api, invalid_has_msg, "jv_invalid_has_msg");
+	SYM(jq_api, invalid_get_msg, "jv_invalid_get_msg");
 	return NULL;
 }

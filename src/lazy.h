@@ -1,10 +1,11 @@
-/* libcurl, libcrypto and libedit, loaded on first use.
+/* libcurl, libcrypto, libedit and libjq, loaded on first use.
  *
  * Linked normally, libcurl brings some thirty libraries (GnuTLS, Kerberos,
  * LDAP, ...) whose loading and constructors cost about 5 ms at every start,
  * libcrypto another 1 ms of relocations and libedit 0.4 ms: a bare Lua
  * starts in about 1 ms, and a script that never signs or requests, or a
- * batch job that never opens the REPL, should not pay for them. Include
+ * batch job that never opens the REPL, should not pay for them; libjq
+ * (with libonig) serves only `call --jq`. Include
  * this header instead of the libraries' own: their function names below
  * then call through tables filled by dlopen/dlsym. */
 #ifndef TRAINCTL_LAZY_H
@@ -14,11 +15,13 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <jq.h>
 
 /* Each returns NULL once its library is loaded, else why it is not. */
 const char *lazy_curl(void);
 const char *lazy_crypto(void);
 const char *lazy_edit(void);
+const char *lazy_jq(void);
 
 struct curl_api {
 	CURLcode (*global_init)(long);
@@ -78,9 +81,28 @@ struct edit_api {
 	int *completion_append_character;
 };
 
+struct jq_api {
+	jq_state *(*init)(void);
+	void (*set_error_cb)(jq_state *, jq_msg_cb, void *);
+	int (*compile)(jq_state *, const char *);
+	void (*start)(jq_state *, jv, int);
+	jv (*next)(jq_state *);
+	void (*teardown)(jq_state **);
+	jv (*parse_sized)(const char *, int);
+	jv (*dump_string)(jv, int);
+	const char *(*string_value)(jv);
+	int (*string_length_bytes)(jv);
+	void (*free)(jv);
+	jv (*copy)(jv);
+	jv_kind (*get_kind)(jv);
+	int (*invalid_has_msg)(jv);
+	jv (*invalid_get_msg)(jv);
+};
+
 extern struct curl_api curl_api;
 extern struct crypto_api crypto_api;
 extern struct edit_api edit_api;
+extern struct jq_api jq_api;
 
 #ifndef LAZY_IMPL
 #undef curl_easy_setopt
@@ -135,6 +157,22 @@ extern struct edit_api edit_api;
 #define rl_attempted_completion_function                                       \
 	(*edit_api.attempted_completion_function)
 #define rl_completion_append_character (*edit_api.completion_append_character)
+
+#define jq_init jq_api.init
+#define jq_set_error_cb jq_api.set_error_cb
+#define jq_compile jq_api.compile
+#define jq_start jq_api.start
+#define jq_next jq_api.next
+#define jq_teardown jq_api.teardown
+#define jv_parse_sized jq_api.parse_sized
+#define jv_dump_string jq_api.dump_string
+#define jv_string_value jq_api.string_value
+#define jv_string_length_bytes jq_api.string_length_bytes
+#define jv_free jq_api.free
+#define jv_copy jq_api.copy
+#define jv_get_kind jq_api.get_kind
+#define jv_invalid_has_msg jq_api.invalid_has_msg
+#define jv_invalid_get_msg jq_api.invalid_get_msg
 #endif
 
 #endif

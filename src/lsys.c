@@ -275,7 +275,9 @@ static int l_lock(lua_State *L)
 
 	*fd = -1;
 	luaL_setmetatable(L, LOCK_MT);
-	*fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+	*fd = open(path,
+		   O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+			   O_NONBLOCK,
 		   0600);
 	if (*fd < 0)
 		return fail(L, "lock", path);

@@ -24,6 +24,8 @@ struct opts {
 	int interactive, version, no_env, warnings, help, call, has_e;
 	int core_dumps;
 	int script;	  /* index of the script in argv, 0 if none */
+	char *global;	  /* after a subcommand: 1 for the words that were
+			     global options, not the subcommand's */
 	int stdin_script; /* "-" */
 	const char *profile, *log_level, *log_format, *lock, *state;
 	double timeout, lock_ttl, lock_wait;
@@ -33,7 +35,9 @@ static void print_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: %s [options] [script [args]]\n"
-		"       %s call PROVIDER OPERATION [key=value ...]\n"
+		"       %s call PROVIDER OPERATION [key=value ...] [-o FMT] "
+		"[--all]\n"
+		"       %s wait|status PROVIDER REF\n"
 		"       %s state list|show KEY|forget KEY|path [--state FILE]\n"
 		"Run a Lua 5.4 script that automates training on AiTEMS, "
 		"OpenSearch\n"
@@ -83,7 +87,15 @@ static void print_usage(FILE *f)
 		"3 lock held, 4 timeout, 128+N killed by signal N (141: the "
 		"reader of\n"
 		"stdout went away).\n",
-		progname, progname, progname);
+		progname, progname, progname, progname);
+}
+
+/* The words that name a subcommand (handled by trainctl.cli) rather than
+ * a script. */
+static int is_subcommand(const char *a)
+{
+	return strcmp(a, "call") == 0 || strcmp(a, "state") == 0 ||
+	       strcmp(a, "wait") == 0 || strcmp(a, "status") == 0;
 }
 
 /* --log-format json (or TRAINCTL_LOG_FORMAT=json): the errors of the
@@ -94,10 +106,16 @@ static int json_lines;
 static int wants_json(int argc, char **argv)
 {
 	const char *fmt = getenv("TRAINCTL_LOG_FORMAT");
-	int i;
+	int i, sub = 0;
 
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
+		/* After a subcommand, its global options come later too. */
+		if (a[0] != '-' && !sub) {
+			if (!(sub = is_subcommand(a)))
+				break;
+			continue;
+		}
 		if (strcmp(a, "--") == 0 || strcmp(a, "-") == 0)
 			break;
 		if (strcmp(a, "-e") == 0 || strcmp(a, "-l") == 0)
@@ -153,17 +171,101 @@ static const char *long_value(char **argv, int *i, const char *name)
 	return argv[++*i];
 }
 
+static int global_opt(int argc, char **argv, int *i, struct opts *o);
+
+/* After a subcommand, the global options may come anywhere before `--`
+ * (`trainctl call aitems list_services --profile sim`); they are marked
+ * so that the subcommand never sees them. */
+static int subcommand_opts(int argc, char **argv, int at, struct opts *o)
+{
+	int i, r;
+
+	o->call = at;
+	o->global = calloc((size_t)argc, 1);
+	if (o->global == NULL)
+		return usage_error("%s", "not enough memory");
+	for (i = at + 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		int from = i;
+		if (strncmp(argv[i], "--", 2) != 0 ||
+		    strcmp(argv[i], "--help") == 0)
+			continue;
+		if ((r = global_opt(argc, argv, &i, o)) < 0)
+			return r;
+		if (r == 1)
+			memset(o->global + from, 1, (size_t)(i - from + 1));
+	}
+	return 0;
+}
+
+/* A global long option at argv[*i]: 1 if it was one (consumed, with its
+ * value), 0 if not, -1 on a usage error. */
+static int global_opt(int argc, char **argv, int *i, struct opts *o)
+{
+	const char *a = argv[*i], *v;
+
+	(void)argc;
+	if (strcmp(a, "--core-dumps") == 0) {
+		o->core_dumps = 1;
+	} else if ((v = long_value(argv, i, "--profile"))) {
+		if (!*v)
+			return usage_error("'%s' needs a name", a);
+		o->profile = v;
+	} else if ((v = long_value(argv, i, "--log-level"))) {
+		if (strcmp(v, "error") && strcmp(v, "warn") &&
+		    strcmp(v, "info") && strcmp(v, "debug") &&
+		    strcmp(v, "trace"))
+			return usage_error("unknown log level '%s' (error, "
+					   "warn, info, debug, trace)",
+					   v);
+		o->log_level = v;
+	} else if ((v = long_value(argv, i, "--log-format"))) {
+		if (strcmp(v, "text") && strcmp(v, "json"))
+			return usage_error(
+				"unknown log format '%s' (text, json)", v);
+		o->log_format = v;
+	} else if ((v = long_value(argv, i, "--lock"))) {
+		if (!*v)
+			return usage_error("'%s' needs a file", a);
+		o->lock = v;
+	} else if ((v = long_value(argv, i, "--lock-ttl"))) {
+		o->lock_ttl = host_parse_duration(v);
+		if (o->lock_ttl < 2)
+			return usage_error("invalid --lock-ttl '%s' "
+					   "(at least 2s, e.g. 30s)",
+					   v);
+	} else if ((v = long_value(argv, i, "--lock-wait"))) {
+		o->lock_wait = host_parse_duration(v);
+		if (o->lock_wait < 0)
+			return usage_error("invalid duration '%s' "
+					   "(e.g. 90, 30s, 15m, 2h)",
+					   v);
+	} else if ((v = long_value(argv, i, "--state"))) {
+		if (!*v)
+			return usage_error("'%s' needs a file", a);
+		o->state = v;
+	} else if ((v = long_value(argv, i, "--timeout"))) {
+		o->timeout = host_parse_duration(v);
+		if (o->timeout <= 0)
+			return usage_error("invalid duration '%s' "
+					   "(e.g. 90, 30s, 15m, 2h)",
+					   v);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 /* First pass: validate and record options; -e and -l run later, in
  * order. Returns -1 on a usage error. */
 static int collect_opts(int argc, char **argv, struct opts *o)
 {
-	int i;
+	int i, r;
 
 	for (i = 1; i < argc; i++) {
-		const char *a = argv[i], *v;
+		const char *a = argv[i];
 		if (a[0] != '-') {
-			if (strcmp(a, "call") == 0 || strcmp(a, "state") == 0)
-				o->call = i;
+			if (is_subcommand(a))
+				return subcommand_opts(argc, argv, i, o);
 			else
 				o->script = i;
 			return 0;
@@ -189,59 +291,14 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 			o->no_env = 1;
 		} else if (strcmp(a, "-W") == 0) {
 			o->warnings = 1;
-		} else if (strcmp(a, "--core-dumps") == 0) {
-			o->core_dumps = 1;
 		} else if (strncmp(a, "-e", 2) == 0 ||
 			   strncmp(a, "-l", 2) == 0) {
 			o->has_e |= a[1] == 'e';
 			if (a[2] == '\0' && (++i >= argc || argv[i][0] == '-'))
 				return usage_error("'%s' needs an argument", a);
-		} else if ((v = long_value(argv, &i, "--profile"))) {
-			if (!*v)
-				return usage_error("'%s' needs a name", a);
-			o->profile = v;
-		} else if ((v = long_value(argv, &i, "--log-level"))) {
-			if (strcmp(v, "error") && strcmp(v, "warn") &&
-			    strcmp(v, "info") && strcmp(v, "debug") &&
-			    strcmp(v, "trace"))
-				return usage_error(
-					"unknown log level '%s' (error, warn, "
-					"info, debug, trace)",
-					v);
-			o->log_level = v;
-		} else if ((v = long_value(argv, &i, "--log-format"))) {
-			if (strcmp(v, "text") && strcmp(v, "json"))
-				return usage_error(
-					"unknown log format '%s' (text, json)",
-					v);
-			o->log_format = v;
-		} else if ((v = long_value(argv, &i, "--lock"))) {
-			if (!*v)
-				return usage_error("'%s' needs a file", a);
-			o->lock = v;
-		} else if ((v = long_value(argv, &i, "--lock-ttl"))) {
-			o->lock_ttl = host_parse_duration(v);
-			if (o->lock_ttl < 2)
-				return usage_error("invalid --lock-ttl '%s' "
-						   "(at least 2s, e.g. 30s)",
-						   v);
-		} else if ((v = long_value(argv, &i, "--lock-wait"))) {
-			o->lock_wait = host_parse_duration(v);
-			if (o->lock_wait < 0)
-				return usage_error("invalid duration '%s' "
-						   "(e.g. 90, 30s, 15m, 2h)",
-						   v);
-		} else if ((v = long_value(argv, &i, "--state"))) {
-			if (!*v)
-				return usage_error("'%s' needs a file", a);
-			o->state = v;
-		} else if ((v = long_value(argv, &i, "--timeout"))) {
-			o->timeout = host_parse_duration(v);
-			if (o->timeout <= 0)
-				return usage_error("invalid duration '%s' "
-						   "(e.g. 90, 30s, 15m, 2h)",
-						   v);
-		} else {
+		} else if ((r = global_opt(argc, argv, &i, o)) < 0) {
+			return r;
+		} else if (r == 0) {
 			return usage_error("unrecognized option '%s'", a);
 		}
 	}
@@ -423,10 +480,9 @@ static int run_script(lua_State *L, char **argv, int script, int from_stdin,
 	return host_report(L, status);
 }
 
-static int run_call(lua_State *L, int argc, char **argv, int at,
-		    const char *lock)
+static int run_call(lua_State *L, int argc, char **argv, const struct opts *o)
 {
-	int i, status;
+	int at = o->call, i, n, status;
 
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "trainctl.cli");
@@ -434,15 +490,17 @@ static int run_call(lua_State *L, int argc, char **argv, int at,
 	if (status != LUA_OK)
 		return host_report(L, status) ? -1 : 0;
 	lua_getfield(L, -1, "main");
-	if (is_etcd(lock) && (status = wrap_etcd_lock(L, lua_gettop(L))))
+	if (is_etcd(o->lock) && (status = wrap_etcd_lock(L, lua_gettop(L))))
 		return host_report(L, status) ? -1 : 0;
 	lua_createtable(L, argc - at, 0);
-	for (i = at + 1; i < argc; i++) {
+	for (i = at + 1, n = 0; i < argc; i++) {
+		if (o->global && o->global[i])
+			continue;
 		lua_pushstring(L, argv[i]);
-		lua_rawseti(L, -2, i - at);
+		lua_rawseti(L, -2, ++n);
 	}
-	lua_pushstring(L, argv[at]); /* the command: call or state */
-	status = host_run_task(L, 2 + is_etcd(lock), 1);
+	lua_pushstring(L, argv[at]); /* the command: call, state, wait... */
+	status = host_run_task(L, 2 + is_etcd(o->lock), 1);
 	if (status != LUA_OK) {
 		host_report(L, status);
 		return -1;
@@ -459,7 +517,8 @@ static int take_lock(const char *path)
 	/* Never through a symlink, never written: a lock path that names
 	 * somebody's data leaves it as it was. */
 	int fd = open(path,
-		      O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+		      O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+			      O_NONBLOCK,
 		      0644);
 	int code = EXIT_USAGE;
 	char msg[1024];
@@ -502,7 +561,7 @@ static int run(lua_State *L, int argc, char **argv, struct opts *o)
 	if (!run_args(L, argv, first))
 		return host_exit_status(L, 1);
 	if (o->call) {
-		rc = run_call(L, argc, argv, o->call, o->lock);
+		rc = run_call(L, argc, argv, o);
 		return rc < 0 ? host_exit_status(L, 1) : rc;
 	}
 	if (o->script)
@@ -601,5 +660,6 @@ int main(int argc, char **argv)
 		child_stop_all();
 	host_set_active(NULL); /* a late stop must not aim at a closed state */
 	lua_close(L);
+	free(o.global);
 	return stdstreams_status(rc);
 }

@@ -1,8 +1,11 @@
 -- `trainctl call PROVIDER OPERATION [key=value ...]`: one API call from the
--- shell, its decoded JSON answer on stdout. Operations and their
+-- shell, its answer on stdout (JSON, JSON lines, a table, TSV or YAML,
+-- through --jq if asked); `trainctl wait|status PROVIDER REF` on a job
+-- reference a call printed. Operations and their
 -- parameters come from the providers' own operation tables, so the help
 -- never disagrees with the library.
 local errors = require("trainctl.errors")
+local format = require("trainctl.format")
 local json = require("trainctl.json")
 local ops = require("trainctl.ops")
 
@@ -19,16 +22,32 @@ M.PROVIDERS = {
 local ALIASES = { ["azure-language"] = "azure_language", azure = "azure_language" }
 
 local USAGE = [[
-usage: trainctl call PROVIDER OPERATION [key=value ...] [--wait]
+usage: trainctl call PROVIDER OPERATION [key=value ...] [options]
        trainctl call PROVIDER --help
        trainctl call PROVIDER OPERATION --help
-Makes one API call and prints the decoded JSON answer on stdout.
+       trainctl wait PROVIDER REF      wait for a job (REF: the JSON a call printed)
+       trainctl status PROVIDER REF    show a job's state once
+Makes one API call and prints the answer on stdout.
 Values are converted to the parameter's type: integers, true/false,
 JSON ([...] or {...}) or comma-separated lists. body={...} and
-query={...} add raw fields. An operation that starts a job prints the
-job's state; --wait waits for it to end.
-Credentials come from the environment or --profile, never from the
-command line.]]
+query={...} add raw fields.
+Options:
+  --all             follow every page of a list and print one list
+  --max-items N     stop after N items (implies --all)
+  -o, --output FMT  json, jsonl, table, tsv or yaml (default json: pretty
+                    on a terminal, compact when piped)
+  --columns a,b     the columns of table and tsv
+  --jq EXPR         filter the answer with jq's language (as gh --jq)
+  --wait            wait for the job an operation starts (progress on a
+                    terminal; exit 0 succeeded, 1 failed, 4 --timeout)
+  --no-wait         print the job reference at once, without its state
+  --yes             delete without asking (needed when stdin is not a
+                    terminal)
+  --timeout DUR     bound the whole call, transfers included (30s, 5m, 6h);
+                    exit 4
+The global options (--profile, --log-level, --log-format, --state, --lock,
+--timeout) may come anywhere before `--`. Credentials come from the
+environment or --profile, never from the command line.]]
 
 local function provider(name)
   name = ALIASES[name] or name
@@ -57,17 +76,83 @@ local function is_job(v)
   return type(v) == "table" and getmetatable(v) ~= nil and getmetatable(v).__name == "trainctl.job"
 end
 
--- parse(spec, words) -> args, flags
+-- The options of call, wait and status: those that take a value, and
+-- those that do not.
+local VALUED = { ["--max-items"] = "max_items", ["--output"] = "output", ["-o"] = "output",
+  ["--columns"] = "columns", ["--jq"] = "jq" }
+local SWITCHES = { ["--all"] = "all", ["--wait"] = "wait", ["--no-wait"] = "no_wait",
+  ["--yes"] = "yes", ["-y"] = "yes", ["--help"] = "help", ["-h"] = "help" }
+
+-- option_names() -> the long options of call, sorted (for suggestions
+-- and completion).
+function M.option_names()
+  local names = {}
+  for k in pairs(VALUED) do if k:find("^%-%-") then names[#names + 1] = k end end
+  for k in pairs(SWITCHES) do if k:find("^%-%-") then names[#names + 1] = k end end
+  table.sort(names)
+  return names
+end
+
+-- option(words, i, flags) -> next index, when words[i] is an option.
+local function option(words, i, flags)
+  local w = words[i]
+  local name, value = w:match("^(%-%-[%w-]+)=(.*)$")
+  if not name then
+    name = w
+    if w:find("^%-o.") then name, value = "-o", w:sub(3) end
+  end
+  if SWITCHES[name] and value == nil then
+    flags[SWITCHES[name]] = true
+    return i + 1
+  end
+  local key = VALUED[name]
+  if not key then
+    local near = ops.closest(name:gsub("^%-+", ""), M.option_names())
+    errors.usage(("unknown option %s%s (see: trainctl call --help)"):format(name,
+      near and ("; did you mean %s?"):format(near) or ""))
+  end
+  if value == nil then
+    i = i + 1
+    value = words[i]
+    if value == nil then errors.usage(("%s needs a value"):format(name)) end
+  end
+  flags[key] = value
+  return i + 1
+end
+
+-- check(flags): the values of the options.
+local function check(flags)
+  if flags.output and not format.FORMATS[flags.output] then
+    errors.usage(("-o: unknown format %q (json, jsonl, table, tsv, yaml)"):format(flags.output))
+  end
+  if flags.max_items then
+    local n = math.tointeger(tonumber(flags.max_items))
+    if not n or n < 1 then
+      errors.usage(("--max-items: %q is not a positive integer"):format(flags.max_items))
+    end
+    flags.max_items, flags.all = n, true
+  end
+  if flags.columns then
+    local list = {}
+    for c in flags.columns:gmatch("[^,]+") do list[#list + 1] = c end
+    flags.columns = list
+  end
+  if flags.wait and flags.no_wait then errors.usage("--wait and --no-wait exclude each other") end
+  return flags
+end
+
+-- parse(spec, words) -> args, flags. After `--`, only key=value words.
 local function parse(spec, words)
   local args, flags = {}, {}
   local by = {}
   for _, p in ipairs(spec.params) do by[p.name], by[p.wire] = p, p end
-  for _, w in ipairs(words) do
-    if w == "--wait" or w == "--help" or w == "-h" then
-      flags[w:gsub("^%-+", "")] = true
-    elseif w:find("^%-%-timeout=") then
-      flags.timeout = tonumber(w:match("=(.*)$"))
-      if not flags.timeout then errors.usage("--timeout= takes seconds") end
+  local i, rest = 1, false
+  while i <= #words do
+    local w = words[i]
+    if not rest and w == "--" then
+      rest, i = true, i + 1
+    elseif not rest and w:find("^%-") then
+      i = option(words, i, flags)
     else
       local k, v = w:match("^([^=]+)=(.*)$")
       if not k then errors.usage(("expected key=value, got %q"):format(w)) end
@@ -77,18 +162,151 @@ local function parse(spec, words)
       elseif k == "body" or k == "query" then
         args[k] = ops.coerce({ name = k, type = "object" }, v)
       else
-        local known = {}
-        for _, q in ipairs(spec.params) do known[#known + 1] = q.name end
-        errors.usage(("%s: unknown parameter %q (known: %s)"):format(spec.name, k,
-          #known > 0 and table.concat(known, ", ") or "none"))
+        errors.usage(ops.unknown_param(spec, k))
       end
+      i = i + 1
     end
   end
-  return args, flags
+  return args, check(flags)
 end
 
-local function job_output(j, st)
-  return { job = j.ref, state = st.state, progress = st.progress, message = st.message, raw = st.raw }
+local function job_output(p, j, st)
+  return { provider = p.name, job = j.ref, state = st.state, progress = st.progress,
+    message = st.message, raw = st.raw }
+end
+
+-- print(value, flags [, key]): the answer in the format asked for.
+local function print_answer(value, flags, key)
+  local sys = require("trainctl.sys")
+  local o = { format = flags.output, pretty = sys.isatty(1), columns = flags.columns, key = key }
+  local text
+  if flags.jq then
+    text = format.render_jq(format.jq(flags.jq, value), o)
+  else
+    text = format.render(value, o)
+  end
+  io.stdout:write(text)
+end
+
+-- The job of a reference, by provider: how each reopens what its
+-- training start (or dataset import) recorded.
+local REOPEN = {
+  aitems = function(c, ref)
+    if ref.dataset_id ~= nil then return c:dataset_job(ops.text(ref.dataset_id)) end
+    if ref.service_id ~= nil and type(ref.types) == "table" then return c:training_job(ref) end
+  end,
+  opensearch = function(c, ref)
+    if ref.instance_name ~= nil then return c:training_job(ref) end
+  end,
+  azure_language = function(c, ref)
+    if type(ref.path) == "string" and ref.path:find("^/") then return c:job(ref) end
+  end,
+}
+
+-- announce(p, j): the reference on stderr before any wait, so that an
+-- interrupted wait never loses it.
+local function announce(p, j)
+  local log = require("trainctl.log")
+  local ref = json.encode(j.ref)
+  local msg = ("%s: started; wait for it with: trainctl wait %s '%s'"):format(j.label, p.name,
+    (ref:gsub("'", "'\\''")))
+  if log.enabled("info") then
+    log.info(msg, nil, { job = j.ref, provider = p.name })
+  else
+    io.stderr:write("trainctl: ", msg, "\n")
+  end
+end
+
+-- wait_job(p, j, flags) -> exit status. The run's --timeout bounds the
+-- wait: it ends a moment before, with the last state printed and exit 4.
+local function wait_job(p, j, flags)
+  local sys = require("trainctl.sys")
+  local timeout
+  local deadline = sys.deadline()
+  if deadline then
+    local left = deadline - sys.now()
+    timeout = math.max(0, left - math.min(1, left * 0.2))
+  end
+  local ok, st = pcall(j.wait, j, { timeout = timeout })
+  if ok then
+    print_answer(job_output(p, j, st), flags)
+    return 0
+  end
+  if errors.is(st) then
+    print_answer(job_output(p, j, j.last or { state = "unknown" }), flags)
+    if errors.is(st, "timeout") then st.exit_code = 4 end
+  end
+  error(st, 0)
+end
+
+local function run_job(p, j, flags)
+  if flags.no_wait then
+    announce(p, j)
+    print_answer({ provider = p.name, job = j.ref }, flags)
+    return 0
+  end
+  announce(p, j)
+  if flags.wait then return wait_job(p, j, flags) end
+  print_answer(job_output(p, j, j:status()), flags)
+  return 0
+end
+
+-- confirm(p, spec, args, flags): a delete asks first on a terminal; off
+-- a terminal (cron) it needs --yes, and nothing is deleted without it.
+local function confirm(p, spec, args, flags)
+  if spec.method ~= "DELETE" or flags.yes then return true end
+  local what = {}
+  for _, q in ipairs(spec.path_params) do
+    if args[q.name] ~= nil then what[#what + 1] = ops.text(args[q.name]) end
+  end
+  local target = ("%s %s %s"):format(p.name, spec.name, table.concat(what, "/"))
+  if not require("trainctl.sys").isatty(0) then
+    errors.usage(("%s: not confirmed, nothing deleted; add --yes to delete without asking "
+      .. "(stdin is not a terminal)"):format(target))
+  end
+  io.stderr:write(("%s: delete? [y/N] "):format(target))
+  io.stderr:flush()
+  local answer = io.stdin:read("l")
+  if answer and answer:lower():find("^%s*y") then return true end
+  io.stderr:write("trainctl: not confirmed; nothing deleted\n")
+  return false
+end
+
+local function find_provider(pname)
+  local p = provider(pname)
+  if not p then
+    local names = {}
+    for _, q in ipairs(M.PROVIDERS) do names[#names + 1] = q.name end
+    local near = ops.closest(pname, names)
+    errors.usage(("unknown provider %q%s (aitems, opensearch, azure_language)"):format(pname,
+      near and ("; did you mean %s?"):format(near) or ""))
+  end
+  return p
+end
+
+local function find_operation(p, mod, opname)
+  local spec = ops.find(mod.operations, opname)
+  if spec then return spec end
+  local names = {}
+  for _, s in ipairs(mod.operations) do names[#names + 1] = s.name end
+  local near = ops.closest(opname, names)
+  errors.usage(("%s has no operation %q%s; see: trainctl call %s --help"):format(p.name, opname,
+    near and (" (did you mean %s?)"):format(near) or "", p.name))
+end
+
+-- more_pages(answer, spec): one page of a longer list says so on stderr,
+-- where the answer shows it (a nextLink, a TotalCount beyond this page).
+local function more_pages(answer, spec)
+  if type(answer) ~= "table" then return end
+  local page = require("trainctl.page")
+  local list = page.get(answer, spec.items)
+  local link = page.get(answer, "nextLink")
+  local total = tonumber(page.get(answer, "TotalCount"))
+  local shown = type(list) == "table" and #list or 0
+  if (type(link) == "string" and link ~= "") or (total and total > shown) then
+    require("trainctl.log").info(("%s: %s; add --all for every page, or --max-items N"):format(spec.name,
+      total and ("this page has %d of %d items"):format(shown, total) or "more items on further pages"))
+  end
 end
 
 local function run(argv)
@@ -101,43 +319,91 @@ local function run(argv)
     out(providers_help())
     return 0
   end
-  local p = provider(pname)
-  if not p then errors.usage(("unknown provider %q (aitems, opensearch, azure_language)"):format(pname)) end
+  local p = find_provider(pname)
   local mod = require(p.module)
   if opname == nil or opname == "--help" or opname == "-h" then
     out(operations_help(p, mod))
     return 0
   end
-  local spec = ops.find(mod.operations, opname)
-  if not spec then
-    errors.usage(("%s has no operation %q; see: trainctl call %s --help"):format(p.name, opname, p.name))
-  end
+  local spec = find_operation(p, mod, opname)
   local words = {}
   for i = 3, #argv do words[#words + 1] = argv[i] end
   local args, flags = parse(spec, words)
-  if flags.help or flags.h then
+  if flags.help then
     out(ops.help_op(spec))
     return 0
   end
+  if flags.all and not spec.items then
+    errors.usage(("--all: %s is not a list operation"):format(spec.name))
+  end
+  if (flags.wait or flags.no_wait) and not spec.returns_job and not spec.lro then
+    errors.usage(("--wait, --no-wait: %s does not start a job"):format(spec.name))
+  end
   local client = mod.client()
-  local result = client[spec.name](client, args)
-  if is_job(result) then
-    local st
-    if flags.wait then
-      local ok, err = pcall(result.wait, result, { timeout = flags.timeout })
-      if not ok then
-        out(json.encode(job_output(result, result.last or { state = "unknown" }), { pretty = true }))
-        error(err, 0)
-      end
-      st = err
-    else
-      st = result:status()
-    end
-    out(json.encode(job_output(result, st), { pretty = true }))
+  ops.check_missing(spec, args, client.defaults)
+  if not confirm(p, spec, args, flags) then return 1 end
+  if flags.all then
+    local list = require("trainctl.page").collect(client:each(spec.name, args), flags.max_items)
+    print_answer(json.array(list), flags)
     return 0
   end
+  local result = client[spec.name](client, args)
+  if is_job(result) then return run_job(p, result, flags) end
   if result == nil then result = json.null end
-  out(json.encode(result, { pretty = true }))
+  print_answer(result, flags, spec.items)
+  if spec.items then more_pages(result, spec) end
+  return 0
+end
+
+-- read_ref(text) -> the job reference in a call's printed answer (or the
+-- reference itself); "-" reads it from stdin.
+local function read_ref(text)
+  if text == "-" then text = io.stdin:read("a") or "" end
+  local v = json.decode(text)
+  if type(v) ~= "table" then
+    errors.usage("REF must be the JSON a call printed for a job, e.g. "
+      .. [['{"provider":"aitems","job":{...}}']])
+  end
+  if type(v.job) == "table" then return v.job, v.provider end
+  return v, nil
+end
+
+-- wait|status [PROVIDER] REF [-o FMT] [--jq EXPR]
+local function run_ref(argv, command)
+  local words, flags, i = {}, {}, 1
+  while i <= #argv do
+    if argv[i]:find("^%-.") then
+      i = option(argv, i, flags)
+    else
+      words[#words + 1] = argv[i]
+      i = i + 1
+    end
+  end
+  check(flags)
+  if flags.help or #words == 0 then
+    local text = ("usage: trainctl %s PROVIDER REF [-o FMT] [--jq EXPR]\n"
+      .. "REF is the JSON `trainctl call` printed for a job (or - to read it from stdin).")
+      :format(command)
+    if flags.help then out(text) return 0 end
+    errors.usage(text)
+  end
+  local pname, text = words[1], words[2]
+  if #words == 1 then pname, text = nil, words[1] end
+  if #words > 2 then errors.usage(("%s: unexpected %q"):format(command, words[3])) end
+  local ref, named = read_ref(text)
+  pname = pname or named
+  if not pname then errors.usage(command .. ": which provider? trainctl " .. command .. " PROVIDER REF") end
+  local p = find_provider(pname)
+  if named and provider(named) and provider(named).name ~= p.name then
+    errors.usage(("%s: the reference is of %s, not %s"):format(command, named, p.name))
+  end
+  local client = require(p.module).client()
+  local j = REOPEN[p.name](client, ref)
+  if not j then
+    errors.usage(("%s: not a job reference of %s: %s"):format(command, p.name, json.encode(ref)))
+  end
+  if command == "wait" then return wait_job(p, j, flags) end
+  print_answer(job_output(p, j, j:status()), flags)
   return 0
 end
 
@@ -148,10 +414,13 @@ local function exit_code(e)
 end
 
 -- main(argv [, command]) -> exit status. argv: the words after the
--- command (`call`, or `state`).
+-- command (`call`, `wait`, `status` or `state`).
 function M.main(argv, command)
   local fn = run
   if command == "state" then fn = require("trainctl.state_cli").run end
+  if command == "wait" or command == "status" then
+    fn = function(a) return run_ref(a, command) end
+  end
   local ok, res = pcall(fn, argv or {})
   if ok then return res end
   if errors.is(res) then

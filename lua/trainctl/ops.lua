@@ -125,6 +125,11 @@ function M.define(t)
   for _, where in ipairs({ "query", "body" }) do
     for _, decl in ipairs(t[where] or {}) do
       local p = parse_param(decl, where)
+      -- A merge patch (PATCH) sends only what changes: the fields a
+      -- create needs are the server's to demand, not ours.
+      if where == "body" and spec.method == "PATCH" and p.required then
+        p.required, p.to_create = false, true
+      end
       p.doc = t.docs and t.docs[p.wire]
       if t.defaults and t.defaults[p.wire] ~= nil then p.default = t.defaults[p.wire] end
       spec.params[#spec.params + 1] = p
@@ -168,18 +173,80 @@ function M.args(spec, ...)
     elseif M.RESERVED[k] or (spec.resumable and M.RESUMABLE[k]) then
       out[k] = v
     else
-      local known = {}
-      for _, q in ipairs(spec.params) do known[#known + 1] = q.name end
-      errors.usage(("%s: unknown parameter %q (known: %s)"):format(spec.name, tostring(k),
-        #known > 0 and table.concat(known, ", ") or "none"))
+      errors.usage(M.unknown_param(spec, tostring(k)))
     end
   end
   return out
 end
 
+-- distance(a, b): Levenshtein's, for suggestions.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- closest(word, names) -> the name a misspelt word most likely meant
+-- (ignoring case, "-" and "_"), or nil when none is close.
+function M.closest(word, names)
+  local function norm(s) return (s:lower():gsub("[-_]", "")) end
+  local w = norm(word)
+  local best, best_d
+  for _, name in ipairs(names) do
+    local n = norm(name)
+    local d = distance(w, n)
+    if n:find(w, 1, true) and #w >= 4 then d = math.min(d, 1) end
+    if not best_d or d < best_d then best, best_d = name, d end
+  end
+  if best_d and best_d <= math.max(2, #w // 4) then return best end
+end
+
+-- unknown_param(spec, name) -> the message: a suggestion, and the list.
+function M.unknown_param(spec, name)
+  local known = {}
+  for _, q in ipairs(spec.params) do known[#known + 1] = q.name end
+  local near = M.closest(name, known)
+  return ("%s: unknown parameter %q%s (known: %s)"):format(spec.name, name,
+    near and ("; did you mean %s?"):format(near) or "",
+    #known > 0 and table.concat(known, ", ") or "none")
+end
+
+-- missing(spec, args [, defaults]) -> names of the required parameters
+-- that neither args, defaults nor the operation's own defaults fill.
+function M.missing(spec, args, defaults)
+  local out = {}
+  for _, p in ipairs(spec.params) do
+    if p.required and args[p.name] == nil and p.default == nil
+      and not (defaults and defaults[p.name] ~= nil) then
+      out[#out + 1] = p.name
+    end
+  end
+  return out
+end
+
+-- check_missing(spec, args [, defaults]): every missing parameter in one
+-- usage error.
+function M.check_missing(spec, args, defaults)
+  local list = M.missing(spec, args, defaults)
+  if #list == 1 then
+    errors.usage(("%s: missing required parameter %s"):format(spec.name, list[1]))
+  elseif #list > 1 then
+    errors.usage(("%s: missing required parameters %s"):format(spec.name, table.concat(list, ", ")))
+  end
+end
+
 -- build(spec, args [, defaults]) -> {method, path, query (list), body}.
 -- defaults fills parameters the caller left out (a client's app group).
 function M.build(spec, args, defaults)
+  M.check_missing(spec, args, defaults)
   local function value(p)
     local v = args[p.name]
     if v == nil and defaults then v = defaults[p.name] end
@@ -294,7 +361,7 @@ function M.help_op(spec)
   if spec.summary then lines[#lines + 1] = "  " .. spec.summary end
   if spec.returns_job then lines[#lines + 1] = "  starts a job (add --wait to wait for it)" end
   for _, p in ipairs(spec.params) do
-    local flags = p.required and "required" or "optional"
+    local flags = p.required and "required" or (p.to_create and "required to create" or "optional")
     if p.default ~= nil then flags = flags .. ", default " .. json.encode(p.default) end
     lines[#lines + 1] = ("  %s=<%s>  (%s, %s %s)%s"):format(p.name, p.type, flags, p.where,
       p.wire, p.doc and ("  " .. p.doc) or "")

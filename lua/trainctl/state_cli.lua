@@ -57,7 +57,10 @@ local function parse(argv)
     end
     i = i + 1
   end
-  if spec and script then errors.usage("give --state or --script, not both") end
+  -- --state may also have been taken as the global option it is.
+  if script and (spec or require("trainctl.options").state) then
+    errors.usage("give --state or --script, not both")
+  end
   if script then
     local opts = require("trainctl.options")
     opts.script = script

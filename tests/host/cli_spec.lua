@@ -358,3 +358,34 @@ describe("trainctl's own options", function()
     assert.matches("^%d+%.%d+", got.out)
   end)
 end)
+
+describe("global options after a subcommand", function()
+  it("are checked as before it: a bad value exits 2 before anything runs", function()
+    for _, args in ipairs {
+      { "call", "aitems", "list_services", "--log-level", "loud" },
+      { "call", "aitems", "list_services", "--timeout", "soon" },
+      { "wait", "aitems", "{}", "--timeout=0" },
+      { "status", "aitems", "{}", "--profile" },
+    } do
+      local r = H.run(args)
+      assert.equal(2, r.code, table.concat(args, " "))
+      assert.equal("", r.out)
+      assert.matches("^trainctl: ", r.err)
+    end
+  end)
+
+  it("reach the subcommand's run (--state after `state`), and only before --", function()
+    local r = H.run { "state", "path", "--state", "/tmp/elsewhere.json" }
+    assert.equal(0, r.code, r.err)
+    assert.equal("/tmp/elsewhere.json\n", r.out)
+    r = H.run { "call", "aitems", "list_services", "--", "--profile=x" }
+    assert.equal(2, r.code)
+    assert.matches('unknown parameter "--profile"', r.err, 1, true)
+  end)
+
+  it("--log-format json after the subcommand makes its usage errors JSON lines", function()
+    local r = H.run { "call", "aitems", "list_services", "--log-format", "json", "--timeout", "soon" }
+    assert.equal(2, r.code)
+    assert.matches('^{.*"exit_status":2', r.err)
+  end)
+end)

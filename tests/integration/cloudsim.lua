@@ -119,9 +119,11 @@ function Sim:use(extra)
   return function() config._reset() end
 end
 
--- run(args [, {env = {...}, stdin}]) -> exit status, stdout, stderr of
--- trainctl with these arguments, the emulator's environment and nothing
--- else from ours.
+-- run(args [, {env = {...}, stdin, pty = {answers}}]) -> exit status,
+-- stdout, stderr of trainctl with these arguments, the emulator's
+-- environment and nothing else from ours. With pty, trainctl runs on a
+-- terminal (tests/integration/pty_run.py): stdout is what the terminal
+-- showed, each answer {regex, text} is typed once regex shows up.
 function Sim:run(args, opts)
   opts = opts or {}
   local env = { "PATH=" .. quote(os.getenv("PATH") or "/usr/bin:/bin"), "HOME=" .. quote(self.dir) }
@@ -138,9 +140,26 @@ function Sim:run(args, opts)
   local words = {}
   for i, a in ipairs(args) do words[i] = quote(a) end
   local out, errf = self.dir .. "/stdout", self.dir .. "/stderr"
-  local cmd = ("env -i %s %s %s >%s 2>%s"):format(table.concat(env, " "), quote(M.TRAINCTL),
-    table.concat(words, " "), quote(out), quote(errf))
+  local prefix = ""
+  if opts.pty then
+    prefix = "python3 tests/integration/pty_run.py"
+    for _, a in ipairs(opts.pty) do prefix = prefix .. " --answer " .. quote(a[1]) .. " " .. quote(a[2]) end
+    prefix = prefix .. " --"
+  end
+  local input = opts.pty and "" or " </dev/null"
+  if opts.stdin then
+    input = " <" .. quote(self.dir .. "/stdin")
+    local f = assert(io.open(self.dir .. "/stdin", "wb"))
+    f:write(opts.stdin)
+    f:close()
+  end
+  local cmd = ("env -i %s %s %s %s >%s 2>%s%s"):format(table.concat(env, " "), prefix, quote(M.TRAINCTL),
+    table.concat(words, " "), quote(out), quote(errf), input)
   local _, _, code = os.execute(cmd)
+  if opts.pty then
+    local r = json.decode(slurp(out))
+    return r.code, r.output, slurp(errf) or ""
+  end
   return code, slurp(out) or "", slurp(errf) or ""
 end
 

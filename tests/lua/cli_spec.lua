@@ -69,3 +69,54 @@ describe("trainctl call", function()
     assert.equal(2, main({ "aitems", "list_services" }))
   end)
 end)
+
+describe("trainctl call --all on Azure's nextLink", function()
+  local restore_env, logs
+  before_each(function()
+    logs = support.logs("error")
+    restore_env = support.env({ AZURE_LANGUAGE_ENDPOINT = "http://127.0.0.1:9", AZURE_LANGUAGE_KEY = "k-test" })
+  end)
+  after_each(function()
+    restore_env()
+    logs.restore()
+  end)
+
+  it("stops with an error, exit 1, when a nextLink it followed comes back", function()
+    local again = '{"value":[{"projectName":"p"}],"nextLink":"http://127.0.0.1:9/language/x?skip=1"}'
+    local rec = support.http({ { status = 200, body = again }, { status = 200, body = again },
+      { status = 200, body = again } })
+    local code, text = capture(function() return cli.main({ "azure_language", "list_projects", "--all" }) end)
+    rec.restore()
+    assert.equal(1, code)
+    assert.equal("", text)
+    assert.equal(2, #rec.requests)
+  end)
+end)
+
+describe("the output formats", function()
+  local format = require("trainctl.format")
+  local json = require("trainctl.json")
+
+  it("yaml quotes every string a YAML reader would take for something else", function()
+    local text = format.yaml({ s = { "true", "no", "123", "1e3", "", "a: b", "#c", "- d", "plain text",
+      "trailing ", "line\nbreak", "~", "null" } })
+    assert.equal(table.concat({ "s:", '  - "true"', '  - "no"', '  - "123"', '  - "1e3"', '  - ""',
+      '  - "a: b"', '  - "#c"', '  - "- d"', "  - plain text", '  - "trailing "', '  - "line\\nbreak"',
+      '  - "~"', '  - "null"', "" }, "\n"), text)
+  end)
+
+  it("yaml writes nested lists and objects, and empty ones inline", function()
+    assert.equal("- a: 1\n  b:\n    - x\n- []\n- {}\n",
+      format.yaml({ { a = 1, b = { "x" } }, json.array({}), {} }))
+    assert.equal("null\n", format.yaml(json.null))
+  end)
+
+  it("tsv escapes tabs, newlines and backslashes inside a value", function()
+    assert.equal("a\\tb\tc\\nd\te\\\\f\n",
+      format.tsv({ { x = "a\tb", y = "c\nd", z = "e\\f" } }, { "x", "y", "z" }))
+  end)
+
+  it("table of an empty list is its header only", function()
+    assert.equal("value\n-----\n", format.table(json.array({})))
+  end)
+end)
