@@ -79,7 +79,7 @@ local function help()
   local top = run(quote(TRAINCTL) .. " --help")
   help_texts, commands = { top }, {}
   for line in top:gmatch("[^\n]+") do
-    local cmd = line:match("^usage: %S+ (%l+)") or line:match("^%s+%S+ (%l+) ")
+    local cmd = line:match("^usage: %S+ (%l+)") or line:match("^%s+%S+ (%l+)[ |]")
     if cmd and line:find("trainctl " .. cmd, 1, true) then commands[cmd] = true end
   end
   for cmd in pairs(commands) do
@@ -96,7 +96,7 @@ local function help_options()
   local opts = {}
   for _, text in ipairs(help()) do
     for line in text:gmatch("[^\n]+") do
-      local o = line:match("^%s%s(%-%-?%a?[%w%-]*)%f[%s]")
+      local o = line:match("^%s%s(%-%-?%a?[%w%-]*)%f[%s,]")
       if o then opts[o] = true end
       for long in line:gmatch("%f[%w%-](%-%-%a[%w%-]*)") do opts[long] = true end
     end

@@ -45,7 +45,7 @@ describe("redaction", function()
   end
 
   local function spied(args)
-    local out = { "-l", "trainctl_spy" }
+    local out = { "-l", "trainctl_spy", "-l", "trainctl_quick" }
     for _, a in ipairs(args) do out[#out + 1] = a end
     return out
   end
