@@ -35,6 +35,8 @@ static void print_usage(FILE *f)
 		"usage: %s [options] [script [args]]\n"
 		"       %s call PROVIDER OPERATION [key=value ...]\n"
 		"       %s state list|show KEY|forget KEY|path [--state FILE]\n"
+		"       %s completion bash|zsh|fish\n"
+		"       %s config  (also: whoami)\n"
 		"Run a Lua 5.4 script that automates training on AiTEMS, "
 		"OpenSearch\n"
 		"or Azure AI Language; with no script on a terminal, start a "
@@ -73,7 +75,7 @@ static void print_usage(FILE *f)
 		"3 lock held, 4 timeout, 128+N killed by signal N (141: the "
 		"reader of\n"
 		"stdout went away).\n",
-		progname, progname, progname);
+		progname, progname, progname, progname, progname);
 }
 
 /* --log-format json (or TRAINCTL_LOG_FORMAT=json): the errors of the
@@ -152,7 +154,9 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v;
 		if (a[0] != '-') {
-			if (strcmp(a, "call") == 0 || strcmp(a, "state") == 0)
+			if (strcmp(a, "call") == 0 || strcmp(a, "state") == 0 ||
+			    strcmp(a, "completion") == 0 ||
+			    strcmp(a, "config") == 0 || strcmp(a, "whoami") == 0)
 				o->call = i;
 			else
 				o->script = i;

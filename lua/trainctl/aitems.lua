@@ -33,6 +33,7 @@ local invoke_train
 M.operations = {
   -- services
   D { "create_service", "POST", "/services", body = { "name!", "description", "type" },
+    values = { type = { "batch", "interval" } },
     summary = "create a service (type batch or interval)", create = "service" },
   D { "list_services", "GET", "/services", query = { "offset:integer", "limit:integer" },
     items = "services", summary = "list services (offset/limit)" },
@@ -43,10 +44,12 @@ M.operations = {
   D { "set_service_datasets", "POST", "/services/{serviceId}/datasets", body = { "datasetIds:array!" },
     idempotent = true, summary = "attach the user, item and interaction datasets" },
   D { "update_interval", "PUT", "/services/{serviceId}/interval", body = { "term!" },
+    values = { term = { "hour1", "hour3", "hour6", "hour12" } },
     summary = "interval services: hour1, hour3, hour6 or hour12" },
   D { "train", "POST", "/services/{serviceId}", body = { "types:array!", "description", "hpConfig:object" },
     defaults = { hpConfig = HP_DEFAULT, description = "" }, returns_job = true, resumable = true,
     docs = { types = "personalRecommend, relatedItem, pop" },
+    values = { types = { "personalRecommend", "relatedItem", "pop" } },
     summary = "request a training (batch services); returns a job" },
   D { "start_schedule", "PUT", "/services/{serviceId}/schedule", fixed_query = { { "action", "start" } },
     body = { "trainTypes:array!", "description", "hpConfig:object" },
@@ -62,11 +65,13 @@ M.operations = {
   D { "get_train", "GET", "/services/{serviceId}/trains/{trainType}/versions/{version}",
     summary = "one training version" },
   D { "lookup", "GET", "/services/{serviceId}/infers/lookup", query = { "type!", "targetId!" },
+    values = { type = { "personalRecommend", "relatedItem" } },
     summary = "recommendations for a user (personalRecommend) or item (relatedItem)" },
   -- datasets
   D { "create_dataset", "POST", "/datasets",
     body = { "type!", "name!", "description", "schemaName!", "osInfo:object!" },
     defaults = { description = "" }, create = "dataset",
+    values = { type = { "user", "item", "interaction" } },
     docs = { osInfo = '{"region":"KR","bucket":...,"key":...}' },
     summary = "register a CSV in Object Storage as a dataset" },
   D { "list_datasets", "GET", "/datasets", query = { "offset:integer", "limit:integer" },
@@ -81,6 +86,7 @@ M.operations = {
   -- schemas
   D { "create_schema", "POST", "/schemas",
     body = { "datasetType!", "name!", "fields:array!", "description" }, create = "schema",
+    values = { datasetType = { "user", "item", "interaction" } },
     summary = "create a schema (user, item or interaction)" },
   D { "validate_schema", "POST", "/schemas/validation-check",
     body = { "datasetType!", "name!", "fields:array!", "description" }, idempotent = true,

@@ -47,6 +47,8 @@ M.operations = {
       "multilingual:boolean", "settings:object" },
     docs = { projectKind = "CustomSingleLabelClassification, CustomMultiLabelClassification, "
       .. "CustomEntityRecognition" },
+    values = { projectKind = { "CustomSingleLabelClassification", "CustomMultiLabelClassification",
+      "CustomEntityRecognition" } },
     summary = "create or update a project (merge patch)" },
   D { "delete_project", "DELETE", A .. "/{projectName}", lro = "operation",
     summary = "delete a project; returns a job" },

@@ -152,6 +152,8 @@ end
 function M.main(argv, command)
   local fn = run
   if command == "state" then fn = require("trainctl.state_cli").run end
+  if command == "completion" then fn = require("trainctl.completion").run end
+  if command == "config" or command == "whoami" then fn = require("trainctl.config_cli").run end
   local ok, res = pcall(fn, argv or {})
   if ok then return res end
   if errors.is(res) then

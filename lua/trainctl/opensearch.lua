@@ -74,6 +74,7 @@ M.operations = {
     action = "GetFunctionVersion", summary = "one version of a function" },
   D { "create_function_resource", "POST", P .. "/resources", action = "CreateFunctionResource",
     body = { "ResourceName!", "ResourceType!", "Description", "Data:object" }, create = "resource",
+    values = { ResourceType = { "feature_generator", "raw_file" } },
     summary = "create a resource (feature_generator or raw_file)" },
   D { "list_function_resources", "GET", P .. "/resources", action = "ListFunctionResources",
     query = with(PAGE, "output", "resourceType"), items = "Result",

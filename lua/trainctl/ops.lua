@@ -108,7 +108,8 @@ end
 
 -- define{name, method, path, query={...}, body={...}, ...} -> spec.
 -- Parameter declarations read "wireName[:type][!]" (! = required); the
--- path template's {names} are required string parameters.
+-- path template's {names} are required string parameters. values =
+-- {wireName = {...}} lists the words a parameter takes, for completion.
 function M.define(t)
   local spec = {}
   for k, v in pairs(t) do spec[k] = v end
@@ -126,12 +127,13 @@ function M.define(t)
     for _, decl in ipairs(t[where] or {}) do
       local p = parse_param(decl, where)
       p.doc = t.docs and t.docs[p.wire]
+      p.values = t.values and t.values[p.wire]
       if t.defaults and t.defaults[p.wire] ~= nil then p.default = t.defaults[p.wire] end
       spec.params[#spec.params + 1] = p
     end
   end
   spec.has_body = t.body ~= nil
-  spec.query, spec.body, spec.docs, spec.defaults = nil, nil, nil, nil
+  spec.query, spec.body, spec.docs, spec.defaults, spec.values = nil, nil, nil, nil, nil
   return spec
 end
 
