@@ -156,7 +156,8 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 		if (a[0] != '-') {
 			if (strcmp(a, "call") == 0 || strcmp(a, "state") == 0 ||
 			    strcmp(a, "completion") == 0 ||
-			    strcmp(a, "config") == 0 || strcmp(a, "whoami") == 0)
+			    strcmp(a, "config") == 0 ||
+			    strcmp(a, "whoami") == 0)
 				o->call = i;
 			else
 				o->script = i;

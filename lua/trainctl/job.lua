@@ -112,9 +112,21 @@ function Progress:finish()
   if self.tty then log.progress_done() end
 end
 
-local function failure(self, st)
+-- own_reason(self, st) -> the provider's reason without what the error
+-- already says: the code (shown beside the kind) and a restatement of
+-- what failed ("training of ctr_fail failed: why" after the job's label).
+local function own_reason(self, st)
   local reason = st.message
-  if not reason or reason == "" then reason = "ended " .. st.state end
+  if type(reason) ~= "string" or reason == "" then return "ended " .. st.state end
+  local code = st.code and tostring(st.code)
+  if code and reason:sub(1, #code + 2) == code .. ": " then reason = reason:sub(#code + 3) end
+  local head, rest = reason:match("^(.-)%s" .. st.state .. ":%s*(.+)$")
+  if head and self.id and head:find(tostring(self.id), 1, true) then reason = rest end
+  return reason
+end
+
+local function failure(self, st)
+  local reason = own_reason(self, st)
   return errors.new({
     kind = "training_failed", provider = self.provider, code = st.code or st.state,
     message = ("%s %s: %s"):format(self.label, st.state, reason), job = self.ref,
