@@ -304,17 +304,25 @@ function M.help_op(spec)
   return table.concat(lines, "\n")
 end
 
+-- What bind made, for the REPL's help: method -> {spec, class}, and
+-- class -> its operation specs.
+M.bound = setmetatable({}, { __mode = "k" })
+M.classes = setmetatable({}, { __mode = "k" })
+
 -- bind(class, specs, invoke): a method per operation calling
 -- invoke(self, spec, args), or spec.invoke(self, args, spec) where an
 -- operation needs more than one request (a training start that returns a
 -- job).
 function M.bind(class, specs, invoke)
+  M.classes[class] = specs
   for _, spec in ipairs(specs) do
-    class[spec.name] = function(self, ...)
+    local fn = function(self, ...)
       local args = M.args(spec, ...)
       if spec.invoke then return spec.invoke(self, args, spec) end
       return invoke(self, spec, args)
     end
+    class[spec.name] = fn
+    M.bound[fn] = { spec = spec, class = class }
   end
 end
 
