@@ -39,7 +39,9 @@ M.OPTIONS = {
   { "--version", "show versions" },
 }
 
-M.CALL_FLAGS = { "--wait", "--help" }
+-- The flags of `trainctl call` (DESIGN.md's command line).
+M.CALL_FLAGS = { "--wait", "--no-wait", "--all", "--max-items", "--output", "--jq", "--columns",
+  "--timeout", "--yes", "--help" }
 
 M.STATE_ACTIONS = { "list", "show", "forget", "path" }
 M.SHELLS = { "bash", "zsh", "fish" }
@@ -321,20 +323,24 @@ function M.fish(model)
     -- The words after `call` that are not options: provider, operation.
     "function __trainctl_args",
     "    set -l out; set -l skip 0",
-    "    for w in (commandline -opc)[2..-1]",
+    "    set -l words (commandline -opc)",
+    "    set -e words[1]",
+    "    for w in $words",
     "        if test $skip = 1; set skip 0; continue; end",
     "        if string match -q -r -- '^(" .. takes_value() .. ")$' $w; set skip 1; continue; end",
     "        string match -q -- '-*' $w; and continue",
     "        set -a out $w",
     "    end",
-    "    printf '%s\\n' $out",
+    "    for w in $out; echo $w; end",
     "end",
     "function __trainctl_at",
     "    set -l a (__trainctl_args)",
     "    test (count $a) -eq $argv[1]; or return 1",
     "    for i in (seq 2 (count $argv))",
-    "        test \"$a[(math $i - 1)]\" = \"$argv[$i]\"; or return 1",
+    "        set -l j (math $i - 1)",
+    "        test \"$a[$j]\" = \"$argv[$i]\"; or return 1",
     "    end",
+    "    return 0",
     "end",
     "function __trainctl_profiles",
     "    set -l f $HOME/.config/trainctl/credentials",

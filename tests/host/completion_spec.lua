@@ -82,6 +82,34 @@ describe("trainctl completion bash", function()
   end)
 end)
 
+describe("trainctl completion fish", function()
+  -- fish completes a command line on request (complete -C), so the
+  -- script is tested as fish uses it; skipped where fish is not installed.
+  local run = have("fish") and it or pending
+
+  run("completes subcommands, operations, parameters and their values", function()
+    local dir = H.tmpdir()
+    local r = H.run({ "completion", "fish" })
+    assert.are.equal(0, r.code, r.err)
+    H.write(dir .. "/trainctl.fish", r.out)
+    local function complete(line)
+      local c = H.sh({ "fish", "--no-config", "-c", "source " .. H.q(dir .. "/trainctl.fish")
+        .. "; complete -C " .. H.q(line) }, { env = { XDG_CONFIG_HOME = dir } })
+      assert.are.equal("", c.err)
+      local out = {}
+      for l in c.out:gmatch("[^\n]+") do out[#out + 1] = l:match("^[^\t]*") end
+      table.sort(out)
+      return out
+    end
+    assert.are.same({ "call", "completion", "config" }, complete("trainctl c"))
+    assert.are.same({ "create_schema", "create_service" }, complete("trainctl call aitems create_s"))
+    assert.are.same({ "list_function_tasks" },
+      complete("trainctl --profile sim call opensearch list_function_t"))
+    assert.are.same({ "type=", "type=batch", "type=interval" }, complete("trainctl call aitems create_service ty"))
+    H.rmdir(dir)
+  end)
+end)
+
 describe("trainctl completion", function()
   it("refuses an unknown shell with a usage error", function()
     local r = H.run({ "completion", "ksh" })
