@@ -202,7 +202,7 @@ _trainctl_candidates() {
   esac
   return 0
 }]==]):format(option_values_case(), takes_value(), sh_quote(names(M.OPTIONS)),
-    sh_quote(names(M.CALL_FLAGS)), sh_quote(names(M.COMMANDS)),
+    names(M.CALL_FLAGS), sh_quote(names(M.COMMANDS)),
     sh_quote(names(cli.PROVIDERS, "name")), sh_quote(names(M.SHELLS)),
     sh_quote(names(M.STATE_ACTIONS)))
 end
@@ -274,6 +274,8 @@ _trainctl_describe_ops() {
   _describe -t operations 'operation' ops
 }
 _trainctl() {
+  # The shared functions split their answers at spaces, as sh does.
+  setopt localoptions shwordsplit
   local _trainctl_r prev=
   ((CURRENT > 2)) && prev=${words[CURRENT-1]}
   _trainctl_candidates "$prev" "${words[CURRENT]}" "${(@)words[2,CURRENT-1]}"

@@ -110,6 +110,42 @@ describe("trainctl completion fish", function()
   end)
 end)
 
+describe("trainctl completion zsh", function()
+  -- _trainctl is called with zsh's words/CURRENT and compsys's builtins
+  -- replaced by functions that print what they were given; skipped where
+  -- zsh is not installed.
+  local run = have("zsh") and it or pending
+
+  run("offers subcommands, operation names with their summaries, parameters and values", function()
+    local dir = H.tmpdir()
+    local r = H.run({ "completion", "zsh" })
+    assert.are.equal(0, r.code, r.err)
+    H.write(dir .. "/_trainctl", r.out)
+    local function complete(...)
+      local q = {}
+      for i, w in ipairs({ ... }) do q[i] = H.q(w) end
+      local prog = table.concat({
+        "compdef() { :; }",
+        "compadd() { local n=${@[-1]}; print -r -- ${(P)n}; }",
+        "_describe() { local n=${@[-1]}; print -rl -- \"${(@P)n}\"; }",
+        "_files() { :; }",
+        "source " .. H.q(dir .. "/_trainctl"),
+        "words=(" .. table.concat(q, " ") .. "); CURRENT=$#words; _trainctl",
+      }, "\n")
+      local c = H.sh({ "zsh", "-f", "-c", prog }, { env = { XDG_CONFIG_HOME = dir } })
+      assert.are.equal("", c.err)
+      return c.out
+    end
+    assert.matches("^call wait status state config whoami completion\n$", complete("trainctl", "c"))
+    local ops = complete("trainctl", "call", "aitems", "")
+    assert.matches("\ncreate_service:create a service %(type batch or interval%)\n", "\n" .. ops)
+    assert.are.equal("name= description= type=\n", complete("trainctl", "call", "aitems", "create_service", ""))
+    assert.are.equal("type=batch type=interval\n",
+      complete("trainctl", "call", "aitems", "create_service", "type="))
+    H.rmdir(dir)
+  end)
+end)
+
 describe("trainctl completion", function()
   it("refuses an unknown shell with a usage error", function()
     local r = H.run({ "completion", "ksh" })
