@@ -549,6 +549,26 @@ def _(s, r):
     r.expect(rb"\r\n2\r\n")
 
 
+@with_cloudsim("a training that fails during a wait: its error is a line of its own, from column 0")
+def _(s, r):
+    r.line('ali = require"trainctl.opensearch".client{app_group = "g", function_name = "f"}')
+    r.prompt()
+    r.line('ali:create_function_instance{instance_name = "will_fail", model_type = "tf_checkpoint"} '
+           'j = ali:create_function_task{instance_name = "will_fail"}')
+    r.prompt()
+    r.line("j:wait()")
+    r.expect(rb"opensearch training will_fail: running \d+%", timeout=10)
+    r.expect(rb"training_failed[^\n]*\r\n", timeout=30)
+    # What the terminal shows of the error's line: the text after the last
+    # carriage return, once the erase-line that ended the progress is done.
+    line = r.out[:r.mark].rstrip(b"\r\n").rsplit(b"\n", 1)[-1].split(b"\r")[-1]
+    line = line.replace(b"\x1b[K", b"")
+    s.check(line.startswith(b"trainctl: opensearch: training_failed error (TrainFailed): "
+                            b"opensearch training will_fail failed: "),
+            "the error alone on its line: %r" % line)
+    r.prompt()
+
+
 print("1..%d" % suite.n)
 shutil.rmtree(suite.tmp, ignore_errors=True)
 sys.exit(1 if suite.failed else 0)
