@@ -505,6 +505,36 @@ void host_say(int json, const char *msg, int code)
 	fflush(stderr);
 }
 
+/* The library's modules see the standard globals as they were at start
+ * (then, for any other name, the user's globals): a script or a REPL
+ * session that reuses a standard name (`os = client`, `string = nil`)
+ * must not break the library under it. */
+static const char lib_env_code[] =
+	"local G = _G\n"
+	"local std = {}\n"
+	"for k, v in next, G do std[k] = v end\n"
+	"setmetatable(std, { __index = G })\n"
+	"return setmetatable({}, { __index = std, __newindex = G })\n";
+
+#define LIB_ENV "trainctl.libenv"
+
+static void make_lib_env(lua_State *L)
+{
+	if (luaL_loadstring(L, lib_env_code) == LUA_OK &&
+	    lua_pcall(L, 0, 1, 0) == LUA_OK)
+		lua_setfield(L, LUA_REGISTRYINDEX, LIB_ENV);
+	else
+		lua_pop(L, 1);
+}
+
+/* Gives the chunk on top of the stack the library's environment. */
+static void use_lib_env(lua_State *L)
+{
+	if (lua_getfield(L, LUA_REGISTRYINDEX, LIB_ENV) != LUA_TTABLE ||
+	    lua_setupvalue(L, -2, 1) == NULL)
+		lua_pop(L, 1);
+}
+
 /* package.searchers entry for the embedded library; TRAINCTL_LUA_PATH
  * (a directory, or a package.path-style template list) is searched first
  * so a source tree can stand in for the compiled-in copy. */
@@ -528,6 +558,8 @@ static int search_embedded(lua_State *L)
 			const char *file = lua_tostring(L, -1);
 			if (luaL_loadfile(L, file) != LUA_OK)
 				return lua_error(L);
+			if (strncmp(name, "trainctl.", 9) == 0)
+				use_lib_env(L);
 			lua_pushstring(L, file);
 			return 2;
 		}
@@ -538,6 +570,7 @@ static int search_embedded(lua_State *L)
 			if (luaL_loadbufferx(L, m->src, m->len, m->chunkname,
 					     "b") != LUA_OK)
 				return lua_error(L);
+			use_lib_env(L);
 			lua_pushliteral(L, ":embedded:");
 			return 2;
 		}
@@ -596,5 +629,6 @@ lua_State *host_new(void)
 	lua_pushcfunction(L, co_wrap);
 	lua_setfield(L, -2, "wrap");
 	lua_pop(L, 1);
+	make_lib_env(L);
 	return L;
 }

@@ -39,6 +39,8 @@ static void print_usage(FILE *f)
 		"[--all]\n"
 		"       %s wait|status PROVIDER REF\n"
 		"       %s state list|show KEY|forget KEY|path [--state FILE]\n"
+		"       %s completion bash|zsh|fish\n"
+		"       %s config  (also: whoami)\n"
 		"Run a Lua 5.4 script that automates training on AiTEMS, "
 		"OpenSearch\n"
 		"or Azure AI Language; with no script on a terminal, start a "
@@ -87,7 +89,7 @@ static void print_usage(FILE *f)
 		"3 lock held, 4 timeout, 128+N killed by signal N (141: the "
 		"reader of\n"
 		"stdout went away).\n",
-		progname, progname, progname, progname);
+		progname, progname, progname, progname, progname, progname);
 }
 
 /* The words that name a subcommand (handled by trainctl.cli) rather than
@@ -95,7 +97,9 @@ static void print_usage(FILE *f)
 static int is_subcommand(const char *a)
 {
 	return strcmp(a, "call") == 0 || strcmp(a, "state") == 0 ||
-	       strcmp(a, "wait") == 0 || strcmp(a, "status") == 0;
+	       strcmp(a, "wait") == 0 || strcmp(a, "status") == 0 ||
+	       strcmp(a, "completion") == 0 || strcmp(a, "config") == 0 ||
+	       strcmp(a, "whoami") == 0;
 }
 
 /* --log-format json (or TRAINCTL_LOG_FORMAT=json): the errors of the

@@ -106,15 +106,34 @@ static void free_candidates(void)
 	ncandidates = next_candidate = 0;
 }
 
+/* Pushes field `name` of the loaded module `mod`, requiring it only the
+ * first time: a session that reassigns `require` keeps its REPL. */
+static void push_field(lua_State *L, const char *mod, const char *name)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	if (lua_getfield(L, -1, mod) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_getglobal(L, "require");
+		lua_pushstring(L, mod);
+		lua_call(L, 1, 1);
+	}
+	lua_getfield(L, -1, name);
+	lua_remove(L, -2);
+	lua_remove(L, -2);
+}
+
+static int repl_field(lua_State *L)
+{
+	push_field(L, "trainctl.repl", luaL_checkstring(L, 1));
+	return 1;
+}
+
 static int complete_in_lua(lua_State *L)
 {
 	const char *word = lua_tostring(L, 1);
 	int i, n;
 
-	lua_getglobal(L, "require");
-	lua_pushliteral(L, "trainctl.repl");
-	lua_call(L, 1, 1);
-	lua_getfield(L, -1, "complete");
+	push_field(L, "trainctl.repl", "complete");
 	lua_pushstring(L, word);
 	lua_call(L, 1, 1);
 	if (!lua_istable(L, -1))
@@ -253,11 +272,9 @@ static void show_results(lua_State *L, int base)
 
 	if (n == 0)
 		return;
-	lua_getglobal(L, "require");
-	lua_pushliteral(L, "trainctl.repl");
+	lua_pushcfunction(L, repl_field);
+	lua_pushliteral(L, "show");
 	if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
-		lua_getfield(L, -1, "show");
-		lua_remove(L, -2);
 		lua_insert(L, base + 1);
 		if (host_docall(L, n, 0) == LUA_OK)
 			return;
@@ -273,6 +290,39 @@ static void show_results(lua_State *L, int base)
 	lua_settop(L, base);
 }
 
+/* The banner, and help() for the session. */
+static void start(lua_State *L)
+{
+	lua_pushcfunction(L, repl_field);
+	lua_pushliteral(L, "start");
+	if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+		lua_pushliteral(L, TRAINCTL_VERSION);
+		lua_pushliteral(L, LUA_RELEASE);
+		if (lua_pcall(L, 2, 0, 0) == LUA_OK)
+			return;
+	}
+	fprintf(stderr, "trainctl: %s\n", lua_tostring(L, -1));
+	lua_pop(L, 1);
+}
+
+/* After a Ctrl-C the terminal echoed ^C where the cursor was (perhaps at
+ * the end of a progress line): the message starts a line of its own. */
+static int fresh_line_in_lua(lua_State *L)
+{
+	push_field(L, "trainctl.log", "fresh_line");
+	lua_call(L, 0, 0);
+	return 0;
+}
+
+static void fresh_line(lua_State *L)
+{
+	lua_pushcfunction(L, fresh_line_in_lua);
+	if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+		lua_pop(L, 1);
+		fputc('\n', stderr);
+	}
+}
+
 int repl_run(lua_State *L)
 {
 	const char *why = lazy_edit();
@@ -286,6 +336,7 @@ int repl_run(lua_State *L)
 	rl_readline_name = "trainctl";
 	rl_attempted_completion_function = complete;
 	history_open();
+	start(L);
 	for (;;) {
 		int base;
 		host_clear_signal(L);
@@ -307,10 +358,13 @@ int repl_run(lua_State *L)
 		base = lua_gettop(L) - 1;
 		if (status == LUA_OK)
 			status = host_run_task(L, 0, LUA_MULTRET);
-		if (status == LUA_OK)
+		if (status == LUA_OK) {
 			show_results(L, base);
-		else
+		} else {
+			if (host_signal == SIGINT)
+				fresh_line(L);
 			host_report(L, status);
+		}
 		lua_settop(L, base);
 		if (host_signal == SIGTERM)
 			return 128 + SIGTERM;

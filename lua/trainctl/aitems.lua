@@ -33,6 +33,7 @@ local invoke_train
 M.operations = {
   -- services
   D { "create_service", "POST", "/services", body = { "name!", "description", "type" },
+    values = { type = { "batch", "interval" } },
     summary = "create a service (type batch or interval)", create = "service" },
   D { "list_services", "GET", "/services", query = { "offset:integer", "limit:integer" },
     items = "services", summary = "list services (offset/limit)" },
@@ -43,10 +44,12 @@ M.operations = {
   D { "set_service_datasets", "POST", "/services/{serviceId}/datasets", body = { "datasetIds:array!" },
     idempotent = true, summary = "attach the user, item and interaction datasets" },
   D { "update_interval", "PUT", "/services/{serviceId}/interval", body = { "term!" },
+    values = { term = { "hour1", "hour3", "hour6", "hour12" } },
     summary = "interval services: hour1, hour3, hour6 or hour12" },
   D { "train", "POST", "/services/{serviceId}", body = { "types:array!", "description", "hpConfig:object" },
     defaults = { hpConfig = HP_DEFAULT, description = "" }, returns_job = true, resumable = true,
     docs = { types = "personalRecommend, relatedItem, pop" },
+    values = { types = { "personalRecommend", "relatedItem", "pop" } },
     summary = "request a training (batch services); returns a job" },
   D { "start_schedule", "PUT", "/services/{serviceId}/schedule", fixed_query = { { "action", "start" } },
     body = { "trainTypes:array!", "description", "hpConfig:object" },
@@ -62,11 +65,13 @@ M.operations = {
   D { "get_train", "GET", "/services/{serviceId}/trains/{trainType}/versions/{version}",
     summary = "one training version" },
   D { "lookup", "GET", "/services/{serviceId}/infers/lookup", query = { "type!", "targetId!" },
+    values = { type = { "personalRecommend", "relatedItem" } },
     summary = "recommendations for a user (personalRecommend) or item (relatedItem)" },
   -- datasets
   D { "create_dataset", "POST", "/datasets",
     body = { "type!", "name!", "description", "schemaName!", "osInfo:object!" },
     defaults = { description = "" }, create = "dataset",
+    values = { type = { "user", "item", "interaction" } },
     docs = { osInfo = '{"region":"KR","bucket":...,"key":...}' },
     summary = "register a CSV in Object Storage as a dataset" },
   D { "list_datasets", "GET", "/datasets", query = { "offset:integer", "limit:integer" },
@@ -81,6 +86,7 @@ M.operations = {
   -- schemas
   D { "create_schema", "POST", "/schemas",
     body = { "datasetType!", "name!", "fields:array!", "description" }, create = "schema",
+    values = { datasetType = { "user", "item", "interaction" } },
     summary = "create a schema (user, item or interaction)" },
   D { "validate_schema", "POST", "/schemas/validation-check",
     body = { "datasetType!", "name!", "fields:array!", "description" }, idempotent = true,
@@ -173,7 +179,8 @@ function M.client(o)
   local sk = config.secret(o.secret_key or config.need("NCLOUD_SECRET_KEY"))
   local endpoint = o.endpoint or config.get("TRAINCTL_AITEMS_ENDPOINT") or M.DEFAULT_ENDPOINT
   endpoint = endpoint:gsub("/+$", "")
-  if not http.parse_url(endpoint) then errors.usage("aitems: bad endpoint " .. endpoint) end
+  config.endpoint("aitems", endpoint, o.endpoint and "endpoint=" or config.origin_name("TRAINCTL_AITEMS_ENDPOINT"),
+    "/api/v1")
   return setmetatable({
     provider = "aitems", endpoint = endpoint, retry = o.retry, timeout = o.timeout,
     ca_file = o.ca_file or config.ca_file(), insecure = o.insecure, _sign = signer(ak, sk),
@@ -318,6 +325,22 @@ M.DATASET_STATES = {
   upload_failed = "failed", disable = "failed", deleting = "failed",
 }
 
+-- upload_hint(ds) -> what to check when a dataset's file was refused:
+-- AiTEMS does not say why, so the message names the object and the
+-- rules it must meet (and, on a loopback endpoint, where cloudsim
+-- looks for it).
+function Client:upload_hint(ds)
+  local os_info = type(ds.osInfo) == "table" and ds.osInfo or {}
+  local hint = ("check that Object Storage bucket %s holds %s, a .csv or .csv.gz file whose header "
+    .. "row is the fields of schema %s"):format(tostring(os_info.bucket or "?"), tostring(os_info.key or "?"),
+    tostring(ds.schemaName or "?"))
+  local host = self.endpoint:match("^%a+://([^/]*)")
+  if host and (host:find("^127%.") or host:find("^localhost") or host:find("^%[::1%]")) then
+    hint = hint .. " (cloudsim reads it under its --data-dir)"
+  end
+  return hint
+end
+
 -- dataset_job(dataset_id) -> job that ends when the dataset's file is
 -- imported (enable) or refused (upload_failed).
 function Client:dataset_job(dataset_id)
@@ -329,6 +352,7 @@ function Client:dataset_job(dataset_id)
       local state = M.DATASET_STATES[ds.status] or "running"
       local why = ds.reason or ds.message
       why = (type(why) == "string" and why ~= "") and (": " .. why) or ""
+      if ds.status == "upload_failed" then why = why .. "; " .. self:upload_hint(ds) end
       return { state = state, raw = ds, code = state == "failed" and ds.status or nil,
         message = state == "failed"
           and ("dataset %s is %s%s"):format(ds.name or dataset_id, ds.status, why) or nil }

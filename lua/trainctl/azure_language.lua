@@ -47,6 +47,8 @@ M.operations = {
       "multilingual:boolean", "settings:object" },
     docs = { projectKind = "CustomSingleLabelClassification, CustomMultiLabelClassification, "
       .. "CustomEntityRecognition" },
+    values = { projectKind = { "CustomSingleLabelClassification", "CustomMultiLabelClassification",
+      "CustomEntityRecognition" } },
     summary = "create or update a project (merge patch)" },
   D { "delete_project", "DELETE", A .. "/{projectName}", lro = "operation",
     summary = "delete a project; returns a job" },
@@ -263,7 +265,8 @@ function M.client(o)
     errors.usage("missing setting: set AZURE_LANGUAGE_ENDPOINT (https://<resource>.cognitiveservices.azure.com)")
   end
   endpoint = endpoint:gsub("/+$", ""):gsub("/language$", "")
-  if not http.parse_url(endpoint) then errors.usage("azure_language: bad endpoint " .. endpoint) end
+  config.endpoint("azure_language", endpoint, o.endpoint and "endpoint="
+    or config.origin_name("TRAINCTL_AZURE_LANGUAGE_ENDPOINT", "AZURE_LANGUAGE_ENDPOINT"))
   local auth = resolve_auth(o)
   local ca_file = o.ca_file or config.ca_file()
   local self = setmetatable({

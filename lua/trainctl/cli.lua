@@ -421,6 +421,8 @@ function M.main(argv, command)
   if command == "wait" or command == "status" then
     fn = function(a) return run_ref(a, command) end
   end
+  if command == "completion" then fn = require("trainctl.completion").run end
+  if command == "config" or command == "whoami" then fn = require("trainctl.config_cli").run end
   local ok, res = pcall(fn, argv or {})
   if ok then return res end
   if errors.is(res) then

@@ -36,6 +36,18 @@ function M.profile_name()
   return nonempty(M._profile) or nonempty(option("profile")) or nonempty(M.getenv("TRAINCTL_PROFILE"))
 end
 
+-- profile_origin() -> name, where: the profile in effect and what chose
+-- it ("--profile", "TRAINCTL_PROFILE", or "default" when the credentials
+-- file's [default] section applies unasked).
+function M.profile_origin()
+  if nonempty(M._profile) then return M._profile, "the script" end
+  local v = nonempty(option("profile"))
+  if v then return v, "--profile" end
+  v = nonempty(M.getenv("TRAINCTL_PROFILE"))
+  if v then return v, "TRAINCTL_PROFILE" end
+  return "default", "default"
+end
+
 -- parse_ini(text) -> {section = {lowercase key = value}}
 function M.parse_ini(text)
   local sections, current = {}, nil
@@ -129,6 +141,17 @@ end
 -- Where each setting read so far came from: "env" or "profile".
 local sources = {}
 
+-- origin_of(var) -> where the setting var comes from, for `trainctl
+-- config`: "the environment", "profile 'p' in FILE", or nil when unset.
+-- Never the value.
+function M.origin_of(var)
+  local _, src = M.get(var)
+  if src == "env" then return "the environment" end
+  if src == "profile" then
+    return ("profile '%s' in %s"):format(M.profile_name() or "default", M.credentials_path())
+  end
+end
+
 -- get(var) -> value, source: the environment variable var, else the same
 -- name in the active profile. source is "env" or "profile".
 function M.get(var)
@@ -215,6 +238,45 @@ end
 function M.ca_file()
   return M.get("TRAINCTL_CA_FILE") or nonempty(M.getenv("CURL_CA_BUNDLE"))
     or nonempty(M.getenv("SSL_CERT_FILE"))
+end
+
+-- origin_name(var, ...) -> "VAR" or "VAR in profile 'p'": the first of
+-- the settings named that get() found, or nil when none was set.
+function M.origin_name(...)
+  for _, var in ipairs({ ... }) do
+    if sources[var] == "env" then return var end
+    if sources[var] == "profile" then
+      return ("%s in profile '%s'"):format(var, M.profile_name() or "default")
+    end
+  end
+end
+
+-- endpoint(provider, url, from [, base]) -> url, or a usage error that
+-- says what is wrong with it and where it was set (from: the variable,
+-- or "endpoint="). base is the path the provider's API lives under
+-- (AiTEMS: /api/v1), required when the URL has no path at all: without
+-- it every request would reach the server's root.
+function M.endpoint(provider, url, from, base)
+  local where = from and (" (from " .. from .. ")") or ""
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then
+    errors.usage(("%s: bad endpoint %s%s: the scheme is missing; write http://%s or https://%s")
+      :format(provider, url, where, url, url))
+  end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    errors.usage(("%s: bad endpoint %s%s: the scheme must be http or https, not %s")
+      :format(provider, url, where, scheme))
+  end
+  local host, path = rest:match("^([^/?#]*)(.*)$")
+  if host == "" then
+    errors.usage(("%s: bad endpoint %s%s: no host"):format(provider, url, where))
+  end
+  if base and (path == "" or path == "/") then
+    errors.usage(("%s: endpoint %s%s has no path: the API is under %s; write %s%s")
+      :format(provider, url, where, base, url:gsub("/+$", ""), base))
+  end
+  return url
 end
 
 -- outage_budget() -> seconds, or nil when unset: how long a job's wait

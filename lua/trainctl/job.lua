@@ -60,12 +60,9 @@ local function new_progress(label, quiet, provider)
   }, Progress)
 end
 
-local function eta_of(self, st, now)
-  if st.eta then
-    local left = st.eta - require("trainctl.sys").now()
-    if left > 0 then return left end
-  end
-  local p = tonumber(st.progress)
+-- observed(p, now) -> seconds left at the rate progress has moved since
+-- the first poll that showed it, or nil.
+function Progress:observed(p, now)
   if not p then return nil end
   if not self.p0 then
     self.p0, self.t0 = p, now
@@ -74,6 +71,21 @@ local function eta_of(self, st, now)
   if p > self.p0 and p < 100 then
     return (now - self.t0) * (100 - p) / (p - self.p0)
   end
+end
+
+-- The server's estimate, unless the progress seen so far says otherwise
+-- by more than a factor of three (a server whose clock runs at another
+-- speed, as cloudsim's does, or an estimate never updated): then the
+-- observed rate. The first poll with progress shows none: nothing can
+-- confirm the server's figure yet.
+local function eta_of(self, st, now)
+  local first = tonumber(st.progress) and not self.p0
+  local seen = self:observed(tonumber(st.progress), now)
+  local left = st.eta and st.eta - require("trainctl.sys").now()
+  if left and left <= 0 then left = nil end
+  if first then return nil end
+  if left and seen and (left > 3 * seen + 60 or seen > 3 * left + 60) then return seen end
+  return left or seen
 end
 
 -- text(st) -> the line, and its facts as fields (for JSON lines).
@@ -112,9 +124,21 @@ function Progress:finish()
   if self.tty then log.progress_done() end
 end
 
-local function failure(self, st)
+-- own_reason(self, st) -> the provider's reason without what the error
+-- already says: the code (shown beside the kind) and a restatement of
+-- what failed ("training of ctr_fail failed: why" after the job's label).
+local function own_reason(self, st)
   local reason = st.message
-  if not reason or reason == "" then reason = "ended " .. st.state end
+  if type(reason) ~= "string" or reason == "" then return "ended " .. st.state end
+  local code = st.code and tostring(st.code)
+  if code and reason:sub(1, #code + 2) == code .. ": " then reason = reason:sub(#code + 3) end
+  local head, rest = reason:match("^(.-)%s" .. st.state .. ":%s*(.+)$")
+  if head and self.id and head:find(tostring(self.id), 1, true) then reason = rest end
+  return reason
+end
+
+local function failure(self, st)
+  local reason = own_reason(self, st)
   return errors.new({
     kind = "training_failed", provider = self.provider, code = st.code or st.state,
     message = ("%s %s: %s"):format(self.label, st.state, reason), job = self.ref,

@@ -284,6 +284,15 @@ local function clear_progress()
   end
 end
 
+-- end_progress(): the last progress stays on the screen and what follows
+-- (an error, the ^C a terminal echoed) starts a line of its own.
+local function end_progress()
+  if progress_active then
+    sink("\n")
+    progress_active = false
+  end
+end
+
 -- log(level, msg [, fields [, data]]): one line on stderr if level is
 -- enabled. fields are shown in both formats; data only in JSON, for what
 -- the text of msg already says (a job's state, a retry's delay) and a
@@ -356,7 +365,7 @@ function M.report(message, err, exit_status, context)
   else
     line = "trainctl: " .. M.escape(text) .. (trace and ("\n" .. M.escape(trace, true)) or "") .. "\n"
   end
-  clear_progress()
+  end_progress()
   sink(line)
 end
 
@@ -365,6 +374,14 @@ end
 function M.progress(text)
   sink("\r\27[K" .. M.escape(redact_string(text)))
   progress_active = true
+end
+
+-- fresh_line(): after a Ctrl-C, whose ^C the terminal echoed where the
+-- cursor was (perhaps the end of the progress line), what follows starts
+-- a line of its own; the progress shown stays.
+function M.fresh_line()
+  sink("\n")
+  progress_active = false
 end
 
 function M.progress_done()

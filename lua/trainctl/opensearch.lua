@@ -12,6 +12,7 @@ local errors = require("trainctl.errors")
 local http = require("trainctl.http")
 local job = require("trainctl.job")
 local json = require("trainctl.json")
+local log = require("trainctl.log")
 local ops = require("trainctl.ops")
 local page = require("trainctl.page")
 
@@ -74,6 +75,7 @@ M.operations = {
     action = "GetFunctionVersion", summary = "one version of a function" },
   D { "create_function_resource", "POST", P .. "/resources", action = "CreateFunctionResource",
     body = { "ResourceName!", "ResourceType!", "Description", "Data:object" }, create = "resource",
+    values = { ResourceType = { "feature_generator", "raw_file" } },
     summary = "create a resource (feature_generator or raw_file)" },
   D { "list_function_resources", "GET", P .. "/resources", action = "ListFunctionResources",
     query = with(PAGE, "output", "resourceType"), items = "Result",
@@ -147,11 +149,22 @@ function M.classify(res, body)
   end
   if ok_status and not code then code = "FAIL" end
   return {
-    code = code, message = field(body, "Message"), request_id = field(body, "RequestId"),
+    code = code, message = M.short_message(field(body, "Message")), request_id = field(body, "RequestId"),
     kind = code and AUTH_CODES[code] and "auth" or nil,
     retry = code and (code:find("Throttling", 1, true) or code == "SignatureNonceUsed") and true
       or nil,
   }
+end
+
+-- short_message(m): a SignatureDoesNotMatch message without the server's
+-- string to sign that follows it (ten lines of canonical request that
+-- only help with a debugger at hand): that part goes to the debug log.
+function M.short_message(m)
+  if type(m) ~= "string" then return m end
+  local head, sts = m:match("^(.-)%s*[Ss]erver [Ss]tring[ %-][Tt]o[ %-][Ss]ign is:%s*(.*)$")
+  if not head then return m end
+  log.debug("opensearch: the server's string to sign", { string_to_sign = sts })
+  return head .. " (the server's string to sign is in the --log-level debug log)"
 end
 
 -- not_found(e): the API's own code for a missing object
@@ -203,7 +216,9 @@ end
 -- insecure}. Keys default to ALIBABA_CLOUD_ACCESS_KEY_ID /
 -- ALIBABA_CLOUD_ACCESS_KEY_SECRET; the endpoint to
 -- TRAINCTL_OPENSEARCH_ENDPOINT, else https://opensearch.<region>.aliyuncs.com.
--- app_group and function_name fill those parameters when a call omits them.
+-- app_group and function_name (default: OPENSEARCH_APP_GROUP and
+-- OPENSEARCH_FUNCTION_NAME, environment or profile) fill those parameters
+-- when a call omits them.
 function M.client(o)
   o = o or {}
   local ak = config.key_id(o.access_key_id or config.need("ALIBABA_CLOUD_ACCESS_KEY_ID"))
@@ -212,7 +227,8 @@ function M.client(o)
   local endpoint = o.endpoint or config.get("TRAINCTL_OPENSEARCH_ENDPOINT")
     or ("https://opensearch.%s.aliyuncs.com"):format(region)
   endpoint = endpoint:gsub("/+$", "")
-  if not http.parse_url(endpoint) then errors.usage("opensearch: bad endpoint " .. endpoint) end
+  config.endpoint("opensearch", endpoint, o.endpoint and "endpoint="
+    or config.origin_name("TRAINCTL_OPENSEARCH_ENDPOINT"))
   local version = o.signature or "v3"
   if version ~= "v3" and version ~= "v2" then
     errors.usage(("opensearch: signature must be \"v3\" or \"v2\", not %q"):format(tostring(version)))
@@ -220,7 +236,8 @@ function M.client(o)
   return setmetatable({
     provider = "opensearch", endpoint = endpoint, region = region, signature = version,
     retry = o.retry, timeout = o.timeout, ca_file = o.ca_file or config.ca_file(), insecure = o.insecure,
-    defaults = { app_group_identity = o.app_group, function_name = o.function_name },
+    defaults = { app_group_identity = o.app_group or config.get("OPENSEARCH_APP_GROUP"),
+      function_name = o.function_name or config.get("OPENSEARCH_FUNCTION_NAME") },
     _sign = signer(version, ak, sk),
     credentials = config.origin({ "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET" },
       { ALIBABA_CLOUD_ACCESS_KEY_ID = o.access_key_id ~= nil,

@@ -108,7 +108,8 @@ end
 
 -- define{name, method, path, query={...}, body={...}, ...} -> spec.
 -- Parameter declarations read "wireName[:type][!]" (! = required); the
--- path template's {names} are required string parameters.
+-- path template's {names} are required string parameters. values =
+-- {wireName = {...}} lists the words a parameter takes, for completion.
 function M.define(t)
   local spec = {}
   for k, v in pairs(t) do spec[k] = v end
@@ -131,12 +132,13 @@ function M.define(t)
         p.required, p.to_create = false, true
       end
       p.doc = t.docs and t.docs[p.wire]
+      p.values = t.values and t.values[p.wire]
       if t.defaults and t.defaults[p.wire] ~= nil then p.default = t.defaults[p.wire] end
       spec.params[#spec.params + 1] = p
     end
   end
   spec.has_body = t.body ~= nil
-  spec.query, spec.body, spec.docs, spec.defaults = nil, nil, nil, nil
+  spec.query, spec.body, spec.docs, spec.defaults, spec.values = nil, nil, nil, nil, nil
   return spec
 end
 
@@ -369,17 +371,25 @@ function M.help_op(spec)
   return table.concat(lines, "\n")
 end
 
+-- What bind made, for the REPL's help: method -> {spec, class}, and
+-- class -> its operation specs.
+M.bound = setmetatable({}, { __mode = "k" })
+M.classes = setmetatable({}, { __mode = "k" })
+
 -- bind(class, specs, invoke): a method per operation calling
 -- invoke(self, spec, args), or spec.invoke(self, args, spec) where an
 -- operation needs more than one request (a training start that returns a
 -- job).
 function M.bind(class, specs, invoke)
+  M.classes[class] = specs
   for _, spec in ipairs(specs) do
-    class[spec.name] = function(self, ...)
+    local fn = function(self, ...)
       local args = M.args(spec, ...)
       if spec.invoke then return spec.invoke(self, args, spec) end
       return invoke(self, spec, args)
     end
+    class[spec.name] = fn
+    M.bound[fn] = { spec = spec, class = class }
   end
 end
 

@@ -45,6 +45,28 @@ describe("trainctl.job", function()
     assert.matches("test job: succeeded after", text)
   end)
 
+  it("shows the server's ETA while the progress seen agrees with it", function()
+    local sys = require("trainctl.sys")
+    local eta = sys.now() + 95
+    local j = scripted({ { state = "running", progress = 10, eta = eta },
+      { state = "running", progress = 20, eta = eta }, { state = "succeeded" } })
+    j:wait({ interval = 10, backoff = 1, jitter = 0 })
+    assert.matches("test job: running 20%% ETA 1m3[45]s", logs.text())
+  end)
+
+  it("derives the ETA from the progress seen when the server's is not credible", function()
+    -- A server whose clock runs fast (cloudsim at --speed 60) promises
+    -- the end in 106 hours while the progress moves 10% in 10 s.
+    local sys = require("trainctl.sys")
+    local eta = sys.now() + 106 * 3600
+    local j = scripted({ { state = "running", progress = 10, eta = eta },
+      { state = "running", progress = 20, eta = eta }, { state = "succeeded" } })
+    j:wait({ interval = 10, backoff = 1, jitter = 0 })
+    local text = logs.text()
+    assert.matches("test job: running 20%% ETA 1m20s", text)
+    assert.not_matches("106h", text)
+  end)
+
   it("raises training_failed with the provider's reason", function()
     local j = scripted({ { state = "failed", code = "learningFailed", message = "bad data" } })
     local ok, err = pcall(j.wait, j)

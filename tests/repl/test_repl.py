@@ -424,6 +424,151 @@ def _(s, r):
     history_survives(s, s.env(XDG_STATE_HOME=None))
 
 
+VERSION = subprocess.run([TRAINCTL, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+
+
+@t("the banner names the version and help(); help() says how to begin")
+def _(s, r):
+    s.check(VERSION.startswith("trainctl ") and r.out.startswith(VERSION.encode() + b" (Lua 5.4"),
+            "banner: %r (version %r)" % (r.out[:80], VERSION))
+    s.check(b"help()" in r.out.split(b"\n")[0], "the banner names help(): %r" % r.out[:120])
+    r.line("help()")
+    r.expect(rb'require\("trainctl.aitems"\).client\(\)')
+    r.expect(rb"help\(ai.train\)")
+    r.prompt()
+
+
+@t("help(client) lists its operations; help(client.op) and client.op describe one")
+def _(s, r):
+    r.line('ai = require"trainctl.aitems".client{access_key = "k", secret_key = "s"}')
+    r.prompt()
+    r.line("help(ai)")
+    r.expect(rb"aitems client operations")
+    r.expect(rb"list_services +list services \(offset/limit\)")
+    r.prompt()
+    r.line("help(ai.train)")
+    r.expect(rb"train: POST /services/\{serviceId\}")
+    r.expect(rb"types=<array>  \(required, body types\)")
+    r.expect(rb"call: aitems:train\(service_id, \{\.\.\.\}\)")
+    r.prompt()
+    r.line("ai.train")
+    r.expect(rb"\r\nfunction aitems.train: request a training \(batch services\); returns a job "
+             rb"\(help\(f\) for its parameters\)\r\n")
+    r.prompt()
+    r.line('help("list_projects")')
+    r.expect(rb"azure_language: list_projects: GET /language/authoring")
+    r.prompt()
+    s.check(b"function: 0x" not in r.out, "no bare function address: %r" % r.out[-300:])
+
+
+class Cloudsim:
+    """The emulator on a free port, for the sessions that call a cloud."""
+
+    def __init__(self, tmp):
+        self.dir = tempfile.mkdtemp(prefix="sim-", dir=tmp)
+        port_file = os.path.join(self.dir, "port")
+        root = os.path.join(HERE, "..", "..")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(root, "scripts", "cloudsim"), "--port", "0", "--speed", "60",
+             "--data-dir", os.path.join(root, "examples", "data"), "--port-file", port_file],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        until = time.monotonic() + 10
+        while not (os.path.exists(port_file) and open(port_file).read().strip()):
+            if time.monotonic() > until:
+                raise Timeout("cloudsim did not start")
+            time.sleep(0.02)
+        self.url = "http://127.0.0.1:" + open(port_file).read().strip()
+
+    def env(self):
+        return dict(TRAINCTL_AITEMS_ENDPOINT=self.url + "/api/v1", TRAINCTL_OPENSEARCH_ENDPOINT=self.url,
+                    AZURE_LANGUAGE_ENDPOINT=self.url, NCLOUD_ACCESS_KEY="cloudsim-ncp-access-key",
+                    NCLOUD_SECRET_KEY="cloudsim-ncp-secret-key",
+                    ALIBABA_CLOUD_ACCESS_KEY_ID="cloudsim-acs-key-id",
+                    ALIBABA_CLOUD_ACCESS_KEY_SECRET="cloudsim-acs-key-secret",
+                    AZURE_LANGUAGE_KEY="cloudsim-azure-language-key", TRAINCTL_POLL_INTERVAL="0.2")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def with_cloudsim(name):
+    """A test whose REPL has cloudsim's endpoints and credentials."""
+    def wrap(fn):
+        def run(s, r):
+            r.send(CTRL_D)
+            r.wait()
+            sim = Cloudsim(s.tmp)
+            repl = Repl(s.env(**sim.env()))
+            try:
+                repl.prompt()
+                fn(s, repl)
+            finally:
+                repl.close()
+                sim.stop()
+        return t(name)(run)
+    return wrap
+
+
+@with_cloudsim("a session that shadows os, string, table, io and math still uses a client")
+def _(s, r):
+    r.line('ai = require"trainctl.aitems".client()')
+    r.prompt()
+    r.line("os = nil string = nil table = nil io = nil math = nil utf8 = nil coroutine = nil")
+    r.prompt()
+    r.line('print(type(ai:list_services().services))')
+    r.expect(rb"\r\ntable\r\n")
+    r.prompt()
+    r.line('ali = require"trainctl.opensearch".client{app_group = "g", function_name = "f"}')
+    r.prompt()
+    r.line('ali:create_function_instance{instance_name = "repl", model_type = "tf_checkpoint"} '
+           'print(ali:create_function_task{instance_name = "repl"}:wait().state)')
+    r.expect(rb"\r\nsucceeded\r\n", timeout=30)
+    r.prompt()
+    s.check(b"attempt to" not in r.out, "no error: %r" % r.out[-400:])
+
+
+@with_cloudsim("Ctrl-C during a wait keeps the progress line; interrupted! starts a fresh line")
+def _(s, r):
+    r.line('ali = require"trainctl.opensearch".client{app_group = "g", function_name = "f"}')
+    r.prompt()
+    r.line('ali:create_function_instance{instance_name = "slow", model_type = "tf_checkpoint"} '
+           'j = ali:create_function_task{instance_name = "slow"}')
+    r.prompt()
+    r.line("j:wait()")
+    r.expect(rb"opensearch training slow: running \d+%", timeout=10)
+    r.send(CTRL_C)
+    r.expect(rb"interrupted!")
+    before, line = r.out[:r.out.rindex(b"interrupted!")].rsplit(b"\n", 1)
+    shown = before.rsplit(b"\n", 1)[-1].split(b"\r")  # what the terminal shows of that line
+    s.check(b"opensearch training slow: running" in [x for x in shown if x.strip()][-1],
+            "the last progress stays on its line: %r" % shown)
+    s.check(line == b"trainctl: ", "the message starts its own line: %r" % line)
+    r.prompt()
+    r.line("1+1")
+    r.expect(rb"\r\n2\r\n")
+
+
+@with_cloudsim("a training that fails during a wait: its error is a line of its own, from column 0")
+def _(s, r):
+    r.line('ali = require"trainctl.opensearch".client{app_group = "g", function_name = "f"}')
+    r.prompt()
+    r.line('ali:create_function_instance{instance_name = "will_fail", model_type = "tf_checkpoint"} '
+           'j = ali:create_function_task{instance_name = "will_fail"}')
+    r.prompt()
+    r.line("j:wait()")
+    r.expect(rb"opensearch training will_fail: running \d+%", timeout=10)
+    r.expect(rb"training_failed[^\n]*\r\n", timeout=30)
+    # What the terminal shows of the error's line: the text after the last
+    # carriage return, once the erase-line that ended the progress is done.
+    line = r.out[:r.mark].rstrip(b"\r\n").rsplit(b"\n", 1)[-1].split(b"\r")[-1]
+    line = line.replace(b"\x1b[K", b"")
+    s.check(line.startswith(b"trainctl: opensearch: training_failed error (TrainFailed): "
+                            b"opensearch training will_fail failed: "),
+            "the error alone on its line: %r" % line)
+    r.prompt()
+
+
 print("1..%d" % suite.n)
 shutil.rmtree(suite.tmp, ignore_errors=True)
 sys.exit(1 if suite.failed else 0)
