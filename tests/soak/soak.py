@@ -821,7 +821,8 @@ class Soak:
         """Starts nightly.lua for date; its processes carry a marker of
         their own in the environment (SOAK_NIGHTLY), found in /proc."""
         env = self.nightly_env(sim, series)
-        mark = "%s-%s" % (series.tag, step)
+        # Unique beside another soak on the machine: this one's pid.
+        mark = "%d-%s-%s" % (os.getpid(), series.tag, step)
         env["SOAK_NIGHTLY"] = mark
         env["NIGHTLY_DATE"] = date
         cmd = [self.trainctl]
