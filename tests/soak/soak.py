@@ -838,6 +838,7 @@ class Soak:
         err.close()
         with self.lock:
             self.procs.add(proc)
+        self.nt_procs = getattr(self, "nt_procs", []) + [proc]
         return proc, mark, time.monotonic(), time.time()
 
     def nightly_end(self, series, step, proc, mark, limit):
@@ -1078,6 +1079,16 @@ class Soak:
         return bad
 
     def close(self, keep):
+        # A nightly run stopped with SIGTERM ends its workflows too;
+        # SIGKILL would leave them running.
+        nightly = [p for p in getattr(self, "nt_procs", ()) if p.poll() is None]
+        for proc in nightly:
+            proc.send_signal(signal.SIGTERM)
+        for proc in nightly:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
         with self.lock:
             for proc in self.procs:
                 proc.kill()
