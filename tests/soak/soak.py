@@ -47,6 +47,7 @@ import collections
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -302,6 +303,10 @@ class Restartable:
         if self.proc:
             self.halt()
 
+
+# What the workflows' waits poll, by the emulator's names.
+STATUS_OPERATIONS = {"ListTrains", "GetDataset", "GetFunctionTask", "GetTrainingStatus",
+                     "GetImportStatus", "GetDeploymentStatus", "GetAnalyzeTextJob"}
 
 # The order in which examples/nightly.lua runs the workflows.
 NIGHTLY_ORDER = ("aitems_recommend", "opensearch_ctr", "azure_textclass")
@@ -942,6 +947,10 @@ class Soak:
             proc.send_signal(signal.SIGTERM)
         status, stray, last = self.nightly_end(series, "d2a", proc, mark, 60)
         ended = time.monotonic()
+        # Which workflow the signal met: the last one started.
+        with open(os.path.join(series.dir, "stderr.d2a"), "rb") as f:
+            started = re.findall(rb" info  (\w+): starting", f.read())
+        series.term_in = started[-1].decode() if term and started else None
         took = ended - term if term else None
         series.d2a = (status, adopted, delay, took, stray, last)
         if adopted is None:
@@ -961,7 +970,8 @@ class Soak:
                  "nightly %s day 2 adopting day 1's training (%s), SIGTERM %s: exit %s%s, "
                  "%d process(es) left" % (
                      series.tag, "after %.1fs" % adopted if adopted is not None else "never",
-                     "%.1fs after the clock ran again" % delay if term else "missed (ended first)",
+                     "%.1fs after the clock ran again, in %s" % (delay, series.term_in) if term
+                     else "missed (ended first)",
                      status, " %.1fs after it" % took if took is not None else "", len(stray)))
         before = len(series.problems)
 
@@ -1025,14 +1035,15 @@ class Soak:
         return series
 
     def until_polling(self, sim, proc, since):
-        """Waits until the run polls one status again and again (True),
-        or ended (False)."""
+        """Waits until the run polls one job's status again and again
+        (True), or ended (False). Only a wait outlives an outage: a
+        lookup or a create meeting one fails after its own retries."""
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
             with open(sim.requests, "rb") as f:
                 polls = collections.Counter(
                     (e["operation"], e["path"]) for e in map(json.loads, filter(bytes.strip, f))
-                    if e["wall"] >= since and e["method"] == "GET")
+                    if e["wall"] >= since and e["operation"] in STATUS_OPERATIONS)
             if polls and max(polls.values()) >= 3:
                 return True
             time.sleep(0.1)
@@ -1054,9 +1065,11 @@ class Soak:
                 ", ".join("%.1fs" % x[1] for x in d1), self.args.nightly_timeout,
                 sum(len(x[2]) for x in d1)),
             "  day 2 adopted day 1's unfinished training: %d of %d; SIGTERM at %s after the clock ran "
-            "again: exit %s, %s after the signal, %d missed (the run ended first); processes left %d" % (
+            "again (%s): exit %s, %s after the signal, %d missed (the run ended first); processes left %d" % (
                 sum(1 for x in d2a if x[1] is not None), len(d2a),
                 ", ".join("%.1fs" % x[2] for x in terms) or "-",
+                ", ".join("%s %d" % (k, v) for k, v in sorted(collections.Counter(
+                    s.term_in for s in rs if s.term_in).items())) or "-",
                 ",".join(str(x[0]) for x in d2a),
                 ", ".join("%.1fs" % x[3] for x in terms) or "-",
                 sum(1 for s in rs if s.missed), sum(len(x[4]) for x in d2a)),
