@@ -376,7 +376,6 @@ def marked_processes(mark):
     return found
 
 
-
 class Run:
     def __init__(self, wf, tag, workdir, kill):
         self.wf, self.tag, self.kill = wf, tag, kill
