@@ -211,6 +211,7 @@ function Job:wait(opts)
   end, {
     timeout = opts.timeout, interval = interval, max_interval = max_interval,
     backoff = opts.backoff, jitter = opts.jitter, what = self.label, outage = budget,
+    data = { job = self.label, provider = self.provider },
   })
   display:finish()
   if not ok then

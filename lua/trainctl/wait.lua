@@ -62,6 +62,20 @@ local function outage_error(what, lasted, budget, last)
   })
 end
 
+-- The JSON fields of an outage line: the caller's (a job's name and
+-- provider), how long the status has been unknown, the next delay and
+-- what the last poll met (ms precision).
+local function outage_data(data, lasted, delay, err)
+  local function ms(x) return x and math.floor(x * 1000 + 0.5) / 1000 end
+  local d = { outage = ms(lasted), delay = ms(delay) }
+  if err then
+    d.kind, d.status, d.code, d.request_id = err.kind, err.status, err.code, err.request_id
+    d.provider = err.provider
+  end
+  for k, v in pairs(data or {}) do d[k] = v end
+  return d
+end
+
 -- poll(fn [, opts]) -> value. fn() returns done, value [, delay]; a delay
 -- (e.g. a server's Retry-After) replaces the computed one for that round.
 -- fn returns nil, err (an error object) when it cannot tell this time (the
@@ -69,7 +83,8 @@ end
 -- polled through with the same backoff and logged at warn, until it has
 -- lasted opts.outage seconds (then err, with that said, is raised).
 -- opts: timeout (seconds, nil = no limit), interval, max_interval, backoff,
--- jitter, outage, what (named in messages).
+-- jitter, outage, what (named in messages), data (fields of the outage
+-- lines in --log-format json, besides the failure's own).
 -- Raises a "timeout" error when the time is up.
 function M.poll(fn, opts)
   opts = opts or {}
@@ -91,7 +106,7 @@ function M.poll(fn, opts)
       unknown_since = unknown_since or asked
     elseif unknown_since then
       require("trainctl.log").info(("%s: status known again after %s"):format(what,
-        M.duration(M.clock() - unknown_since)))
+        M.duration(M.clock() - unknown_since)), nil, outage_data(opts.data, M.clock() - unknown_since))
       unknown_since = nil
     end
     if done then return value end
@@ -115,7 +130,7 @@ function M.poll(fn, opts)
     if unknown then
       d = math.min(d, budget - lasted)
       require("trainctl.log").warn(("%s: status unknown for %s (%s); polling again in %s"):format(
-        what, M.duration(lasted), tostring(value), seconds(d)))
+        what, M.duration(lasted), tostring(value), seconds(d)), nil, outage_data(opts.data, lasted, d, value))
     end
     M.sleep(d)
     delay = math.min(delay * backoff, math.max(max_interval, interval))

@@ -56,10 +56,12 @@ describe("a training wait through an outage", function()
   end
 
   -- A training start of sid waited on in the background (trainctl call
-  -- aitems train --wait), once its status has been polled twice.
-  local function waiting(sid, env)
-    local proc = sim:spawn({ "call", "aitems", "train", "service_id=" .. sid, "types=pop", "--wait" },
-      { env = env })
+  -- aitems train --wait, after the options in pre), once its status has
+  -- been polled twice.
+  local function waiting(sid, env, pre)
+    local args = { "call", "aitems", "train", "service_id=" .. sid, "types=pop", "--wait" }
+    for i, a in ipairs(pre or {}) do table.insert(args, i, a) end
+    local proc = sim:spawn(args, { env = env })
     finally(function() proc:kill("KILL") end)
     support.poll(function()
       assert.is_nil(proc:exited(), "the run ended before waiting: " .. tostring(support.slurp(proc.err)))
@@ -100,6 +102,46 @@ describe("a training wait through an outage", function()
     assert.matches("info  aitems training " .. sid .. ": status known again after %d+s", err)
     assert.not_matches("traceback", err)
     assert.equal(1, trains(sid), "one training, however many polls failed")
+  end)
+
+  it("says, in --log-format json, which job met the outage, for how long, what it met and the next delay",
+    function()
+    local sid = trainable()
+    local json = require("cjson")
+    local proc = waiting(sid, nil, { "--log-format", "json" })
+    -- One status poll's five tries meet a 503 each, the next poll answers.
+    sim:faults({ { kind = "503", count = 5, match = { operation = "ListTrains" } } })
+    support.poll(function()
+      assert.is_nil(proc:exited(), "the run ended during the outage: " .. tostring(support.slurp(proc.err)))
+      return (support.slurp(proc.err) or ""):find("status known again", 1, true)
+    end, 60, "the status known again")
+    sim:advance(700)
+    local code, _, err = proc:wait(60)
+    assert.equal(0, code, err)
+    local unknown, known = {}, {}
+    for line in err:gmatch("[^\n]+") do
+      local rec = json.decode(line)
+      if rec.msg:find("status unknown for", 1, true) then unknown[#unknown + 1] = rec end
+      if rec.msg:find("status known again", 1, true) then known[#known + 1] = rec end
+    end
+    assert.equal(1, #unknown, err)
+    local u = unknown[1]
+    assert.equal("warn", u.level)
+    assert.equal("aitems training " .. sid, u.job)
+    assert.equal("aitems", u.provider)
+    assert.equal("api", u.kind)
+    assert.equal(503, u.status)
+    assert.equal("500", u.code)
+    assert.is_number(u.outage)
+    -- The five tries waited at least 1 s each (Retry-After: 1).
+    assert.is_true(u.outage >= 4, "outage " .. tostring(u.outage))
+    assert.is_true(u.delay > 0, "delay " .. tostring(u.delay))
+    assert.matches("^aitems training " .. sid .. ": status unknown for %d+s %(aitems: api error %(HTTP 503, "
+      .. "500%): Endpoint Error [^\n]*%); polling again in [%d.]+m?s$", u.msg)
+    assert.equal(1, #known, err)
+    assert.equal("aitems training " .. sid, known[1].job)
+    assert.is_true(known[1].outage >= u.outage, "outage " .. tostring(known[1].outage))
+    assert.equal(1, trains(sid))
   end)
 
   it("still ends at once on an auth error (401)", function()

@@ -333,6 +333,43 @@ describe("workflow records against cloudsim", function()
     assert.equal(2, #sim:requests({ operation = "CreateFunctionTask" }))
     assert.equal(1, tasks(sim))
   end)
+
+  it("adopts an Azure training a run left running (409 Conflict) instead of failing or starting another",
+    function()
+    local dir = support.tmpdir()
+    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    local env = { env = { AZURE_PROJECT = "adopt-az" } }
+    local function args(day)
+      return { "--state", dir .. "/" .. day .. ".json", "examples/azure_textclass.lua",
+        "examples/data/textclass_inbox", dir .. "/" .. day .. ".jsonl" }
+    end
+    sim:speed(0)
+    local first = sim:spawn(args("yesterday"), env)
+    finally(function() first:kill("KILL") end)
+    support.poll(function()
+      if sim:started("StartTraining") == 1 then return true end
+      assert.is_nil(first:exited(), "the first run ended early")
+      sim:advance(1)
+    end, 60, "the training start")
+    first:kill("KILL")
+    first:wait()
+    sim:speed(1200)
+    local code, out, err = sim:run(args("today"), env)
+    assert.equal(0, code, err)
+    assert.matches("already running", err)
+    assert.equal("adopt-az", json.decode(out:match("[^\n]+\n?$")).project)
+    local refused = 0
+    for _, r in ipairs(sim:requests({ operation = "StartTraining" })) do
+      if r.status == 409 then refused = refused + 1 end
+    end
+    assert.equal(1, refused, "today's start refused as busy")
+    assert.equal(1, sim:started("StartTraining"))
+    local trainings = 0
+    for _, j in pairs(sim:state().providers.azure.jobs) do
+      if j.kind == "train" and j.project == "adopt-az" then trainings = trainings + 1 end
+    end
+    assert.equal(1, trainings)
+  end)
 end)
 
 describe("a training start whose answer was lost", function()

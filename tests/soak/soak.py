@@ -25,8 +25,21 @@ once every run waits for its training, the emulator is stopped for
 --outage seconds (30-120 by default) and started again on the same port
 with that file. Every run must succeed without a rerun, with one training.
 
+Then rounds of examples/nightly.lua as cron runs it (--nightly-rounds, 0
+to skip), each with names of its own: day 1 under a short --timeout
+(--nightly-timeout) while its first training never ends (the emulator's
+clock frozen once it exists) must exit 4 within its timeout plus 10 s;
+day 2 must adopt that training (its start refused as busy, none started),
+and gets SIGTERM at a random moment once the clock runs again: exit 143
+within --nightly-term-limit seconds; day 2 again must resume and succeed
+through an outage of --nightly-outage seconds while it waits. After
+every run no process carrying the run's marker (SOAK_NIGHTLY in the
+environment) may be left in /proc; per workflow at most one training start
+may take effect per day, none on day 2 for the adopted one.
+
     python3 tests/soak/soak.py [--runs 50] [--kills 20] [--operator-rounds 3]
-                               [--outage 30-120] [--tap] [--keep]
+                               [--outage 30-120] [--nightly-rounds 3]
+                               [--nightly-outage 30-120] [--tap] [--keep]
 """
 
 import argparse
@@ -34,6 +47,7 @@ import collections
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -274,6 +288,12 @@ class Restartable:
         with urllib.request.urlopen(self.url + "/_cloudsim/" + path, timeout=60) as r:
             return json.loads(r.read())
 
+    def admin_post(self, path, doc):
+        req = urllib.request.Request(self.url + "/_cloudsim/" + path, data=json.dumps(doc).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
     def log(self, operation):
         with open(self.requests, "rb") as f:
             entries = [json.loads(line) for line in f if line.strip()]
@@ -282,6 +302,78 @@ class Restartable:
     def stop(self):
         if self.proc:
             self.halt()
+
+
+# What the workflows' waits poll, by the emulator's names.
+STATUS_OPERATIONS = {"ListTrains", "GetDataset", "GetFunctionTask", "GetTrainingStatus",
+                     "GetImportStatus", "GetDeploymentStatus", "GetAnalyzeTextJob"}
+
+# The order in which examples/nightly.lua runs the workflows.
+NIGHTLY_ORDER = ("aitems_recommend", "opensearch_ctr", "azure_textclass")
+
+
+class Names:
+    """What a workflow's made() reads of a run: the names it used."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class NightlySeries:
+    """Two days of examples/nightly.lua with names of their own: the
+    environment that names what the workflows make, where the state and
+    outputs go, and what went wrong."""
+
+    def __init__(self, workdir, rnd):
+        self.tag = "n%03d" % rnd
+        self.dir = os.path.join(workdir, "nightly", self.tag)
+        os.makedirs(self.dir)
+        instance, project = "night_" + self.tag, "night-" + self.tag
+        self.env = {"AITEMS_PREFIX": self.tag, "OPENSEARCH_INSTANCE": instance,
+                    "AZURE_PROJECT": project}
+        self.names = {"aitems_recommend": Names(tag=self.tag),
+                      "opensearch_ctr": Names(instance=instance),
+                      "azure_textclass": Names(project=project)}
+        self.problems, self.duplicates, self.missed, self.starts = [], [], False, {}
+
+    def verify(self, date):
+        """The day's outputs are complete and name this series' things."""
+        out = os.path.join(self.dir, "out", date)
+
+        def read(name):
+            with open(os.path.join(out, name), "rb") as f:
+                return f.read().decode("utf-8")
+        n = parse_jsonl(os.path.join(out, "recommendations.jsonl"), ("user_id", "items"))
+        if n != 30:
+            raise ValueError("recommendations.jsonl has %d records, not 30" % n)
+        n = parse_jsonl(os.path.join(out, "classified.jsonl"), ("file", "class"))
+        if n != 6:
+            raise ValueError("classified.jsonl has %d records, not 6" % n)
+        WORKFLOWS["opensearch_ctr"].check_final(self.names["opensearch_ctr"], read("ctr_metrics.json"))
+        WORKFLOWS["azure_textclass"].check_final(self.names["azure_textclass"], read("evaluation.json"))
+
+
+def marked_processes(mark):
+    """Live processes whose environment has SOAK_NIGHTLY=mark: [(pid, argv)]."""
+    needle = b"\0SOAK_NIGHTLY=" + mark.encode() + b"\0"
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % d, "rb") as f:
+                env = b"\0" + f.read()
+            if needle not in env:
+                continue
+            with open("/proc/%s/stat" % d, "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except (OSError, IndexError):
+            continue
+        found.append((int(d), argv[:120]))
+    return found
 
 
 class Run:
@@ -704,7 +796,311 @@ class Soak:
             print(prefix + ln, flush=True)
         return bad
 
+    # the operator phase: nightly.lua ---------------------------------------------
+    def operator_nightly(self):
+        """Rounds of examples/nightly.lua as cron runs it, each with names of
+        its own, against the restartable emulator: day 1 under a short
+        --timeout while its training never ends (the emulator's clock is
+        frozen once the first training exists), day 2 adopting it and
+        stopped by SIGTERM at a random moment, day 2 again resuming."""
+        args = self.args
+        sim = getattr(self, "op_sim", None) or Restartable(args, self.workdir)
+        self.op_sim = sim
+        self.nt_rounds = []
+        t0 = time.monotonic()
+        for rnd in range(1, args.nightly_rounds + 1):
+            self.nt_rounds.append(self.nightly_round(sim, rnd))
+        sim.admin_post("clock", {"speed": args.operator_speed})
+        self.nt_elapsed = time.monotonic() - t0
+
+    def nightly_env(self, sim, series):
+        env = dict(self.base_env)
+        for k in ("TRAINCTL_AITEMS_ENDPOINT", "TRAINCTL_OPENSEARCH_ENDPOINT",
+                  "AZURE_LANGUAGE_ENDPOINT", "TRAINCTL_ENTRA_ENDPOINT"):
+            env[k] = env[k].replace(self.sim.url, sim.url)
+        env.update(series.env)
+        return env
+
+    def nightly_start(self, sim, series, step, date, timeout):
+        """Starts nightly.lua for date; its processes carry a marker of
+        their own in the environment (SOAK_NIGHTLY), found in /proc."""
+        env = self.nightly_env(sim, series)
+        # Unique beside another soak on the machine: this one's pid.
+        mark = "%d-%s-%s" % (os.getpid(), series.tag, step)
+        env["SOAK_NIGHTLY"] = mark
+        env["NIGHTLY_DATE"] = date
+        cmd = [self.trainctl]
+        if timeout:
+            cmd += ["--timeout", "%gs" % timeout]
+        cmd += ["--state", os.path.join(series.dir, "nightly.json"), "examples/nightly.lua",
+                os.path.join(series.dir, "out")]
+        out = open(os.path.join(series.dir, "stdout.%s" % step), "wb")
+        err = open(os.path.join(series.dir, "stderr.%s" % step), "wb")
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL)
+        out.close()
+        err.close()
+        with self.lock:
+            self.procs.add(proc)
+        self.nt_procs = getattr(self, "nt_procs", []) + [proc]
+        return proc, mark, time.monotonic(), time.time()
+
+    def nightly_end(self, series, step, proc, mark, limit):
+        """Waits for the run (up to limit seconds): (status, stray processes
+        of the run alive once it exited, its stderr's last line)."""
+        try:
+            proc.wait(limit)
+            status = proc.returncode
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            status = "hung"
+        stray = marked_processes(mark)
+        with self.lock:
+            self.procs.discard(proc)
+        for pid, _ in stray:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        with open(os.path.join(series.dir, "stderr.%s" % step), "rb") as f:
+            err = f.read().decode("utf-8", "replace")
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        if "traceback" in err:
+            series.problems.append("%s: a traceback on stderr" % step)
+        return status, stray, lines[-1] if lines else ""
+
+    def nightly_trainings(self, sim, series, since=None, until=None):
+        """Per workflow: (training starts that took effect in the emulator
+        between the wall times since and until, those refused, trainings
+        its state holds, names made more or less than once)."""
+        state = sim.admin("state")
+        got = {}
+        for name in NIGHTLY_ORDER:
+            wf = WORKFLOWS[name]
+            per_name, trainings, reached = wf.made(series.names[name], state, sim.log(wf.train_op))
+            if since is not None:
+                reached = [r for r in reached if since <= r["wall"] <= (until or float("inf"))]
+            took = sum(1 for r in reached if r["executed"] and (
+                r["status"] is None or 200 <= r["status"] < 300))
+            refused = sum(1 for r in reached if r["executed"] and (r["status"] or 0) >= 400)
+            odd = ["%d of %s" % (n, k) for k, n in per_name.items() if n != 1]
+            got[name] = (took, refused, trainings, odd)
+        return got
+
+    def nightly_round(self, sim, rnd):
+        args = self.args
+        series = NightlySeries(self.workdir, rnd)
+        speed = args.nightly_speed
+        d1, d2 = "2026-01-%02d" % (2 * rnd - 1), "2026-01-%02d" % (2 * rnd)
+
+        # Day 1 under a short --timeout; its first training never ends.
+        sim.admin_post("clock", {"speed": speed})
+        proc, mark, t0, w0 = self.nightly_start(sim, series, "d1", d1, args.nightly_timeout)
+        first = None
+        while proc.poll() is None and time.monotonic() - t0 < args.nightly_timeout + 30:
+            state = sim.admin("state")
+            wf = WORKFLOWS[NIGHTLY_ORDER[0]]
+            if wf.made(series.names[wf.name], state, [])[1] >= 1:
+                sim.admin_post("clock", {"speed": 0})
+                first = time.monotonic() - t0
+                break
+            time.sleep(0.05)
+        status, stray, last = self.nightly_end(series, "d1", proc, mark, args.nightly_timeout + 30)
+        wall = time.monotonic() - t0
+        series.d1 = (status, wall, stray, last, first)
+        w1 = time.time()
+        sim.admin_post("clock", {"speed": 0})
+        if status != 4:
+            series.problems.append("day 1: exit %s, not 4: %s" % (status, last))
+        if wall > args.nightly_timeout + 10:
+            series.problems.append("day 1: ended %.1fs after its start, --timeout %gs" % (
+                wall, args.nightly_timeout))
+        if stray:
+            series.problems.append("day 1: %d process(es) left: %s" % (len(stray), stray))
+        self.tap(not series.problems, "nightly %s day 1 under --timeout %gs: exit %s after %.1fs, "
+                 "the first training started after %s, %d process(es) left" % (
+                     series.tag, args.nightly_timeout, status, wall,
+                     "%.1fs" % first if first is not None else "never", len(stray)))
+        before = len(series.problems)
+
+        # Day 2, the clock still frozen: the first workflow's start is
+        # refused (a training runs) and it waits for day 1's training.
+        proc, mark, t0, w2 = self.nightly_start(sim, series, "d2a", d2, args.nightly_run_timeout)
+        wf = WORKFLOWS[NIGHTLY_ORDER[0]]
+        adopted = None
+        while proc.poll() is None and time.monotonic() - t0 < 60:
+            got = self.nightly_trainings(sim, series, w2)[wf.name]
+            if got[1] > 0:
+                adopted = time.monotonic() - t0
+                break
+            time.sleep(0.05)
+        sim.admin_post("clock", {"speed": speed})
+        # Then SIGTERM to the parent at a random moment.
+        delay = self.rng.uniform(0, args.nightly_term_max)
+        term = None
+        try:
+            proc.wait(delay)
+        except subprocess.TimeoutExpired:
+            term = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+        status, stray, last = self.nightly_end(series, "d2a", proc, mark, 60)
+        ended = time.monotonic()
+        # Which workflow the signal met: the last one started.
+        with open(os.path.join(series.dir, "stderr.d2a"), "rb") as f:
+            started = re.findall(rb" info  (\w+): starting", f.read())
+        series.term_in = started[-1].decode() if term and started else None
+        took = ended - term if term else None
+        series.d2a = (status, adopted, delay, took, stray, last)
+        if adopted is None:
+            series.problems.append("day 2: no start of %s refused while day 1's training ran" % wf.name)
+        if term is None:
+            series.missed = True
+            if status != 0:
+                series.problems.append("day 2 (not stopped): exit %s: %s" % (status, last))
+        else:
+            if status != 128 + signal.SIGTERM:
+                series.problems.append("day 2: exit %s after SIGTERM, not 143: %s" % (status, last))
+            if took > args.nightly_term_limit:
+                series.problems.append("day 2: exit %.1fs after SIGTERM" % took)
+        if stray:
+            series.problems.append("day 2: %d process(es) left after SIGTERM: %s" % (len(stray), stray))
+        self.tap(len(series.problems) == before,
+                 "nightly %s day 2 adopting day 1's training (%s), SIGTERM %s: exit %s%s, "
+                 "%d process(es) left" % (
+                     series.tag, "after %.1fs" % adopted if adopted is not None else "never",
+                     "%.1fs after the clock ran again, in %s" % (delay, series.term_in) if term
+                     else "missed (ended first)",
+                     status, " %.1fs after it" % took if took is not None else "", len(stray)))
+        before = len(series.problems)
+
+        # Day 2 again: resumes and finishes, through an outage of the
+        # emulator while it waits (the clock frozen until then).
+        lo, hi = args.nightly_outage
+        if hi > 0:
+            sim.admin_post("clock", {"speed": 0})
+        proc, mark, t0, w = self.nightly_start(sim, series, "d2b", d2, args.nightly_run_timeout)
+        series.outage = None
+        if hi > 0:
+            if self.until_polling(sim, proc, w):
+                series.outage = self.rng.uniform(lo, hi)
+                sim.halt()
+                time.sleep(series.outage)
+                sim.start()
+            sim.admin_post("clock", {"speed": speed})
+        status, stray, last = self.nightly_end(series, "d2b", proc, mark, args.run_timeout)
+        with open(os.path.join(series.dir, "stderr.d2b"), "rb") as f:
+            series.unknown = f.read().count(b"status unknown for")
+        wall = time.monotonic() - t0
+        w3 = time.time()
+        series.d2b = (status, wall, stray, last)
+        if status != 0:
+            series.problems.append("day 2 again: exit %s: %s" % (status, last))
+        else:
+            try:
+                series.verify(d2)
+            except (ValueError, OSError, KeyError, IndexError) as e:
+                series.problems.append("day 2 again: wrong result: %s" % e)
+        if stray:
+            series.problems.append("day 2 again: %d process(es) left: %s" % (len(stray), stray))
+        self.tap(len(series.problems) == before, "nightly %s day 2 again: exit %s after %.1fs, %s" % (
+            series.tag, status, wall, "the emulator down %.0fs while it waited, %d status poll(s) "
+            "found it gone" % (series.outage, series.unknown) if series.outage else "no outage"))
+        before = len(series.problems)
+
+        # What the emulator did: one training per workflow and day at most,
+        # none on day 2 for the workflow that adopted day 1's.
+        day1 = self.nightly_trainings(sim, series, w0, w1)
+        day2 = self.nightly_trainings(sim, series, w2, w3)
+        total = self.nightly_trainings(sim, series)
+        series.starts = {}
+        for name in NIGHTLY_ORDER:
+            s1, s2, (_, _, n, odd) = day1[name][0], day2[name][0], total[name]
+            series.starts[name] = (s1, s2, n)
+            if s1 > 1 or s2 > 1:
+                series.duplicates.append("%s: %d start(s) on day 1, %d on day 2" % (name, s1, s2))
+            if name == wf.name and s2 != 0:
+                series.duplicates.append("%s: %d start(s) on day 2 beside day 1's running training" % (
+                    name, s2))
+            if n != s1 + s2:
+                series.duplicates.append("%s: %d training(s), %d start(s)" % (name, n, s1 + s2))
+            series.duplicates += ["%s: %s" % (name, o) for o in odd]
+        self.tap(not series.duplicates, "nightly %s trainings started (day 1, day 2): %s%s" % (
+            series.tag, ", ".join("%s %d+%d" % (k, v[0], v[1]) for k, v in series.starts.items()),
+            "; " + "; ".join(series.duplicates) if series.duplicates else ""))
+        if series.problems or series.duplicates or self.args.verbose:
+            for p in series.problems + series.duplicates:
+                self.say("nightly %s: %s" % (series.tag, p), True)
+        return series
+
+    def until_polling(self, sim, proc, since):
+        """Waits until the run polls one job's status again and again
+        (True), or ended (False). Only a wait outlives an outage: a
+        lookup or a create meeting one fails after its own retries."""
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            with open(sim.requests, "rb") as f:
+                polls = collections.Counter(
+                    (e["operation"], e["path"]) for e in map(json.loads, filter(bytes.strip, f))
+                    if e["wall"] >= since and e["operation"] in STATUS_OPERATIONS)
+            if polls and max(polls.values()) >= 3:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def nightly_report(self):
+        rs = self.nt_rounds
+        bad = sum(1 for s in rs if s.problems or s.duplicates)
+        d1 = [s.d1 for s in rs]
+        d2a = [s.d2a for s in rs]
+        d2b = [s.d2b for s in rs]
+        terms = [x for x in d2a if x[3] is not None]
+        lines = [
+            "operator nightly: %d rounds (3 runs each, %d in all): %d with a violation" % (
+                len(rs), 3 * len(rs), bad),
+            "  --timeout %gs on day 1, trainings frozen: exit %s; wall %s (limit %gs + 10s); "
+            "processes left %d" % (
+                self.args.nightly_timeout, ",".join(str(x[0]) for x in d1),
+                ", ".join("%.1fs" % x[1] for x in d1), self.args.nightly_timeout,
+                sum(len(x[2]) for x in d1)),
+            "  day 2 adopted day 1's unfinished training: %d of %d; SIGTERM at %s after the clock ran "
+            "again (%s): exit %s, %s after the signal, %d missed (the run ended first); processes left %d" % (
+                sum(1 for x in d2a if x[1] is not None), len(d2a),
+                ", ".join("%.1fs" % x[2] for x in terms) or "-",
+                ", ".join("%s %d" % (k, v) for k, v in sorted(collections.Counter(
+                    s.term_in for s in rs if s.term_in).items())) or "-",
+                ",".join(str(x[0]) for x in d2a),
+                ", ".join("%.1fs" % x[3] for x in terms) or "-",
+                sum(1 for s in rs if s.missed), sum(len(x[4]) for x in d2a)),
+            "  day 2 again resumed through outages of the emulator (%s) while waiting, %d status "
+            "polls found it gone: exit %s, %s; processes left %d; wrong results %d" % (
+                ", ".join("%.0fs" % s.outage for s in rs if s.outage) or "none",
+                sum(s.unknown for s in rs),
+                ",".join(str(x[0]) for x in d2b), ", ".join("%.1fs" % x[1] for x in d2b),
+                sum(len(x[2]) for x in d2b),
+                sum(1 for s in rs if any("wrong result" in p for p in s.problems))),
+            "  training starts that took effect per workflow (day 1 + day 2): %s; duplicates %d; "
+            "elapsed %.0fs, --speed %g" % (
+                "; ".join("%s %s" % (w, " ".join("%d+%d" % s.starts[w][:2] for s in rs))
+                          for w in NIGHTLY_ORDER),
+                sum(len(s.duplicates) for s in rs), self.nt_elapsed, self.args.nightly_speed),
+        ]
+        prefix = "# " if self.args.tap else ""
+        for ln in lines:
+            print(prefix + ln, flush=True)
+        return bad
+
     def close(self, keep):
+        # A nightly run stopped with SIGTERM ends its workflows too;
+        # SIGKILL would leave them running.
+        nightly = [p for p in getattr(self, "nt_procs", ()) if p.poll() is None]
+        for proc in nightly:
+            proc.send_signal(signal.SIGTERM)
+        for proc in nightly:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
         with self.lock:
             for proc in self.procs:
                 proc.kill()
@@ -752,6 +1148,21 @@ def main():
                    help="seconds the emulator is down in the operator phase, LOW-HIGH")
     p.add_argument("--operator-speed", type=float, default=60,
                    help="cloudsim speed in the operator phase: trainings last seconds, not moments")
+    p.add_argument("--nightly-rounds", type=int, default=3,
+                   help="rounds of examples/nightly.lua in the operator phase (--timeout, adoption, "
+                   "SIGTERM, resume); 0 skips them")
+    p.add_argument("--nightly-timeout", type=float, default=8,
+                   help="the --timeout of day 1's nightly run, whose training never ends")
+    p.add_argument("--nightly-run-timeout", type=float, default=600,
+                   help="the --timeout of the other nightly runs (as cron's)")
+    p.add_argument("--nightly-outage", default="30-120", type=seconds_range,
+                   help="seconds the emulator is down while day 2's second run waits; 0 for none")
+    p.add_argument("--nightly-speed", type=float, default=300,
+                   help="cloudsim speed while nightly trainings run")
+    p.add_argument("--nightly-term-max", type=float, default=8,
+                   help="SIGTERM comes 0 to this many seconds into day 2")
+    p.add_argument("--nightly-term-limit", type=float, default=5,
+                   help="seconds a nightly run may take to exit after SIGTERM")
     p.add_argument("--trainctl", default=os.environ.get("TRAINCTL", "./trainctl"))
     p.add_argument("--tap", action="store_true", help="TAP output, one test per run")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -764,8 +1175,8 @@ def main():
         if not os.path.isabs(args.trainctl) else args.trainctl
     os.chdir(ROOT)
     if args.tap:
-        print("1..%d" % ((args.runs + args.kills + args.operator_rounds) * len(args.workflows)),
-              flush=True)
+        print("1..%d" % ((args.runs + args.kills + args.operator_rounds) * len(args.workflows)
+                         + 4 * args.nightly_rounds), flush=True)
     # SIGTERM ends the soak like Ctrl-C: the emulator and the runs stop.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     soak = Soak(args)
@@ -776,6 +1187,9 @@ def main():
         if args.operator_rounds > 0:
             soak.operator()
             bad += soak.operator_report()
+        if args.nightly_rounds > 0:
+            soak.operator_nightly()
+            bad += soak.nightly_report()
     except KeyboardInterrupt:
         print("soak: interrupted", file=sys.stderr, flush=True)
         return 130
