@@ -42,6 +42,7 @@ import csv
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -722,6 +723,30 @@ def own_azure(soak, run, state, log, expect):
 
 OWN = {"aitems_recommend": own_aitems, "opensearch_ctr": own_opensearch, "azure_textclass": own_azure}
 
+# The key parameter that tells an instance's record from the others', and
+# the field of a record whose workflow has finished.
+RECORD = {"aitems_recommend": ("prefix", lambda r: r.tag, "trained"),
+          "opensearch_ctr": ("instance", lambda r: r.instance, "metrics"),
+          "azure_textclass": ("project", lambda r: r.project, "deployment_done")}
+
+
+def own_record(run):
+    """The shared default state file holds this instance's record, whole:
+    no other instance's write lost it."""
+    param, value, done = RECORD[run.wf.name]
+    with open(run.state, "rb") as f:
+        doc = json.loads(f.read())
+    mine = []
+    for key, rec in doc.items():
+        m = re.fullmatch(r"%s\{(.*)\}" % re.escape(run.wf.name), key)
+        if m and dict(p.split("=", 1) for p in m.group(1).split(",")).get(param) == value(run):
+            mine.append(rec)
+    if len(mine) != 1 or not isinstance(mine[0], dict) or not mine[0].get(done):
+        return ["%d record(s) with %s=%s in %s, %s" % (
+            len(mine), param, value(run), os.path.basename(run.state),
+            "finished" if mine and isinstance(mine[0], dict) and mine[0].get(done) else "not finished")]
+    return []
+
 
 class Instances:
     """The concurrent-instances phase: --instances instances of each
@@ -795,7 +820,7 @@ class Instances:
                 run.expected = None
                 if run.failure is None:
                     try:
-                        run.own = OWN[run.wf.name](soak, run, state, log, self.aitems_expect)
+                        run.own = own_record(run) + OWN[run.wf.name](soak, run, state, log, self.aitems_expect)
                     except (ValueError, OSError, KeyError, IndexError, TypeError) as e:
                         run.own = ["cannot compare with the instance's own results: %r" % e]
         finally:
