@@ -326,7 +326,7 @@ class Soak:
     def seed_lines(self):
         lines = []
         for name in self.args.workflows:
-            rs = [r for r in self.results if r.wf.name == name]
+            rs = [r for r in self.results if r.wf.name == name and getattr(r, "seed", None)]
             lines.append("fault seeds %s: %s" % (name, " ".join("%s=%d" % (r.tag, r.seed) for r in rs)))
         lines.append("replay one run: --workflows WORKFLOW --runs 1 --kills 0 --instances 0 --fault-seed SEED "
                      "(a kill run: --runs 0 --kills 1)")
