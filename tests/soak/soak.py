@@ -33,7 +33,7 @@ own results in the emulator (the recommendations its own service gives,
 looked up on it; its own training's metrics; its own project's model
 evaluation and classifications), never another instance's.
 
-    python3 tests/soak/soak.py [--runs 50] [--kills 20] [--instances 3] [--tap] [--keep]
+    python3 tests/soak/soak.py [--runs 50] [--kills 20] [--instances 4] [--tap] [--keep]
 """
 
 import argparse
@@ -602,10 +602,11 @@ class Soak:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-# concurrent instances -----------------------------------------------------------
 # Which provider each workflow talks to: its runs' faults come from an RNG
 # of that provider's own, reseeded per run.
 PROVIDER = {"aitems_recommend": "aitems", "opensearch_ctr": "opensearch", "azure_textclass": "azure"}
+
+# concurrent instances -----------------------------------------------------------
 
 # The recommendations an AiTEMS service gives now, asked with no faults:
 # what the example must have written for the instance owning the service.
