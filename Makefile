@@ -123,7 +123,9 @@ fuzz:
 	$(MAKE) -C tests/fuzz
 
 # Each example 50 times under 20 % injected faults and 20 times killed
-# with SIGKILL, against cloudsim; prints the counts (about 15 minutes).
+# with SIGKILL, against cloudsim, then 4 instances of each at once on one
+# default state file, the operator rounds and the nightly rounds; prints
+# the counts and seeds (about 30 minutes).
 soak: deps
 	$(MAKE) all
 	python3 tests/soak/soak.py $(SOAK_FLAGS)

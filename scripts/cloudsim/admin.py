@@ -69,8 +69,11 @@ def clock_post(app, req):
 
 def faults_doc(app):
     f = app.faults
-    return {"scripted": f.pending(), "rates": dict(f.rates), "when": f.when,
-            "slow_seconds": f.slow_seconds, "retry_after": f.retry_after}
+    doc = {"scripted": f.pending(), "rates": dict(f.rates), "when": f.when,
+           "slow_seconds": f.slow_seconds, "retry_after": f.retry_after}
+    with f.lock:
+        doc["seed"], doc["seeds"] = f.seed, dict(f.seeds)
+    return doc
 
 
 def faults_get(app, req):
@@ -79,7 +82,7 @@ def faults_get(app, req):
 
 def faults_post(app, req):
     doc = _body(req)
-    unknown = set(doc) - {"faults", "replace", "rates", "when"}
+    unknown = set(doc) - {"faults", "replace", "rates", "when", "seed", "seeds"}
     if unknown:
         raise AdminError("unknown field(s): " + ", ".join(sorted(unknown)))
     f = app.faults
@@ -90,7 +93,10 @@ def faults_post(app, req):
     entries = doc.get("faults", [])
     if not isinstance(entries, list):
         raise AdminError("faults must be a list")
+    seed, seeds = f.check_seeds(doc.get("seed"), doc.get("seeds"))
     f.script(entries, replace=bool(doc.get("replace")))
+    if seed is not None or seeds:
+        f.reseed(seed, seeds)
     with f.lock:
         if rates is not None:
             f.rates = rates

@@ -40,6 +40,12 @@ def parse_rates(spec):
     return rates
 
 
+def _seed(v):
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError("a seed must be an integer, not %r" % (v,))
+    return v
+
+
 class Faults:
     def __init__(self, rates, when, seed, slow_seconds, retry_after):
         if when not in WHENS:
@@ -47,16 +53,46 @@ class Faults:
         self.lock = threading.Lock()
         self.rates = parse_rates(rates)
         self.when = when
-        self.seed = seed
+        self.seed = self.first_seed = seed
         self.slow_seconds = slow_seconds
         self.retry_after = retry_after
         self.rng = random.Random(seed)
+        # Providers reseeded on their own (POST /_cloudsim/faults "seeds"):
+        # their random faults then come from an RNG no other provider's
+        # requests draw from.
+        self.seeds = {}
+        self.rngs = {}
         self.scripted = []
 
     def reset(self):
         with self.lock:
+            self.seed = self.first_seed
             self.rng = random.Random(self.seed)
+            self.seeds, self.rngs = {}, {}
             self.scripted = []
+
+    @staticmethod
+    def check_seeds(seed=None, seeds=None):
+        """-> (seed or None, {provider: seed}), or raises ValueError."""
+        if seeds is not None and not (isinstance(seeds, dict) and all(
+                isinstance(k, str) for k in seeds)):
+            raise ValueError("seeds must be an object of provider: seed")
+        return (None if seed is None else _seed(seed),
+                {k: _seed(v) for k, v in (seeds or {}).items()})
+
+    def reseed(self, seed=None, seeds=None):
+        """seed: a new seed for every provider's random faults (providers
+        reseeded alone before lose their own RNG); seeds: {provider: seed}
+        gives those providers an RNG of their own."""
+        seed, seeds = self.check_seeds(seed, seeds)
+        with self.lock:
+            if seed is not None:
+                self.seed = seed
+                self.rng = random.Random(seed)
+                self.seeds, self.rngs = {}, {}
+            for k, v in seeds.items():
+                self.seeds[k] = v
+                self.rngs[k] = random.Random(v)
 
     def script(self, entries, replace=False):
         prepared = [self._prepare(e) for e in entries]
@@ -116,21 +152,22 @@ class Faults:
                     return self._resolve(f, scripted=True)
             if not (random_ok and self.rates):
                 return None
-            r = self.rng.random()
+            rng = self.rngs.get(provider, self.rng)
+            r = rng.random()
             for kind, rate in self.rates:
                 if r < rate:
-                    return self._resolve({"kind": kind}, scripted=False)
+                    return self._resolve({"kind": kind}, scripted=False, rng=rng)
                 r -= rate
             return None
 
-    def _resolve(self, f, scripted):
+    def _resolve(self, f, scripted, rng=None):
         when = f.get("when", self.when)
         # A throttled request never reached the backend; only a script that
         # asks for it explicitly gets a 429 after the state change.
         if f["kind"] == "429" and not (scripted and "when" in f):
             when = "before"
         if when == "random":
-            when = self.rng.choice(("before", "after"))
+            when = (rng or self.rng).choice(("before", "after"))
         return {"kind": f["kind"], "when": when,
                 "retry_after": f.get("retry_after", self.retry_after),
                 "delay": f.get("delay", self.slow_seconds)}

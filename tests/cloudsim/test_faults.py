@@ -182,6 +182,44 @@ class RandomRates(unittest.TestCase):
         again, faults2, _ = self.run_sequence("--faults", "500:0.3,reset:0.2")
         self.assertEqual((again, faults2), (statuses, faults))
 
+    def test_reseeding_at_run_time_replays_and_varies(self):
+        emu = Emulator("--seed", "5", "--faults", "500:0.3,503:0.2")
+        try:
+            def aitems_faults(n, between=None):
+                since = emu.log()[-1]["seq"] if emu.log() else 0
+                for _ in range(n):
+                    emu.aitems("GET", "/services")
+                    if between:
+                        between()
+                return [e["fault"] for e in emu.log(provider="aitems", since=since)]
+
+            first = aitems_faults(40)
+            self.assertTrue(0 < len([f for f in first if f]) < 40, first)
+            self.assertEqual(emu.admin("POST", "faults", {"seed": 5})["seed"], 5)
+            self.assertEqual(aitems_faults(40), first)
+            emu.admin("POST", "faults", {"seed": 6})
+            other = aitems_faults(40)
+            self.assertNotEqual(other, first)
+            # A provider seeded alone meets the same faults whatever the
+            # other providers ask in between.
+            doc = emu.admin("POST", "faults", {"seeds": {"aitems": 5}})
+            self.assertEqual((doc["seed"], doc["seeds"]), (6, {"aitems": 5}))
+            self.assertEqual(aitems_faults(40), first)
+            emu.admin("POST", "faults", {"seeds": {"aitems": 5}})
+            self.assertEqual(aitems_faults(40, lambda: emu.opensearch("GET", "/app-groups/a/functions/ctr")),
+                             first)
+            self.assertTrue(any(e["fault"] for e in emu.log(provider="opensearch")))
+            # A new common seed drops the provider's own; reset restores --seed.
+            self.assertEqual(emu.admin("POST", "faults", {"seed": 6})["seeds"], {})
+            emu.reset()
+            self.assertEqual(emu.admin("GET", "faults")["seed"], 5)
+            self.assertEqual(aitems_faults(40), first)
+            for body in ({"seed": "7"}, {"seed": 1.5}, {"seed": True}, {"seeds": [1]}, {"seeds": {"aitems": "x"}}):
+                status, _, _ = emu.request("POST", "/_cloudsim/faults", body=body)
+                self.assertEqual(status, 400, body)
+        finally:
+            emu.stop()
+
     def test_admin_and_token_requests_are_spared(self):
         emu = Emulator("--faults", "500:1")
         try:

@@ -19,6 +19,22 @@ Prints the counts and exits 1 on any duplicate, partial output or failed
 run, keeping its work directory (every attempt's stdout and stderr, the
 emulator's request log) for a look.
 
+Every run's faults come from a seed of its own (derived from --seed, the
+workflow and the run's name, or --fault-seed), given to its provider's
+fault RNG in the emulator, and printed: --fault-seed replays one run.
+
+Then the concurrent-instances phase (--instances N per workflow, 0 for
+none): instances of each workflow with different arguments (AiTEMS
+prefix, OpenSearch instance, Azure project), all with the default state
+path and each with a lock file of its own, started together under the
+same faults, killed at random and run again until they succeed. Checked
+per instance: exactly one training, and outputs equal to the instance's
+own results in the emulator (the recommendations its own service gives,
+looked up on it; its own training's metrics; its own project's model
+evaluation and classifications), never another instance's.
+
+    python3 tests/soak/soak.py [--runs 50] [--kills 20] [--instances 4] [--tap] [--keep]
+
 Then the operator phase (--operator-rounds, 0 to skip): the three
 workflows side by side against an emulator that keeps its state in a file;
 once every run waits for its training, the emulator is stopped for
@@ -37,13 +53,15 @@ every run no process carrying the run's marker (SOAK_NIGHTLY in the
 environment) may be left in /proc; per workflow at most one training start
 may take effect per day, none on day 2 for the adopted one.
 
-    python3 tests/soak/soak.py [--runs 50] [--kills 20] [--operator-rounds 3]
-                               [--outage 30-120] [--nightly-rounds 3]
-                               [--nightly-outage 30-120] [--tap] [--keep]
+    python3 tests/soak/soak.py [--runs 50] [--kills 20] [--instances 4]
+                               [--operator-rounds 3] [--outage 30-120]
+                               [--nightly-rounds 3] [--nightly-outage 30-120]
+                               [--tap] [--keep]
 """
 
 import argparse
 import collections
+import csv
 import json
 import os
 import random
@@ -55,6 +73,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -76,9 +95,11 @@ FAULTS = "500:0.03,503:0.03,429:0.03,reset:0.03,slow:0.03,badjson:0.03,truncate:
 TIMEOUT_HOOK = """
 local http = require("trainctl.http")
 http.retry_defaults.base_delay = %g
+-- Also the hold job.start puts on a start whose answer was lost.
+http.retry_defaults.timeout = %g
 local send = http.send
 http.send = function(req)
-  req.timeout = req.timeout or %g
+  req.timeout = req.timeout or http.retry_defaults.timeout
   return send(req)
 end
 """
@@ -234,6 +255,12 @@ class Cloudsim:
 
     def admin(self, path):
         with urllib.request.urlopen(self.url + "/_cloudsim/" + path, timeout=60) as r:
+            return json.loads(r.read())
+
+    def admin_post(self, path, doc):
+        req = urllib.request.Request(self.url + "/_cloudsim/" + path, data=json.dumps(doc).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
             return json.loads(r.read())
 
     def stop(self):
@@ -439,6 +466,25 @@ class Soak:
                 self.tap_n += 1
                 print("%s %d - %s" % ("ok" if ok else "not ok", self.tap_n, text), flush=True)
 
+    # fault seeds ---------------------------------------------------------------
+    def seed_run(self, run):
+        """Each run's faults come from a seed of its own, derived from the
+        soak's seed, the workflow and the run's name (or --fault-seed), and
+        set for its provider alone: the same seed brings the same faults
+        whatever the other workflows ask meanwhile."""
+        run.seed = self.args.fault_seed or random.Random(
+            "%d/%s/%s" % (self.args.seed, run.wf.name, run.tag)).randrange(1, 1 << 30)
+        self.sim.admin_post("faults", {"seeds": {PROVIDER[run.wf.name]: run.seed}})
+
+    def seed_lines(self):
+        lines = []
+        for name in self.args.workflows:
+            rs = [r for r in self.results if r.wf.name == name and getattr(r, "seed", None)]
+            lines.append("fault seeds %s: %s" % (name, " ".join("%s=%d" % (r.tag, r.seed) for r in rs)))
+        lines.append("replay one run: --workflows WORKFLOW --runs 1 --kills 0 --instances 0 --fault-seed SEED "
+                     "(a kill run: --runs 0 --kills 1)")
+        return lines
+
     # one attempt -------------------------------------------------------------
     def start(self, run, base_env=None):
         env = dict(base_env or self.base_env)
@@ -446,7 +492,7 @@ class Soak:
         hook = TIMEOUT_HOOK % (self.args.backoff, self.args.client_timeout)
         if self.args.settle is not None:
             hook += SETTLE_HOOK % self.args.settle
-        cmd = [self.trainctl, "-e", hook, "--state", run.state] + run.args
+        cmd = [self.trainctl, "-e", hook] + getattr(run, "options", ["--state", run.state]) + run.args
         run.attempts += 1
         n = run.attempts
         out = open(os.path.join(run.dir, "stdout.%d" % n), "wb")
@@ -543,6 +589,7 @@ class Soak:
 
     def one(self, wf, tag, kill):
         run = Run(wf, tag, self.workdir, kill)
+        self.seed_run(run)
         stdout = None
         if kill:
             # Killed at a random moment; a restart is killed again one time
@@ -625,6 +672,7 @@ class Soak:
             bad = run.failure or run.duplicates or run.partial
             desc = "%s %s: %d attempt(s), %d rerun(s), %d kill(s), %s training(s)" % (
                 wf.name, tag, run.attempts, run.reruns, run.kills, run.trainings)
+            desc += ", fault seed %d" % run.seed
             if bad:
                 desc += "; " + "; ".join(filter(None, [run.failure] + run.duplicates + run.partial))
             self.tap(not bad, desc)
@@ -690,6 +738,7 @@ class Soak:
                          self.args.retry_after, self.args.client_timeout, self.args.backoff,
                          "default" if self.args.settle is None else "%gs" % self.args.settle,
                          self.args.seed))
+        lines += self.seed_lines()
         prefix = "# " if self.args.tap else ""
         for ln in lines:
             print(prefix + ln, flush=True)
@@ -1119,6 +1168,279 @@ def seconds_range(text):
     return (parts[0], parts[-1])
 
 
+# Which provider each workflow talks to: its runs' faults come from an RNG
+# of that provider's own, reseeded per run.
+PROVIDER = {"aitems_recommend": "aitems", "opensearch_ctr": "opensearch", "azure_textclass": "azure"}
+
+# concurrent instances -----------------------------------------------------------
+
+# The recommendations an AiTEMS service gives now, asked with no faults:
+# what the example must have written for the instance owning the service.
+AITEMS_EXPECT = """
+local aitems = require("trainctl.aitems")
+local csv = require("trainctl.csv")
+local json = require("trainctl.json")
+local users = assert(csv.read("examples/data/aitems/users.csv"))
+local ids = {}
+for i, u in ipairs(users) do ids[i] = u.USER_ID end
+local answers = aitems.client():lookup_many(arg[1], ids, { type = "personalRecommend", concurrency = 8 })
+local out = {}
+for i, res in ipairs(answers) do
+  out[i] = { user_id = ids[i], items = table.move(res.values or {}, 1, 10, 1, {}) }
+end
+io.stdout:write(json.encode(out), "\\n")
+"""
+
+
+def read_jsonl(path):
+    with open(path, "rb") as f:
+        return [json.loads(line) for line in f.read().decode("utf-8").splitlines()]
+
+
+class InstanceRun(Run):
+    """One instance of a workflow in the concurrent phase: arguments of its
+    own (names from its tag), the default state path, shared with the other
+    instances of its workflow, and a lock file of its own."""
+
+    def __init__(self, wf, tag, workdir, xdg_state):
+        super().__init__(wf, tag, workdir, True)
+        self.state = os.path.join(xdg_state, "trainctl",
+                                  os.path.basename(wf.script)[:-len(".lua")] + ".json")
+        self.options = ["--lock", os.path.join(self.dir, "lock")]
+        self.stdout = None
+        self.own = []
+
+
+def own_aitems(soak, run, state, log, expect):
+    """The recommendations came from this prefix's service: every user was
+    looked up on it, and the file holds what that service answers."""
+    a = state["providers"]["aitems"]
+    sids = [s["serviceId"] for s in a["services"].values() if s["name"] == run.tag + "_service"]
+    if len(sids) != 1:
+        return ["%d services named %s_service" % (len(sids), run.tag)]
+    sid = sids[0]
+    users = {r["USER_ID"] for r in csv.DictReader(open(os.path.join(ROOT, "examples/data/aitems/users.csv")))}
+    path = "/api/v1/services/%s/infers/lookup" % sid
+    asked = {urllib.parse.parse_qs(r["query"] or "").get("targetId", [""])[0]
+             for r in log if r["path"] == path and r["status"] == 200 and not r["fault"]}
+    bad = []
+    if not users <= asked:
+        bad.append("%d of %d users never looked up on service %s" % (len(users - asked), len(users), sid))
+    want = expect(sid)
+    got = read_jsonl(run.out)
+    if got != want:
+        diff = sum(1 for g, w in zip(got, want) if g != w) + abs(len(got) - len(want))
+        bad.append("%d of %d recommendations differ from service %s's" % (diff, len(want), sid))
+    run.expected = want
+    return bad
+
+
+def own_opensearch(soak, run, state, log, expect):
+    """The metrics printed are this instance's training's, from the emulator."""
+    doc = json.loads(run.stdout)
+    if doc.get("instance") != run.instance:
+        return ["stdout names instance %r" % doc.get("instance")]
+    key = "demo_app/ctr/%s/%s" % (run.instance, doc.get("generation"))
+    task = state["providers"]["opensearch"]["tasks"].get(key)
+    if task is None:
+        return ["no training %s in the emulator" % key]
+    run.expected = json.loads(task["extendInfo"])
+    if doc.get("metrics") != run.expected:
+        return ["metrics %r, the instance's training has %r" % (doc.get("metrics"), run.expected)]
+    return []
+
+
+def own_azure(soak, run, state, log, expect):
+    """The evaluation printed is this project's model's, and every file's
+    class is what this project's deployment answered for its text."""
+    z = state["providers"]["azure"]
+    doc = json.loads(run.stdout.splitlines()[-1])
+    bad = []
+    model = z["models"].get(run.project, {}).get("m1")
+    if doc.get("project") != run.project or model is None:
+        return ["stdout names project %r; model m1 of %s: %s" % (
+            doc.get("project"), run.project, "none" if model is None else "present")]
+    summary = model["evaluation"]["summary"]
+    if (doc.get("microF1"), doc.get("macroF1")) != (summary.get("microF1"), summary.get("macroF1")):
+        bad.append("evaluation %r, project %s's model has microF1 %r macroF1 %r" % (
+            doc, run.project, summary.get("microF1"), summary.get("macroF1")))
+    answers = {}
+    for job in sorted(z["runtime"].values(), key=lambda j: j["createdAt"]):
+        if job["status"] != "succeeded" or [t["project"] for t in job["tasks"]] != [run.project]:
+            continue
+        texts = {d["id"]: d["text"] for d in job["documents"]}
+        for d in job["items"][0]["results"]["documents"]:
+            best = (d.get("class") or [{}])[0]
+            answers[texts[d["id"]]] = (best.get("category"), best.get("confidenceScore"))
+    inbox = os.path.join(ROOT, "examples/data/textclass_inbox")
+    want = []
+    for name in sorted(n for n in os.listdir(inbox) if n.endswith(".txt")):
+        with open(os.path.join(inbox, name), "rb") as f:
+            text = f.read().decode("utf-8")
+        if text not in answers:
+            bad.append("no analysis of %s by project %s" % (name, run.project))
+            continue
+        want.append({"file": name, "class": answers[text][0], "confidence": answers[text][1]})
+    got = read_jsonl(run.out)
+    if not bad and got != want:
+        bad.append("classified.jsonl %r, project %s's deployment answered %r" % (got, run.project, want))
+    run.expected = [doc.get("microF1"), doc.get("macroF1"), want]
+    return bad
+
+
+OWN = {"aitems_recommend": own_aitems, "opensearch_ctr": own_opensearch, "azure_textclass": own_azure}
+
+# The key parameter that tells an instance's record from the others', and
+# the field of a record whose workflow has finished.
+RECORD = {"aitems_recommend": ("prefix", lambda r: r.tag, "trained"),
+          "opensearch_ctr": ("instance", lambda r: r.instance, "metrics"),
+          "azure_textclass": ("project", lambda r: r.project, "deployment_done")}
+
+
+def own_record(run):
+    """The shared default state file holds this instance's record, whole:
+    no other instance's write lost it."""
+    param, value, done = RECORD[run.wf.name]
+    with open(run.state, "rb") as f:
+        doc = json.loads(f.read())
+    mine = []
+    for key, rec in doc.items():
+        m = re.fullmatch(r"%s\{(.*)\}" % re.escape(run.wf.name), key)
+        if m and dict(p.split("=", 1) for p in m.group(1).split(",")).get(param) == value(run):
+            mine.append(rec)
+    if len(mine) != 1 or not isinstance(mine[0], dict) or not mine[0].get(done):
+        return ["%d record(s) with %s=%s in %s, %s" % (
+            len(mine), param, value(run), os.path.basename(run.state),
+            "finished" if mine and isinstance(mine[0], dict) and mine[0].get(done) else "not finished")]
+    return []
+
+
+class Instances:
+    """The concurrent-instances phase: --instances instances of each
+    workflow, started together, with different arguments, the default
+    state path and their own lock files, under the same faults, killed at
+    random and run again until they succeed, as cron would."""
+
+    def __init__(self, soak):
+        self.soak, self.args = soak, soak.args
+        self.runs = []
+        self.seed = self.args.fault_seed or random.Random(
+            "%d/instances" % self.args.seed).randrange(1, 1 << 30)
+        self.rng = random.Random(self.seed)
+
+    def lifecycle(self, run, rng, barrier):
+        soak = self.soak
+        barrier.wait()
+        status, p = None, 0.5
+        # Killed at a random moment one start in two, a restart one in three.
+        while rng.random() < p:
+            ds = sorted(soak.durations[run.wf.name])
+            delay = rng.uniform(0.02, ds[len(ds) // 4] if ds else 1.0)
+            status, _ = soak.attempt(run, delay)
+            if status != "killed":
+                break
+            run.kills += 1
+            run.kill_moments.append(delay)
+            p = 1 / 3
+        if status == 0:
+            run.stdout = soak.read(run, "stdout", run.attempts)
+        else:
+            if status not in (None, "killed"):
+                run.reruns += 1
+            run.stdout = soak.until_success(run)
+        if run.stdout is not None:
+            soak.verify(run, run.stdout)
+            if run.failure is None and self.args.again:
+                again = soak.until_success(run)
+                if again is not None:
+                    run.stdout = again
+                    soak.verify(run, again)
+
+    def run(self):
+        soak = self.soak
+        soak.sim.admin_post("faults", {"seed": self.seed})
+        xdg = soak.base_env["XDG_STATE_HOME"]
+        for name in self.args.workflows:
+            for i in range(1, self.args.instances + 1):
+                self.runs.append(InstanceRun(WORKFLOWS[name], "c%02d" % i, soak.workdir, xdg))
+        barrier = threading.Barrier(len(self.runs))
+        threads = [threading.Thread(target=self.lifecycle, daemon=True,
+                                    args=(r, random.Random(self.rng.random()), barrier)) for r in self.runs]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(1)
+        self.elapsed = time.monotonic() - t0
+        self.check()
+
+    def check(self):
+        soak = self.soak
+        state = soak.sim.admin("state")
+        log = soak.sim.admin("requests?operation=LookupInference")["requests"]
+        # The expected results are asked with no faults, after the runs.
+        soak.sim.admin_post("faults", {"rates": {}})
+        try:
+            for run in self.runs:
+                soak.account(run)
+                run.expected = None
+                if run.failure is None:
+                    try:
+                        run.own = own_record(run) + OWN[run.wf.name](soak, run, state, log, self.aitems_expect)
+                    except (ValueError, OSError, KeyError, IndexError, TypeError) as e:
+                        run.own = ["cannot compare with the instance's own results: %r" % e]
+        finally:
+            soak.sim.admin_post("faults", {"rates": self.args.faults})
+        for run in self.runs:
+            bad = run.failure or run.duplicates or run.partial or run.own
+            desc = "instances %s %s: %d attempt(s), %d rerun(s), %d kill(s), %s training(s)" % (
+                run.wf.name, run.tag, run.attempts, run.reruns, run.kills, run.trainings)
+            if bad:
+                desc += "; " + "; ".join(filter(None, [run.failure] + run.duplicates + run.partial + run.own))
+            else:
+                desc += ", output its own"
+            soak.tap(not bad, desc)
+            if bad or self.args.verbose:
+                soak.say(desc, bad)
+                for r in run.reasons:
+                    soak.say("  " + r, bad)
+
+    def aitems_expect(self, sid):
+        soak = self.soak
+        path = os.path.join(soak.workdir, "aitems_expect.lua")
+        with open(path, "w") as f:
+            f.write(AITEMS_EXPECT)
+        proc = subprocess.run([soak.trainctl, "--state", os.path.join(soak.workdir, "expect.json"), path, sid],
+                              cwd=ROOT, env=soak.base_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, timeout=120)
+        if proc.returncode != 0:
+            raise ValueError("looking up service %s: %s" % (sid, proc.stderr.decode("utf-8", "replace")[-300:]))
+        return json.loads(proc.stdout)
+
+    def report(self):
+        lines, bad = [], 0
+        for name in self.args.workflows:
+            rs = [r for r in self.runs if r.wf.name == name]
+            n_bad = sum(1 for r in rs if r.failure or r.duplicates or r.partial or r.own)
+            bad += n_bad
+            # Whether the own-output check could tell the instances apart.
+            expected = [json.dumps(r.expected, sort_keys=True) for r in rs if r.expected is not None]
+            lines.append("instances %s: trainings per instance %s; kills %d, reruns %d; "
+                         "outputs not its own or wrong %d; expected outputs distinct %d of %d" % (
+                             name, " ".join("%s=%s" % (r.tag, r.trainings) for r in rs),
+                             sum(r.kills for r in rs), sum(r.reruns for r in rs),
+                             sum(1 for r in rs if r.own), len(set(expected)), len(expected)))
+        lines.append("instances: %d per workflow started together, default state path (%s), "
+                     "a lock each; elapsed %.0fs; fault seed %d (--fault-seed %d replays it)" % (
+                         self.args.instances, os.path.join("$XDG_STATE_HOME", "trainctl", "<script>.json"),
+                         self.elapsed, self.seed, self.seed))
+        prefix = "# " if self.args.tap else ""
+        for ln in lines:
+            print(prefix + ln, flush=True)
+        return bad
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=50, help="runs per workflow under faults")
@@ -1163,6 +1485,10 @@ def main():
                    help="SIGTERM comes 0 to this many seconds into day 2")
     p.add_argument("--nightly-term-limit", type=float, default=5,
                    help="seconds a nightly run may take to exit after SIGTERM")
+    p.add_argument("--instances", type=int, default=4,
+                   help="instances of each workflow in the concurrent phase (0: none)")
+    p.add_argument("--fault-seed", type=int, default=0,
+                   help="fault seed of every run and of the concurrent phase (default: from --seed)")
     p.add_argument("--trainctl", default=os.environ.get("TRAINCTL", "./trainctl"))
     p.add_argument("--tap", action="store_true", help="TAP output, one test per run")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -1175,8 +1501,8 @@ def main():
         if not os.path.isabs(args.trainctl) else args.trainctl
     os.chdir(ROOT)
     if args.tap:
-        print("1..%d" % ((args.runs + args.kills + args.operator_rounds) * len(args.workflows)
-                         + 4 * args.nightly_rounds), flush=True)
+        print("1..%d" % ((args.runs + args.kills + args.operator_rounds + args.instances)
+                         * len(args.workflows) + 4 * args.nightly_rounds), flush=True)
     # SIGTERM ends the soak like Ctrl-C: the emulator and the runs stop.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     soak = Soak(args)
@@ -1184,6 +1510,10 @@ def main():
     try:
         soak.run()
         bad = soak.report()
+        if args.instances > 0:
+            phase = Instances(soak)
+            phase.run()
+            bad += phase.report()
         if args.operator_rounds > 0:
             soak.operator()
             bad += soak.operator_report()
