@@ -1,7 +1,9 @@
--- Cases the workflow state work does not yet handle: each test states a
--- promise of issue 14 (or of docs/reliability.md "Workflow state") and
--- fails while the promise is broken. Nothing here sleeps to make timing
--- work: waits are polls for an event under a deadline.
+-- Workflow state tried as an adversary would: each test states a promise
+-- of docs/reliability.md "Workflow state" in a way a user could break it
+-- (a start sent again then killed, a clock stepped forward, a FIFO at a
+-- state path, a hand-edited record, an upgrade, an emulator that forgot
+-- everything). Nothing here sleeps to make timing work: waits are polls
+-- for an event under a deadline.
 local support = dofile("tests/reliability/support.lua")
 local json = require("trainctl.json")
 local log = require("trainctl.log")
@@ -10,17 +12,6 @@ local quote = support.quote
 local TRAINCTL = support.TRAINCTL
 if TRAINCTL:sub(1, 1) ~= "/" then TRAINCTL = os.getenv("PWD") .. "/" .. TRAINCTL end
 
-local function tasks(sim)
-  local n = 0
-  for _ in pairs(sim:state().providers.opensearch.tasks) do n = n + 1 end
-  return n
-end
-
-local function count(s, pattern)
-  local n = 0
-  for _ in s:gmatch(pattern) do n = n + 1 end
-  return n
-end
 
 -- A training start with a short request timeout and settle, its record
 -- kept in trainctl.state under "held" (what every example does).
@@ -67,6 +58,19 @@ describe("a start whose fate is unknown, across runs", function()
     return #sim:requests({ operation = "CreateFunctionTask", fault = "slow" }) >= 1
   end
 
+  -- killed_while_held(n, what): a run of the script, killed -9 once it
+  -- has said n times that a start may still land (it is looking it up).
+  local function killed_while_held(n, what)
+    local first = sim:spawn({ "--state", dir .. "/s.json", script }, { env = ENV })
+    finally(function() first:kill("KILL") end)
+    support.poll(function()
+      if support.matches(support.slurp(first.err) or "", "may still land") >= n then return true end
+      assert.is_nil(first:exited(), "the first run ended early: " .. tostring(support.slurp(first.err)))
+    end, 30, what)
+    first:kill("KILL")
+    first:wait()
+  end
+
   it("a start sent again after a lost answer, then killed, is not sent a third time while it can land", function()
     -- 1st try: connection reset, nothing done. The client looks it up
     -- until timeout + settle (3.5 s) have passed, then sends it again.
@@ -74,20 +78,14 @@ describe("a start whose fate is unknown, across runs", function()
     -- and then carries it out. The run is killed while it waits on it.
     sim:faults({ { kind = "reset", when = "before", match = { operation = "CreateFunctionTask" } },
       { kind = "slow", when = "before", delay = 2.5, match = { operation = "CreateFunctionTask" } } })
-    local first = sim:spawn({ "--state", dir .. "/s.json", script }, { env = ENV })
-    finally(function() first:kill("KILL") end)
-    support.poll(function()
-      if count(support.slurp(first.err) or "", "may still land") >= 2 then return true end
-      assert.is_nil(first:exited(), "the first run ended early: " .. tostring(support.slurp(first.err)))
-    end, 30, "the second try of the start to time out on the client")
-    first:kill("KILL")
-    first:wait()
-    -- The record still says pending_until = the FIRST try's deadline: the
-    -- next run looks once, finds nothing yet, and sends a third start.
+    killed_while_held(2, "the second try of the start to time out on the client")
+    -- The record holds the second try's own deadline (written before each
+    -- send): the next run waits for the held start instead of sending a
+    -- third (it used to keep the first try's, long past).
     local code, _, err = sim:run({ "--state", dir .. "/s.json", script }, { env = ENV })
     assert.equal(0, code, err)
     support.poll(held_done, 15, "the held start to be carried out")
-    assert.equal(1, tasks(sim), "trainings started (the held one landed after the next run sent another)")
+    assert.equal(1, sim:opensearch_tasks(), "trainings started (the held one landed after the next run sent another)")
   end)
 
   it("a wall clock set forward between runs does not make a held start be sent again", function()
@@ -101,20 +99,13 @@ describe("a start whose fate is unknown, across runs", function()
       return
     end
     sim:faults({ { kind = "slow", when = "before", delay = 2.5, match = { operation = "CreateFunctionTask" } } })
-    local first = sim:spawn({ "--state", dir .. "/s.json", script }, { env = ENV })
-    finally(function() first:kill("KILL") end)
-    support.poll(function()
-      if count(support.slurp(first.err) or "", "may still land") >= 1 then return true end
-      assert.is_nil(first:exited(), "the first run ended early: " .. tostring(support.slurp(first.err)))
-    end, 30, "the start to time out on the client")
-    first:kill("KILL")
-    first:wait()
+    killed_while_held(1, "the start to time out on the client")
     local env = { LD_PRELOAD = lib, FAKETIME = "+60", FAKETIME_DONT_FAKE_MONOTONIC = "1" }
     for k, v in pairs(ENV) do env[k] = v end
     local code, _, err = sim:run({ "--state", dir .. "/s.json", script }, { env = env })
     assert.equal(0, code, err)
     support.poll(held_done, 15, "the held start to be carried out")
-    assert.equal(1, tasks(sim), "trainings started (the held one landed after the next run sent another)")
+    assert.equal(1, sim:opensearch_tasks(), "trainings started (the held one landed after the next run sent another)")
   end)
 end)
 
@@ -201,13 +192,13 @@ describe("a hand-edited record", function()
     local args = { "--state", path, "examples/opensearch_ctr.lua", "ctr_edit" }
     local code, _, err = sim:run(args)
     assert.equal(0, code, err)
-    assert.equal(1, tasks(sim))
+    assert.equal(1, sim:opensearch_tasks())
     local doc = json.decode(support.slurp(path))
     local key = next(doc)
     doc[key] = "see ticket 42"
     support.spit(path, json.encode(doc))
     code = sim:run(args)
-    assert.equal(1, tasks(sim), "trainings started")
+    assert.equal(1, sim:opensearch_tasks(), "trainings started")
     assert.equal(1, code)
   end)
 end)
@@ -227,7 +218,7 @@ describe("records written by the trainctl before keyed records", function()
     local args = { "examples/opensearch_ctr.lua", "ctr_up" }
     local code, _, err = sim:run(args)
     assert.equal(0, code, err)
-    assert.equal(1, tasks(sim))
+    assert.equal(1, sim:opensearch_tasks())
     local path = sim.dir .. "/state/trainctl/opensearch_ctr.json"
     local doc = json.decode(support.slurp(path))
     local _, record = next(doc)
@@ -235,7 +226,7 @@ describe("records written by the trainctl before keyed records", function()
     support.spit(path, json.encode({ ["opensearch_ctr/ctr_up"] = record }))
     code, _, err = sim:run(args)
     assert.equal(0, code, err)
-    assert.equal(1, tasks(sim), "trainings started (the record of the earlier version was ignored)")
+    assert.equal(1, sim:opensearch_tasks(), "trainings started (the record of the earlier version was ignored)")
   end)
 end)
 
@@ -292,7 +283,7 @@ describe("a stray 404 during a training wait", function()
     finally(function() os.execute("rm -rf " .. quote(dir)) end)
     local code, _, err = sim:run({ "--state", dir .. "/s.json", "examples/opensearch_ctr.lua", "ctr_stray" })
     assert.equal(0, code, err)
-    assert.equal(1, tasks(sim))
+    assert.equal(1, sim:opensearch_tasks())
   end)
 end)
 

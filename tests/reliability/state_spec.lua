@@ -22,18 +22,7 @@ local function trainctl(dir, args)
   return code, support.slurp(out) or "", support.slurp(err) or ""
 end
 
--- tasks(sim) -> OpenSearch trainings the emulator holds.
-local function tasks(sim)
-  local n = 0
-  for _ in pairs(sim:state().providers.opensearch.tasks) do n = n + 1 end
-  return n
-end
-
-local function count_lines(s)
-  local n = 0
-  for _ in s:gmatch("[^\n]+") do n = n + 1 end
-  return n
-end
+local function count_lines(s) return support.matches(s, "[^\n]+") end
 
 describe("state files", function()
   local dir
@@ -331,7 +320,7 @@ describe("workflow records against cloudsim", function()
     assert.matches("already running", err)
     assert.equal("ctr_adopt", json.decode(out).instance)
     assert.equal(2, #sim:requests({ operation = "CreateFunctionTask" }))
-    assert.equal(1, tasks(sim))
+    assert.equal(1, sim:opensearch_tasks())
   end)
 
   it("adopts an Azure training a run left running (409 Conflict) instead of failing or starting another",
@@ -398,7 +387,7 @@ describe("a training start whose answer was lost", function()
     local j = c:create_function_task({ instance_name = "held" })
     assert.is_string(j.ref.generation)
     assert.equal(1, #sim:requests({ operation = "CreateFunctionTask" }))
-    assert.equal(1, tasks(sim))
+    assert.equal(1, sim:opensearch_tasks())
     assert.equal("succeeded", j:wait({ interval = 0.05 }).state)
   end)
 end)

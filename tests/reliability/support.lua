@@ -34,6 +34,13 @@ local function quote(s)
 end
 M.quote = quote
 
+-- matches(s, pattern) -> how many times pattern occurs in s.
+function M.matches(s, pattern)
+  local n = 0
+  for _ in s:gmatch(pattern) do n = n + 1 end
+  return n
+end
+
 function M.slurp(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -158,6 +165,14 @@ function Sim:advance(seconds) return self:admin("POST", "clock", { advance = sec
 function Sim:speed(n) return self:admin("POST", "clock", { speed = n }) end
 function Sim:reset() return self:admin("POST", "reset") end
 function Sim:state() return self:admin("GET", "state") end
+
+-- opensearch_tasks() -> how many OpenSearch trainings the emulator holds
+-- (a start held by a slow fault is in its state before it is logged).
+function Sim:opensearch_tasks()
+  local n = 0
+  for _ in pairs(self:state().providers.opensearch.tasks) do n = n + 1 end
+  return n
+end
 
 -- requests{provider=, operation=, method=, since=} -> logged requests
 function Sim:requests(filter)
