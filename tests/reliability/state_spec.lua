@@ -86,6 +86,24 @@ describe("state files", function()
     assert.equal("data", support.slurp(dir .. "/plain"))
   end)
 
+  it("waits for another writer's lock, and names the lock when it is held past state.lock_wait", function()
+    local state, sys = require("trainctl.state"), require("trainctl.sys")
+    local path = dir .. "/locked.json"
+    support.spit(path, '{"kept": 1}\n')
+    local saved = state.lock_wait
+    finally(function() state.lock_wait = saved end)
+    state.lock_wait = 0.3
+    local held = assert(sys.lock(path .. ".lock"))
+    local doc = state.open(path)
+    local ok, err = pcall(doc.set, doc, "mine", 2)
+    assert.is_false(ok)
+    assert.matches("another process has held .*locked%.json%.lock for 0%.3s", err.message)
+    assert.equal('{"kept": 1}\n', support.slurp(path))
+    held:unlock()
+    doc:set("mine", 2)
+    assert.same({ kept = 1, mine = 2 }, json.decode(support.slurp(path)))
+  end)
+
   it("writes a symlinked state file through to its target, which keeps its other records", function()
     support.spit(dir .. "/real.json", '{"other": 7}\n')
     assert.equal(0, support.sh(("ln -s real.json %s/link.json"):format(quote(dir))))
