@@ -324,7 +324,7 @@ def _(s, r):
 @t("Ctrl-C during os.execute ends the child, says interrupted! and prompts again")
 def _(s, r):
     r.line('os.execute("echo started; exec sleep 600.25")')
-    r.expect(rb"started")
+    r.expect(rb"\r\nstarted\r\n")  # the child's line, not the echo of the typed one
     r.send(CTRL_C)
     r.expect(rb"interrupted!")
     r.prompt()
