@@ -29,6 +29,10 @@ UP = b"\x1b[A"
 CTRL_C = b"\x03"
 CTRL_D = b"\x04"
 
+# Deadlines, not delays: a wait ends as soon as its text appears, so a
+# long one costs nothing on an idle machine and spares a loaded one.
+WAIT = 15.0
+
 
 class Timeout(Exception):
     pass
@@ -62,7 +66,7 @@ class Repl:
         self.out += data
         return True
 
-    def expect(self, pattern, timeout=5.0):
+    def expect(self, pattern, timeout=WAIT):
         """Waits for `pattern` (a regex) in the output after the last
         match; returns the match."""
         rx = re.compile(pattern, re.S)
@@ -76,7 +80,7 @@ class Repl:
                 raise Timeout("no %r in %r" % (pattern, self.out[self.mark:][-300:]))
             self._read(until)
 
-    def prompt(self, pattern=PROMPT, timeout=5.0):
+    def prompt(self, pattern=PROMPT, timeout=WAIT):
         """Waits for a prompt, then until line editing has the terminal
         (canonical mode off): from then on, what is typed is libedit's."""
         m = self.expect(pattern, timeout)
@@ -96,7 +100,7 @@ class Repl:
     def alive(self):
         return os.waitpid(self.pid, os.WNOHANG) == (0, 0)
 
-    def wait(self, timeout=5.0):
+    def wait(self, timeout=WAIT):
         until = time.monotonic() + timeout
         while time.monotonic() < until:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
