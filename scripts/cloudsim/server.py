@@ -17,13 +17,13 @@ import traceback
 import uuid
 
 from . import admin
-from .aitems import AiTEMS
-from .azure_language import AzureLanguage
+from .providers.aitems import AiTEMS
+from .providers.azure_language import AzureLanguage
 from .clock import Clock
 from .common import ApiError, Request, Response, json_bytes
-from .entra import Entra
+from .providers.entra import Entra
 from .faults import Faults
-from .opensearch import OpenSearch
+from .providers.opensearch import OpenSearch
 
 MAX_BODY = 64 << 20
 SAVE_EVERY = 5.0

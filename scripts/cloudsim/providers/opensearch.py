@@ -18,8 +18,8 @@ import threading
 import time
 import uuid
 
-from . import signing
-from .common import ApiError, Provider, Response, compile_routes, json_bytes, ms, stable_unit
+from .. import signing
+from ..common import ApiError, Provider, Response, compile_routes, json_bytes, ms, stable_unit
 
 API_VERSION = "2017-12-25"
 TASK_SECONDS = 600

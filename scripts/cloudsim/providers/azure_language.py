@@ -19,8 +19,8 @@ import re
 import uuid
 from urllib.parse import quote, urlencode
 
-from . import textmodel
-from .common import (ApiError, Provider, Response, compile_routes, iso_date, iso_z, iso_z7,
+from .. import textmodel
+from ..common import (ApiError, Provider, Response, compile_routes, iso_date, iso_z, iso_z7,
                      json_bytes, stable_unit)
 
 API_VERSIONS = ("2022-05-01", "2022-10-01-preview", "2023-04-01", "2023-04-15-preview",

@@ -8,7 +8,7 @@ import secrets
 import uuid
 from urllib.parse import parse_qsl
 
-from .common import ApiError, Provider, Response, json_bytes
+from ..common import ApiError, Provider, Response, json_bytes
 
 SCOPE = "https://cognitiveservices.azure.com/.default"
 AUDIENCE = "https://cognitiveservices.azure.com"

@@ -21,8 +21,8 @@ import io
 import os
 import re
 
-from . import signing
-from .common import ApiError, Provider, Response, compile_routes, json_bytes, stable_unit
+from .. import signing
+from ..common import ApiError, Provider, Response, compile_routes, json_bytes, stable_unit
 
 ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 TRAIN_TYPES = ("personalRecommend", "relatedItem", "pop")
