@@ -12,6 +12,7 @@ Durations, in simulated seconds (notStarted first, then running):
   model label contains "fail". Cancelling takes 20 s.
 """
 
+import argparse
 import collections
 import math
 import os
@@ -78,8 +79,36 @@ def _arg(message, target=None):
     return _err("InvalidArgument", message, target=target)
 
 
+def _azure_limits(value):
+    limits = {"write": 10, "read": 100, "runtime": 1000}
+    if value not in ("", "default"):
+        for part in value.split(","):
+            k, _, v = part.partition("=")
+            if k.strip() not in limits or not v.strip().isdigit():
+                raise argparse.ArgumentTypeError("expected write=N,read=N,runtime=N")
+            limits[k.strip()] = int(v)
+    return limits
+
+
 class AzureLanguage(Provider):
     name = "azure"
+    prefixes = ("/language/",)
+    credentials = {"AZURE_LANGUAGE_KEY": "cloudsim-azure-language-key"}
+
+    @classmethod
+    def options(cls, a):
+        a("--azure-rate-limits", nargs="?", const="default", type=_azure_limits,
+          help="enforce Azure's per-minute limits: write=10,read=100,runtime=1000 unless given")
+        a("--azure-page-size", type=int, default=50, help="Azure list page size when maxpagesize is absent")
+        a("--azure-401-style", choices=("apim", "spec"), default="apim",
+          help="body of Azure 401s: the API Management form or the spec's ErrorResponse")
+        a("--azure-location-header", action="store_true",
+          help="send Location beside Operation-Location on Azure 202s")
+        a("--azure-poll-retry-after", type=int, default=None,
+          help="Retry-After seconds on Azure 202s and on polls of running jobs (default: none; 0 is sent)")
+        a("--azure-strict-enums", action="store_true",
+          help="reject enum values (projectKind, dataset) not spelled exactly as in the spec")
+
     content_type = "application/json; charset=utf-8"
     routes = compile_routes("/language", [
         ("GET", AP, "ListProjects", "list_projects"),
@@ -177,7 +206,7 @@ class AzureLanguage(Provider):
             if key != self.cfg.credentials["AZURE_LANGUAGE_KEY"]:
                 return self.unauthorized(req, MSG_BAD_KEY)
         elif auth[:7].lower() == "bearer ":
-            if not self.app.entra.valid(auth[7:].strip()):
+            if not self.app.provider("entra").valid(auth[7:].strip()):
                 return self.unauthorized(req, MSG_BAD_TOKEN)
         else:
             return self.unauthorized(req, MSG_NO_KEY)

@@ -21,6 +21,18 @@ def _b64url(data):
 
 class Entra(Provider):
     name = "entra"
+    credentials = {"AZURE_TENANT_ID": "cloudsim-tenant", "AZURE_CLIENT_ID": "cloudsim-client-id",
+                   "AZURE_CLIENT_SECRET": "cloudsim-client-secret"}
+    random_faults = False   # token requests meet scripted faults only
+
+    @classmethod
+    def options(cls, a):
+        a("--token-ttl", type=int, default=3599, help="lifetime of Entra ID tokens, seconds")
+
+    @classmethod
+    def serves(cls, path):
+        return path.endswith("/oauth2/v2.0/token") and path.count("/") == 4
+
 
     def empty(self):
         return {"tokens": {}}

@@ -71,6 +71,21 @@ def _camel(obj):
 
 class OpenSearch(Provider):
     name = "opensearch"
+    prefixes = ("/v4/openapi/",)
+    credentials = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "cloudsim-acs-key-id",
+                   "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "cloudsim-acs-key-secret"}
+
+    @classmethod
+    def options(cls, a):
+        a("--opensearch-keys", choices=("pascal", "camel"), default="pascal",
+          help="key casing of OpenSearch function responses")
+        a("--opensearch-error-status", choices=("4xx", "200"), default="4xx",
+          help="HTTP status of OpenSearch business errors: the error's own or 200")
+        a("--acs-throttle-status", type=int, choices=(400, 429, 503), default=400,
+          help="HTTP status of Alibaba Cloud throttling (code Throttling.User)")
+        a("--acs-signature-status", type=int, choices=(400, 403), default=400,
+          help="HTTP status of Alibaba Cloud SignatureDoesNotMatch")
+
     content_type = "application/json;charset=utf-8"
     routes = compile_routes("/v4/openapi", [
         ("POST", P + "/instances", "CreateFunctionInstance", "create_instance"),
