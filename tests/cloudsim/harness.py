@@ -213,7 +213,9 @@ def acs3_sign(secret, canonical):
 
 
 def acs3_headers(method, target, body, host, action="Op", ak=ACS_AK, sk=ACS_SK, date=None, nonce=None,
-                 extra=None, unsigned=None):
+                 extra=None, unsigned=None, omit=()):
+    """The headers of an ACS3-signed request; omit names headers left out
+    (and so not signed either)."""
     path, _, raw_q = target.partition("?")
     query = [tuple(urllib.parse.unquote(x) for x in (p.split("=", 1) + [""])[:2])
              for p in raw_q.split("&") if p]
@@ -224,6 +226,8 @@ def acs3_headers(method, target, body, host, action="Op", ak=ACS_AK, sk=ACS_SK, 
     if body:
         signed["content-type"] = "application/json; charset=utf-8"
     signed.update(extra or {})
+    for h in omit:
+        del signed[h]
     canonical, names = acs3_canonical(method, path, query, signed, payload)
     out = dict(signed)
     out["Authorization"] = "ACS3-HMAC-SHA256 Credential=%s,SignedHeaders=%s,Signature=%s" % (

@@ -207,8 +207,20 @@ class OpenSearch(Provider):
         if parsed is None:
             raise ApiError(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards.")
         ak, signed, sig = parsed
-        secret = self.known_key(ak)
         headers = signing.merge_headers(req.header_list)
+        # The V3 gateway reads the API and its version from these headers
+        # (the SDK always sends both): without them there is no API to call.
+        if not headers.get("x-acs-action"):
+            raise ApiError(400, "MissingAction", "Action is mandatory for this request: the x-acs-action "
+                           "header is missing.")
+        if not headers.get("x-acs-version"):
+            raise ApiError(400, "MissingVersion", "Version is mandatory for this request: the x-acs-version "
+                           "header is missing.")
+        payload = headers.get("x-acs-content-sha256")
+        if not payload:
+            raise ApiError(400, "IncompleteSignature", "The request signature does not conform to Aliyun "
+                           "standards: the x-acs-content-sha256 header is missing.")
+        secret = self.known_key(ak)
         self.fresh(_acs_date(headers.get("x-acs-date")))
         nonce = headers.get("x-acs-signature-nonce")
         unsigned = [h for h in headers if h.startswith("x-acs-") and h not in signed]
@@ -216,9 +228,15 @@ class OpenSearch(Provider):
             raise ApiError(400, "IncompleteSignature", "The request signature does not conform to Aliyun "
                            "standards: host, x-acs-date, x-acs-signature-nonce and every x-acs-* header "
                            "must be signed.")
-        ok, canonical = signing.check_acs3(req.method, req.path, req.query, headers, req.body, signed, sig, secret)
+        # The canonical request ends with the hash the client declared; the
+        # body must then have that hash.
+        ok, canonical = signing.check_acs3(req.method, req.path, req.query, headers, req.body, signed, sig,
+                                           secret, payload_hash=payload)
         if not ok:
             raise self.mismatch(canonical)
+        if not signing.same(payload.lower(), hashlib.sha256(req.body or b"").hexdigest()):
+            raise ApiError(400, "ContentSHA256NotMatched", "Specified content sha256 is not matched with your "
+                           "request body.")
         self.use_nonce(ak, nonce)
 
     def auth_v2(self, req, auth):
