@@ -106,8 +106,13 @@ class AzureLanguage(Provider):
           help="send Location beside Operation-Location on Azure 202s")
         a("--azure-poll-retry-after", type=int, default=None,
           help="Retry-After seconds on Azure 202s and on polls of running jobs (default: none; 0 is sent)")
+        # Enums are exact by default. Whether the service also takes
+        # projectKind and dataset in another letter case is UNKNOWN (the
+        # docs show customSingleLabelClassification), hence the switch.
+        a("--azure-lenient-enums", action="store_true",
+          help="accept projectKind and dataset values in any letter case (default: exactly as in the spec)")
         a("--azure-strict-enums", action="store_true",
-          help="reject enum values (projectKind, dataset) not spelled exactly as in the spec")
+          help="exact enum values: the default; kept so that older command lines still start")
 
     content_type = "application/json; charset=utf-8"
     routes = compile_routes("/language", [
@@ -151,7 +156,7 @@ class AzureLanguage(Provider):
         self.windows = {"read": collections.deque(), "write": collections.deque(),
                         "runtime": collections.deque()}
         self.config_expiry = app.clock.sim() + CONFIG_LIFETIME
-        self.strict = self.cfg.azure_strict_enums
+        self.lenient = self.cfg.azure_lenient_enums and not self.cfg.azure_strict_enums
 
     def empty(self):
         return {"projects": {}, "jobs": {}, "models": {}, "deployments": {}, "runtime": {}, "active": {}}
@@ -238,10 +243,14 @@ class AzureLanguage(Provider):
         return None
 
     # --- helpers --------------------------------------------------------------------
-    def enum(self, value, allowed, field):
+    def enum(self, value, allowed, field, case_unknown=False):
+        """value when it is one of allowed, spelled exactly. case_unknown
+        marks the fields whose case-sensitivity the reference leaves
+        UNKNOWN (projectKind, dataset): --azure-lenient-enums matches those
+        in any case."""
         if value in allowed:
             return value
-        if not self.strict and isinstance(value, str):
+        if self.lenient and case_unknown and isinstance(value, str):
             for a in allowed:
                 if a.lower() == value.lower():
                     return a
@@ -376,7 +385,7 @@ class AzureLanguage(Provider):
                 raise _arg("The %s field is required." % field, target=field)
         if meta["projectName"] != name:
             raise _arg("The projectName in the body must match the project name in the URL.", target="projectName")
-        meta["projectKind"] = self.enum(meta["projectKind"], KINDS, "projectKind")
+        meta["projectKind"] = self.enum(meta["projectKind"], KINDS, "projectKind", True)
         if existing and existing["projectKind"] != meta["projectKind"]:
             raise _arg("The projectKind of an existing project cannot change.", target="projectKind")
         for field in ("storageInputContainerName", "language", "description"):
@@ -431,13 +440,13 @@ class AzureLanguage(Provider):
     def list_languages(self, ctx):
         kind = ctx.q.get("projectKind")
         if kind is not None:
-            self.enum(kind, KINDS, "projectKind")
+            self.enum(kind, KINDS, "projectKind", True)
         return self.paged(ctx, [{"languageName": n, "languageCode": c} for c, n in LANGUAGES])
 
     def list_config_versions(self, ctx):
         kind = ctx.q.get("projectKind")
         if kind is not None:
-            self.enum(kind, KINDS, "projectKind")
+            self.enum(kind, KINDS, "projectKind", True)
         return self.paged(ctx, [{"trainingConfigVersion": v, "modelExpirationDate": iso_date(self.config_expiry)}
                                 for v in CONFIG_VERSIONS])
 
@@ -447,7 +456,7 @@ class AzureLanguage(Provider):
             return None
         if not isinstance(assets, dict):
             raise _arg("assets must be an object.", target="assets")
-        if "projectKind" in assets and self.enum(assets["projectKind"], KINDS, "assets.projectKind") != kind:
+        if "projectKind" in assets and self.enum(assets["projectKind"], KINDS, "assets.projectKind", True) != kind:
             raise _arg("assets.projectKind must match metadata.projectKind.", target="assets.projectKind")
         label_key = "entities" if kind == "CustomEntityRecognition" else "classes"
         labels = assets.get(label_key, [])
@@ -462,7 +471,7 @@ class AzureLanguage(Provider):
             if not isinstance(d, dict) or not isinstance(d.get("location"), str) or not d["location"]:
                 raise _arg("%s.location is required." % where, target=where)
             doc = {"location": d["location"], "language": d.get("language"),
-                   "dataset": self.enum(d.get("dataset", "Train"), ("Train", "Test"), where + ".dataset")}
+                   "dataset": self.enum(d.get("dataset", "Train"), ("Train", "Test"), where + ".dataset", True)}
             if kind == "CustomSingleLabelClassification":
                 c = d.get("class")
                 if c is not None and (not isinstance(c, dict) or c.get("category") not in known):
@@ -897,6 +906,10 @@ class AzureLanguage(Provider):
             item["status"] = "failed"
             job["errors"].append({"code": "InvalidArgument", "message": why,
                                   "target": "#/tasks/items/%d" % len(job["items"])})
+            # The runtime spec requires results on every custom task item,
+            # and errors, projectName, deploymentName and documents in it.
+            item["results"] = {"errors": [], "projectName": task["project"],
+                               "deploymentName": task["deployment"], "documents": []}
             return item
         docs, errors = [], []
         threshold = (proj["meta"].get("settings") or {}).get("confidenceThreshold", 0.5)
@@ -1108,7 +1121,7 @@ class AzureLanguage(Provider):
             else:
                 docs.append({"projectKind": kind, "location": d["location"], "language": d["language"] or "en",
                              "customSingleLabelClassificationResult": {"expectedClass": d["classes"][0],
-                                                                       "predictedClass": got[0] if got else None}})
+                                                                       "predictedClass": got[0] if got else ""}})
         per, avg = textmodel.scores(expected, predicted, labels)
         summary = {("entities" if kind == "CustomEntityRecognition" else "classes"): per}
         summary.update(avg)
