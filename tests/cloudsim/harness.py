@@ -51,6 +51,7 @@ class Emulator:
         self.port = int(self.url.rsplit(":", 1)[1])
         self.host = "127.0.0.1:%d" % self.port
         self.conn = None
+        self.ssl_context = None   # set for an emulator started with --tls-cert
 
     def stop(self, sig=None):
         if self.conn:
@@ -81,7 +82,11 @@ class Emulator:
             if self.conn is None or fresh:
                 if self.conn is not None:
                     self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+                if self.ssl_context is not None:
+                    self.conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=20,
+                                                            context=self.ssl_context)
+                else:
+                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
             try:
                 self.conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
                 hs = dict(headers or {})
