@@ -9,13 +9,13 @@ import sys
 import threading
 
 from .faults import parse_rates
-from .providers import PROVIDERS
+from . import providers
 from .server import App, Server
 
 def demo_credentials():
     """Every registered cloud's environment variables and demo values."""
     out = {}
-    for cls in PROVIDERS:
+    for cls in providers.PROVIDERS:
         out.update(cls.credentials)
     return out
 
@@ -65,7 +65,7 @@ def parser():
     a("--slow-seconds", type=float, default=30.0, help="delay of a 'slow' fault")
     a("--retry-after", type=float, default=1.0, help="Retry-After seconds on injected 429 and 503")
     # Each cloud's own flags, from its module.
-    for cls in PROVIDERS:
+    for cls in providers.PROVIDERS:
         cls.options(a)
     return ap
 

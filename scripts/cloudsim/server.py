@@ -20,7 +20,7 @@ from . import admin
 from .clock import Clock
 from .common import ApiError, Request, Response, json_bytes
 from .faults import Faults
-from .providers import PROVIDERS
+from . import providers
 
 MAX_BODY = 64 << 20
 SAVE_EVERY = 5.0
@@ -42,7 +42,7 @@ class App:
         self.log_file = open(cfg.log, "a", buffering=1 << 16) if cfg.log else None
         # One instance per registered cloud, in registry order: the first
         # whose serves() accepts a path answers it.
-        self.providers = tuple(cls(self) for cls in PROVIDERS)
+        self.providers = tuple(cls(self) for cls in providers.PROVIDERS)
         self.by_name = {p.name: p for p in self.providers}
 
     # ids ---------------------------------------------------------------------
