@@ -266,12 +266,27 @@ function Client:_send(r)
   return M.normalize(decoded), res
 end
 
+-- The gateway refuses a request without x-acs-action: the operation
+-- whose method and path template match names it.
+local function action_of(method, path)
+  for _, spec in ipairs(M.operations) do
+    local rx = "^" .. spec.path:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"):gsub("{[^}]+}", "[^/]+") .. "$"
+    if spec.method == method and path:match(rx) then return spec.action end
+  end
+end
+
 -- call(method, path [, {query, body, headers, action, idempotent, retry,
--- timeout}]) -> decoded body, response. path starts with /v4/openapi.
+-- timeout}]) -> decoded body, response. path starts with /v4/openapi;
+-- action defaults to the name of the operation at that method and path.
 function Client:call(method, path, opts)
   opts = opts or {}
-  return self:_send({ method = method:upper(), path = path, query = ops.to_query(opts.query),
-    body = opts.body, headers = opts.headers, action = opts.action, idempotent = opts.idempotent,
+  method = method:upper()
+  local action = opts.action or action_of(method, path)
+  if not action then
+    errors.usage(("opensearch: no operation is %s %s; name the API with action="):format(method, path))
+  end
+  return self:_send({ method = method, path = path, query = ops.to_query(opts.query),
+    body = opts.body, headers = opts.headers, action = action, idempotent = opts.idempotent,
     retry = opts.retry, timeout = opts.timeout })
 end
 

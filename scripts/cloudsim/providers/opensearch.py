@@ -18,8 +18,8 @@ import threading
 import time
 import uuid
 
-from . import signing
-from .common import ApiError, Provider, Response, compile_routes, json_bytes, ms, stable_unit
+from .. import signing
+from ..common import ApiError, Provider, Response, compile_routes, json_bytes, ms, stable_unit
 
 API_VERSION = "2017-12-25"
 TASK_SECONDS = 600
@@ -61,6 +61,10 @@ def _invalid(message):
     return _biz("InvalidParameter", message)
 
 
+def _flag(value):
+    return "true" if value else "false"
+
+
 def _camel(obj):
     if isinstance(obj, dict):
         return {k[:1].lower() + k[1:]: _camel(v) for k, v in obj.items()}
@@ -71,6 +75,21 @@ def _camel(obj):
 
 class OpenSearch(Provider):
     name = "opensearch"
+    prefixes = ("/v4/openapi/",)
+    credentials = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "cloudsim-acs-key-id",
+                   "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "cloudsim-acs-key-secret"}
+
+    @classmethod
+    def options(cls, a):
+        a("--opensearch-keys", choices=("pascal", "camel"), default="pascal",
+          help="key casing of OpenSearch function responses")
+        a("--opensearch-error-status", choices=("4xx", "200"), default="4xx",
+          help="HTTP status of OpenSearch business errors: the error's own or 200")
+        a("--acs-throttle-status", type=int, choices=(400, 429, 503), default=400,
+          help="HTTP status of Alibaba Cloud throttling (code Throttling.User)")
+        a("--acs-signature-status", type=int, choices=(400, 403), default=400,
+          help="HTTP status of Alibaba Cloud SignatureDoesNotMatch")
+
     content_type = "application/json;charset=utf-8"
     routes = compile_routes("/v4/openapi", [
         ("POST", P + "/instances", "CreateFunctionInstance", "create_instance"),
@@ -107,10 +126,12 @@ class OpenSearch(Provider):
     def request_id():
         return str(uuid.uuid4()).upper()
 
-    def envelope(self, result=None, total=None, status=200, code="", message="", ok=True, started=None):
+    def envelope(self, result=None, total=None, status=200, code="", message="", ok=True, started=None,
+                 extra=None):
         rid = self.request_id()
         body = {"Status": "OK" if ok else "FAIL", "HttpCode": status, "RequestId": rid, "Code": code,
                 "Message": message, "Latency": int((time.monotonic() - started) * 1000) if started else 0}
+        body.update(extra or {})
         if result is not None:
             body["Result"] = result
         if total is not None:
@@ -192,8 +213,20 @@ class OpenSearch(Provider):
         if parsed is None:
             raise ApiError(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards.")
         ak, signed, sig = parsed
-        secret = self.known_key(ak)
         headers = signing.merge_headers(req.header_list)
+        # The V3 gateway reads the API and its version from these headers
+        # (the SDK always sends both): without them there is no API to call.
+        if not headers.get("x-acs-action"):
+            raise ApiError(400, "MissingAction", "Action is mandatory for this request: the x-acs-action "
+                           "header is missing.")
+        if not headers.get("x-acs-version"):
+            raise ApiError(400, "MissingVersion", "Version is mandatory for this request: the x-acs-version "
+                           "header is missing.")
+        payload = headers.get("x-acs-content-sha256")
+        if not payload:
+            raise ApiError(400, "IncompleteSignature", "The request signature does not conform to Aliyun "
+                           "standards: the x-acs-content-sha256 header is missing.")
+        secret = self.known_key(ak)
         self.fresh(_acs_date(headers.get("x-acs-date")))
         nonce = headers.get("x-acs-signature-nonce")
         unsigned = [h for h in headers if h.startswith("x-acs-") and h not in signed]
@@ -201,9 +234,15 @@ class OpenSearch(Provider):
             raise ApiError(400, "IncompleteSignature", "The request signature does not conform to Aliyun "
                            "standards: host, x-acs-date, x-acs-signature-nonce and every x-acs-* header "
                            "must be signed.")
-        ok, canonical = signing.check_acs3(req.method, req.path, req.query, headers, req.body, signed, sig, secret)
+        # The canonical request ends with the hash the client declared; the
+        # body must then have that hash.
+        ok, canonical = signing.check_acs3(req.method, req.path, req.query, headers, req.body, signed, sig,
+                                           secret, payload_hash=payload)
         if not ok:
             raise self.mismatch(canonical)
+        if not signing.same(payload.lower(), hashlib.sha256(req.body or b"").hexdigest()):
+            raise ApiError(400, "ContentSHA256NotMatched", "Specified content sha256 is not matched with your "
+                           "request body.")
         self.use_nonce(ak, nonce)
 
     def auth_v2(self, req, auth):
@@ -241,6 +280,11 @@ class OpenSearch(Provider):
     # --- helpers ------------------------------------------------------------------
     def ok(self, obj=None, total=None):
         return self.envelope(result=obj, total=total)
+
+    def done(self):
+        """The answer of a create, update, delete or task start: the
+        envelope alone, as the SDK models have it (no Result)."""
+        return self.envelope()
 
     @staticmethod
     def key(*parts):
@@ -281,7 +325,7 @@ class OpenSearch(Provider):
         return next((t for t in self.tasks_of(inst) if t["status"] == "running"), None)
 
     # --- rendering ------------------------------------------------------------------
-    def render_instance(self, inst, output):
+    def render_instance(self, inst, output, now):
         out = {"InstanceName": inst["instanceName"], "FunctionName": inst["functionName"],
                "FunctionType": inst["functionType"], "ModelType": inst["modelType"],
                "Description": inst["description"], "Status": inst["status"], "Source": "user",
@@ -293,8 +337,11 @@ class OpenSearch(Provider):
                     "CreateParameters": [{"Name": p["name"], "Value": p["value"]} for p in inst["createParameters"]],
                     "UsageParameters": [{"Name": p["name"], "Value": p["value"]} for p in inst["usageParameters"]]})
         if output == "detail":
+            # LastRunTime is "the time consumed for the most recent run, in
+            # milliseconds" (SDK model): a duration, up to now while it runs.
             last = max(self.tasks_of(inst), key=lambda t: t["startAt"], default=None)
-            out["Task"] = {"DagStatus": inst["dagStatus"], "LastRunTime": ms(last["startAt"]) if last else 0,
+            took = ((last["endAt"] or now) - last["startAt"]) if last else 0
+            out["Task"] = {"DagStatus": inst["dagStatus"], "LastRunTime": ms(took),
                            "Progress": last["progress"] if last else 0}
         return out
 
@@ -340,7 +387,7 @@ class OpenSearch(Provider):
             "cron": str(body.get("cron") or ""), "createdAt": ctx.now, "status": "unavailable",
             "versionId": version.get("VersionId", 1), "dagStatus": "untrained", "generations": 0,
             "extendInfo": json.dumps({"dataReport": {}, "errors": {}}, separators=(",", ":"))}
-        return self.ok({})
+        return self.done()
 
     def check_required(self, fn, model, body):
         version = VERSIONS.get(fn)
@@ -364,13 +411,13 @@ class OpenSearch(Provider):
                  and (ctx.q.get("functionType") or i["functionType"]) == i["functionType"]
                  and (ctx.q.get("modelType") or i["modelType"]) == i["modelType"]]
         items.sort(key=lambda i: i["createdAt"], reverse=True)
-        return self.ok([self.render_instance(i, output) for i in items[offset:offset + size]], total=len(items))
+        return self.ok([self.render_instance(i, output, ctx.now) for i in items[offset:offset + size]], total=len(items))
 
     def get_instance(self, ctx):
         output = ctx.q.get("output") or "normal"
         if output not in ("simple", "normal", "detail"):
             raise _invalid("output must be simple, normal or detail.")
-        return self.ok(self.render_instance(self.instance(ctx), output))
+        return self.ok(self.render_instance(self.instance(ctx), output, ctx.now))
 
     def update_instance(self, ctx):
         inst = self.instance(ctx)
@@ -381,7 +428,7 @@ class OpenSearch(Provider):
         for field in ("cron", "description"):
             if field in body:
                 inst[field] = str(body[field] or "")
-        return self.ok({})
+        return self.done()
 
     def delete_instance(self, ctx):
         inst = self.instance(ctx)
@@ -394,7 +441,7 @@ class OpenSearch(Provider):
         if self.data["defaults"].get(dkey) == inst["instanceName"]:
             del self.data["defaults"][dkey]
         del self.data["instances"][self.key(ctx.p["ag"], ctx.p["fn"], ctx.p["inst"])]
-        return self.ok({})
+        return self.done()
 
     # --- tasks ------------------------------------------------------------------------
     def create_task(self, ctx):
@@ -412,7 +459,7 @@ class OpenSearch(Provider):
             "extendInfo": json.dumps({"errors": []}, separators=(",", ":"))}
         inst["dagStatus"] = "pending"
         self.data["active"][key] = True
-        return self.ok({})
+        return self.done()
 
     def list_tasks(self, ctx):
         inst = self.instance(ctx)
@@ -447,36 +494,40 @@ class OpenSearch(Provider):
         if t["status"] == "running":
             raise _biz("Task.UnableDelete", "a training record in progress cannot be deleted.")
         del self.data["tasks"][self.key(ctx.p["ag"], ctx.p["fn"], ctx.p["inst"], ctx.p["gen"])]
-        return self.ok({})
+        return self.done()
 
     # --- default instance -----------------------------------------------------------------
     def get_default(self, ctx):
         name = self.data["defaults"].get(self.key(ctx.p["ag"], ctx.p["fn"]))
         if name is None:
             raise _biz("DefaultInstance.NotExist", "default instance not set.")
-        return self.ok({"InstanceName": name})
+        # The SDK model has the name twice: in Result and, with the
+        # function's, at the top level.
+        return self.envelope(result={"InstanceName": name}, extra={"InstanceName": name,
+                                                                   "FunctionName": ctx.p["fn"]})
 
     def set_default(self, ctx):
         name = ctx.body_object().get("instanceName")
         dkey = self.key(ctx.p["ag"], ctx.p["fn"])
         if name in (None, ""):
             self.data["defaults"].pop(dkey, None)
-            return self.ok({})
+            return self.done()
         inst = self.data["instances"].get(self.key(ctx.p["ag"], ctx.p["fn"], str(name)))
         if inst is None:
             raise _biz("Instance.NotExist", "instance not exist.")
         if inst["status"] != "available":
             raise _biz("DefaultInstance.SetFail", "instance %s is not available: train it first." % name)
         self.data["defaults"][dkey] = inst["instanceName"]
-        return self.ok({})
+        return self.done()
 
     # --- versions ------------------------------------------------------------------------------
     @staticmethod
     def render_version(fn, v, ftype="PAAS"):
         return {"FunctionName": fn, "FunctionType": ftype, "ModelType": v["ModelType"],
                 "VersionId": v["VersionId"], "VersionName": v["VersionName"],
-                "VersionConfig": {"CreateParameters": [{"Name": n, "Required": r} for n, r in v["Create"]],
-                                  "UsageParameters": [{"Name": n, "Required": r} for n, r in v["Usage"]],
+                # Required is a string, "true" or "false", in the SDK model.
+                "VersionConfig": {"CreateParameters": [{"Name": n, "Required": _flag(r)} for n, r in v["Create"]],
+                                  "UsageParameters": [{"Name": n, "Required": _flag(r)} for n, r in v["Usage"]],
                                   "Depends": []}}
 
     def current_version(self, ctx):
@@ -534,7 +585,7 @@ class OpenSearch(Provider):
         self.data["resources"][key] = {"appGroup": ctx.p["ag"], "functionName": ctx.p["fn"], "name": name,
                                        "type": rtype, "description": str(body.get("Description") or ""),
                                        "data": data, "createdAt": ctx.now, "modifiedAt": ctx.now}
-        return self.ok({})
+        return self.done()
 
     def list_resources(self, ctx):
         offset, size = self.paging(ctx, 10)
@@ -556,12 +607,12 @@ class OpenSearch(Provider):
         if "Description" in body:
             r["description"] = str(body["Description"] or "")
         r["modifiedAt"] = ctx.now
-        return self.ok({})
+        return self.done()
 
     def delete_resource(self, ctx):
         self.resource(ctx)
         del self.data["resources"][self.key(ctx.p["ag"], ctx.p["fn"], ctx.p["res"])]
-        return self.ok({})
+        return self.done()
 
     # --- lifecycle -----------------------------------------------------------------------------------
     def tick(self, now):

@@ -21,8 +21,8 @@ import io
 import os
 import re
 
-from . import signing
-from .common import ApiError, Provider, Response, compile_routes, json_bytes, stable_unit
+from .. import signing
+from ..common import ApiError, Provider, Response, compile_routes, json_bytes, stable_unit
 
 ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 TRAIN_TYPES = ("personalRecommend", "relatedItem", "pop")
@@ -78,6 +78,17 @@ def _unsupported(msg):
 
 class AiTEMS(Provider):
     name = "aitems"
+    prefixes = ("/api/v1/",)
+    credentials = {"NCLOUD_ACCESS_KEY": "cloudsim-ncp-access-key",
+                   "NCLOUD_SECRET_KEY": "cloudsim-ncp-secret-key"}
+
+    @classmethod
+    def options(cls, a):
+        a("--aitems-timezone", choices=("kst", "utc"), default="kst",
+          help="time zone of AiTEMS dates, which carry no offset")
+        a("--aitems-create-status", type=int, choices=(200, 201), default=201,
+          help="HTTP status of AiTEMS POST-create operations")
+
     routes = compile_routes("/api/v1", [
         ("POST", "/services", "CreateService", "create_service"),
         ("GET", "/services", "ListServices", "list_services"),

@@ -12,6 +12,7 @@ Durations, in simulated seconds (notStarted first, then running):
   model label contains "fail". Cancelling takes 20 s.
 """
 
+import argparse
 import collections
 import math
 import os
@@ -19,8 +20,8 @@ import re
 import uuid
 from urllib.parse import quote, urlencode
 
-from . import textmodel
-from .common import (ApiError, Provider, Response, compile_routes, iso_date, iso_z, iso_z7,
+from .. import textmodel
+from ..common import (ApiError, Provider, Response, compile_routes, iso_date, iso_z, iso_z7,
                      json_bytes, stable_unit)
 
 API_VERSIONS = ("2022-05-01", "2022-10-01-preview", "2023-04-01", "2023-04-15-preview",
@@ -78,8 +79,41 @@ def _arg(message, target=None):
     return _err("InvalidArgument", message, target=target)
 
 
+def _azure_limits(value):
+    limits = {"write": 10, "read": 100, "runtime": 1000}
+    if value not in ("", "default"):
+        for part in value.split(","):
+            k, _, v = part.partition("=")
+            if k.strip() not in limits or not v.strip().isdigit():
+                raise argparse.ArgumentTypeError("expected write=N,read=N,runtime=N")
+            limits[k.strip()] = int(v)
+    return limits
+
+
 class AzureLanguage(Provider):
     name = "azure"
+    prefixes = ("/language/",)
+    credentials = {"AZURE_LANGUAGE_KEY": "cloudsim-azure-language-key"}
+
+    @classmethod
+    def options(cls, a):
+        a("--azure-rate-limits", nargs="?", const="default", type=_azure_limits,
+          help="enforce Azure's per-minute limits: write=10,read=100,runtime=1000 unless given")
+        a("--azure-page-size", type=int, default=50, help="Azure list page size when maxpagesize is absent")
+        a("--azure-401-style", choices=("apim", "spec"), default="apim",
+          help="body of Azure 401s: the API Management form or the spec's ErrorResponse")
+        a("--azure-location-header", action="store_true",
+          help="send Location beside Operation-Location on Azure 202s")
+        a("--azure-poll-retry-after", type=int, default=None,
+          help="Retry-After seconds on Azure 202s and on polls of running jobs (default: none; 0 is sent)")
+        # Enums are exact by default. Whether the service also takes
+        # projectKind and dataset in another letter case is UNKNOWN (the
+        # docs show customSingleLabelClassification), hence the switch.
+        a("--azure-lenient-enums", action="store_true",
+          help="accept projectKind and dataset values in any letter case (default: exactly as in the spec)")
+        a("--azure-strict-enums", action="store_true",
+          help="exact enum values: the default; kept so that older command lines still start")
+
     content_type = "application/json; charset=utf-8"
     routes = compile_routes("/language", [
         ("GET", AP, "ListProjects", "list_projects"),
@@ -122,7 +156,7 @@ class AzureLanguage(Provider):
         self.windows = {"read": collections.deque(), "write": collections.deque(),
                         "runtime": collections.deque()}
         self.config_expiry = app.clock.sim() + CONFIG_LIFETIME
-        self.strict = self.cfg.azure_strict_enums
+        self.lenient = self.cfg.azure_lenient_enums and not self.cfg.azure_strict_enums
 
     def empty(self):
         return {"projects": {}, "jobs": {}, "models": {}, "deployments": {}, "runtime": {}, "active": {}}
@@ -177,7 +211,7 @@ class AzureLanguage(Provider):
             if key != self.cfg.credentials["AZURE_LANGUAGE_KEY"]:
                 return self.unauthorized(req, MSG_BAD_KEY)
         elif auth[:7].lower() == "bearer ":
-            if not self.app.entra.valid(auth[7:].strip()):
+            if not self.app.provider("entra").valid(auth[7:].strip()):
                 return self.unauthorized(req, MSG_BAD_TOKEN)
         else:
             return self.unauthorized(req, MSG_NO_KEY)
@@ -209,10 +243,14 @@ class AzureLanguage(Provider):
         return None
 
     # --- helpers --------------------------------------------------------------------
-    def enum(self, value, allowed, field):
+    def enum(self, value, allowed, field, case_unknown=False):
+        """value when it is one of allowed, spelled exactly. case_unknown
+        marks the fields whose case-sensitivity the reference leaves
+        UNKNOWN (projectKind, dataset): --azure-lenient-enums matches those
+        in any case."""
         if value in allowed:
             return value
-        if not self.strict and isinstance(value, str):
+        if self.lenient and case_unknown and isinstance(value, str):
             for a in allowed:
                 if a.lower() == value.lower():
                     return a
@@ -347,7 +385,7 @@ class AzureLanguage(Provider):
                 raise _arg("The %s field is required." % field, target=field)
         if meta["projectName"] != name:
             raise _arg("The projectName in the body must match the project name in the URL.", target="projectName")
-        meta["projectKind"] = self.enum(meta["projectKind"], KINDS, "projectKind")
+        meta["projectKind"] = self.enum(meta["projectKind"], KINDS, "projectKind", True)
         if existing and existing["projectKind"] != meta["projectKind"]:
             raise _arg("The projectKind of an existing project cannot change.", target="projectKind")
         for field in ("storageInputContainerName", "language", "description"):
@@ -402,13 +440,13 @@ class AzureLanguage(Provider):
     def list_languages(self, ctx):
         kind = ctx.q.get("projectKind")
         if kind is not None:
-            self.enum(kind, KINDS, "projectKind")
+            self.enum(kind, KINDS, "projectKind", True)
         return self.paged(ctx, [{"languageName": n, "languageCode": c} for c, n in LANGUAGES])
 
     def list_config_versions(self, ctx):
         kind = ctx.q.get("projectKind")
         if kind is not None:
-            self.enum(kind, KINDS, "projectKind")
+            self.enum(kind, KINDS, "projectKind", True)
         return self.paged(ctx, [{"trainingConfigVersion": v, "modelExpirationDate": iso_date(self.config_expiry)}
                                 for v in CONFIG_VERSIONS])
 
@@ -418,7 +456,7 @@ class AzureLanguage(Provider):
             return None
         if not isinstance(assets, dict):
             raise _arg("assets must be an object.", target="assets")
-        if "projectKind" in assets and self.enum(assets["projectKind"], KINDS, "assets.projectKind") != kind:
+        if "projectKind" in assets and self.enum(assets["projectKind"], KINDS, "assets.projectKind", True) != kind:
             raise _arg("assets.projectKind must match metadata.projectKind.", target="assets.projectKind")
         label_key = "entities" if kind == "CustomEntityRecognition" else "classes"
         labels = assets.get(label_key, [])
@@ -433,7 +471,7 @@ class AzureLanguage(Provider):
             if not isinstance(d, dict) or not isinstance(d.get("location"), str) or not d["location"]:
                 raise _arg("%s.location is required." % where, target=where)
             doc = {"location": d["location"], "language": d.get("language"),
-                   "dataset": self.enum(d.get("dataset", "Train"), ("Train", "Test"), where + ".dataset")}
+                   "dataset": self.enum(d.get("dataset", "Train"), ("Train", "Test"), where + ".dataset", True)}
             if kind == "CustomSingleLabelClassification":
                 c = d.get("class")
                 if c is not None and (not isinstance(c, dict) or c.get("category") not in known):
@@ -868,6 +906,10 @@ class AzureLanguage(Provider):
             item["status"] = "failed"
             job["errors"].append({"code": "InvalidArgument", "message": why,
                                   "target": "#/tasks/items/%d" % len(job["items"])})
+            # The runtime spec requires results on every custom task item,
+            # and errors, projectName, deploymentName and documents in it.
+            item["results"] = {"errors": [], "projectName": task["project"],
+                               "deploymentName": task["deployment"], "documents": []}
             return item
         docs, errors = [], []
         threshold = (proj["meta"].get("settings") or {}).get("confidenceThreshold", 0.5)
@@ -1079,7 +1121,7 @@ class AzureLanguage(Provider):
             else:
                 docs.append({"projectKind": kind, "location": d["location"], "language": d["language"] or "en",
                              "customSingleLabelClassificationResult": {"expectedClass": d["classes"][0],
-                                                                       "predictedClass": got[0] if got else None}})
+                                                                       "predictedClass": got[0] if got else ""}})
         per, avg = textmodel.scores(expected, predicted, labels)
         summary = {("entities" if kind == "CustomEntityRecognition" else "classes"): per}
         summary.update(avg)
