@@ -7,15 +7,15 @@
 local errors = require("trainctl.errors")
 local format = require("trainctl.format")
 local json = require("trainctl.json")
-local ops = require("trainctl.ops")
+local ops = require("trainctl.api.ops")
 
 local M = {}
 
 M.PROVIDERS = {
-  { name = "aitems", module = "trainctl.aitems", title = "NAVER Cloud AiTEMS (recommendation)" },
-  { name = "opensearch", module = "trainctl.opensearch",
+  { name = "aitems", module = "trainctl.providers.aitems", title = "NAVER Cloud AiTEMS (recommendation)" },
+  { name = "opensearch", module = "trainctl.providers.opensearch",
     title = "Alibaba Cloud OpenSearch algorithm functions" },
-  { name = "azure_language", module = "trainctl.azure_language",
+  { name = "azure_language", module = "trainctl.providers.azure_language",
     title = "Azure AI Language text authoring and analyze-text" },
 }
 
@@ -298,7 +298,7 @@ end
 -- where the answer shows it (a nextLink, a TotalCount beyond this page).
 local function more_pages(answer, spec)
   if type(answer) ~= "table" then return end
-  local page = require("trainctl.page")
+  local page = require("trainctl.api.page")
   local list = page.get(answer, spec.items)
   local link = page.get(answer, "nextLink")
   local total = tonumber(page.get(answer, "TotalCount"))
@@ -343,7 +343,7 @@ local function run(argv)
   ops.check_missing(spec, args, client.defaults)
   if not confirm(p, spec, args, flags) then return 1 end
   if flags.all then
-    local list = require("trainctl.page").collect(client:each(spec.name, args), flags.max_items)
+    local list = require("trainctl.api.page").collect(client:each(spec.name, args), flags.max_items)
     print_answer(json.array(list), flags)
     return 0
   end

@@ -2,12 +2,12 @@
 -- clients read it: the profile, each provider's endpoint and region, its
 -- defaults, and for every credential where it comes from. Values of
 -- credentials are never shown, not even in part.
-local aitems = require("trainctl.aitems")
-local azure = require("trainctl.azure_language")
+local aitems = require("trainctl.providers.aitems")
+local azure = require("trainctl.providers.azure_language")
 local config = require("trainctl.config")
 local errors = require("trainctl.errors")
 local json = require("trainctl.json")
-local opensearch = require("trainctl.opensearch")
+local opensearch = require("trainctl.providers.opensearch")
 
 local M = {}
 

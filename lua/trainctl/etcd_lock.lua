@@ -14,8 +14,8 @@ local etcd = require("trainctl.etcd")
 local json = require("trainctl.json")
 local log = require("trainctl.log")
 local sys = require("trainctl.sys")
-local task = require("trainctl.task")
-local wait = require("trainctl.wait")
+local task = require("trainctl.core.task")
+local wait = require("trainctl.core.wait")
 
 local M = {}
 
@@ -210,7 +210,7 @@ end
 function M.run(fn, ...)
   local lock = M.acquire(option("lock"), { ttl = tonumber(option("lock_ttl")),
     wait = tonumber(option("lock_wait")) })
-  require("trainctl.http").add_check(guard)
+  require("trainctl.core.http").add_check(guard)
   local main = task.current()
   local keeper = task.spawn(function()
     lock:keep()

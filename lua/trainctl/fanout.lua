@@ -9,10 +9,10 @@
 --
 --   local recs = fanout.map(user_ids, function(id) return ai:lookup(...) end,
 --     { concurrency = 16 })
-local http = require("trainctl.http")
+local http = require("trainctl.core.http")
 local log = require("trainctl.log")
 local sys = require("trainctl.sys")
-local task = require("trainctl.task")
+local task = require("trainctl.core.task")
 
 local M = {}
 

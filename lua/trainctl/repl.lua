@@ -14,7 +14,7 @@ end
 
 -- describe(fn) -> one line for a client's method, or nil.
 local function describe(fn)
-  local b = require("trainctl.ops").bound[fn]
+  local b = require("trainctl.api.ops").bound[fn]
   if not b then return nil end
   return ("function %s.%s: %s (help(f) for its parameters)"):format(provider_of(b.class), b.spec.name,
     b.spec.summary or b.spec.method .. " " .. b.spec.path)
@@ -104,13 +104,13 @@ More: docs/lua-api.md, trainctl --help.]]
 
 local function operations_of(specs, title)
   return ("%s (help(c.operation) for one; c:operation{...} calls it):\n%s")
-    :format(title, require("trainctl.ops").help_list(specs))
+    :format(title, require("trainctl.api.ops").help_list(specs))
 end
 
 -- help_text(x) -> what help(x) prints.
 function M.help_text(x, ...)
   if select("#", ...) == 0 and x == nil then return M.HELP end
-  local ops = require("trainctl.ops")
+  local ops = require("trainctl.api.ops")
   if type(x) == "function" then
     local b = ops.bound[x]
     if not b then return "a function without help (help() for what there is)" end

@@ -165,7 +165,7 @@ function File:lock()
     local ok, err = sys.mkdir_p(dir, tonumber("700", 8))
     if not ok then fail(("cannot create %s: %s"):format(dir, tostring(err):gsub("^mkdir: .-: ", ""))) end
   end
-  local wait = require("trainctl.wait")
+  local wait = require("trainctl.core.wait")
   local deadline, pause = sys.clock() + M.lock_wait, 0.002
   while true do
     local l, err, why = sys.lock(path .. ".lock")
@@ -274,7 +274,7 @@ M.CONFIRM = { answers = 2, pause = 1 }
 -- again; any other error is raised. A record is never dropped, and its
 -- work started over, on a single answer.
 function M.still_there(fn, ...)
-  local wait = require("trainctl.wait")
+  local wait = require("trainctl.core.wait")
   local gone, last = 0, nil
   for _ = 1, M.CONFIRM.answers + 2 do
     local ok, v = pcall(fn, ...)

@@ -4,7 +4,7 @@
 -- reference that a state file can keep so a later run resumes the job.
 local errors = require("trainctl.errors")
 local log = require("trainctl.log")
-local wait = require("trainctl.wait")
+local wait = require("trainctl.core.wait")
 
 local M = {}
 
@@ -179,7 +179,7 @@ function Job:wait(opts)
   -- A server's Retry-After paces the polls, within the bounds retries
   -- have: a status asking for a year is polled again after the cap, one
   -- asking for 0 s after the floor.
-  local http = require("trainctl.http")
+  local http = require("trainctl.core.http")
   local cap = http.retry_defaults.max_retry_after
   local floor = http.retry_defaults.min_retry_after
   local warned = false
@@ -251,7 +251,7 @@ end
 -- raising. Otherwise the first failure is raised once every job has
 -- ended, with err.statuses holding all outcomes.
 function M.wait_all(jobs, opts)
-  local task = require("trainctl.task")
+  local task = require("trainctl.core.task")
   opts = opts or {}
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
@@ -350,7 +350,7 @@ function M.start(o)
     errors.usage("resume must be a job reference (a table recorded by an earlier run)")
   end
   if ref and not ref.pending then return o.open(ref) end
-  local http = require("trainctl.http")
+  local http = require("trainctl.core.http")
   -- Its own time to answer, the lock and fsync of its record, and the
   -- time a start takes to show in the lists.
   local hold = (o.timeout or http.policy(o.retry).timeout) + 5 + M.settle

@@ -6,7 +6,7 @@ local raw = require("trainctl._http")
 local errors = require("trainctl.errors")
 local json = require("trainctl.json")
 local log = require("trainctl.log")
-local wait = require("trainctl.wait")
+local wait = require("trainctl.core.wait")
 
 local M = {}
 
@@ -435,7 +435,7 @@ end
 -- lookup made before the server could have acted proves nothing.
 function M.look_until(lookup, deadline, clock, what)
   local found = lookup()
-  local step = math.max(0.5, math.min(5, require("trainctl.job").settle / 2))
+  local step = math.max(0.5, math.min(5, require("trainctl.api.job").settle / 2))
   local told = false
   while found == nil and clock() < deadline do
     local left = deadline - clock()
@@ -474,7 +474,7 @@ function M.create_once(o)
     if not (e.ambiguous or conflict) then error(e, 0) end
     local found
     if o.hold and e.ambiguous then
-      local deadline = (e.hold_until or wait.clock()) + require("trainctl.job").settle
+      local deadline = (e.hold_until or wait.clock()) + require("trainctl.api.job").settle
       found = M.look_until(o.lookup, deadline, wait.clock, what)
     else
       found = o.lookup()

@@ -2,17 +2,17 @@
 -- API as a table, the API Gateway v2 signature, the two error envelopes
 -- (gateway and backend) and the training status vocabulary.
 --
---   local ai = require("trainctl.aitems").client()
+--   local ai = require("trainctl.providers.aitems").client()
 --   local job = ai:train(service_id, { types = { "personalRecommend" } })
 --   job:wait()
 --   print(ai:lookup(service_id, { type = "personalRecommend", target_id = "u1" }).values[1])
 local config = require("trainctl.config")
 local errors = require("trainctl.errors")
-local http = require("trainctl.http")
-local job = require("trainctl.job")
+local http = require("trainctl.core.http")
+local job = require("trainctl.api.job")
 local json = require("trainctl.json")
-local ops = require("trainctl.ops")
-local page = require("trainctl.page")
+local ops = require("trainctl.api.ops")
+local page = require("trainctl.api.page")
 
 local M = {}
 

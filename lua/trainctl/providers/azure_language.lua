@@ -5,16 +5,16 @@
 -- followed through Operation-Location (else Location); lists through
 -- nextLink.
 --
---   local az = require("trainctl.azure_language").client()
+--   local az = require("trainctl.providers.azure_language").client()
 --   local job = az:train("Loans", { model_label = "m1" })
 --   job:wait()
 local config = require("trainctl.config")
 local errors = require("trainctl.errors")
-local http = require("trainctl.http")
-local job = require("trainctl.job")
+local http = require("trainctl.core.http")
+local job = require("trainctl.api.job")
 local log = require("trainctl.log")
-local ops = require("trainctl.ops")
-local page = require("trainctl.page")
+local ops = require("trainctl.api.ops")
+local page = require("trainctl.api.page")
 
 local M = {}
 

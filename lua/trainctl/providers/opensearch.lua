@@ -3,18 +3,18 @@
 -- and the ROA "acs" HMAC-SHA1 scheme with signature = "v2", responses read
 -- in any key case, ExtendInfo JSON strings decoded.
 --
---   local os_ = require("trainctl.opensearch").client{ region = "cn-hangzhou",
+--   local os_ = require("trainctl.providers.opensearch").client{ region = "cn-hangzhou",
 --     app_group = "my_app", function_name = "ctr" }
 --   local job = os_:create_function_task{ instance_name = "ctr_test" }
 --   print(job:wait().raw.ExtendInfo.auc)
 local config = require("trainctl.config")
 local errors = require("trainctl.errors")
-local http = require("trainctl.http")
-local job = require("trainctl.job")
+local http = require("trainctl.core.http")
+local job = require("trainctl.api.job")
 local json = require("trainctl.json")
 local log = require("trainctl.log")
-local ops = require("trainctl.ops")
-local page = require("trainctl.page")
+local ops = require("trainctl.api.ops")
+local page = require("trainctl.api.page")
 
 local M = {}
 
