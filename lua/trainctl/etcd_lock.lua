@@ -26,16 +26,13 @@ Lock.__index = Lock
 
 local held -- the run's lock, while it holds one
 
-local function option(name)
-  local ok, opts = pcall(require, "trainctl.options")
-  if ok and type(opts) == "table" then return opts[name] end
-end
+local function option(name) return require("trainctl.config").option(name) end
 
 local function hostname()
   local f = io.open("/proc/sys/kernel/hostname", "r")
   local name = f and f:read("l")
   if f then f:close() end
-  return name or os.getenv("HOSTNAME") or "?"
+  return name or require("trainctl.config").getenv("HOSTNAME") or "?"
 end
 
 -- holder(value) -> "host H, pid P, since T" from a lock key's value.

@@ -30,10 +30,8 @@ M.lock_wait = 30
 
 local ENOENT = 2
 
-local function option(name)
-  local ok, opts = pcall(require, "trainctl.options")
-  if ok and type(opts) == "table" then return opts[name] end
-end
+local function config() return require("trainctl.config") end
+local function option(name) return config().option(name) end
 
 local function nonempty(v)
   if v ~= nil and v ~= "" then return v end
@@ -47,8 +45,8 @@ end
 function M.default_path()
   local explicit = nonempty(option("state"))
   if explicit then return explicit end
-  local base = nonempty(sys.getenv("XDG_STATE_HOME"))
-  if not base then base = (nonempty(sys.getenv("HOME")) or ".") .. "/.local/state" end
+  local base = nonempty(config().getenv("XDG_STATE_HOME"))
+  if not base then base = (nonempty(config().getenv("HOME")) or ".") .. "/.local/state" end
   local script = nonempty(option("script"))
   local name = "trainctl"
   if script and script ~= "-" then

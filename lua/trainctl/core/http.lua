@@ -6,36 +6,22 @@ local raw = require("trainctl._http")
 local errors = require("trainctl.errors")
 local json = require("trainctl.json")
 local log = require("trainctl.log")
+local retry = require("trainctl.core.retry")
 local wait = require("trainctl.core.wait")
 
 local M = {}
+
+-- The retry policy lives in core/retry.lua; these names stay for scripts.
+M.retry_defaults, M.RETRY_STATUS, M.policy = retry.defaults, retry.STATUS, retry.policy
+M.merge_retry, M.backoff, M.retry_after = retry.merge, retry.backoff, retry.retry_after
+M.throttled, M.transient = retry.throttled, retry.transient
+M.create_once, M.look_until = retry.create_once, retry.look_until
 
 -- The native contract: request{method, url, headers, body, timeout, ...}
 -- -> res{status, headers, header_list, body} | nil, err.
 M.request = raw.request
 
 M.USER_AGENT = "trainctl"
-
--- Retry policy; a client's retry= and a call's retry= override fields.
--- retry=false turns retries off.
-M.retry_defaults = {
-  attempts = 5,          -- tries in all, the first included
-  max_time = 300,        -- seconds from the first try after which no retry starts
-  base_delay = 0.5,      -- first backoff; doubles each retry
-  max_delay = 30,        -- cap on one backoff
-  -- Cap on a server's Retry-After (warned when exceeded); well below
-  -- max_time, so that a capped wait still leads to a retry.
-  max_retry_after = 120,
-  -- Seconds one request may take, answer included; also how long a
-  -- server may still act on a request whose answer was lost.
-  timeout = 300,
-  -- Floor on a server's Retry-After: "0" is no reason to ask again in a
-  -- tight loop.
-  min_retry_after = 1,
-}
-
-M.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true,
-  [504] = true }
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 
@@ -72,82 +58,10 @@ local function header(headers, name)
   return headers[name]
 end
 
--- delta(v) -> a number of a delta-seconds field (digits, perhaps a
--- fraction) or nil: no sign, exponent, hex or "inf" from a server.
-local function delta(v)
-  local digits = type(v) == "string" and v:match("^%s*(%d+%.?%d*)%s*$")
-  return digits and tonumber(digits)
-end
-
--- retry_after(headers) -> seconds | nil, from Retry-After (seconds or an
--- HTTP date), retry-after-ms, x-ms-retry-after-ms or x-acs-retry-after
--- (milliseconds). Values that are neither are ignored (backoff applies).
-function M.retry_after(headers)
-  for _, name in ipairs({ "retry-after-ms", "x-ms-retry-after-ms", "x-acs-retry-after" }) do
-    local ms = delta(header(headers, name))
-    if ms then return ms / 1000 end
-  end
-  local v = header(headers, "retry-after")
-  if not v then return nil end
-  local n = delta(v)
-  if n then return n end
-  local sys = require("trainctl.sys")
-  local t = sys.parse_rfc1123(v)
-  if t then return math.max(0, t - sys.now()) end
-  return nil
-end
-
 local function copy(t)
   local out = {}
   for k, v in pairs(t or {}) do out[k] = v end
   return out
-end
-
-local function policy(...)
-  local p = copy(M.retry_defaults)
-  for i = 1, select("#", ...) do
-    local o = select(i, ...)
-    if o == false then
-      p.attempts = 1
-    elseif type(o) == "table" then
-      for k, v in pairs(o) do p[k] = v end
-    end
-  end
-  return p
-end
-M.policy = policy
-
--- merge_retry(client, call) -> the retry setting of one call: false when
--- either turns retries off (the call's word wins), else fields merged.
-function M.merge_retry(a, b)
-  if b == false then return false end
-  if b == nil then return a end
-  if a == false or a == nil then return b end
-  local out = copy(a)
-  for k, v in pairs(b) do out[k] = v end
-  return out
-end
-
--- throttled(err) -> whether an error means "slow down": HTTP 429 or a
--- throttling code (Alibaba answers Throttling.User with a 400).
-function M.throttled(e)
-  if type(e) ~= "table" then return false end
-  if e.status == 429 then return true end
-  return type(e.code) == "string" and e.code:find("Throttling", 1, true) ~= nil
-end
-
--- transient(err) -> whether an error may pass by itself, so that asking
--- again later makes sense: no answer (network, timeout), an answer cut
--- short or unreadable (decode), 408, 429, any 5xx, or throttling. An auth
--- error or another 4xx will not change by waiting.
-function M.transient(e)
-  -- An error that decides the exit status (the run's --timeout, a
-  -- signal) ends the run whatever its kind.
-  if not errors.is(e) or e.kind == "auth" or e.exit_code then return false end
-  if e.kind == "network" or e.kind == "timeout" or e.kind == "decode" then return true end
-  local status = tonumber(e.status)
-  if status and (M.RETRY_STATUS[status] or (status >= 500 and status < 600)) then return true end
-  return M.throttled(e)
 end
 
 -- Seconds to add to the local clock when signing for a provider, learned
@@ -183,14 +97,6 @@ local function skewed(req, res, e)
   return ("the local clock is %s %s the server's (Date: %s), more than the %s %s allows")
     :format(wait.duration(math.abs(off)), off > 0 and "behind" or "ahead of", date,
       wait.duration(req.skew_window), req.provider or "server")
-end
-
--- backoff(n, p) -> seconds before retry n (1-based): exponential, capped,
--- with jitter so that many clients do not retry in step.
-function M.backoff(n, p)
-  p = p or M.retry_defaults
-  local d = math.min(p.max_delay, p.base_delay * 2 ^ (n - 1))
-  return d * (0.5 + 0.5 * math.random())
 end
 
 -- A body in a trace: redacted whole, then cut (log.clip).
@@ -244,7 +150,7 @@ local function response_error(req, r, res, decoded, info)
     -- value), so the user knows what to fix.
     hint = kind == "auth" and req.credentials or nil,
     request_id = text(info.request_id) or request_id(res.headers),
-    retry_after = M.retry_after(res.headers), provider = req.provider,
+    retry_after = retry.retry_after(res.headers), provider = req.provider,
     method = r.method, url = r.display_url, details = info.details,
   })
 end
@@ -279,6 +185,105 @@ end
 local checks = {}
 function M.add_check(fn) checks[#checks + 1] = fn end
 
+-- prepare(req) -> what every attempt of send() shares: the policy, the
+-- encoded body, the URL, and whether the request may be repeated.
+local function prepare(req)
+  local c = { p = retry.policy(req.retry), method = req.method:upper(), headers = copy(req.headers),
+    body = req.body, query = req.query or "" }
+  c.idempotent = req.idempotent
+  if c.idempotent == nil then c.idempotent = IDEMPOTENT[c.method] or false end
+  if type(c.body) == "table" then
+    c.body = json.encode(c.body)
+    if not c.headers["content-type"] then c.headers["content-type"] = "application/json" end
+  end
+  c.url = M.parse_url(req.url)
+  if not c.url then errors.usage("bad URL " .. tostring(req.url)) end
+  c.full = req.url .. (c.query ~= "" and ("?" .. c.query) or "")
+  -- Verification is off only for the boolean true, never for a string
+  -- such as "false" from a configuration file, and never silently.
+  c.insecure = req.insecure == true
+  if c.insecure and c.url.scheme == "https" and not warned_insecure[M.origin(req.url)] then
+    warned_insecure[M.origin(req.url)] = true
+    log.warn(("TLS certificate verification is off for %s (insecure = true): anyone on the "
+      .. "path can read and change the traffic, credentials included"):format(M.origin(req.url)),
+      { provider = req.provider })
+  end
+  c.start = wait.clock()
+  return c
+end
+
+-- attempt(req, c, n) -> r (the request as signed), res | nil, err, the
+-- clock when it was sent: one try, signed anew, traced.
+local function attempt(req, c, n)
+  local r = {
+    provider = req.provider, method = c.method, url = req.url, path = c.url.path,
+    host = c.url.host, scheme = c.url.scheme, query = c.query, body = c.body,
+    headers = copy(c.headers), attempt = n, display_url = c.full, secrets = {},
+    now = M.signing_time(req.provider),
+  }
+  if not r.headers["user-agent"] then r.headers["user-agent"] = M.USER_AGENT end
+  if req.sign then req.sign(r) end
+  r.display_url = log.redact(c.full, r.secrets)
+  trace_request(r)
+  local t0 = wait.clock()
+  local res, err = M.request({
+    method = c.method, url = c.full, headers = r.headers, body = r.body,
+    timeout = req.timeout or c.p.timeout, connect_timeout = req.connect_timeout, max_body = req.max_body,
+    ca_file = req.ca_file, insecure = c.insecure,
+    -- libcurl silently sends a request again when a reused connection
+    -- turns out dead; a request that must not repeat gets its own.
+    fresh_connect = not c.idempotent or nil,
+  })
+  r.seconds = math.floor((wait.clock() - t0) * 1000 + 0.5) / 1000
+  if res then trace_response(r, res, r.seconds) end
+  return r, res, err, t0
+end
+
+-- outcome(req, c, r, res, err) -> decoded (success), or nil, the error
+-- and whether trying again is safe and may help.
+local function outcome(req, c, r, res, err)
+  local method, idempotent = c.method, c.idempotent
+  if not res then
+    err = type(err) == "table" and err or { kind = "network", message = tostring(err) }
+    -- The native message starts with the method and URL, which the
+    -- error object shows anyway (with its query).
+    local message = tostring(err.message)
+    local prefix = method .. " " .. req.url:gsub("%?.*$", "") .. ": "
+    if message:sub(1, #prefix) == prefix then message = message:sub(#prefix + 1) end
+    local e = errors.new({
+      kind = err.kind or "network", message = log.redact(message, r.secrets),
+      provider = req.provider, method = method, url = r.display_url, curl_code = err.curl_code,
+    })
+    if e.kind == "interrupted" then error(e, 0) end
+    local transient = e.kind == "network" or e.kind == "timeout"
+    local not_sent = NOT_SENT[err.curl_code] or false
+    e.ambiguous = transient and not idempotent and not not_sent
+    log.debug(("%s %s: %s"):format(method, r.display_url, e.message),
+      { provider = req.provider, attempt = r.attempt })
+    return nil, e, transient and (idempotent or not_sent)
+  end
+  local decoded, derr = decode_body(res)
+  local ok_status = res.status >= 200 and res.status < 300
+  local info = req.classify and req.classify(res, decoded) or nil
+  log.debug(("%s %s -> %d"):format(method, r.display_url, res.status),
+    { provider = req.provider, seconds = r.seconds, attempt = r.attempt })
+  if ok_status and not info then
+    if not derr then return decoded end
+    local e = errors.new({ kind = "decode", status = res.status, provider = req.provider,
+      method = method, url = r.display_url, request_id = request_id(res.headers),
+      message = "response is not valid JSON (" .. tostring(derr) .. ")" })
+    e.ambiguous = not idempotent
+    return nil, e, idempotent
+  end
+  local e = response_error(req, r, res, decoded, info)
+  local transient = retry.STATUS[res.status] or (info and info.retry) or false
+  -- throttle = false leaves throttling to the caller (fanout.map
+  -- slows every worker down instead of one request retrying).
+  if c.p.throttle == false and retry.throttled(e) then transient = false end
+  e.ambiguous = transient and not idempotent
+  return nil, e, transient and idempotent
+end
+
 -- send(req) -> decoded body, response. Raises an error object.
 -- req: provider, method, url (no query), query (encoded string, sent and
 -- signed as is), headers, body (string, or a table sent as JSON),
@@ -287,109 +292,21 @@ function M.add_check(fn) checks[#checks + 1] = fn end
 -- max_body, ca_file, insecure, credentials (where the credentials came
 -- from, config.origin, added to an authentication error).
 function M.send(req)
-  local p = policy(req.retry)
-  local method = req.method:upper()
-  local idempotent = req.idempotent
-  if idempotent == nil then idempotent = IDEMPOTENT[method] or false end
-  local body = req.body
-  local headers = copy(req.headers)
-  if type(body) == "table" then
-    body = json.encode(body)
-    if not headers["content-type"] then headers["content-type"] = "application/json" end
-  end
-  local url = M.parse_url(req.url)
-  if not url then errors.usage("bad URL " .. tostring(req.url)) end
-  local query = req.query or ""
-  local full = req.url .. (query ~= "" and ("?" .. query) or "")
-  -- Verification is off only for the boolean true, never for a string
-  -- such as "false" from a configuration file, and never silently.
-  local insecure = req.insecure == true
-  if insecure and url.scheme == "https" and not warned_insecure[M.origin(req.url)] then
-    warned_insecure[M.origin(req.url)] = true
-    log.warn(("TLS certificate verification is off for %s (insecure = true): anyone on the "
-      .. "path can read and change the traffic, credentials included"):format(M.origin(req.url)),
-      { provider = req.provider })
-  end
-  local start = wait.clock()
-  local attempt = 0
-  local skew_note
+  local c = prepare(req)
+  local n, skew_note = 0, nil
   while true do
-    attempt = attempt + 1
+    n = n + 1
     for _, check in ipairs(checks) do check(req) end
-    local r = {
-      provider = req.provider, method = method, url = req.url, path = url.path,
-      host = url.host, scheme = url.scheme, query = query, body = body,
-      headers = copy(headers), attempt = attempt, display_url = full, secrets = {},
-      now = M.signing_time(req.provider),
-    }
-    if not r.headers["user-agent"] then r.headers["user-agent"] = M.USER_AGENT end
-    if req.sign then req.sign(r) end
-    r.display_url = log.redact(full, r.secrets)
-    trace_request(r)
-    local t0 = wait.clock()
-    local res, err = M.request({
-      method = method, url = full, headers = r.headers, body = r.body,
-      timeout = req.timeout or p.timeout, connect_timeout = req.connect_timeout, max_body = req.max_body,
-      ca_file = req.ca_file, insecure = insecure,
-      -- libcurl silently sends a request again when a reused connection
-      -- turns out dead; a request that must not repeat gets its own.
-      fresh_connect = not idempotent or nil,
-    })
-    local seconds = math.floor((wait.clock() - t0) * 1000 + 0.5) / 1000
-    local e, retryable
-    if not res then
-      err = type(err) == "table" and err or { kind = "network", message = tostring(err) }
-      -- The native message starts with the method and URL, which the
-      -- error object shows anyway (with its query).
-      local message = tostring(err.message)
-      local prefix = method .. " " .. req.url:gsub("%?.*$", "") .. ": "
-      if message:sub(1, #prefix) == prefix then message = message:sub(#prefix + 1) end
-      e = errors.new({
-        kind = err.kind or "network", message = log.redact(message, r.secrets),
-        provider = req.provider, method = method, url = r.display_url, curl_code = err.curl_code,
-      })
-      if e.kind == "interrupted" then error(e, 0) end
-      local transient = e.kind == "network" or e.kind == "timeout"
-      local not_sent = NOT_SENT[err.curl_code] or false
-      retryable = transient and (idempotent or not_sent)
-      e.ambiguous = transient and not idempotent and not not_sent
-      log.debug(("%s %s: %s"):format(method, r.display_url, e.message),
-        { provider = req.provider, attempt = attempt })
-    else
-      trace_response(r, res, seconds)
-      local decoded, derr = decode_body(res)
-      local ok_status = res.status >= 200 and res.status < 300
-      local info = req.classify and req.classify(res, decoded) or nil
-      if ok_status and not info then
-        if not derr then
-          log.debug(("%s %s -> %d"):format(method, r.display_url, res.status),
-            { provider = req.provider, seconds = seconds, attempt = attempt })
-          return decoded, res
-        end
-        e = errors.new({ kind = "decode", status = res.status, provider = req.provider,
-          method = method, url = r.display_url, request_id = request_id(res.headers),
-          message = "response is not valid JSON (" .. tostring(derr) .. ")" })
-        retryable = idempotent
-        e.ambiguous = not idempotent
-      else
-        e = response_error(req, r, res, decoded, info)
-        local transient = M.RETRY_STATUS[res.status] or (info and info.retry) or false
-        -- throttle = false leaves throttling to the caller (fanout.map
-        -- slows every worker down instead of one request retrying).
-        if p.throttle == false and M.throttled(e) then transient = false end
-        retryable = transient and idempotent
-        e.ambiguous = transient and not idempotent
-      end
-      log.debug(("%s %s -> %d"):format(method, r.display_url, res.status),
-        { provider = req.provider, seconds = seconds, attempt = attempt })
-    end
+    local r, res, err, t0 = attempt(req, c, n)
+    local decoded, e, retryable = outcome(req, c, r, res, err)
+    if not e then return decoded, res end
     -- An answer may quote the request, credentials included: no field
     -- of the error keeps one (message, code, request id, details).
     e = log.redact(e, r.secrets)
-    e.attempts = attempt
+    e.attempts = n
     -- A request that may have reached the server may still be carried
     -- out until its own timeout has run from when it was sent.
-    if e.ambiguous then e.hold_until = t0 + (req.timeout or p.timeout) end
+    if e.ambiguous then e.hold_until = t0 + (req.timeout or c.p.timeout) end
     -- A signature refused for a clock off by more than the provider
     -- allows is made again, once, with the server's time.
     local note = res and not skew_note and skewed(req, res, e)
@@ -400,96 +317,19 @@ function M.send(req)
       e.hint = nil
       log.warn(("%s; signing with the server's time for the rest of the run and trying again")
         :format(tostring(e)))
-      goto again
-    end
-    if skew_note and e.kind == "auth" then
-      e.message = ("%s (refused again when signed with the server's time; %s)"):format(
-        e.message:gsub("%.$", ""), skew_note)
-    end
-    local delay
-    if retryable and attempt < p.attempts then
-      delay = e.retry_after
-      if delay and delay > p.max_retry_after then
-        log.warn(("%s asked to retry after %gs; waiting %gs instead"):format(
-          req.provider or "server", delay, p.max_retry_after), nil,
-          { provider = req.provider, retry_after = delay, delay = p.max_retry_after })
-        delay = p.max_retry_after
-      end
-      if delay then delay = math.max(delay, p.min_retry_after) end
-      delay = delay or M.backoff(attempt, p)
-      if wait.clock() - start + delay > p.max_time then delay = nil end
-    end
-    if not delay then error(e, 0) end
-    log.warn(("%s; retrying in %.1fs (attempt %d of %d)"):format(tostring(e), delay,
-      attempt + 1, p.attempts), nil, { provider = e.provider, kind = e.kind, status = e.status,
-      code = e.code, request_id = e.request_id, attempt = attempt + 1, attempts = p.attempts,
-      delay = delay })
-    wait.sleep(delay)
-    ::again::
-  end
-end
-
--- look_until(lookup, deadline, clock, what) -> lookup's first non-nil
--- answer, asking again every few seconds until clock() passes deadline
--- (and once after it), or nil. For a request that may still land: a
--- lookup made before the server could have acted proves nothing.
-function M.look_until(lookup, deadline, clock, what)
-  local found = lookup()
-  local step = math.max(0.5, math.min(5, require("trainctl.api.job").settle / 2))
-  local told = false
-  while found == nil and clock() < deadline do
-    local left = deadline - clock()
-    if not told then
-      log.info(("%s may still land; looking it up for %.1fs before trying again"):format(what, left))
-      told = true
-    end
-    wait.sleep(math.min(step, left))
-    found = lookup()
-  end
-  return found
-end
-
--- create_once{create, lookup [, conflict, attempts, what, retry,
--- uncertain, hold]} -> result. A create whose outcome is uncertain
--- (connection broken or timed out after sending, 5xx, an unreadable
--- answer) is looked up before it is tried again: conflict(err) says an
--- error means "already exists", which after an uncertain first try means
--- the repeated create found the first one, resolved by lookup too;
--- uncertain = true says the first try may follow an earlier run's.
--- hold = true is for creates that nothing on the server refuses twice
--- (a training start): one whose fate is unknown is sent again only once
--- it can no longer land, its own timeout plus job.settle after it was
--- sent, and only if the lookup still finds nothing. A create of a named
--- object needs no wait: the server refuses the name a second time.
-function M.create_once(o)
-  local p = policy(o.retry)
-  local attempts = o.attempts or p.attempts
-  local what = o.what or "the create"
-  for attempt = 1, attempts do
-    local ok, res = pcall(o.create)
-    if ok then return res end
-    local e = res
-    if not errors.is(e) then error(e, 0) end
-    local conflict = (attempt > 1 or o.uncertain) and o.conflict and o.conflict(e)
-    if not (e.ambiguous or conflict) then error(e, 0) end
-    local found
-    if o.hold and e.ambiguous then
-      local deadline = (e.hold_until or wait.clock()) + require("trainctl.api.job").settle
-      found = M.look_until(o.lookup, deadline, wait.clock, what)
     else
-      found = o.lookup()
+      if skew_note and e.kind == "auth" then
+        e.message = ("%s (refused again when signed with the server's time; %s)"):format(
+          e.message:gsub("%.$", ""), skew_note)
+      end
+      local delay = retryable and retry.delay(e, n, c.p, c.start, req.provider)
+      if not delay then error(e, 0) end
+      log.warn(("%s; retrying in %.1fs (attempt %d of %d)"):format(tostring(e), delay,
+        n + 1, c.p.attempts), nil, { provider = e.provider, kind = e.kind, status = e.status,
+        code = e.code, request_id = e.request_id, attempt = n + 1, attempts = c.p.attempts,
+        delay = delay })
+      wait.sleep(delay)
     end
-    if found ~= nil then
-      log.info(("%s: %s happened despite the error; using it"):format(e.provider or "client",
-        what), { error = tostring(e) })
-      return found
-    end
-    if attempt == attempts then error(e, 0) end
-    local delay = math.min(e.retry_after or M.backoff(attempt, p), p.max_retry_after)
-    log.warn(("%s; %s did not happen, trying again in %.1fs"):format(tostring(e), what, delay), nil,
-      { provider = e.provider, kind = e.kind, status = e.status, code = e.code, attempt = attempt + 1,
-        attempts = attempts, delay = delay })
-    wait.sleep(delay)
   end
 end
 
