@@ -98,9 +98,10 @@ describe("a provider descriptor", function()
     assert.equal("https://demo.example/api/things?offset=0&limit=2", http.requests[1].url)
     assert.equal("1", http.header(1, "x-demo"))
     assert.equal("s", http.header(1, "x-demo-sig"))
-    local sleeps = S.sleeps()
-    finally(sleeps.restore)
+    local sleeps, logs = S.sleeps(), S.logs("info")
+    finally(function() sleeps.restore() logs.restore() end)
     assert.same({ name = "n" }, c:make_thing({ name = "n" }))
+    assert.matches('creating thing "n" happened despite the error', logs.text())
     assert.equal(4, #http.requests)
     assert.equal("POST", http.requests[3].method)
   end)
@@ -127,6 +128,15 @@ describe("the registry", function()
     assert.equal(registry.find("azure_language"), registry.find("azure"))
     assert.is_nil(registry.find("nope"))
   end)
+
+  it("is what the docs document: each provider has its section in docs/lua-api.md and its module in the manual",
+    function()
+      local api, man = slurp("docs/lua-api.md"), slurp("docs/trainctl.1")
+      for _, p in ipairs(registry.list) do
+        assert.truthy(api:find("\n## `trainctl." .. p.name .. "`\n", 1, true), p.name .. " in docs/lua-api.md")
+        assert.truthy(man:find("\\fBtrainctl." .. p.name .. "\\fR", 1, true), p.name .. " in docs/trainctl.1")
+      end
+    end)
 
   it("is the only place outside providers/ that names a provider", function()
     for _, f in ipairs(sources()) do
