@@ -148,7 +148,7 @@ DATADIR = $(PREFIX)/share/trainctl
 DOCDIR = $(PREFIX)/share/doc/trainctl
 BASH_COMPDIR = $(PREFIX)/share/bash-completion/completions
 ZSH_COMPDIR = $(PREFIX)/share/zsh/site-functions
-DOCS = README.md docs/lua-api.md docs/cookbook.md docs/cloudsim.md docs/reliability.md
+DOCS = README.md docs/lua-api.md docs/providers.md docs/cookbook.md docs/cloudsim.md docs/reliability.md
 
 # The completion scripts come from the binary (`trainctl completion SHELL`,
 # generated from its operation tables); a trainctl without that command
