@@ -164,14 +164,14 @@ function File:lock()
     if not ok then fail(("cannot create %s: %s"):format(dir, tostring(err):gsub("^mkdir: .-: ", ""))) end
   end
   local wait = require("trainctl.core.wait")
-  local deadline, pause = sys.clock() + M.lock_wait, 0.002
+  local deadline, pause = wait.clock() + M.lock_wait, 0.002
   while true do
     local l, err, why = sys.lock(path .. ".lock")
     if l then return l, path end
     if why ~= "locked" then
       fail(("cannot lock state file %s: %s"):format(self.path, tostring(err):gsub("^lock: ", "")))
     end
-    if sys.clock() > deadline then
+    if wait.clock() > deadline then
       fail(("state file %s: another process has held %s.lock for %gs"):format(self.path, path, M.lock_wait))
     end
     wait.sleep(pause)

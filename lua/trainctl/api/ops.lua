@@ -316,16 +316,13 @@ M.bound = setmetatable({}, { __mode = "k" })
 M.classes = setmetatable({}, { __mode = "k" })
 
 -- bind(class, specs, invoke): a method per operation calling
--- invoke(self, spec, args), or spec.invoke(self, args, spec) where an
--- operation needs more than one request (a training start that returns a
--- job).
+-- invoke(self, spec, args) with its arguments checked and named
+-- (api/provider.lua's invoke decides what an operation does).
 function M.bind(class, specs, invoke)
   M.classes[class] = specs
   for _, spec in ipairs(specs) do
     local fn = function(self, ...)
-      local args = M.args(spec, ...)
-      if spec.invoke then return spec.invoke(self, args, spec) end
-      return invoke(self, spec, args)
+      return invoke(self, spec, M.args(spec, ...))
     end
     class[spec.name] = fn
     M.bound[fn] = { spec = spec, class = class }

@@ -198,6 +198,7 @@ M, Client = provider.new({
     schema = { name = "name", find = function(self, args) return self:find_schema(args.name) end },
   },
   conflict = is_conflict,
+  -- (start_train is defined below, with the client methods it uses)
   starts = { train = function(...) return start_train(...) end },
   -- The job a printed reference names: a dataset's import or a training.
   reopen = function(c, ref)

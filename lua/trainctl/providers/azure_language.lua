@@ -310,6 +310,7 @@ M, Client = provider.new({
     if spec.lro then return self:_job_from(res, spec.lro, label_of(spec, args)) end
     return body, res
   end,
+  -- (start_train is defined below, with the client methods it uses)
   starts = { train = function(...) return start_train(...) end },
   -- The job a printed reference names: any long-running operation.
   reopen = function(c, ref)

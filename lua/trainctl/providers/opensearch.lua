@@ -284,6 +284,7 @@ M, Client = provider.new({
     end },
   },
   conflict = is_conflict,
+  -- (start_task is defined below, with the client methods it uses)
   starts = { create_function_task = function(...) return start_task(...) end },
   -- The job a printed reference names: a training of an instance.
   reopen = function(c, ref)
