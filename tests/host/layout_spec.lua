@@ -3,8 +3,13 @@
 -- (trainctl.aitems, trainctl.http, ...) reach the same modules, from the
 -- binary and from a source tree (TRAINCTL_LUA_PATH).
 
-package.path = "tests/host/?.lua;" .. package.path
-local H = require "helper"
+-- The shared helpers: tests/support/ where the suites have it, else this
+-- suite's own.
+local has_support, H = pcall(require, "support")
+if not has_support then
+  package.path = "tests/host/?.lua;" .. package.path
+  H = require "helper"
+end
 local sys = require "trainctl.sys"
 
 -- Every public name gives the very table of its module: a test double or
