@@ -284,6 +284,28 @@ local function outcome(req, c, r, res, err)
   return nil, e, transient and idempotent
 end
 
+-- resign(req, res, e, skew) -> true when a signature refused for a
+-- clock off by more than the provider allows is to be made again, once,
+-- with the server's time (skew.note keeps what was found); a second
+-- refusal says so in its message.
+local function resign(req, res, e, skew)
+  local note = res and not skew.note and skewed(req, res, e)
+  if note then
+    skew.note = note
+    e.message = e.message:gsub("%.$", "") .. "; " .. note
+    -- The clock, not the keys: no hint about credentials on this line.
+    e.hint = nil
+    log.warn(("%s; signing with the server's time for the rest of the run and trying again")
+      :format(tostring(e)))
+    return true
+  end
+  if skew.note and e.kind == "auth" then
+    e.message = ("%s (refused again when signed with the server's time; %s)"):format(
+      e.message:gsub("%.$", ""), skew.note)
+  end
+  return false
+end
+
 -- send(req) -> decoded body, response. Raises an error object.
 -- req: provider, method, url (no query), query (encoded string, sent and
 -- signed as is), headers, body (string, or a table sent as JSON),
@@ -293,7 +315,8 @@ end
 -- from, config.origin, added to an authentication error).
 function M.send(req)
   local c = prepare(req)
-  local n, skew_note = 0, nil
+  local skew = {}
+  local n = 0
   while true do
     n = n + 1
     for _, check in ipairs(checks) do check(req) end
@@ -307,21 +330,7 @@ function M.send(req)
     -- A request that may have reached the server may still be carried
     -- out until its own timeout has run from when it was sent.
     if e.ambiguous then e.hold_until = t0 + (req.timeout or c.p.timeout) end
-    -- A signature refused for a clock off by more than the provider
-    -- allows is made again, once, with the server's time.
-    local note = res and not skew_note and skewed(req, res, e)
-    if note then
-      skew_note = note
-      e.message = e.message:gsub("%.$", "") .. "; " .. note
-      -- The clock, not the keys: no hint about credentials on this line.
-      e.hint = nil
-      log.warn(("%s; signing with the server's time for the rest of the run and trying again")
-        :format(tostring(e)))
-    else
-      if skew_note and e.kind == "auth" then
-        e.message = ("%s (refused again when signed with the server's time; %s)"):format(
-          e.message:gsub("%.$", ""), skew_note)
-      end
+    if not resign(req, res, e, skew) then
       local delay = retryable and retry.delay(e, n, c.p, c.start, req.provider)
       if not delay then error(e, 0) end
       log.warn(("%s; retrying in %.1fs (attempt %d of %d)"):format(tostring(e), delay,
