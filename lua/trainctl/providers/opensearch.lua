@@ -255,17 +255,8 @@ M, Client = provider.new({
   end,
   -- The body goes as JSON; without a content type of our own, a bodyless
   -- POST would go out with libcurl's form type, which the v2 signature
-  -- covers and we did not sign. The gateway refuses a request without
-  -- x-acs-action: client:call without action= takes the name of the
-  -- operation whose method and path template match.
+  -- covers and we did not sign. The action names the operation.
   prepare = function(_, r)
-    if not r.action then
-      local spec = ops.match(OPERATIONS, r.method, r.path)
-      if not spec then
-        errors.usage(("opensearch: no operation is %s %s; name the API with action="):format(r.method, r.path))
-      end
-      r.action = spec.action
-    end
     if type(r.body) == "table" then r.body = json.encode(r.body) end
     if r.body ~= nil or r.method == "POST" or r.method == "PUT" then
       r.headers["content-type"] = "application/json; charset=utf-8"
