@@ -50,6 +50,18 @@ describe("an operation spec", function()
   end)
 end)
 
+describe("ops.match", function()
+  it("finds the operation a method and path are an instance of, and no other", function()
+    local specs = require("trainctl.opensearch").operations
+    local P = "/v4/openapi/app-groups/g/functions/f"
+    assert.equal("GetFunctionInstance", ops.match(specs, "GET", P .. "/instances/i").action)
+    assert.equal("ListFunctionInstances", ops.match(specs, "GET", P .. "/instances").action)
+    assert.equal("DeleteFunctionInstance", ops.match(specs, "DELETE", P .. "/instances/i").action)
+    assert.is_nil(ops.match(specs, "GET", P .. "/instances/i/x"))
+    assert.is_nil(ops.match(specs, "POST", "/x"))
+  end)
+end)
+
 describe("a provider descriptor", function()
   it("refuses a field nothing reads", function()
     local ok, err = pcall(provider.new, { name = "demo", operations = {}, sign = function() end })
