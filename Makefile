@@ -33,7 +33,8 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) -Isrc
 LIBS = $(CJSON_LIB) $(PKG_LIBS) -ldl -lm
 
 SRCS = $(wildcard src/*.c)
-LUA_SRCS = $(sort $(wildcard lua/trainctl/*.lua))
+LUA_SRCS = $(sort $(wildcard lua/trainctl/*.lua lua/trainctl/*/*.lua))
+LUA_ALIASES = lua/trainctl/aliases.lua
 BUILD ?= build
 OBJS = $(SRCS:src/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 LIB_OBJS = $(filter-out $(BUILD)/main.o,$(OBJS))
@@ -49,7 +50,7 @@ $(BUILD)/%.o: src/%.c src/host.h src/lhttp.h src/lazy.h | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/embedded.c: $(LUA_SRCS) scripts/embed.lua | $(BUILD)
-	$(need_pkgs)lua5.4 scripts/embed.lua $(LUA_SRCS) > $@.tmp && mv $@.tmp $@
+	$(need_pkgs)lua5.4 scripts/embed.lua --aliases $(LUA_ALIASES) $(LUA_SRCS) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -147,7 +148,7 @@ DATADIR = $(PREFIX)/share/trainctl
 DOCDIR = $(PREFIX)/share/doc/trainctl
 BASH_COMPDIR = $(PREFIX)/share/bash-completion/completions
 ZSH_COMPDIR = $(PREFIX)/share/zsh/site-functions
-DOCS = README.md docs/lua-api.md docs/cookbook.md docs/cloudsim.md docs/reliability.md
+DOCS = README.md docs/lua-api.md docs/providers.md docs/cookbook.md docs/cloudsim.md docs/reliability.md
 
 # The completion scripts come from the binary (`trainctl completion SHELL`,
 # generated from its operation tables); a trainctl without that command

@@ -5,44 +5,36 @@
 -- followed through Operation-Location (else Location); lists through
 -- nextLink.
 --
---   local az = require("trainctl.azure_language").client()
+--   local az = require("trainctl.providers.azure_language").client()
 --   local job = az:train("Loans", { model_label = "m1" })
 --   job:wait()
 local config = require("trainctl.config")
 local errors = require("trainctl.errors")
-local http = require("trainctl.http")
-local job = require("trainctl.job")
+local http = require("trainctl.core.http")
+local job = require("trainctl.api.job")
 local log = require("trainctl.log")
-local ops = require("trainctl.ops")
-local page = require("trainctl.page")
+local ops = require("trainctl.api.ops")
+local provider = require("trainctl.api.provider")
+local retry = require("trainctl.core.retry")
+local url = require("trainctl.core.url")
 
-local M = {}
+-- The module and the client class, built from the descriptor below.
+local M, Client
 
-M.name = "azure_language"
-M.API_VERSION = "2023-04-01"
-M.DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
-M.SCOPE = "https://cognitiveservices.azure.com/.default"
-
-local Client = {}
-Client.__index = Client
-Client.__name = "trainctl.azure_language.client"
+local API_VERSION = "2023-04-01"
+local DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+local SCOPE = "https://cognitiveservices.azure.com/.default"
 
 local D = ops.define
+local with = ops.with
 local A = "/language/authoring/analyze-text/projects"
 local PAGED = { "top:integer", "skip:integer", "maxpagesize:integer" }
 local SIT = { stringIndexType = "Utf16CodeUnit" }
 
-local function with(list, ...)
-  local out = {}
-  for i = 1, select("#", ...) do out[#out + 1] = select(i, ...) end
-  for _, v in ipairs(list) do out[#out + 1] = v end
-  return out
-end
-
-M.operations = {
+local OPERATIONS = {
   D { "list_projects", "GET", A, query = PAGED, items = "value", summary = "projects (nextLink paging)" },
   D { "get_project", "GET", A .. "/{projectName}", summary = "a project's metadata" },
-  D { "create_project", "PATCH", A .. "/{projectName}", idempotent = true,
+  D { "create_project", "PATCH", A .. "/{projectName}", idempotent = true, path_in_body = { "projectName" },
     body = { "language!", "projectKind!", "storageInputContainerName!", "description",
       "multilingual:boolean", "settings:object" },
     docs = { projectKind = "CustomSingleLabelClassification, CustomMultiLabelClassification, "
@@ -118,13 +110,10 @@ M.operations = {
     idempotent = true, summary = "cancel an analyze-text job; returns a job" },
 }
 
-local by_name = {}
-for _, spec in ipairs(M.operations) do by_name[spec.name] = spec end
-
 -- The job states of authoring and runtime jobs, lower-cased; a partial
 -- success counts as failed (job:wait raises, with partial = true and the
 -- results in raw).
-M.STATES = {
+local STATES = {
   notstarted = "pending", running = "running", cancelling = "running", succeeded = "succeeded",
   failed = "failed", cancelled = "cancelled", canceled = "cancelled",
   partiallycompleted = "failed", partiallysucceeded = "failed",
@@ -136,12 +125,12 @@ local NOT_FOUND = { NotFound = true, ProjectNotFound = true, OperationNotFound =
 
 -- not_found(e): the service's own error code for a missing project,
 -- model, deployment or job.
-function M.not_found(e)
+local function not_found(e)
   return e.status == 404 and NOT_FOUND[e.code] == true
 end
 
 -- classify(res, body): {"error":{"code","message","innererror":{...}}}.
-function M.classify(res, body)
+local function classify(res, body)
   if res.status >= 200 and res.status < 300 then return nil end
   local code = res.headers and res.headers["x-ms-error-code"]
   local message
@@ -184,17 +173,17 @@ local function token_source(o)
   local cached, expires
   local form = table.concat({
     "grant_type=client_credentials",
-    "client_id=" .. ops.encode(o.client_id),
-    "client_secret=" .. ops.encode(o.client_secret),
-    "scope=" .. ops.encode(o.scope or M.SCOPE),
+    "client_id=" .. url.encode(o.client_id),
+    "client_secret=" .. url.encode(o.client_secret),
+    "scope=" .. url.encode(o.scope or SCOPE),
   }, "&")
-  local url = o.authority:gsub("/+$", "") .. "/" .. ops.segment(o.tenant_id, "tenant_id")
+  local token_url = o.authority:gsub("/+$", "") .. "/" .. url.segment(o.tenant_id, "tenant_id")
     .. "/oauth2/v2.0/token"
   local src = {}
   function src.get()
     if cached and sys.clock() < expires then return cached end
     local body = http.send({
-      provider = "entra", method = "POST", url = url,
+      provider = "entra", method = "POST", url = token_url,
       headers = { ["content-type"] = "application/x-www-form-urlencoded",
         accept = "application/json" },
       body = form, idempotent = true, classify = classify_entra, retry = o.retry,
@@ -251,142 +240,106 @@ local function resolve_auth(o)
   config.need("AZURE_LANGUAGE_KEY", "(or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET)")
 end
 
--- client{endpoint, key | tenant_id + client_id + client_secret, auth =
--- "key" | "entra", api_version, authority, scope, retry, timeout, ca_file,
--- insecure}. The endpoint defaults to TRAINCTL_AZURE_LANGUAGE_ENDPOINT,
--- then AZURE_LANGUAGE_ENDPOINT; credentials to AZURE_LANGUAGE_KEY, then
--- AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET (then the
--- profile); authority to TRAINCTL_ENTRA_ENDPOINT.
-function M.client(o)
-  o = o or {}
-  local endpoint = o.endpoint or config.get("TRAINCTL_AZURE_LANGUAGE_ENDPOINT")
-    or config.get("AZURE_LANGUAGE_ENDPOINT")
-  if not endpoint then
-    errors.usage("missing setting: set AZURE_LANGUAGE_ENDPOINT (https://<resource>.cognitiveservices.azure.com)")
-  end
-  endpoint = endpoint:gsub("/+$", ""):gsub("/language$", "")
-  config.endpoint("azure_language", endpoint, o.endpoint and "endpoint="
-    or config.origin_name("TRAINCTL_AZURE_LANGUAGE_ENDPOINT", "AZURE_LANGUAGE_ENDPOINT"))
-  local auth = resolve_auth(o)
-  local ca_file = o.ca_file or config.ca_file()
-  local self = setmetatable({
-    provider = "azure_language", endpoint = endpoint, api_version = o.api_version or M.API_VERSION,
-    retry = o.retry, timeout = o.timeout, ca_file = ca_file, insecure = o.insecure,
-    auth = auth.key and "key" or "entra", credentials = auth.credentials,
-  }, Client)
-  if auth.key then
-    local key = auth.key
-    self._sign = function(r) r.headers["ocp-apim-subscription-key"] = key end
-  else
-    local tokens = token_source({
-      tenant_id = auth.tenant_id, client_id = auth.client_id, client_secret = auth.client_secret,
-      authority = o.authority or config.get("TRAINCTL_ENTRA_ENDPOINT") or M.DEFAULT_AUTHORITY,
-      scope = o.scope, retry = o.retry, timeout = o.timeout, ca_file = ca_file,
-      insecure = o.insecure, credentials = auth.credentials,
-    })
-    self._tokens = tokens
-    self._sign = function(r) r.headers["authorization"] = "Bearer " .. tokens.get() end
-  end
-  return self
-end
-
 local function has_api_version(query)
   return query:find("^api%-version=") or query:find("&api%-version=")
 end
 
--- _send{method, path, query, body, headers, idempotent, retry, timeout}:
--- api-version added when missing; with a token, a 401 fetches a new token
--- and tries once more.
-function Client:_send(r)
-  local headers = {}
-  for k, v in pairs(r.headers or {}) do headers[k:lower()] = v end
-  headers["accept"] = headers["accept"] or "application/json"
-  local query = r.query or ""
-  if not has_api_version(query) then
-    query = (query ~= "" and (query .. "&") or "") .. "api-version=" .. ops.encode(self.api_version)
+local function label_of(spec, args)
+  if spec.lro == "training" then
+    return ("azure_language training %s/%s"):format(args.project_name, tostring(args.model_label))
   end
-  local req = {
-    provider = "azure_language", method = r.method, url = self.endpoint .. r.path, query = query,
-    headers = headers, body = r.body, sign = self._sign, classify = M.classify,
-    credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
-    timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
-  }
-  if not self._tokens then return http.send(req) end
-  local ok, body, res = pcall(http.send, req)
-  if ok then return body, res end
-  if errors.is(body, "auth") and body.status == 401 and body.provider == "azure_language" then
-    log.debug("azure_language: 401 with a cached token; fetching a new one")
-    self._tokens.reset()
-    return http.send(req)
-  end
-  error(body, 0)
+  local what = args.project_name or args.job_id
+  if not what then return "azure_language " .. spec.name end
+  return ("azure_language %s %s"):format(spec.name, what)
 end
 
--- relative(url) -> path and query of a URL the service handed out
--- (Operation-Location, nextLink), refused when it points at another host:
--- the credentials go only to the configured endpoint.
-function Client:relative(url)
-  local u = http.parse_url(url)
-  if not u then
-    if url:sub(1, 1) == "/" then
-      local path, query = url:match("^([^?]*)%??(.*)$")
-      return path, query
+local start_train
+
+M, Client = provider.new({
+  name = "azure_language",
+  operations = OPERATIONS, classify = classify, not_found = not_found, states = STATES,
+  pager = { "next_link" },
+  -- client{endpoint, key | tenant_id + client_id + client_secret, auth =
+  -- "key" | "entra", api_version, authority, scope, retry, timeout, ca_file,
+  -- insecure}. The endpoint defaults to TRAINCTL_AZURE_LANGUAGE_ENDPOINT,
+  -- then AZURE_LANGUAGE_ENDPOINT; credentials to AZURE_LANGUAGE_KEY, then
+  -- AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET (then the
+  -- profile); authority to TRAINCTL_ENTRA_ENDPOINT.
+  endpoint = function(o)
+    local endpoint = o.endpoint or config.get("TRAINCTL_AZURE_LANGUAGE_ENDPOINT")
+      or config.get("AZURE_LANGUAGE_ENDPOINT")
+    if not endpoint then
+      errors.usage("missing setting: set AZURE_LANGUAGE_ENDPOINT (https://<resource>.cognitiveservices.azure.com)")
     end
-    errors.raise({ kind = "api", provider = "azure_language", message = "bad URL from the service: " .. url })
-  end
-  if http.origin(url) ~= http.origin(self.endpoint) then
-    errors.raise({ kind = "api", provider = "azure_language", code = "ForeignLink",
-      message = ("the service pointed to %s, outside the endpoint %s; not sending credentials there")
-        :format(http.origin(url), http.origin(self.endpoint)) })
-  end
-  return u.path, u.query
-end
+    return endpoint, config.origin_name("TRAINCTL_AZURE_LANGUAGE_ENDPOINT", "AZURE_LANGUAGE_ENDPOINT")
+  end,
+  trim = "/language$",
+  -- A subscription key, or an Entra ID token fetched when needed and
+  -- fetched again (renew) when the service refuses it with a 401.
+  auth = function(o, self)
+    local auth = resolve_auth(o)
+    local fields = { api_version = o.api_version or API_VERSION, auth = auth.key and "key" or "entra" }
+    if auth.key then
+      local key = auth.key
+      return { credentials = auth.credentials, fields = fields,
+        sign = function(r) r.headers["ocp-apim-subscription-key"] = key end }
+    end
+    local tokens = token_source({
+      tenant_id = auth.tenant_id, client_id = auth.client_id, client_secret = auth.client_secret,
+      authority = o.authority or config.get("TRAINCTL_ENTRA_ENDPOINT") or DEFAULT_AUTHORITY,
+      scope = o.scope, retry = o.retry, timeout = o.timeout, ca_file = self.ca_file,
+      insecure = o.insecure, credentials = auth.credentials,
+    })
+    fields._tokens = tokens
+    return { credentials = auth.credentials, fields = fields,
+      sign = function(r) r.headers["authorization"] = "Bearer " .. tokens.get() end,
+      renew = function()
+        log.debug("azure_language: 401 with a cached token; fetching a new one")
+        tokens.reset()
+      end }
+  end,
+  -- JSON answers, and the api-version on every request that lacks one.
+  prepare = function(self, r)
+    r.headers["accept"] = r.headers["accept"] or "application/json"
+    if not has_api_version(r.query) then
+      r.query = (r.query ~= "" and (r.query .. "&") or "") .. "api-version=" .. url.encode(self.api_version)
+    end
+  end,
+  -- A long-running operation answers with where to follow it: a job.
+  result = function(self, spec, args, body, res)
+    if spec.lro then return self:_job_from(res, spec.lro, label_of(spec, args)) end
+    return body, res
+  end,
+  -- (start_train is defined below, with the client methods it uses)
+  starts = { train = function(...) return start_train(...) end },
+  -- The job a printed reference names: any long-running operation.
+  reopen = function(c, ref)
+    if type(ref.path) == "string" and ref.path:find("^/") then return c:job(ref) end
+  end,
+  -- What `trainctl config` shows: which of the two ways in is set.
+  view = function(h)
+    local creds = { h.credential("AZURE_LANGUAGE_KEY") }
+    local auth = creds[1].set and "key" or nil
+    local entra = { h.credential("AZURE_TENANT_ID"), h.credential("AZURE_CLIENT_ID"),
+      h.credential("AZURE_CLIENT_SECRET") }
+    for _, c in ipairs(entra) do creds[#creds + 1] = c end
+    if not auth then
+      auth = (entra[1].set and entra[2].set and entra[3].set) and "entra" or h.null
+    end
+    local settings = {
+      { "endpoint", h.setting({ "TRAINCTL_AZURE_LANGUAGE_ENDPOINT", "AZURE_LANGUAGE_ENDPOINT" }) },
+      { "auth", { value = auth, from = auth == "key" and "AZURE_LANGUAGE_KEY is set"
+        or auth == "entra" and "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are set"
+        or "neither AZURE_LANGUAGE_KEY nor the three AZURE_* Entra ID settings" } },
+    }
+    if auth == "entra" then
+      settings[#settings + 1] = { "authority", h.setting({ "TRAINCTL_ENTRA_ENDPOINT" }, DEFAULT_AUTHORITY) }
+    end
+    return { settings = settings, credentials = creds }
+  end,
+})
 
--- get(url) -> decoded, response: GET a link the service returned
--- (nextLink, resultUrl, Operation-Location), signed like any call.
-function Client:get(url)
-  local path, query = self:relative(url)
-  return self:_send({ method = "GET", path = path, query = query })
-end
-
--- call(method, path [, {query, body, headers, idempotent, retry, timeout}])
--- -> decoded body, response. path starts with /language.
-function Client:call(method, path, opts)
-  opts = opts or {}
-  local headers = opts.headers or {}
-  return self:_send({ method = method:upper(), path = path, query = ops.to_query(opts.query),
-    body = opts.body, headers = headers, idempotent = opts.idempotent, retry = opts.retry,
-    timeout = opts.timeout })
-end
-
-local function run(self, spec, args, body_extra)
-  local req = ops.build(spec, args)
-  local body = req.body
-  if body_extra then
-    body = body or {}
-    for k, v in pairs(body_extra) do body[k] = v end
-  end
-  local headers = {}
-  for k, v in pairs(args.headers or {}) do headers[k] = v end
-  if spec.method == "PATCH" then headers["content-type"] = "application/merge-patch+json" end
-  local idempotent = args.idempotent
-  if idempotent == nil then idempotent = spec.idempotent end
-  return self:_send({ method = req.method, path = req.path, query = ops.query_string(req.query),
-    body = body, headers = headers, idempotent = idempotent, retry = args.retry,
-    timeout = args.timeout })
-end
-
--- each(operation, args) -> iterator over every item of a list operation,
--- following nextLink (a link seen twice is an error).
-function Client:each(name, args)
-  local spec = by_name[name]
-  if not spec or not spec.items then
-    errors.usage("azure_language: " .. tostring(name) .. " is not a list operation")
-  end
-  args = args or {}
-  return page.next_link(function() return (self[name](self, args)) end,
-    function(url) return (self:get(url)) end, { key = spec.items, provider = "azure_language" })
-end
+M.API_VERSION, M.DEFAULT_AUTHORITY, M.SCOPE = API_VERSION, DEFAULT_AUTHORITY, SCOPE
 
 local function job_id_of(path)
   return path:match("/jobs/([^/?:]+)") or path:match("([^/]+)$")
@@ -432,7 +385,7 @@ local function status_of(kind, raw, res)
   if state == "succeeded" and kind == "training" and st.progress == nil then st.progress = 100 end
   st.message = errors_text(raw.errors)
   if state ~= "succeeded" and not st.message and raw.warnings then st.message = errors_text(raw.warnings) end
-  if res then st.retry_after = http.retry_after(res.headers) end
+  if res then st.retry_after = retry.retry_after(res.headers) end
   return st
 end
 
@@ -475,47 +428,27 @@ function Client:_operation(method, path)
   return self:_job_from(res, "operation", "azure_language " .. path:match("[^/]+$"))
 end
 
-local function label_of(spec, args)
-  if spec.lro == "training" then
-    return ("azure_language training %s/%s"):format(args.project_name, tostring(args.model_label))
-  end
-  local what = args.project_name or args.job_id
-  if not what then return "azure_language " .. spec.name end
-  return ("azure_language %s %s"):format(spec.name, what)
-end
-
-local function invoke(self, spec, args)
-  local extra
-  if spec.name == "create_project" then extra = { projectName = args.project_name } end
-  local body, res = run(self, spec, args, extra)
-  if spec.lro then return self:_job_from(res, spec.lro, label_of(spec, args)) end
-  return body, res
-end
-
-ops.bind(Client, M.operations, invoke)
 
 -- train(project_name, {model_label, training_config_version,
 -- evaluation_options, resume, record}) -> job. A start whose answer was
 -- lost is looked up among the project's training jobs (same model label,
 -- not there before) before it is tried again (see job.start for resume
 -- and record).
-by_name.train.invoke = function(self, args, spec)
+start_train = function(self, args, spec)
   local project = args.project_name
   if project == nil then errors.usage("train: missing required parameter project_name") end
   local label = label_of(spec, args)
   local function training(id)
     return self:job({ kind = "training", label = label, job_id = id,
-      path = ("%s/%s/train/jobs/%s?api-version=%s"):format(A, ops.segment(project),
-        ops.segment(id), ops.encode(self.api_version)) })
+      path = ("%s/%s/train/jobs/%s?api-version=%s"):format(A, url.segment(project),
+        url.segment(id), url.encode(self.api_version)) })
   end
   local function jobs()
     local list = {}
     for j in self:each("list_training_jobs", { project_name = project }) do list[#list + 1] = j end
     return list
   end
-  return job.start({
-    what = "the training start", resume = args.resume, record = args.record, adopt = args.adopt,
-    retry = http.merge_retry(self.retry, args.retry),
+  return self:_start(spec, args, {
     prepare = function()
       local before = {}
       for _, t in ipairs(jobs()) do before[#before + 1] = t.jobId end
@@ -523,7 +456,7 @@ by_name.train.invoke = function(self, args, spec)
     end,
     open = function(ref) return self:job(ref) end,
     create = function()
-      local _, res = run(self, spec, args)
+      local _, res = self:_run(spec, args)
       return self:_job_from(res, "training", label)
     end,
     lookup = function(ref)
@@ -545,7 +478,6 @@ by_name.train.invoke = function(self, args, spec)
         if r.modelLabel == ref.model_label and st and not job.TERMINAL[st] then return training(t.jobId) end
       end
     end,
-    timeout = args.timeout or self.timeout,
   })
 end
 

@@ -4,7 +4,8 @@
 -- reference that a state file can keep so a later run resumes the job.
 local errors = require("trainctl.errors")
 local log = require("trainctl.log")
-local wait = require("trainctl.wait")
+local retry = require("trainctl.core.retry")
+local wait = require("trainctl.core.wait")
 
 local M = {}
 
@@ -162,7 +163,7 @@ end
 -- final status. Raises training_failed when the job fails or is cancelled,
 -- timeout when the time is up (the job keeps running: wait again or cancel
 -- it). A status poll that fails in a way that may pass (no answer, a 5xx,
--- 408 or 429, a body cut short or unreadable: http.transient) leaves the
+-- 408 or 429, a body cut short or unreadable: retry.transient) leaves the
 -- state unknown and is tried again, for up to outage seconds in a row
 -- (default 30 minutes, TRAINCTL_OUTAGE_BUDGET); an auth error or another
 -- 4xx ends the wait at once.
@@ -174,27 +175,21 @@ function Job:wait(opts)
   local max_interval = opts.max_interval or self.max_interval or 60
   -- TRAINCTL_POLL_INTERVAL overrides every script's polling pace: an
   -- emulator with a fast clock needs no patience.
-  local forced = tonumber(os.getenv("TRAINCTL_POLL_INTERVAL"))
+  local forced = tonumber(require("trainctl.config").getenv("TRAINCTL_POLL_INTERVAL"))
   if forced then interval, max_interval = forced, forced end
   -- A server's Retry-After paces the polls, within the bounds retries
   -- have: a status asking for a year is polled again after the cap, one
   -- asking for 0 s after the floor.
-  local http = require("trainctl.http")
-  local cap = http.retry_defaults.max_retry_after
-  local floor = http.retry_defaults.min_retry_after
   local warned = false
   local function pace(hint)
-    if not hint then return nil end
-    if hint > cap then
-      if not warned then
-        log.warn(("%s: the server asked to poll again after %gs; polling after %gs instead")
-          :format(self.label, hint, cap), nil, { job = self.label, provider = self.provider,
-          retry_after = hint, delay = cap })
-        warned = true
-      end
-      hint = cap
+    local delay, capped = retry.pace(hint)
+    if capped and not warned then
+      log.warn(("%s: the server asked to poll again after %gs; polling after %gs instead")
+        :format(self.label, hint, delay), nil, { job = self.label, provider = self.provider,
+        retry_after = hint, delay = delay })
+      warned = true
     end
-    return math.max(hint, floor)
+    return delay
   end
   local ok, st = pcall(wait.poll, function()
     local polled, s = pcall(self.status, self)
@@ -202,7 +197,7 @@ function Job:wait(opts)
       -- A 404 without the provider's own not-found code (a proxy, a
       -- gateway in a bad minute) says nothing of the job: asked again.
       local stray = errors.is(s) and s.status == 404 and not errors.not_found(s)
-      if not (http.transient(s) or stray) then error(s, 0) end
+      if not (retry.transient(s) or stray) then error(s, 0) end
       return nil, s, pace(s.retry_after)
     end
     display:update(s)
@@ -251,7 +246,7 @@ end
 -- raising. Otherwise the first failure is raised once every job has
 -- ended, with err.statuses holding all outcomes.
 function M.wait_all(jobs, opts)
-  local task = require("trainctl.task")
+  local task = require("trainctl.core.task")
   opts = opts or {}
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
@@ -290,7 +285,7 @@ end
 -- (its answer lost, or its run killed) is looked for until its own
 -- timeout and settle have passed since it was sent, before it is made
 -- again: a request held by a slow gateway can still land until then.
-M.settle = 10
+M.settle = retry.settle
 
 local function boot_id()
   local f = io.open("/proc/sys/kernel/random/boot_id", "r")
@@ -338,7 +333,7 @@ end
 -- looked up (lookup(ref) -> job | nil), until the request it stands for
 -- can no longer land, and started only when the training is not there.
 -- create(ref) -> job makes the request; when its answer is lost it is
--- looked up the same way (http.create_once). With adopt = true, a start
+-- looked up the same way (retry.create_once). With adopt = true, a start
 -- refused because a training is already running there (conflict(err))
 -- adopts that training when running(ref) finds it (-> job): a workflow
 -- that wants the service trained (a cron job finding yesterday's training
@@ -350,20 +345,19 @@ function M.start(o)
     errors.usage("resume must be a job reference (a table recorded by an earlier run)")
   end
   if ref and not ref.pending then return o.open(ref) end
-  local http = require("trainctl.http")
   -- Its own time to answer, the lock and fsync of its record, and the
   -- time a start takes to show in the lists.
-  local hold = (o.timeout or http.policy(o.retry).timeout) + 5 + M.settle
+  local hold = (o.timeout or retry.policy(o.retry).timeout) + 5 + M.settle
   local found
   if ref then
     log.info("looking up the training an earlier run may have started (its answer was never recorded)")
     local deadline, clock = landed_by(ref, hold)
-    found = http.look_until(function() return o.lookup(ref) end, deadline, clock, "that start")
+    found = retry.look_until(function() return o.lookup(ref) end, deadline, clock, "that start", M.settle)
   else
     ref = o.prepare()
   end
-  local j = found or http.create_once({
-    what = o.what, retry = o.retry, conflict = o.conflict, uncertain = o.resume ~= nil, hold = true,
+  local j = found or retry.create_once({
+    what = o.what, retry = o.retry, conflict = o.conflict, uncertain = o.resume ~= nil, hold = M.settle,
     create = function()
       -- Recorded before each send, the first and any sent again: a run
       -- killed while it looks up a resent start waits for that one.

@@ -5,6 +5,7 @@
 -- prints. One table serves the module, the command line and the docs.
 local errors = require("trainctl.errors")
 local json = require("trainctl.json")
+local url = require("trainctl.core.url")
 
 local M = {}
 
@@ -25,77 +26,19 @@ function M.snake(s)
   return s:gsub("%-", "_"):lower()
 end
 
--- encode(s): RFC 3986 percent-encoding of everything but the unreserved
--- characters, so a value can never add a "/", "?", "#" or "&".
-function M.encode(s)
-  return (s:gsub("[^%w%-%._~]", function(c)
-    return ("%%%02X"):format(c:byte())
-  end))
-end
-
--- text(v): the wire form of a scalar (integers without ".0").
-function M.text(v)
-  local t = type(v)
-  if t == "string" then return v end
-  if t == "number" then return json.number_string(v) end
-  if t == "boolean" then return tostring(v) end
-  if t == "table" then
-    local parts = {}
-    for i, x in ipairs(v) do parts[i] = M.text(x) end
-    return table.concat(parts, ",")
-  end
-  errors.usage("cannot send a " .. t .. " as a path or query value")
-end
-
--- segment(v): one path segment. "." and ".." are encoded too, and an empty
--- value is refused, so no id can make the request address another resource.
-function M.segment(v, name)
-  local s = M.text(v)
-  if s == "" then errors.usage(("empty value for %s"):format(name or "a path parameter")) end
-  local e = M.encode(s)
-  if e == "." or e == ".." then e = e:gsub("%.", "%%2E") end
-  return e
-end
-
--- query_string(list) -> "k=v&k2=v2" from {{k, v}, ...}, in that order.
-function M.query_string(list)
-  local parts = {}
-  for i, kv in ipairs(list) do
-    parts[i] = M.encode(kv[1]) .. "=" .. M.encode(kv[2])
-  end
-  return table.concat(parts, "&")
-end
-
--- to_query(q) -> query string from a string (sent as is), a list of
--- {k, v} pairs (in order) or a table k -> v (keys sorted).
-function M.to_query(q)
-  if q == nil then return "" end
-  if type(q) == "string" then return (q:gsub("^%?", "")) end
-  local list = {}
-  if q[1] ~= nil then
-    for _, kv in ipairs(q) do list[#list + 1] = { kv[1], M.text(kv[2]) } end
-  else
-    local keys = {}
-    for k in pairs(q) do keys[#keys + 1] = k end
-    table.sort(keys)
-    for _, k in ipairs(keys) do list[#list + 1] = { k, M.text(q[k]) } end
-  end
-  return M.query_string(list)
-end
-
-function M.decode(s)
-  return (s:gsub("%+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
--- parse_query(s) -> table k -> v, percent-decoded (what a server sees).
-function M.parse_query(s)
+-- with(list, ...) -> a new list: list's entries, then the others (a
+-- shared parameter list and an operation's own).
+function M.with(list, ...)
   local out = {}
-  for pair in (s or ""):gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    out[M.decode(k)] = M.decode(v)
-  end
+  for _, v in ipairs(list) do out[#out + 1] = v end
+  for i = 1, select("#", ...) do out[#out + 1] = select(i, ...) end
   return out
 end
+
+-- The URL codec, under the names this module has always offered.
+M.encode, M.text, M.segment = url.encode, url.text, url.segment
+M.query_string, M.to_query, M.parse_query = url.query_string, url.to_query, url.parse_query
+M.decode = url.unescape
 
 local function parse_param(decl, where)
   local required = decl:sub(-1) == "!"
@@ -106,11 +49,24 @@ local function parse_param(decl, where)
     required = required }
 end
 
+-- The keys an operation may have (docs/providers.md says what each
+-- means); any other is a mistake, refused when the table is defined.
+M.SPEC_KEYS = {
+  query = true, body = true, docs = true, values = true, defaults = true, summary = true,
+  idempotent = true, create = true, items = true, lro = true, action = true, returns_job = true,
+  resumable = true, fixed_query = true, path_in_body = true,
+}
+
 -- define{name, method, path, query={...}, body={...}, ...} -> spec.
 -- Parameter declarations read "wireName[:type][!]" (! = required); the
 -- path template's {names} are required string parameters. values =
 -- {wireName = {...}} lists the words a parameter takes, for completion.
 function M.define(t)
+  for k in pairs(t) do
+    if not (k == 1 or k == 2 or k == 3 or M.SPEC_KEYS[k]) then
+      error(("ops.define %s: unknown key %q"):format(tostring(t[1]), tostring(k)), 2)
+    end
+  end
   local spec = {}
   for k, v in pairs(t) do spec[k] = v end
   spec.name, spec.method, spec.path = t[1], t[2], t[3]
@@ -334,42 +290,25 @@ function M.find(specs, name)
   end
 end
 
+-- match(specs, method, path) -> the operation whose method and path
+-- template a request has, or nil.
+function M.match(specs, method, path)
+  for _, spec in ipairs(specs) do
+    local rx = "^" .. spec.path:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"):gsub("{[^}]+}", "[^/]+") .. "$"
+    if spec.method == method and path:match(rx) then return spec end
+  end
+end
+
 function M.signature(spec)
   local names = {}
   for _, p in ipairs(spec.path_params) do names[#names + 1] = p.name end
   return table.concat(names, ", ")
 end
 
--- help_list(specs) -> text: one line per operation.
-function M.help_list(specs)
-  local width = 0
-  for _, s in ipairs(specs) do width = math.max(width, #s.name) end
-  local lines = {}
-  for _, s in ipairs(specs) do
-    lines[#lines + 1] = ("  %-" .. width .. "s  %s"):format(s.name, s.summary or "")
-    local names = {}
-    for _, p in ipairs(s.params) do
-      names[#names + 1] = p.name .. (p.required and "" or "?")
-    end
-    lines[#lines + 1] = ("  %-" .. width .. "s    %s %s  (%s)"):format("", s.method, s.path,
-      table.concat(names, " "))
-  end
-  return table.concat(lines, "\n")
-end
-
--- help_op(spec) -> text: the operation and its parameters.
-function M.help_op(spec)
-  local lines = { ("%s: %s %s"):format(spec.name, spec.method, spec.path) }
-  if spec.summary then lines[#lines + 1] = "  " .. spec.summary end
-  if spec.returns_job then lines[#lines + 1] = "  starts a job (add --wait to wait for it)" end
-  for _, p in ipairs(spec.params) do
-    local flags = p.required and "required" or (p.to_create and "required to create" or "optional")
-    if p.default ~= nil then flags = flags .. ", default " .. json.encode(p.default) end
-    lines[#lines + 1] = ("  %s=<%s>  (%s, %s %s)%s"):format(p.name, p.type, flags, p.where,
-      p.wire, p.doc and ("  " .. p.doc) or "")
-  end
-  return table.concat(lines, "\n")
-end
+-- help_list(specs), help_op(spec): the help texts, which live with the
+-- command line (trainctl.help); these names stay for scripts.
+function M.help_list(specs) return require("trainctl.help").list(specs) end
+function M.help_op(spec) return require("trainctl.help").op(spec) end
 
 -- What bind made, for the REPL's help: method -> {spec, class}, and
 -- class -> its operation specs.
@@ -377,16 +316,13 @@ M.bound = setmetatable({}, { __mode = "k" })
 M.classes = setmetatable({}, { __mode = "k" })
 
 -- bind(class, specs, invoke): a method per operation calling
--- invoke(self, spec, args), or spec.invoke(self, args, spec) where an
--- operation needs more than one request (a training start that returns a
--- job).
+-- invoke(self, spec, args) with its arguments checked and named
+-- (api/provider.lua's invoke decides what an operation does).
 function M.bind(class, specs, invoke)
   M.classes[class] = specs
   for _, spec in ipairs(specs) do
     local fn = function(self, ...)
-      local args = M.args(spec, ...)
-      if spec.invoke then return spec.invoke(self, args, spec) end
-      return invoke(self, spec, args)
+      return invoke(self, spec, M.args(spec, ...))
     end
     class[spec.name] = fn
     M.bound[fn] = { spec = spec, class = class }

@@ -2,35 +2,26 @@
 -- API as a table, the API Gateway v2 signature, the two error envelopes
 -- (gateway and backend) and the training status vocabulary.
 --
---   local ai = require("trainctl.aitems").client()
+--   local ai = require("trainctl.providers.aitems").client()
 --   local job = ai:train(service_id, { types = { "personalRecommend" } })
 --   job:wait()
 --   print(ai:lookup(service_id, { type = "personalRecommend", target_id = "u1" }).values[1])
 local config = require("trainctl.config")
 local errors = require("trainctl.errors")
-local http = require("trainctl.http")
-local job = require("trainctl.job")
+local job = require("trainctl.api.job")
 local json = require("trainctl.json")
-local ops = require("trainctl.ops")
-local page = require("trainctl.page")
+local ops = require("trainctl.api.ops")
+local provider = require("trainctl.api.provider")
 
-local M = {}
+-- The module and the client class, built from the descriptor below.
+local M, Client
 
-M.name = "aitems"
-M.DEFAULT_ENDPOINT = "https://aitems.apigw.ntruss.com/api/v1"
-M.TRAIN_TYPES = { "personalRecommend", "relatedItem", "pop" }
-
-local Client = {}
-Client.__index = Client
-Client.__name = "trainctl.aitems.client"
+local DEFAULT_ENDPOINT = "https://aitems.apigw.ntruss.com/api/v1"
 
 local D = ops.define
 local HP_DEFAULT = { is_enabled = false }
 
--- Filled in below: the operations whose call is more than one request.
-local invoke_train
-
-M.operations = {
+local OPERATIONS = {
   -- services
   D { "create_service", "POST", "/services", body = { "name!", "description", "type" },
     values = { type = { "batch", "interval" } },
@@ -101,9 +92,6 @@ M.operations = {
   D { "delete_schema", "DELETE", "/schemas/{schemaName}", summary = "delete a schema" },
 }
 
-local by_name = {}
-for _, spec in ipairs(M.operations) do by_name[spec.name] = spec end
-
 -- API Gateway error codes (aitems.md §2.1) that mean the caller is not
 -- allowed in.
 local AUTH_CODES = { ["200"] = true, ["210"] = true, ["230"] = true }
@@ -118,7 +106,7 @@ end
 -- classify(res, body): the gateway envelope {"error":{"errorCode","message"}}
 -- or the backend's {"error":"DUPLICATE_NAME","errorCode":"BAD_REQUEST",
 -- "message","requestId"}; a 2xx carrying the gateway envelope is an error.
-function M.classify(res, body)
+local function classify(res, body)
   if type(body) ~= "table" then return nil end
   local g = body.error
   if type(g) == "table" and (g.errorCode ~= nil or g.message ~= nil) then
@@ -137,20 +125,17 @@ end
 
 -- not_found(e): the backend's own answer for an unknown id (the
 -- gateway's 404 "Not Found Exception" is about a route, not an object).
-function M.not_found(e)
+local function not_found(e)
   return e.status == 404 and e.code == "NOT_FOUND"
 end
 
 -- STATES maps a train record's status to the shared vocabulary.
-M.STATES = {
+local STATES = {
   ready = "pending", waiting = "pending", requesting = "pending",
   learning = "running", stopping = "running",
   completed = "succeeded",
   requestFailed = "failed", refinedFailed = "failed", learningFailed = "failed",
 }
-
--- The API Gateway refuses a timestamp 5 minutes or more from its clock.
-M.SKEW_WINDOW = 300
 
 local SERVICE_BUSY = { learning = true, requestLearning = true, scheduledLearning = true }
 
@@ -169,72 +154,66 @@ local function signer(access_key, secret_key)
   end
 end
 
--- client{access_key, secret_key, endpoint, retry, timeout, ca_file,
--- insecure}. Keys default to NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY (then
--- the profile); the endpoint to TRAINCTL_AITEMS_ENDPOINT. The keys live in
--- a closure, not in the client table, so printing a client shows none.
-function M.client(o)
-  o = o or {}
-  local ak = config.key_id(o.access_key or config.need("NCLOUD_ACCESS_KEY"))
-  local sk = config.secret(o.secret_key or config.need("NCLOUD_SECRET_KEY"))
-  local endpoint = o.endpoint or config.get("TRAINCTL_AITEMS_ENDPOINT") or M.DEFAULT_ENDPOINT
-  endpoint = endpoint:gsub("/+$", "")
-  config.endpoint("aitems", endpoint, o.endpoint and "endpoint=" or config.origin_name("TRAINCTL_AITEMS_ENDPOINT"),
-    "/api/v1")
-  return setmetatable({
-    provider = "aitems", endpoint = endpoint, retry = o.retry, timeout = o.timeout,
-    ca_file = o.ca_file or config.ca_file(), insecure = o.insecure, _sign = signer(ak, sk),
-    credentials = config.origin({ "NCLOUD_ACCESS_KEY", "NCLOUD_SECRET_KEY" },
-      { NCLOUD_ACCESS_KEY = o.access_key ~= nil, NCLOUD_SECRET_KEY = o.secret_key ~= nil }),
-  }, Client)
+local function is_conflict(e)
+  return e.code == "DUPLICATE_NAME" or e.status == 409
 end
 
-function Client:_send(r)
-  local headers = {}
-  for k, v in pairs(r.headers or {}) do headers[k:lower()] = v end
-  -- The API asks for it on every call, GET and DELETE included.
-  headers["content-type"] = "application/json"
-  return http.send({
-    provider = "aitems", method = r.method, url = self.endpoint .. r.path, query = r.query,
-    headers = headers, body = r.body, sign = self._sign, classify = M.classify,
-    credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
-    timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
-    skew_window = M.SKEW_WINDOW,
-  })
-end
+local start_train
 
--- call(method, path [, {query, body, headers, idempotent, retry, timeout}])
--- -> decoded body, response. path is relative to the endpoint
--- ("/services"); query a string, a list of pairs or a table.
-function Client:call(method, path, opts)
-  opts = opts or {}
-  return self:_send({ method = method:upper(), path = path, query = ops.to_query(opts.query),
-    body = opts.body, headers = opts.headers, idempotent = opts.idempotent, retry = opts.retry,
-    timeout = opts.timeout })
-end
+M, Client = provider.new({
+  name = "aitems",
+  operations = OPERATIONS, classify = classify, not_found = not_found, states = STATES,
+  -- The API Gateway refuses a timestamp 5 minutes or more from its clock.
+  skew_window = 300,
+  pager = { "offset", size = 100 },
+  -- client{access_key, secret_key, endpoint, retry, timeout, ca_file,
+  -- insecure}. Keys default to NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY
+  -- (then the profile); the endpoint to TRAINCTL_AITEMS_ENDPOINT.
+  endpoint = function(o)
+    return o.endpoint or config.get("TRAINCTL_AITEMS_ENDPOINT") or DEFAULT_ENDPOINT,
+      config.origin_name("TRAINCTL_AITEMS_ENDPOINT")
+  end,
+  endpoint_base = "/api/v1",
+  auth = function(o)
+    local ak = config.key_id(o.access_key or config.need("NCLOUD_ACCESS_KEY"))
+    local sk = config.secret(o.secret_key or config.need("NCLOUD_SECRET_KEY"))
+    return { sign = signer(ak, sk),
+      credentials = config.origin({ "NCLOUD_ACCESS_KEY", "NCLOUD_SECRET_KEY" },
+        { NCLOUD_ACCESS_KEY = o.access_key ~= nil, NCLOUD_SECRET_KEY = o.secret_key ~= nil }) }
+  end,
+  -- The API asks for a JSON content type on every call, GET and DELETE
+  -- included.
+  prepare = function(_, r) r.headers["content-type"] = "application/json" end,
+  -- Creates look up what they would have made before trying again, and
+  -- answer as the create would have: the full record, not a list's summary.
+  creates = {
+    service = { name = "name", find = function(self, args)
+      local s = self:find_service(args.name)
+      return s and self:get_service(s.serviceId)
+    end },
+    dataset = { name = "name", find = function(self, args)
+      local d = self:find_dataset(args.name)
+      return d and self:get_dataset(d.datasetId)
+    end },
+    schema = { name = "name", find = function(self, args) return self:find_schema(args.name) end },
+  },
+  conflict = is_conflict,
+  -- (start_train is defined below, with the client methods it uses)
+  starts = { train = function(...) return start_train(...) end },
+  -- The job a printed reference names: a dataset's import or a training.
+  reopen = function(c, ref)
+    if ref.dataset_id ~= nil then return c:dataset_job(ops.text(ref.dataset_id)) end
+    if ref.service_id ~= nil and type(ref.types) == "table" then return c:training_job(ref) end
+  end,
+  -- What `trainctl config` shows.
+  view = function(h)
+    return { settings = { { "endpoint", h.setting({ "TRAINCTL_AITEMS_ENDPOINT" }, DEFAULT_ENDPOINT) } },
+      credentials = { h.credential("NCLOUD_ACCESS_KEY"), h.credential("NCLOUD_SECRET_KEY") } }
+  end,
+})
 
-local function run(self, spec, args)
-  local req = ops.build(spec, args)
-  local idempotent = args.idempotent
-  if idempotent == nil then idempotent = spec.idempotent end
-  return self:_send({ method = req.method, path = req.path, query = ops.query_string(req.query),
-    body = req.body, headers = args.headers, idempotent = idempotent, retry = args.retry,
-    timeout = args.timeout })
-end
-
--- each(operation, args) -> iterator over every item of a list operation,
--- fetching page after page (offset/limit).
-function Client:each(name, args)
-  local spec = by_name[name]
-  if not spec or not spec.items then errors.usage("aitems: " .. tostring(name) .. " is not a list operation") end
-  args = args or {}
-  return page.offset(function(offset, limit)
-    local a = {}
-    for k, v in pairs(args) do a[k] = v end
-    a.offset, a.limit = offset, limit
-    return (self[name](self, a))
-  end, { key = spec.items, limit = args.limit or 100, offset = args.offset or 0 })
-end
+M.DEFAULT_ENDPOINT = DEFAULT_ENDPOINT
+M.TRAIN_TYPES = { "personalRecommend", "relatedItem", "pop" }
 
 local function find_by_name(self, list_op, name, id_field)
   for item in self:each(list_op) do
@@ -266,39 +245,6 @@ function Client:find_schema(name)
   if errors.is(res) and res.status == 404 then return nil end
   error(res, 0)
 end
-
-local function is_conflict(e)
-  return e.code == "DUPLICATE_NAME" or e.status == 409
-end
-
--- Creates look up what they would have made before trying again, and
--- answer as the create would have: the full record, not a list's summary.
-local LOOKUP = {
-  service = function(self, args)
-    local s = self:find_service(args.name)
-    return s and self:get_service(s.serviceId)
-  end,
-  dataset = function(self, args)
-    local d = self:find_dataset(args.name)
-    return d and self:get_dataset(d.datasetId)
-  end,
-  schema = function(self, args) return self:find_schema(args.name) end,
-}
-
-local function invoke(self, spec, args)
-  if spec.create then
-    return http.create_once({
-      what = ("creating %s %q"):format(spec.create, tostring(args.name)),
-      create = function() return (run(self, spec, args)) end,
-      lookup = function() return LOOKUP[spec.create](self, args) end,
-      conflict = is_conflict,
-      retry = http.merge_retry(self.retry, args.retry),
-    })
-  end
-  return run(self, spec, args)
-end
-
-ops.bind(Client, M.operations, invoke)
 
 -- recent_versions(service_id) -> {version = train} of the latest trainings.
 function Client:recent_trains(service_id)
@@ -414,22 +360,16 @@ end
 -- job. The versions present before the request tell this training's
 -- records from older ones; a request whose answer was lost is looked up,
 -- never repeated blindly (see job.start for resume and record).
-invoke_train = function(self, args, spec)
+start_train = function(self, args, spec)
   args.types = as_list(args.types)
   local sid = args.service_id
   if sid == nil then errors.usage("train: missing required parameter service_id") end
-  return job.start({
-    what = "the training request", resume = args.resume, record = args.record, adopt = args.adopt,
-    retry = http.merge_retry(self.retry, args.retry),
+  return self:_start(spec, args, {
+    what = "the training request",
     prepare = function()
       local before = {}
       for _, t in ipairs(self:recent_trains(sid)) do before[#before + 1] = t.version end
       return { service_id = sid, types = args.types, before = before }
-    end,
-    open = function(ref) return self:training_job(ref) end,
-    create = function(ref)
-      run(self, spec, args)
-      return self:training_job(ref)
     end,
     lookup = function(ref)
       -- Any new training record, in whatever state, means it happened.
@@ -448,9 +388,6 @@ invoke_train = function(self, args, spec)
         end
       end
     end,
-    timeout = args.timeout or self.timeout,
   })
 end
-by_name.train.invoke = invoke_train
-
 return M

@@ -3,41 +3,32 @@
 -- and the ROA "acs" HMAC-SHA1 scheme with signature = "v2", responses read
 -- in any key case, ExtendInfo JSON strings decoded.
 --
---   local os_ = require("trainctl.opensearch").client{ region = "cn-hangzhou",
+--   local os_ = require("trainctl.providers.opensearch").client{ region = "cn-hangzhou",
 --     app_group = "my_app", function_name = "ctr" }
 --   local job = os_:create_function_task{ instance_name = "ctr_test" }
 --   print(job:wait().raw.ExtendInfo.auc)
 local config = require("trainctl.config")
 local errors = require("trainctl.errors")
-local http = require("trainctl.http")
-local job = require("trainctl.job")
+local job = require("trainctl.api.job")
 local json = require("trainctl.json")
 local log = require("trainctl.log")
-local ops = require("trainctl.ops")
-local page = require("trainctl.page")
+local ops = require("trainctl.api.ops")
+local page = require("trainctl.api.page")
+local provider = require("trainctl.api.provider")
+local url = require("trainctl.core.url")
 
-local M = {}
+-- The module and the client class, built from the descriptor below.
+local M, Client
 
-M.name = "opensearch"
-M.API_VERSION = "2017-12-25"
-M.DEFAULT_REGION = "cn-hangzhou"
-
-local Client = {}
-Client.__index = Client
-Client.__name = "trainctl.opensearch.client"
+local API_VERSION = "2017-12-25"
+local DEFAULT_REGION = "cn-hangzhou"
 
 local D = ops.define
+local with = ops.with
 local P = "/v4/openapi/app-groups/{appGroupIdentity}/functions/{functionName}"
 local PAGE = { "pageNumber:integer", "pageSize:integer" }
 
-local function with(list, ...)
-  local out = {}
-  for _, v in ipairs(list) do out[#out + 1] = v end
-  for i = 1, select("#", ...) do out[#out + 1] = select(i, ...) end
-  return out
-end
-
-M.operations = {
+local OPERATIONS = {
   D { "create_function_instance", "POST", P .. "/instances", action = "CreateFunctionInstance",
     body = { "instanceName!", "modelType!", "functionType", "description", "createParameters:array",
       "usageParameters:array", "cron" },
@@ -89,9 +80,6 @@ M.operations = {
     action = "DeleteFunctionResource", summary = "delete a resource" },
 }
 
-local by_name = {}
-for _, spec in ipairs(M.operations) do by_name[spec.name] = spec end
-
 -- Error codes (opensearch.md §6) that mean the request was not let in.
 local AUTH_CODES = {
   SignatureDoesNotMatch = true, IncompleteSignature = true, ["InvalidAccessKeyId.NotFound"] = true,
@@ -115,20 +103,31 @@ local ci_mt = {
 
 -- normalize(v): case-insensitive reading everywhere, and every ExtendInfo
 -- that holds a JSON string replaced by the decoded value.
-function M.normalize(v)
+local function normalize(v)
   if type(v) ~= "table" then return v end
   for k, x in pairs(v) do
     if type(k) == "string" and k:lower() == "extendinfo" and type(x) == "string" then
       local decoded = json.decode(x)
       if type(decoded) == "table" then v[k] = decoded end
     end
-    M.normalize(v[k])
+    normalize(v[k])
   end
   if getmetatable(v) == nil then setmetatable(v, ci_mt) end
   return v
 end
 
 local function field(t, k) return page.get(t, k) end
+
+-- short_message(m): a SignatureDoesNotMatch message without the server's
+-- string to sign that follows it (ten lines of canonical request that
+-- only help with a debugger at hand): that part goes to the debug log.
+local function short_message(m)
+  if type(m) ~= "string" then return m end
+  local head, sts = m:match("^(.-)%s*[Ss]erver [Ss]tring[ %-][Tt]o[ %-][Ss]ign is:%s*(.*)$")
+  if not head then return m end
+  log.debug("opensearch: the server's string to sign", { string_to_sign = sts })
+  return head .. " (the server's string to sign is in the --log-level debug log)"
+end
 
 -- classify(res, body): the envelope {Status, Code, Message, RequestId}
 -- (any key case). A 2xx whose Status is FAIL is an error too. Throttling
@@ -137,7 +136,7 @@ local function field(t, k) return page.get(t, k) end
 -- reused connection dies before the answer, so the gateway saw this very
 -- request before; it may have acted (ambiguous for a create), and a new
 -- signature gets through.
-function M.classify(res, body)
+local function classify(res, body)
   if type(body) ~= "table" then return nil end
   local status = field(body, "Status")
   local code = field(body, "Code")
@@ -149,35 +148,21 @@ function M.classify(res, body)
   end
   if ok_status and not code then code = "FAIL" end
   return {
-    code = code, message = M.short_message(field(body, "Message")), request_id = field(body, "RequestId"),
+    code = code, message = short_message(field(body, "Message")), request_id = field(body, "RequestId"),
     kind = code and AUTH_CODES[code] and "auth" or nil,
     retry = code and (code:find("Throttling", 1, true) or code == "SignatureNonceUsed") and true
       or nil,
   }
 end
 
--- short_message(m): a SignatureDoesNotMatch message without the server's
--- string to sign that follows it (ten lines of canonical request that
--- only help with a debugger at hand): that part goes to the debug log.
-function M.short_message(m)
-  if type(m) ~= "string" then return m end
-  local head, sts = m:match("^(.-)%s*[Ss]erver [Ss]tring[ %-][Tt]o[ %-][Ss]ign is:%s*(.*)$")
-  if not head then return m end
-  log.debug("opensearch: the server's string to sign", { string_to_sign = sts })
-  return head .. " (the server's string to sign is in the --log-level debug log)"
-end
 
 -- not_found(e): the API's own code for a missing object
 -- (Instance.NotExist, Task.NotExist, Resource.NotExist...).
-function M.not_found(e)
+local function not_found_code(e)
   return type(e.code) == "string" and e.code:match("%.NotExist$") ~= nil
 end
 
-M.STATES = { running = "running", success = "succeeded", failed = "failed", pending = "pending" }
-
--- The gateway refuses a date more than 15 minutes from its clock
--- (InvalidTimeStamp.Expired).
-M.SKEW_WINDOW = 900
+local STATES = { running = "running", success = "succeeded", failed = "failed", pending = "pending" }
 
 local function signer(version, ak, sk)
   local crypto = require("trainctl.crypto")
@@ -186,10 +171,10 @@ local function signer(version, ak, sk)
   return function(r)
     local h = r.headers
     local body = r.body or ""
-    local query = ops.parse_query(r.query)
+    local query = url.parse_query(r.query)
     h["host"] = r.host
     h["accept"] = "application/json"
-    h["x-acs-version"] = M.API_VERSION
+    h["x-acs-version"] = API_VERSION
     h["x-acs-signature-nonce"] = crypto.hex_encode(crypto.random_bytes(16))
     if version == "v2" then
       h["date"] = sys.format_rfc1123(r.now or sys.now())
@@ -211,111 +196,6 @@ local function signer(version, ak, sk)
   end
 end
 
--- client{access_key_id, access_key_secret, region | endpoint, signature =
--- "v3" | "v2", app_group, function_name, retry, timeout, ca_file,
--- insecure}. Keys default to ALIBABA_CLOUD_ACCESS_KEY_ID /
--- ALIBABA_CLOUD_ACCESS_KEY_SECRET; the endpoint to
--- TRAINCTL_OPENSEARCH_ENDPOINT, else https://opensearch.<region>.aliyuncs.com.
--- app_group and function_name (default: OPENSEARCH_APP_GROUP and
--- OPENSEARCH_FUNCTION_NAME, environment or profile) fill those parameters
--- when a call omits them.
-function M.client(o)
-  o = o or {}
-  local ak = config.key_id(o.access_key_id or config.need("ALIBABA_CLOUD_ACCESS_KEY_ID"))
-  local sk = config.secret(o.access_key_secret or config.need("ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
-  local region = o.region or config.get("ALIBABA_CLOUD_REGION_ID") or M.DEFAULT_REGION
-  local endpoint = o.endpoint or config.get("TRAINCTL_OPENSEARCH_ENDPOINT")
-    or ("https://opensearch.%s.aliyuncs.com"):format(region)
-  endpoint = endpoint:gsub("/+$", "")
-  config.endpoint("opensearch", endpoint, o.endpoint and "endpoint="
-    or config.origin_name("TRAINCTL_OPENSEARCH_ENDPOINT"))
-  local version = o.signature or "v3"
-  if version ~= "v3" and version ~= "v2" then
-    errors.usage(("opensearch: signature must be \"v3\" or \"v2\", not %q"):format(tostring(version)))
-  end
-  return setmetatable({
-    provider = "opensearch", endpoint = endpoint, region = region, signature = version,
-    retry = o.retry, timeout = o.timeout, ca_file = o.ca_file or config.ca_file(), insecure = o.insecure,
-    defaults = { app_group_identity = o.app_group or config.get("OPENSEARCH_APP_GROUP"),
-      function_name = o.function_name or config.get("OPENSEARCH_FUNCTION_NAME") },
-    _sign = signer(version, ak, sk),
-    credentials = config.origin({ "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET" },
-      { ALIBABA_CLOUD_ACCESS_KEY_ID = o.access_key_id ~= nil,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET = o.access_key_secret ~= nil }),
-  }, Client)
-end
-
-function Client:_send(r)
-  local headers = {}
-  for k, v in pairs(r.headers or {}) do headers[k:lower()] = v end
-  local body = r.body
-  if type(body) == "table" then body = json.encode(body) end
-  -- Without a content type of our own, a bodyless POST would go out with
-  -- libcurl's form type, which the v2 signature covers and we did not sign.
-  if body ~= nil or r.method == "POST" or r.method == "PUT" then
-    headers["content-type"] = "application/json; charset=utf-8"
-  end
-  if r.action then headers["x-acs-action"] = r.action end
-  local decoded, res = http.send({
-    provider = "opensearch", method = r.method, url = self.endpoint .. r.path, query = r.query,
-    headers = headers, body = body, sign = self._sign, classify = M.classify,
-    credentials = self.credentials, idempotent = r.idempotent, retry = http.merge_retry(self.retry, r.retry),
-    timeout = r.timeout or self.timeout, ca_file = self.ca_file, insecure = self.insecure,
-    skew_window = M.SKEW_WINDOW,
-  })
-  return M.normalize(decoded), res
-end
-
--- The gateway refuses a request without x-acs-action: the operation
--- whose method and path template match names it.
-local function action_of(method, path)
-  for _, spec in ipairs(M.operations) do
-    local rx = "^" .. spec.path:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"):gsub("{[^}]+}", "[^/]+") .. "$"
-    if spec.method == method and path:match(rx) then return spec.action end
-  end
-end
-
--- call(method, path [, {query, body, headers, action, idempotent, retry,
--- timeout}]) -> decoded body, response. path starts with /v4/openapi;
--- action defaults to the name of the operation at that method and path.
-function Client:call(method, path, opts)
-  opts = opts or {}
-  method = method:upper()
-  local action = opts.action or action_of(method, path)
-  if not action then
-    errors.usage(("opensearch: no operation is %s %s; name the API with action="):format(method, path))
-  end
-  return self:_send({ method = method, path = path, query = ops.to_query(opts.query),
-    body = opts.body, headers = opts.headers, action = action, idempotent = opts.idempotent,
-    retry = opts.retry, timeout = opts.timeout })
-end
-
-local function run(self, spec, args)
-  local req = ops.build(spec, args, self.defaults)
-  local idempotent = args.idempotent
-  if idempotent == nil then idempotent = spec.idempotent end
-  return self:_send({ method = req.method, path = req.path, query = ops.query_string(req.query),
-    body = req.body, headers = args.headers, action = spec.action, idempotent = idempotent,
-    retry = args.retry, timeout = args.timeout })
-end
-
--- each(operation, args) -> iterator over every item of a list operation
--- (pageNumber/pageSize, until TotalCount).
-function Client:each(name, args)
-  local spec = by_name[name]
-  if not spec or not spec.items then
-    errors.usage("opensearch: " .. tostring(name) .. " is not a list operation")
-  end
-  args = args or {}
-  return page.numbered(function(number, size)
-    local a = {}
-    for k, v in pairs(args) do a[k] = v end
-    a.page_number, a.page_size = number, size
-    return (self[name](self, a))
-  end, { key = spec.items, total_key = "TotalCount", page_size = args.page_size or 10,
-    page_number = args.page_number or 1 })
-end
-
 local function not_found(e)
   return errors.is(e) and (e.status == 404 or (e.code and e.code:find("NotExist", 1, true)))
 end
@@ -327,36 +207,104 @@ local function get_or_nil(fn, ...)
   error(res, 0)
 end
 
-local LOOKUP = {
-  instance = function(self, args)
-    return get_or_nil(self.get_function_instance, self, { app_group_identity = args.app_group_identity,
-      function_name = args.function_name, instance_name = args.instance_name })
-  end,
-  resource = function(self, args)
-    return get_or_nil(self.get_function_resource, self, { app_group_identity = args.app_group_identity,
-      function_name = args.function_name, resource_name = args.resource_name })
-  end,
-}
+local start_task
 
 local function is_conflict(e)
   return e.status == 409 or (e.code and (e.code:find("Exist", 1, true) or e.code:find("Duplicate", 1, true)))
     and not e.code:find("NotExist", 1, true)
 end
 
-local function invoke(self, spec, args)
-  if spec.create then
-    return http.create_once({
-      what = ("creating %s %q"):format(spec.create, tostring(args.instance_name or args.resource_name)),
-      create = function() return (run(self, spec, args)) end,
-      lookup = function() return LOOKUP[spec.create](self, args) end,
-      conflict = is_conflict,
-      retry = http.merge_retry(self.retry, args.retry),
-    })
-  end
-  return run(self, spec, args)
-end
+M, Client = provider.new({
+  name = "opensearch",
+  operations = OPERATIONS, classify = classify, not_found = not_found_code, states = STATES,
+  -- The gateway refuses a date more than 15 minutes from its clock
+  -- (InvalidTimeStamp.Expired).
+  skew_window = 900,
+  pager = { "numbered", size = 10, total_key = "TotalCount" },
+  -- client{access_key_id, access_key_secret, region | endpoint, signature =
+  -- "v3" | "v2", app_group, function_name, retry, timeout, ca_file,
+  -- insecure}. Keys default to ALIBABA_CLOUD_ACCESS_KEY_ID /
+  -- ALIBABA_CLOUD_ACCESS_KEY_SECRET; the endpoint to
+  -- TRAINCTL_OPENSEARCH_ENDPOINT, else https://opensearch.<region>.aliyuncs.com.
+  -- app_group and function_name (default: OPENSEARCH_APP_GROUP and
+  -- OPENSEARCH_FUNCTION_NAME, environment or profile) fill those parameters
+  -- when a call omits them.
+  endpoint = function(o)
+    local region = o.region or config.get("ALIBABA_CLOUD_REGION_ID") or DEFAULT_REGION
+    return o.endpoint or config.get("TRAINCTL_OPENSEARCH_ENDPOINT")
+      or ("https://opensearch.%s.aliyuncs.com"):format(region), config.origin_name("TRAINCTL_OPENSEARCH_ENDPOINT")
+  end,
+  auth = function(o)
+    local ak = config.key_id(o.access_key_id or config.need("ALIBABA_CLOUD_ACCESS_KEY_ID"))
+    local sk = config.secret(o.access_key_secret or config.need("ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
+    local version = o.signature or "v3"
+    if version ~= "v3" and version ~= "v2" then
+      errors.usage(("opensearch: signature must be \"v3\" or \"v2\", not %q"):format(tostring(version)))
+    end
+    return {
+      sign = signer(version, ak, sk),
+      credentials = config.origin({ "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET" },
+        { ALIBABA_CLOUD_ACCESS_KEY_ID = o.access_key_id ~= nil,
+          ALIBABA_CLOUD_ACCESS_KEY_SECRET = o.access_key_secret ~= nil }),
+      fields = {
+        region = o.region or config.get("ALIBABA_CLOUD_REGION_ID") or DEFAULT_REGION, signature = version,
+        defaults = { app_group_identity = o.app_group or config.get("OPENSEARCH_APP_GROUP"),
+          function_name = o.function_name or config.get("OPENSEARCH_FUNCTION_NAME") },
+      },
+    }
+  end,
+  -- The body goes as JSON; without a content type of our own, a bodyless
+  -- POST would go out with libcurl's form type, which the v2 signature
+  -- covers and we did not sign. The gateway refuses a request without
+  -- x-acs-action: a call that names no action gets the one of the
+  -- operation whose method and path template match, else a usage error.
+  prepare = function(_, r)
+    if type(r.body) == "table" then r.body = json.encode(r.body) end
+    if r.body ~= nil or r.method == "POST" or r.method == "PUT" then
+      r.headers["content-type"] = "application/json; charset=utf-8"
+    end
+    local action = r.action or (ops.match(OPERATIONS, r.method, r.path) or {}).action
+    if not action then
+      errors.usage(("opensearch: no operation is %s %s; name the API with action="):format(r.method, r.path))
+    end
+    r.headers["x-acs-action"] = action
+  end,
+  decode = normalize,
+  creates = {
+    instance = { name = "instance_name", find = function(self, args)
+      return get_or_nil(self.get_function_instance, self, { app_group_identity = args.app_group_identity,
+        function_name = args.function_name, instance_name = args.instance_name })
+    end },
+    resource = { name = "resource_name", find = function(self, args)
+      return get_or_nil(self.get_function_resource, self, { app_group_identity = args.app_group_identity,
+        function_name = args.function_name, resource_name = args.resource_name })
+    end },
+  },
+  conflict = is_conflict,
+  -- (start_task is defined below, with the client methods it uses)
+  starts = { create_function_task = function(...) return start_task(...) end },
+  -- The job a printed reference names: a training of an instance.
+  reopen = function(c, ref)
+    if ref.instance_name ~= nil then return c:training_job(ref) end
+  end,
+  -- What `trainctl config` shows.
+  view = function(h)
+    local region = h.setting({ "ALIBABA_CLOUD_REGION_ID" }, DEFAULT_REGION)
+    local default_ep = ("https://opensearch.%s.aliyuncs.com"):format(region.value)
+    return {
+      settings = {
+        { "endpoint", h.setting({ "TRAINCTL_OPENSEARCH_ENDPOINT" }, default_ep, "default, from the region") },
+        { "region", region },
+        { "app_group_identity", h.setting({ "OPENSEARCH_APP_GROUP" }) },
+        { "function_name", h.setting({ "OPENSEARCH_FUNCTION_NAME" }) },
+      },
+      credentials = { h.credential("ALIBABA_CLOUD_ACCESS_KEY_ID"), h.credential("ALIBABA_CLOUD_ACCESS_KEY_SECRET") },
+    }
+  end,
+})
 
-ops.bind(Client, M.operations, invoke)
+M.API_VERSION, M.DEFAULT_REGION = API_VERSION, DEFAULT_REGION
+M.normalize, M.short_message = normalize, short_message
 
 local function generation(t)
   local g = field(t, "Generation")
@@ -439,20 +387,13 @@ end
 -- newest training before the start tells this one from older ones; a
 -- start whose answer was lost is looked up instead of repeated (see
 -- job.start for resume and record).
-by_name.create_function_task.invoke = function(self, args, spec)
-  return job.start({
-    what = "the training start", resume = args.resume, record = args.record, adopt = args.adopt,
-    retry = http.merge_retry(self.retry, args.retry),
+start_task = function(self, args, spec)
+  return self:_start(spec, args, {
     prepare = function()
       local ref = where(self, args)
       local before = self:newest_task(ref)
       ref.before = before and generation(before) or nil
       return ref
-    end,
-    open = function(ref) return self:training_job(ref) end,
-    create = function(ref)
-      run(self, spec, args)
-      return self:training_job(ref)
     end,
     lookup = function(ref)
       local t = self:newest_task(ref)
@@ -472,7 +413,6 @@ by_name.create_function_task.invoke = function(self, args, spec)
         return self:training_job(r)
       end
     end,
-    timeout = args.timeout or self.timeout,
   })
 end
 
