@@ -5,9 +5,18 @@
 -- chunk of a script, `trainctl call` and each REPL line run as tasks. Code
 -- that is not in a task (a -e chunk) may still spawn tasks: join, all and
 -- map then run the loop until what they wait for is done.
+--
+-- This module alone owns the yield protocol. A task yields one of
+--   "http", transfer   a transfer started with trainctl._curl.start
+--   "slot"             waits for a free transfer slot (max_inflight)
+--   "sleep", seconds   a timer on the heap below
+--   "join", "yield"    woken by the joined task; run again next turn
+-- The natives below never yield: _curl starts and finishes transfers (or
+-- blocks, outside tasks), _loop polls the loop and resumes coroutines.
 
 local loop = require "trainctl._loop"
-local sys = require "trainctl.sys"
+local curl = require "trainctl._curl"
+local native_sleep = require("trainctl._sys").sleep
 
 local M = {}
 
@@ -29,7 +38,7 @@ local current = nil      -- the task running now
 local running = false    -- a scheduler is on the stack
 local failed_unjoined = {}
 
-local now = sys.clock
+local now = require("trainctl._sys").clock
 
 local function push_ready(task, ...)
   ready_tail = ready_tail + 1
@@ -227,7 +236,7 @@ local function cancel_all(reason)
     for _, task in ipairs(batch) do
       if task.transfer then
         waiting[task.transfer] = nil
-        loop.cancel(task.transfer)
+        curl.abort(task.transfer)
         task.transfer = nil
       end
       close(task.co)
@@ -331,7 +340,6 @@ end
 local function run_until(until_fn)
   if running then error("task: the event loop is already running", 2) end
   running = true
-  loop.enter()
   local ok, err = pcall(function()
     while not until_fn() and pending_work() do
       turn(until_fn)
@@ -344,7 +352,6 @@ local function run_until(until_fn)
   -- "already running" for every later REPL line.
   repeat
   until pcall(function()
-    loop.leave()
     running = false
     if not ok then cancel_all(err) end
   end)
@@ -363,10 +370,39 @@ local function current_task()
   return nil
 end
 
---- sleep(seconds): yields to the loop inside a task, blocks outside.
---- The native function itself, so that its errors (waiting where a task
---- cannot yield) point at the caller's line, not at this module.
-M.sleep = sys.sleep
+-- A task can only wait where it can yield: not inside a C function's
+-- callback nor a metamethod. Raised at the caller of sleep/request.
+local function cannot_wait(what)
+  error(what .. " cannot wait here: a task can only wait where it can yield, not inside a C "
+    .. "function's callback (table.sort, string.gsub, ...) or a __gc/__close metamethod", 3)
+end
+
+--- sleep(seconds): yields to the loop inside a task, blocks outside (as
+--- does a coroutine of the user's inside a task: it is not the task).
+function M.sleep(seconds)
+  local s = tonumber(seconds)
+  if s == nil then
+    error(("bad argument #1 to 'sleep' (number expected, got %s)"):format(type(seconds)), 2)
+  end
+  if not current_task() then return native_sleep(s) end
+  if not coroutine.isyieldable() then cannot_wait("sleep") end
+  coroutine.yield("sleep", s > 0 and s or 0) -- NaN would never fall due
+end
+
+--- request(opts) -> res | nil, err: trainctl._http's request. Inside a
+--- task it waits for a transfer slot, starts the transfer and yields until
+--- the loop has finished it; elsewhere it blocks on the native request.
+function M.request(opts)
+  if not current_task() then return curl.request(opts) end
+  if not coroutine.isyieldable() then cannot_wait("http.request") end
+  -- Past the limit a task waits holding nothing but its coroutine: ten
+  -- thousand jobs polled at once cost ten thousand coroutines, not ten
+  -- thousand handles, buffers and connections.
+  while loop.free_slots() <= 0 do coroutine.yield("slot") end
+  local transfer, started = curl.start(opts)
+  if started then coroutine.yield("http", transfer) end
+  return curl.finish(transfer)
+end
 
 --- yield(): lets the other ready tasks run first.
 function M.yield()
@@ -408,7 +444,7 @@ function Task:cancel(reason)
   end
   if self.transfer then
     waiting[self.transfer] = nil
-    loop.cancel(self.transfer)
+    curl.abort(self.transfer)
     self.transfer = nil
   end
   close(self.co)

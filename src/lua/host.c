@@ -19,13 +19,10 @@
 
 int luaopen_cjson_safe(lua_State *L);
 
-volatile sig_atomic_t host_signal;
 int host_no_env;
 double host_deadline;
 static lua_State *volatile active;
 static int interactive;
-
-int host_interrupted(void) { return host_signal != 0; }
 
 /* Forgets a handled signal, and its hook if it never fired. */
 void host_clear_signal(lua_State *L)
@@ -143,7 +140,7 @@ int host_resume(lua_State *L, lua_State *co, int narg, int *nres)
 /* coroutine.resume and coroutine.wrap as lcorolib.c has them, through
  * host_resume, so that Ctrl-C, SIGTERM and --timeout also stop a loop
  * inside a coroutine of the user's. */
-static int auxresume(lua_State *L, lua_State *co, int narg)
+int host_auxresume(lua_State *L, lua_State *co, int narg)
 {
 	int status, nres;
 
@@ -172,7 +169,7 @@ static int co_resume(lua_State *L)
 	int r;
 
 	luaL_argexpected(L, co, 1, "thread");
-	r = auxresume(L, co, lua_gettop(L) - 1);
+	r = host_auxresume(L, co, lua_gettop(L) - 1);
 	if (r < 0) {
 		lua_pushboolean(L, 0);
 		lua_insert(L, -2);
@@ -186,7 +183,7 @@ static int co_resume(lua_State *L)
 static int co_auxwrap(lua_State *L)
 {
 	lua_State *co = lua_tothread(L, lua_upvalueindex(1));
-	int r = auxresume(L, co, lua_gettop(L));
+	int r = host_auxresume(L, co, lua_gettop(L));
 
 	if (r < 0) {
 		int stat = lua_status(co);
@@ -618,8 +615,8 @@ lua_State *host_new(void)
 	preload(L, "cjson.safe", luaopen_cjson_safe);
 	preload(L, "trainctl.crypto", luaopen_trainctl_crypto);
 	preload(L, "trainctl.sign", luaopen_trainctl_sign);
-	preload(L, "trainctl._http", luaopen_trainctl_http);
-	preload(L, "trainctl.sys", luaopen_trainctl_sys);
+	preload(L, "trainctl._curl", luaopen_trainctl_curl);
+	preload(L, "trainctl._sys", luaopen_trainctl_sys);
 	preload(L, "trainctl._loop", luaopen_trainctl_loop);
 	preload(L, "trainctl.jq", luaopen_trainctl_jq);
 	add_searcher(L);

@@ -1,5 +1,6 @@
-/* trainctl host: the one header shared by the C files. Only host.c and the
- * l*.c modules touch a lua_State. */
+/* trainctl host: the Lua state, its signal hook, the preloaded native
+ * modules and the embedded library (src/lua). Only src/lua touches a
+ * lua_State; today src/cli/main.c and repl.c still do as well. */
 #ifndef TRAINCTL_HOST_H
 #define TRAINCTL_HOST_H
 
@@ -8,6 +9,9 @@
 #include <sys/types.h>
 
 #include <lua.h>
+
+#include "child.h"
+#include "wait.h"
 
 struct embedded_module {
 	const char *name;
@@ -25,10 +29,6 @@ enum {
 	EXIT_LOCKED = 3,
 	EXIT_TIMEOUT = 4
 };
-
-/* Set by the signal handlers (SIGINT, SIGTERM, SIGALRM for --timeout);
- * blocking natives poll it and give up with an "interrupted" error. */
-extern volatile sig_atomic_t host_signal;
 
 /* Set by -E before host_new: ignore LUA_PATH, LUA_CPATH, TRAINCTL_LUA_PATH. */
 extern int host_no_env;
@@ -48,18 +48,16 @@ int repl_run(lua_State *L);
 lua_State *host_set_active(lua_State *L);
 int host_resume(lua_State *L, lua_State *co, int narg, int *nres);
 int host_run_task(lua_State *L, int narg, int nres);
-int loop_can_yield(lua_State *L, const char *what);
-int loop_full(void);
+/* coroutine.resume's core (lcorolib's auxresume) through host_resume:
+ * the results (>= 0 of them) or -1 with the error on L's stack. */
+int host_auxresume(lua_State *L, lua_State *co, int narg);
 
 int luaopen_trainctl_crypto(lua_State *L);
 int luaopen_trainctl_sign(lua_State *L);
-int luaopen_trainctl_http(lua_State *L);
+int luaopen_trainctl_curl(lua_State *L);
 int luaopen_trainctl_sys(lua_State *L);
 int luaopen_trainctl_loop(lua_State *L);
 int luaopen_trainctl_jq(lua_State *L);
-
-/* Shared by lhttp.c and lloop.c. */
-void sys_sleep_interruptible(double seconds);
 
 /* The stop of a run (a signal, --timeout, a closed stdout): its message,
  * raising it in Lua, and causing it from C. */
@@ -69,14 +67,6 @@ void host_stop(int sig);
 /* The --timeout's end on the monotonic clock, 0 without one. */
 extern double host_deadline;
 void host_open_proc(lua_State *L);
-
-/* Child processes (child.c): spawned in a tracked process group, waited
- * for interruptibly, ended with the run. */
-pid_t child_spawn(const char *cmd, int mode, int *fd);
-int child_wait(pid_t pid, int *status);
-int child_known(pid_t pid);
-void child_signal_all(int sig);
-void child_stop_all(void);
 
 /* Checked standard streams (stdstreams.c). */
 void stdstreams_check(void);

@@ -101,63 +101,12 @@ static int l_getpid(lua_State *L)
 	return 1;
 }
 
-/* Sleeps until the time is up or a signal asks the program to stop; the
- * caller's hook then raises the interruption. The stop signals are
- * blocked between the check of host_signal and the wait, and ppoll
- * unblocks them atomically: a signal arriving just before the wait still
- * ends it, instead of being noticed only after the full sleep. */
-void sys_sleep_interruptible(double seconds)
-{
-	struct timespec now, end, left;
-	sigset_t stop, old;
-
-	if (!(seconds > 0))
-		return; /* also NaN */
-	if (seconds > 1e9)
-		seconds =
-			1e9; /* about 31 years; keeps the time_t cast defined */
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += (time_t)seconds;
-	end.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-	if (end.tv_nsec >= 1000000000L)
-		end.tv_sec++, end.tv_nsec -= 1000000000L;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGALRM);
-	sigprocmask(SIG_BLOCK, &stop, &old);
-	while (!host_interrupted()) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left.tv_sec = end.tv_sec - now.tv_sec;
-		left.tv_nsec = end.tv_nsec - now.tv_nsec;
-		if (left.tv_nsec < 0)
-			left.tv_sec--, left.tv_nsec += 1000000000L;
-		if (left.tv_sec < 0)
-			break;
-		ppoll(NULL, 0, &left, &old);
-	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
-}
-
-static int sleep_done(lua_State *L, int status, lua_KContext ctx)
-{
-	(void)L, (void)status, (void)ctx;
-	return 0;
-}
-
-/* Inside a task the scheduler does the waiting, and other tasks run. */
+/* sleep(seconds): blocks, until the time is up or a stop signal (whose
+ * hook then raises). trainctl.sys's sleep is trainctl.task's, which
+ * yields inside a task and calls this outside. */
 static int l_sleep(lua_State *L)
 {
-	lua_Number s = luaL_checknumber(L, 1);
-
-	if (!(s > 0))
-		s = 0; /* NaN would never fall due on the scheduler's heap */
-	if (loop_can_yield(L, "sleep")) {
-		lua_pushliteral(L, "sleep");
-		lua_pushnumber(L, s);
-		return lua_yieldk(L, 2, 0, sleep_done);
-	}
-	sys_sleep_interruptible(s);
+	wait_sleep(luaL_checknumber(L, 1));
 	return 0;
 }
 
