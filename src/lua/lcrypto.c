@@ -10,19 +10,19 @@
 
 #include <lauxlib.h>
 
+#include "crypto.h"
 #include "host.h"
-#include "lazy.h"
 
 static int digest(lua_State *L, const EVP_MD *md)
 {
 	size_t len;
 	const char *s = luaL_checklstring(L, 1, &len);
 	unsigned char out[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
+	int n = crypto_digest(md, s, len, out);
 
-	if (!EVP_Digest(s, len, out, &n, md, NULL))
+	if (n < 0)
 		return luaL_error(L, "digest failed");
-	lua_pushlstring(L, (const char *)out, n);
+	lua_pushlstring(L, (const char *)out, (size_t)n);
 	return 1;
 }
 
@@ -36,13 +36,11 @@ static int hmac(lua_State *L, const EVP_MD *md)
 	const char *k = luaL_checklstring(L, 1, &klen);
 	const char *m = luaL_checklstring(L, 2, &mlen);
 	unsigned char out[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
+	int n = crypto_hmac(md, k, klen, m, mlen, out);
 
-	/* HMAC() treats a NULL key as "reuse"; an empty key must stay empty. */
-	if (!HMAC(md, klen ? k : "", (int)klen, (const unsigned char *)m, mlen,
-		  out, &n))
+	if (n < 0)
 		return luaL_error(L, "hmac failed");
-	lua_pushlstring(L, (const char *)out, n);
+	lua_pushlstring(L, (const char *)out, (size_t)n);
 	return 1;
 }
 
@@ -51,55 +49,34 @@ static int l_hmac_sha1(lua_State *L) { return hmac(L, EVP_sha1()); }
 
 static int l_hex_encode(lua_State *L)
 {
-	static const char digits[] = "0123456789abcdef";
-	size_t len, i;
-	const unsigned char *s =
-		(const unsigned char *)luaL_checklstring(L, 1, &len);
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
 	luaL_Buffer b;
-	char *p = luaL_buffinitsize(L, &b, len * 2);
 
-	for (i = 0; i < len; i++) {
-		p[2 * i] = digits[s[i] >> 4];
-		p[2 * i + 1] = digits[s[i] & 15];
-	}
+	crypto_hex((const unsigned char *)s, len,
+		   luaL_buffinitsize(L, &b, len * 2));
 	luaL_pushresultsize(&b, len * 2);
 	return 1;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int l_hex_decode(lua_State *L)
 {
-	size_t len, i;
+	size_t len, bad = 0;
 	const char *s = luaL_checklstring(L, 1, &len);
 	luaL_Buffer b;
-	char *p;
+	int rc = crypto_unhex(
+		s, len, (unsigned char *)luaL_buffinitsize(L, &b, len / 2),
+		&bad);
 
-	if (len % 2) {
+	if (rc == -1) {
 		luaL_pushfail(L);
 		lua_pushliteral(L, "invalid hex: odd length");
 		return 2;
 	}
-	p = luaL_buffinitsize(L, &b, len / 2);
-	for (i = 0; i < len; i += 2) {
-		int hi = hexval((unsigned char)s[i]);
-		int lo = hexval((unsigned char)s[i + 1]);
-		if (hi < 0 || lo < 0) {
-			luaL_pushfail(L);
-			lua_pushfstring(L, "invalid hex digit at offset %d",
-					(int)(hi < 0 ? i : i + 1));
-			return 2;
-		}
-		p[i / 2] = (char)(hi << 4 | lo);
+	if (rc < 0) {
+		luaL_pushfail(L);
+		lua_pushfstring(L, "invalid hex digit at offset %d", (int)bad);
+		return 2;
 	}
 	luaL_pushresultsize(&b, len / 2);
 	return 1;
@@ -110,86 +87,26 @@ static int l_base64_encode(lua_State *L)
 	size_t len;
 	const char *s = luaL_checklstring(L, 1, &len);
 	luaL_Buffer b;
-	size_t cap = 4 * ((len + 2) / 3) + 1;
-	char *p = luaL_buffinitsize(L, &b, cap);
-	int n = EVP_EncodeBlock((unsigned char *)p, (const unsigned char *)s,
-				(int)len);
+	char *p = luaL_buffinitsize(L, &b, CRYPTO_BASE64_SIZE(len));
 
-	luaL_pushresultsize(&b, (size_t)n);
-	return 1;
-}
-
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* EVP_DecodeBlock accepts some invalid input (no padding check, trailing
- * garbage after '='), so the shape is validated first: RFC 4648 standard
- * alphabet, length a multiple of four, at most two '=' and only at the
- * end, and zero pad bits, so that every byte string has exactly one
- * accepted encoding (RFC 4648 section 3.5). */
-static int b64_valid(const char *s, size_t len, size_t *pad)
-{
-	size_t i;
-	int last = 0;
-
-	*pad = 0;
-	if (len % 4)
-		return 0;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '=') {
-			if (i < len - 2)
-				return 0;
-			(*pad)++;
-		} else if (*pad || (last = b64_value(c)) < 0) {
-			return 0;
-		}
-	}
-	if (*pad == 1 && (last & 0x3))
-		return 0;
-	if (*pad == 2 && (last & 0xf))
-		return 0;
+	luaL_pushresultsize(&b, crypto_base64(s, len, p));
 	return 1;
 }
 
 static int l_base64_decode(lua_State *L)
 {
-	size_t len, pad;
+	size_t len;
 	const char *s = luaL_checklstring(L, 1, &len);
 	luaL_Buffer b;
-	char *p;
-	int n;
+	char *p = luaL_buffinitsize(L, &b, len / 4 * 3 + 1);
+	long n = crypto_unbase64(s, len, (unsigned char *)p);
 
-	if (!b64_valid(s, len, &pad)) {
-		luaL_pushfail(L);
-		lua_pushliteral(L, "invalid base64");
-		return 2;
-	}
-	if (len == 0) {
-		lua_pushliteral(L, "");
-		return 1;
-	}
-	p = luaL_buffinitsize(L, &b, len / 4 * 3);
-	n = EVP_DecodeBlock((unsigned char *)p, (const unsigned char *)s,
-			    (int)len);
 	if (n < 0) {
 		luaL_pushfail(L);
 		lua_pushliteral(L, "invalid base64");
 		return 2;
 	}
-	luaL_pushresultsize(&b, (size_t)n - pad);
+	luaL_pushresultsize(&b, (size_t)n);
 	return 1;
 }
 
