@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "fs.h"
 #include "host.h"
 
 static const char *progname = "trainctl";
@@ -259,6 +260,57 @@ static int global_opt(int argc, char **argv, int *i, struct opts *o)
 	return 1;
 }
 
+/* The first word that is not an option: a subcommand, the script, or
+ * `--`/`-` before it. Returns 1 when the options end here, -1 on a usage
+ * error. */
+static int end_of_opts(int argc, char **argv, int i, struct opts *o)
+{
+	const char *a = argv[i];
+
+	if (a[0] != '-') {
+		if (is_subcommand(a))
+			return subcommand_opts(argc, argv, i, o) < 0 ? -1 : 1;
+		o->script = i;
+		return 1;
+	}
+	if (strcmp(a, "--") == 0) {
+		if (i + 1 < argc)
+			o->script = i + 1;
+		return 1;
+	}
+	if (strcmp(a, "-") == 0) {
+		o->stdin_script = 1;
+		o->script = i;
+		return 1;
+	}
+	return 0;
+}
+
+/* lua.c's own options: 1 if argv[*i] was one, -1 on a usage error. */
+static int lua_opt(int argc, char **argv, int *i, struct opts *o)
+{
+	const char *a = argv[*i];
+
+	if (strcmp(a, "--help") == 0) {
+		o->help = 1;
+	} else if (strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0) {
+		o->version = 1;
+	} else if (strcmp(a, "-i") == 0) {
+		o->interactive = o->version = 1;
+	} else if (strcmp(a, "-E") == 0) {
+		o->no_env = 1;
+	} else if (strcmp(a, "-W") == 0) {
+		o->warnings = 1;
+	} else if (strncmp(a, "-e", 2) == 0 || strncmp(a, "-l", 2) == 0) {
+		o->has_e |= a[1] == 'e';
+		if (a[2] == '\0' && (++*i >= argc || argv[*i][0] == '-'))
+			return usage_error("'%s' needs an argument", a);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 /* First pass: validate and record options; -e and -l run later, in
  * order. Returns -1 on a usage error. */
 static int collect_opts(int argc, char **argv, struct opts *o)
@@ -266,45 +318,14 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 	int i, r;
 
 	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (a[0] != '-') {
-			if (is_subcommand(a))
-				return subcommand_opts(argc, argv, i, o);
-			else
-				o->script = i;
-			return 0;
-		}
-		if (strcmp(a, "--") == 0) {
-			if (i + 1 < argc)
-				o->script = i + 1;
-			return 0;
-		}
-		if (strcmp(a, "-") == 0) {
-			o->stdin_script = 1;
-			o->script = i;
-			return 0;
-		}
-		if (strcmp(a, "--help") == 0) {
-			o->help = 1;
-		} else if (strcmp(a, "--version") == 0 ||
-			   strcmp(a, "-v") == 0) {
-			o->version = 1;
-		} else if (strcmp(a, "-i") == 0) {
-			o->interactive = o->version = 1;
-		} else if (strcmp(a, "-E") == 0) {
-			o->no_env = 1;
-		} else if (strcmp(a, "-W") == 0) {
-			o->warnings = 1;
-		} else if (strncmp(a, "-e", 2) == 0 ||
-			   strncmp(a, "-l", 2) == 0) {
-			o->has_e |= a[1] == 'e';
-			if (a[2] == '\0' && (++i >= argc || argv[i][0] == '-'))
-				return usage_error("'%s' needs an argument", a);
-		} else if ((r = global_opt(argc, argv, &i, o)) < 0) {
+		if ((r = end_of_opts(argc, argv, i, o)) != 0)
+			return r < 0 ? -1 : 0;
+		if ((r = lua_opt(argc, argv, &i, o)) == 0)
+			r = global_opt(argc, argv, &i, o);
+		if (r < 0)
 			return r;
-		} else if (r == 0) {
-			return usage_error("unrecognized option '%s'", a);
-		}
+		if (r == 0)
+			return usage_error("unrecognized option '%s'", argv[i]);
 	}
 	return 0;
 }
@@ -516,28 +537,19 @@ static int run_call(lua_State *L, int argc, char **argv, const struct opts *o)
 
 /* Takes the --lock before anything runs; the descriptor stays open (and
  * the lock held) until the process exits, whatever way it exits. */
+/* --lock FILE: held until the process exits (the descriptor is never
+ * closed). Never through a symlink, never written. */
 static int take_lock(const char *path)
 {
-	/* Never through a symlink, never written: a lock path that names
-	 * somebody's data leaves it as it was. */
-	int fd = open(path,
-		      O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-			      O_NONBLOCK,
-		      0644);
 	int code = EXIT_USAGE;
 	char msg[1024];
-	struct stat st;
 
-	if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+	if (fs_lock(path, 0644) >= 0)
+		return EXIT_OK;
+	if (errno == EINVAL) {
 		snprintf(msg, sizeof msg, "--lock %s: not a regular file",
 			 path);
-		close(fd);
-		host_say(json_lines, msg, code);
-		return code;
-	}
-	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-		return EXIT_OK;
-	if (fd >= 0 && errno == EWOULDBLOCK) {
+	} else if (errno == EWOULDBLOCK) {
 		snprintf(msg, sizeof msg, "--lock %s: held by another run",
 			 path);
 		code = EXIT_LOCKED;
@@ -613,41 +625,42 @@ static int may_be_repl(const struct opts *o)
 				  !o->version && isatty(0));
 }
 
-int main(int argc, char **argv)
+/* Everything main does but free the options. */
+static int start(int argc, char **argv, struct opts *o)
 {
-	struct opts o;
 	lua_State *L;
 	int rc;
 
-	memset(&o, 0, sizeof o);
 	if (argv[0] && argv[0][0])
 		progname = "trainctl";
 	json_lines = wants_json(argc, argv);
-	if (collect_opts(argc, argv, &o) < 0)
+	if (collect_opts(argc, argv, o) < 0)
 		return EXIT_USAGE;
-	core_dumps(&o);
-	if (!may_be_repl(&o))
+	core_dumps(o);
+	if (!may_be_repl(o))
 		stdstreams_check();
-	if (o.help) {
+	if (o->help) {
 		print_usage(stdout);
 		return stdstreams_status(EXIT_OK);
 	}
-	if (o.version)
+	if (o->version)
 		print_version();
-	if (o.version && !o.interactive && !o.script && !o.call && argc == 2)
+	if (o->version && !o->interactive && !o->script && !o->call &&
+	    argc == 2)
 		return stdstreams_status(EXIT_OK);
-	if ((o.lock_ttl > 0 || o.lock_wait > 0) && !is_etcd(o.lock)) {
+	if ((o->lock_ttl > 0 || o->lock_wait > 0) && !is_etcd(o->lock)) {
 		usage_error("%s", "--lock-ttl and --lock-wait need an "
 				  "etcd:// or etcds:// --lock");
 		return EXIT_USAGE;
 	}
-	if (is_etcd(o.lock) && !o.script && !o.call) {
+	if (is_etcd(o->lock) && !o->script && !o->call) {
 		usage_error("%s", "an etcd --lock needs a script or 'call'");
 		return EXIT_USAGE;
 	}
-	if (o.lock && !is_etcd(o.lock) && (rc = take_lock(o.lock)) != EXIT_OK)
+	if (o->lock && !is_etcd(o->lock) &&
+	    (rc = take_lock(o->lock)) != EXIT_OK)
 		return rc;
-	host_no_env = o.no_env;
+	host_no_env = o->no_env;
 	L = host_new();
 	if (L == NULL) {
 		fprintf(stderr, "%s: cannot create state: not enough memory\n",
@@ -655,15 +668,25 @@ int main(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	host_signals(L, 0);
-	if (o.timeout > 0)
-		host_set_timeout(o.timeout);
-	rc = run(L, argc, argv, &o);
+	if (o->timeout > 0)
+		host_set_timeout(o->timeout);
+	rc = run(L, argc, argv, o);
 	/* A stop ends the children too, before the Lua state goes (closing
 	 * a popen'ed file would wait for its child). */
 	if (host_signal)
 		child_stop_all();
 	host_set_active(NULL); /* a late stop must not aim at a closed state */
 	lua_close(L);
-	free(o.global);
 	return stdstreams_status(rc);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	int rc;
+
+	memset(&o, 0, sizeof o);
+	rc = start(argc, argv, &o);
+	free(o.global);
+	return rc;
 }

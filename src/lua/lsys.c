@@ -18,6 +18,7 @@
 #include "lazy.h"
 #include <lauxlib.h>
 
+#include "fs.h"
 #include "host.h"
 
 #define LOCK_MT "trainctl.lock"
@@ -120,79 +121,23 @@ static int fail(lua_State *L, const char *what, const char *path)
 	return 3;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n, len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int fsync_dir(const char *path)
-{
-	char dir[4096];
-	const char *slash = strrchr(path, '/');
-	int fd, rc;
-
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == path)
-		strcpy(dir, "/");
-	else if ((size_t)(slash - path) < sizeof dir)
-		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-	else
-		return errno = ENAMETOOLONG, -1;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* write_atomic(path, data [, mode]): the file at path is either the old
- * one or the complete new one, whatever happens (a full disk, a kill):
- * write a temporary beside it, fsync, rename over, fsync the directory. */
+ * one or the complete new one, whatever happens (fs_write_atomic). */
 static int l_write_atomic(lua_State *L)
 {
 	size_t len;
 	const char *path = luaL_checkstring(L, 1);
 	const char *data = luaL_checklstring(L, 2, &len);
 	mode_t mask = umask(0);
-	mode_t mode = (mode_t)luaL_optinteger(L, 3, 0666 & ~mask);
-	char tmp[4096];
-	int fd;
+	mode_t mode;
+	int rc;
 
 	umask(mask);
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >=
-	    (int)sizeof tmp) {
-		errno = ENAMETOOLONG;
+	mode = (mode_t)luaL_optinteger(L, 3, 0666 & ~mask);
+	rc = fs_write_atomic(path, data, len, mode);
+	if (rc == -1)
 		return fail(L, "write", path);
-	}
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return fail(L, "write", path);
-	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 ||
-	    fsync(fd) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return fail(L, "write", path);
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		errno = e;
-		return fail(L, "write", path);
-	}
-	if (fsync_dir(path) < 0)
+	if (rc < 0)
 		return fail(L, "fsync directory of", path);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -220,45 +165,24 @@ static int l_lock(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
-	struct stat st;
 
 	*fd = -1;
 	luaL_setmetatable(L, LOCK_MT);
-	*fd = open(path,
-		   O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-			   O_NONBLOCK,
-		   0600);
-	if (*fd < 0)
-		return fail(L, "lock", path);
-	if (fstat(*fd, &st) < 0) {
-		int e = errno;
-		close(*fd);
-		*fd = -1;
-		errno = e;
-		return fail(L, "lock", path);
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(*fd);
-		*fd = -1;
+	*fd = fs_lock(path, 0600);
+	if (*fd >= 0)
+		return 1;
+	if (errno == EINVAL) {
 		luaL_pushfail(L);
 		lua_pushfstring(L, "lock: %s: not a regular file", path);
 		return 2;
 	}
-	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
-		close(*fd);
-		*fd = -1;
-		if (e == EWOULDBLOCK) {
-			luaL_pushfail(L);
-			lua_pushfstring(L, "lock: %s: held by another process",
-					path);
-			lua_pushliteral(L, "locked");
-			return 3;
-		}
-		errno = e;
-		return fail(L, "lock", path);
+	if (errno == EWOULDBLOCK) {
+		luaL_pushfail(L);
+		lua_pushfstring(L, "lock: %s: held by another process", path);
+		lua_pushliteral(L, "locked");
+		return 3;
 	}
-	return 1;
+	return fail(L, "lock", path);
 }
 
 /* readlink(path) -> the target of a symbolic link, or nil when path is
@@ -304,24 +228,12 @@ static int l_stat(lua_State *L)
 
 static int l_mkdir_p(lua_State *L)
 {
-	size_t len, i;
-	const char *path = luaL_checklstring(L, 1, &len);
+	const char *path = luaL_checkstring(L, 1);
 	mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
-	char buf[4096];
+	char failed[4096];
 
-	if (len == 0 || len >= sizeof buf) {
-		errno = len ? ENAMETOOLONG : ENOENT;
-		return fail(L, "mkdir", path);
-	}
-	memcpy(buf, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return fail(L, "mkdir", buf);
-		buf[i] = path[i];
-	}
+	if (fs_mkdir_p(path, mode, failed, sizeof failed) < 0)
+		return fail(L, "mkdir", failed);
 	lua_pushboolean(L, 1);
 	return 1;
 }
