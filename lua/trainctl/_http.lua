@@ -9,4 +9,5 @@ local task = require "trainctl.task"
 return {
   request = task.request,
   curl_version = curl.curl_version,
+  USER_AGENT = curl.USER_AGENT,
 }

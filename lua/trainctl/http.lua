@@ -14,7 +14,7 @@ local M = {}
 -- -> res{status, headers, header_list, body} | nil, err.
 M.request = raw.request
 
-M.USER_AGENT = "trainctl"
+M.USER_AGENT = raw.USER_AGENT -- the native default: one owner
 
 -- Retry policy; a client's retry= and a call's retry= override fields.
 -- retry=false turns retries off.

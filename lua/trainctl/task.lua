@@ -94,11 +94,8 @@ local function traceback_handler(err)
   end
   -- A structured error (an API or usage error) says what a user needs;
   -- its Lua frames are shown only at --log-level debug or trace.
-  if type(err) == "table" and type(err.kind) == "string" then
-    local level = (package.loaded["trainctl.options"] or {}).log_level
-    if level ~= "debug" and level ~= "trace" then
-      return setmetatable({ err = err, trace = msg }, Caught)
-    end
+  if type(err) == "table" and type(err.kind) == "string" and not loop.verbose() then
+    return setmetatable({ err = err, trace = msg }, Caught)
   end
   -- The frames below the task's body are the scheduler's: not the user's.
   local trace = debug.traceback(msg, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
@@ -328,13 +325,8 @@ local function report_unjoined()
   return n, first, closing
 end
 
--- The error a signal raises, worded as the host's hook words it.
-local function interruption()
-  local sig = loop.interrupted()
-  if sig == 14 then return "timeout: the --timeout for this run was reached" end -- SIGALRM
-  if sig == 15 then return "terminated (SIGTERM)" end
-  return "interrupted!"
-end
+-- The error a signal raises: the host's own words for it.
+local interruption = loop.stop_message
 
 -- Runs the loop until `until_fn()` is true or nothing is left to do.
 local function run_until(until_fn)

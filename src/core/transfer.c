@@ -267,8 +267,7 @@ static int default_headers(struct transfer *t)
 		s = s ? curl_slist_append(s, "Expect:")
 		      : curl_slist_append(NULL, "Expect:");
 	if (s && !t->has_ua)
-		s = curl_slist_append(s,
-				      "User-Agent: trainctl/" TRAINCTL_VERSION);
+		s = curl_slist_append(s, "User-Agent: " TRANSFER_USER_AGENT);
 	if (!s)
 		return -1;
 	t->req_headers = s;

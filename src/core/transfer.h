@@ -11,6 +11,9 @@
 
 #include "lazy.h"
 
+/* Sent unless the caller sets its own; trainctl.http sends it too. */
+#define TRANSFER_USER_AGENT "trainctl/" TRAINCTL_VERSION
+
 struct buf {
 	char *p;
 	size_t len, cap;

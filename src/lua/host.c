@@ -284,7 +284,7 @@ double host_parse_duration(const char *s)
 /* Whether tracebacks accompany the structured errors of the library:
  * only at --log-level debug or trace, since an API or usage error says
  * all a user needs without the Lua frames. */
-static int verbose(lua_State *L)
+int host_verbose(lua_State *L)
 {
 	const char *level = NULL;
 
@@ -322,7 +322,7 @@ static int msghandler(lua_State *L)
 			msg = lua_pushfstring(L, "(error object is a %s value)",
 					      luaL_typename(L, 1));
 	}
-	if (structured && !verbose(L))
+	if (structured && !host_verbose(L))
 		return 1;
 	luaL_traceback(L, L, msg, 1);
 	return 1;

@@ -37,6 +37,9 @@ lua_State *host_new(void);
 void host_signals(lua_State *L, int interactive);
 void host_clear_signal(lua_State *L);
 int host_docall(lua_State *L, int narg, int nres);
+/* Whether a structured error (a table with a `kind`) gets its traceback:
+ * only at --log-level debug or trace. */
+int host_verbose(lua_State *L);
 int host_report(lua_State *L, int status);
 void host_say(int json, const char *msg, int code);
 int host_exit_status(lua_State *L, int status);

@@ -348,5 +348,7 @@ int luaopen_trainctl_curl(lua_State *L)
 	}
 	lua_pop(L, 1);
 	luaL_newlib(L, funcs);
+	lua_pushliteral(L, TRANSFER_USER_AGENT);
+	lua_setfield(L, -2, "USER_AGENT");
 	return 1;
 }

@@ -8,7 +8,9 @@
  *   resume(co, ...)    lua_resume with the signal hook aimed at `co`
  *   max_inflight([n])  the transfers the scheduler keeps in flight, which
  *                      the handle pool and connection cache follow
- *   free_slots(), pending(), interrupted() */
+ *   free_slots(), pending()
+ *   interrupted() -> the stop signal, stop_message() -> its one line, and
+ *   verbose(): the host's, so that a task's failure reads as the run's */
 #include <lauxlib.h>
 
 #include "context.h"
@@ -84,6 +86,18 @@ static int l_interrupted(lua_State *L)
 	return 1;
 }
 
+static int l_stop_message(lua_State *L)
+{
+	lua_pushstring(L, host_stop_message());
+	return 1;
+}
+
+static int l_verbose(lua_State *L)
+{
+	lua_pushboolean(L, host_verbose(L));
+	return 1;
+}
+
 static int l_free_slots(lua_State *L)
 {
 	struct context *c = host_context(L);
@@ -113,6 +127,8 @@ static const luaL_Reg funcs[] = { { "free_slots", l_free_slots },
 				  { "poll", l_poll },
 				  { "pending", l_pending },
 				  { "interrupted", l_interrupted },
+				  { "stop_message", l_stop_message },
+				  { "verbose", l_verbose },
 				  { NULL, NULL } };
 
 int luaopen_trainctl_loop(lua_State *L)
