@@ -4,6 +4,7 @@
  * --timeout into a Lua error at the next instruction (as lua.c does). */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,30 @@ int host_no_env;
 double host_deadline;
 static lua_State *volatile active;
 static int interactive;
+
+int host_fail(lua_State *L, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	luaL_pushfail(L);
+	va_start(ap, fmt);
+	lua_pushvfstring(L, fmt, ap);
+	va_end(ap);
+	if (!code)
+		return 2;
+	lua_pushstring(L, code);
+	return 3;
+}
+
+int host_fileresult(lua_State *L, const char *what, const char *path)
+{
+	int e = errno;
+
+	luaL_pushfail(L);
+	lua_pushfstring(L, "%s: %s: %s", what, path, strerror(e));
+	lua_pushinteger(L, e);
+	return 3;
+}
 
 /* Forgets a handled signal, and its hook if it never fired. */
 void host_clear_signal(lua_State *L)

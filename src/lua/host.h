@@ -37,6 +37,11 @@ lua_State *host_new(void);
 void host_signals(lua_State *L, int interactive);
 void host_clear_signal(lua_State *L);
 int host_docall(lua_State *L, int narg, int nres);
+/* The one shape of a failure of the environment, as luaL_fileresult:
+ * nil, message[, code]; host_fileresult: nil, "what: path: strerror",
+ * errno. Bad arguments raise instead. */
+int host_fail(lua_State *L, const char *code, const char *fmt, ...);
+int host_fileresult(lua_State *L, const char *what, const char *path);
 /* Whether a structured error (a table with a `kind`) gets its traceback:
  * only at --log-level debug or trace. */
 int host_verbose(lua_State *L);

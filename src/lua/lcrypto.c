@@ -69,14 +69,11 @@ static int l_hex_decode(lua_State *L)
 		&bad);
 
 	if (rc == -1) {
-		luaL_pushfail(L);
-		lua_pushliteral(L, "invalid hex: odd length");
-		return 2;
+		return host_fail(L, NULL, "invalid hex: odd length");
 	}
 	if (rc < 0) {
-		luaL_pushfail(L);
-		lua_pushfstring(L, "invalid hex digit at offset %d", (int)bad);
-		return 2;
+		return host_fail(L, NULL, "invalid hex digit at offset %d",
+				 (int)bad);
 	}
 	luaL_pushresultsize(&b, len / 2);
 	return 1;
@@ -102,9 +99,7 @@ static int l_base64_decode(lua_State *L)
 	long n = crypto_unbase64(s, len, (unsigned char *)p);
 
 	if (n < 0) {
-		luaL_pushfail(L);
-		lua_pushliteral(L, "invalid base64");
-		return 2;
+		return host_fail(L, NULL, "invalid base64");
 	}
 	luaL_pushresultsize(&b, (size_t)n);
 	return 1;

@@ -113,12 +113,7 @@ static int l_sleep(lua_State *L)
 
 static int fail(lua_State *L, const char *what, const char *path)
 {
-	int e = errno;
-
-	luaL_pushfail(L);
-	lua_pushfstring(L, "%s: %s: %s", what, path, strerror(e));
-	lua_pushinteger(L, e);
-	return 3;
+	return host_fileresult(L, what, path);
 }
 
 /* write_atomic(path, data [, mode]): the file at path is either the old
@@ -172,15 +167,11 @@ static int l_lock(lua_State *L)
 	if (*fd >= 0)
 		return 1;
 	if (errno == EINVAL) {
-		luaL_pushfail(L);
-		lua_pushfstring(L, "lock: %s: not a regular file", path);
-		return 2;
+		return host_fail(L, NULL, "lock: %s: not a regular file", path);
 	}
 	if (errno == EWOULDBLOCK) {
-		luaL_pushfail(L);
-		lua_pushfstring(L, "lock: %s: held by another process", path);
-		lua_pushliteral(L, "locked");
-		return 3;
+		return host_fail(L, "locked",
+				 "lock: %s: held by another process", path);
 	}
 	return fail(L, "lock", path);
 }
@@ -397,9 +388,7 @@ static int l_parse_iso8601(lua_State *L)
 		lua_pushinteger(L, (lua_Integer)t);
 	return 1;
 bad:
-	luaL_pushfail(L);
-	lua_pushfstring(L, "invalid ISO 8601 time: %s", s);
-	return 2;
+	return host_fail(L, NULL, "invalid ISO 8601 time: %s", s);
 }
 
 static int name_index(const char (*names)[4], int n, const char *p)
@@ -455,15 +444,11 @@ static int l_parse_rfc1123(lua_State *L)
 	}
 	why = lazy_curl();
 	if (why) {
-		luaL_pushfail(L);
-		lua_pushstring(L, why);
-		return 2;
+		return host_fail(L, NULL, "%s", why);
 	}
 	t = curl_getdate(s, NULL);
 	if (t == (time_t)-1) {
-		luaL_pushfail(L);
-		lua_pushfstring(L, "invalid HTTP date: %s", s);
-		return 2;
+		return host_fail(L, NULL, "invalid HTTP date: %s", s);
 	}
 	lua_pushinteger(L, (lua_Integer)t);
 	return 1;
@@ -477,10 +462,9 @@ static int l_parse_duration(lua_State *L)
 	double v = host_parse_duration(s);
 
 	if (v < 0) {
-		luaL_pushfail(L);
-		lua_pushfstring(
-			L, "invalid duration '%s' (e.g. 90, 30s, 15m, 2h)", s);
-		return 2;
+		return host_fail(
+			L, NULL,
+			"invalid duration '%s' (e.g. 90, 30s, 15m, 2h)", s);
 	}
 	lua_pushnumber(L, v);
 	return 1;
