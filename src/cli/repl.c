@@ -15,6 +15,7 @@
 
 #include "fs.h"
 #include "host.h"
+#include "repl.h"
 #include "lazy.h"
 
 #define HISTORY_MAX 1000

@@ -11,6 +11,7 @@
 #include <lua.h>
 
 #include "child.h"
+#include "script.h"
 #include "wait.h"
 
 struct embedded_module {
@@ -21,20 +22,6 @@ struct embedded_module {
 };
 extern const struct embedded_module embedded_modules[];
 
-/* Exit statuses of the public contract. */
-enum {
-	EXIT_OK = 0,
-	EXIT_ERROR = 1,
-	EXIT_USAGE = 2,
-	EXIT_LOCKED = 3,
-	EXIT_TIMEOUT = 4
-};
-
-/* Set by -E before host_new: ignore LUA_PATH, LUA_CPATH, TRAINCTL_LUA_PATH. */
-extern int host_no_env;
-
-lua_State *host_new(void);
-void host_signals(lua_State *L, int interactive);
 void host_clear_signal(lua_State *L);
 int host_docall(lua_State *L, int narg, int nres);
 /* The one shape of a failure of the environment, as luaL_fileresult:
@@ -46,13 +33,9 @@ int host_fileresult(lua_State *L, const char *what, const char *path);
  * only at --log-level debug or trace. */
 int host_verbose(lua_State *L);
 int host_report(lua_State *L, int status);
-void host_say(int json, const char *msg, int code);
 int host_exit_status(lua_State *L, int status);
 int host_interrupted(void);
-void host_set_timeout(double seconds);
-double host_parse_duration(const char *s);
 
-int repl_run(lua_State *L);
 lua_State *host_set_active(lua_State *L);
 int host_resume(lua_State *L, lua_State *co, int narg, int *nres);
 int host_run_task(lua_State *L, int narg, int nres);
@@ -75,9 +58,5 @@ void host_stop(int sig);
 /* The --timeout's end on the monotonic clock, 0 without one. */
 extern double host_deadline;
 void host_open_proc(lua_State *L);
-
-/* Checked standard streams (stdstreams.c). */
-void stdstreams_check(void);
-int stdstreams_status(int rc);
 
 #endif
