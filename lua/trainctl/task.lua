@@ -29,6 +29,16 @@ local timers = {}        -- binary heap of {at, seq, task}
 local timer_seq = 0
 local nstale = 0         -- timers of tasks cancelled while sleeping
 local waiting = {}       -- transfer -> task
+-- How many: next(waiting) would scan the emptied slots of a large table
+-- from the start, at every turn.
+local nwaiting = 0
+
+local function unwait(transfer)
+  if waiting[transfer] then
+    waiting[transfer] = nil
+    nwaiting = nwaiting - 1
+  end
+end
 -- Tasks waiting for a transfer slot (the loop keeps at most
 -- loop.max_inflight() requests in flight), first come first served.
 local slot_waiters, slot_head, slot_tail = {}, 1, 0
@@ -144,6 +154,7 @@ local function resume(task, ...)
   local kind, arg = res[2], res[3]
   if kind == "http" then
     waiting[arg] = task
+    nwaiting = nwaiting + 1
     task.transfer = arg
   elseif kind == "slot" then
     slot_tail = slot_tail + 1
@@ -197,7 +208,7 @@ end
 
 local function pending_work()
   drop_stale()
-  return ready_head <= ready_tail or #timers > 0 or next(waiting) ~= nil
+  return ready_head <= ready_tail or #timers > 0 or nwaiting > 0
     or slot_head <= slot_tail
 end
 
@@ -232,7 +243,7 @@ local function cancel_all(reason)
     for task in pairs(live) do batch[#batch + 1] = task end
     for _, task in ipairs(batch) do
       if task.transfer then
-        waiting[task.transfer] = nil
+        unwait(task.transfer)
         curl.abort(task.transfer)
         task.transfer = nil
       end
@@ -244,7 +255,7 @@ local function cancel_all(reason)
     end
   end
   nlive, nstale = 0, 0
-  ready, ready_head, ready_tail, timers, waiting = {}, 1, 0, {}, {}
+  ready, ready_head, ready_tail, timers, waiting, nwaiting = {}, 1, 0, {}, {}, 0
   slot_waiters, slot_head, slot_tail = {}, 1, 0
 end
 
@@ -272,7 +283,7 @@ local function turn(done)
     drop_stale()
     if #timers > 0 then
       timeout = math.max(0, timers[1][1] - now())
-    elseif next(waiting) ~= nil then
+    elseif nwaiting > 0 then
       timeout = 1
     end
     if slot_head <= slot_tail and loop.free_slots() > 0 then timeout = 0 end
@@ -281,7 +292,7 @@ local function turn(done)
   for _, transfer in ipairs(finished) do
     local task = waiting[transfer]
     if task then
-      waiting[transfer] = nil
+      unwait(transfer)
       push_ready(task)
     end
   end
@@ -435,7 +446,7 @@ function Task:cancel(reason)
     error("task: cancel yourself by returning", 2)
   end
   if self.transfer then
-    waiting[self.transfer] = nil
+    unwait(self.transfer)
     curl.abort(self.transfer)
     self.transfer = nil
   end
