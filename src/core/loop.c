@@ -82,6 +82,11 @@ struct loop *loop_new(const char **why)
 		loop_free(l);
 		return NULL;
 	}
+	if (wait_fd() >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN,
+					  .data.fd = wait_fd() };
+		epoll_ctl(l->epfd, EPOLL_CTL_ADD, wait_fd(), &ev);
+	}
 	curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_sock);
 	curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
 	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer);
@@ -216,25 +221,27 @@ static int wait_ms(const struct loop *l, double timeout)
 	return (int)(timeout * 1000) + (timeout < 0.001);
 }
 
+/* epoll_wait sees a stop through the stop descriptor (wait_fd), which a
+ * signal arriving after the check of host_signal makes readable. */
 void loop_turn(struct loop *l, double timeout)
 {
 	struct epoll_event ev[MAX_EVENTS];
-	sigset_t old;
-	int n, i, running;
+	int n, i, running, stop = wait_fd();
 
-	wait_block(&old);
-	n = host_interrupted() ? 0
-			       : epoll_pwait(l->epfd, ev, MAX_EVENTS,
-					     wait_ms(l, timeout), &old);
-	wait_unblock(&old);
+	n = host_interrupted()
+		    ? 0
+		    : epoll_wait(l->epfd, ev, MAX_EVENTS, wait_ms(l, timeout));
 	for (i = 0; i < n; i++) {
-		int what =
-			(ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
-			(ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-			(ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR
-							      : 0);
-		curl_multi_socket_action(l->multi, ev[i].data.fd, what,
-					 &running);
+		int fd = ev[i].data.fd, what = 0;
+		if (fd == stop)
+			continue; /* the caller sees host_signal */
+		if (ev[i].events & EPOLLIN)
+			what |= CURL_CSELECT_IN;
+		if (ev[i].events & EPOLLOUT)
+			what |= CURL_CSELECT_OUT;
+		if (ev[i].events & (EPOLLERR | EPOLLHUP))
+			what |= CURL_CSELECT_ERR;
+		curl_multi_socket_action(l->multi, fd, what, &running);
 	}
 	if (l->timer_at >= 0 && l->timer_at <= wait_clock()) {
 		l->timer_at = -1;

@@ -1,12 +1,42 @@
 /* The stop flag and the interruptible wait (wait.h). */
 #include <poll.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "wait.h"
 
 volatile sig_atomic_t host_signal;
 
+static int stop_fd = -1;
+
 int host_interrupted(void) { return host_signal != 0; }
+
+int wait_fd(void)
+{
+	if (stop_fd < 0)
+		stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return stop_fd;
+}
+
+void wait_note(int sig)
+{
+	uint64_t one = 1;
+
+	host_signal = sig;
+	if (stop_fd >= 0)
+		(void)!write(stop_fd, &one, sizeof one);
+}
+
+void wait_forget(void)
+{
+	uint64_t n;
+
+	host_signal = 0;
+	if (stop_fd >= 0)
+		(void)!read(stop_fd, &n, sizeof n);
+}
 
 void wait_block(sigset_t *old)
 {

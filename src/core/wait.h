@@ -19,6 +19,14 @@ int host_interrupted(void);
 void wait_block(sigset_t *old);
 void wait_unblock(const sigset_t *old);
 
+/* A descriptor that is readable once a stop has been noted with
+ * wait_note (from the signal handler: async-signal-safe) until
+ * wait_forget: an event loop polls it beside its sockets, so a stop
+ * wakes it with no signal mask to juggle. -1 if it could not be made. */
+int wait_fd(void);
+void wait_note(int sig);
+void wait_forget(void);
+
 /* Sleeps `seconds` (nothing for 0, a negative or NaN) or until a stop. */
 void wait_sleep(double seconds);
 

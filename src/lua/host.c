@@ -52,7 +52,7 @@ int host_fileresult(lua_State *L, const char *what, const char *path)
 /* Forgets a handled signal, and its hook if it never fired. */
 void host_clear_signal(lua_State *L)
 {
-	host_signal = 0;
+	wait_forget();
 	lua_sethook(L, NULL, 0, 0);
 }
 
@@ -125,7 +125,7 @@ static void on_signal(int sig)
 	 * default action, so a stuck C call can still be killed. */
 	if (host_signal == sig && sig == SIGINT && !interactive)
 		signal(sig, SIG_DFL);
-	host_signal = sig;
+	wait_note(sig);
 	/* Children hear of it at once: a read from a pipe or a wait ends
 	 * when they do. At a terminal, Ctrl-C reached them already. */
 	if (!(interactive && sig == SIGINT))
