@@ -21,7 +21,7 @@ M.create_once, M.look_until = retry.create_once, retry.look_until
 -- -> res{status, headers, header_list, body} | nil, err.
 M.request = raw.request
 
-M.USER_AGENT = "trainctl"
+M.USER_AGENT = raw.USER_AGENT -- the native default: one owner
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 

@@ -5,9 +5,18 @@
 -- chunk of a script, `trainctl call` and each REPL line run as tasks. Code
 -- that is not in a task (a -e chunk) may still spawn tasks: join, all and
 -- map then run the loop until what they wait for is done.
+--
+-- This module alone owns the yield protocol. A task yields one of
+--   "http", transfer   a transfer started with trainctl._curl.start
+--   "slot"             waits for a free transfer slot (max_inflight)
+--   "sleep", seconds   a timer on the heap below
+--   "join", "yield"    woken by the joined task; run again next turn
+-- The natives below never yield: _curl starts and finishes transfers (or
+-- blocks, outside tasks), _loop polls the loop and resumes coroutines.
 
 local loop = require "trainctl._loop"
-local sys = require "trainctl.sys"
+local curl = require "trainctl._curl"
+local native_sleep = require("trainctl._sys").sleep
 
 local M = {}
 
@@ -20,6 +29,16 @@ local timers = {}        -- binary heap of {at, seq, task}
 local timer_seq = 0
 local nstale = 0         -- timers of tasks cancelled while sleeping
 local waiting = {}       -- transfer -> task
+-- How many: next(waiting) would scan the emptied slots of a large table
+-- from the start, at every turn.
+local nwaiting = 0
+
+local function unwait(transfer)
+  if waiting[transfer] then
+    waiting[transfer] = nil
+    nwaiting = nwaiting - 1
+  end
+end
 -- Tasks waiting for a transfer slot (the loop keeps at most
 -- loop.max_inflight() requests in flight), first come first served.
 local slot_waiters, slot_head, slot_tail = {}, 1, 0
@@ -29,7 +48,7 @@ local current = nil      -- the task running now
 local running = false    -- a scheduler is on the stack
 local failed_unjoined = {}
 
-local now = sys.clock
+local now = require("trainctl._sys").clock
 
 local function push_ready(task, ...)
   ready_tail = ready_tail + 1
@@ -85,11 +104,8 @@ local function traceback_handler(err)
   end
   -- A structured error (an API or usage error) says what a user needs;
   -- its Lua frames are shown only at --log-level debug or trace.
-  if type(err) == "table" and type(err.kind) == "string" then
-    local level = (package.loaded["trainctl.options"] or {}).log_level
-    if level ~= "debug" and level ~= "trace" then
-      return setmetatable({ err = err, trace = msg }, Caught)
-    end
+  if type(err) == "table" and type(err.kind) == "string" and not loop.verbose() then
+    return setmetatable({ err = err, trace = msg }, Caught)
   end
   -- The frames below the task's body are the scheduler's: not the user's.
   local trace = debug.traceback(msg, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
@@ -138,6 +154,7 @@ local function resume(task, ...)
   local kind, arg = res[2], res[3]
   if kind == "http" then
     waiting[arg] = task
+    nwaiting = nwaiting + 1
     task.transfer = arg
   elseif kind == "slot" then
     slot_tail = slot_tail + 1
@@ -191,7 +208,7 @@ end
 
 local function pending_work()
   drop_stale()
-  return ready_head <= ready_tail or #timers > 0 or next(waiting) ~= nil
+  return ready_head <= ready_tail or #timers > 0 or nwaiting > 0
     or slot_head <= slot_tail
 end
 
@@ -226,8 +243,8 @@ local function cancel_all(reason)
     for task in pairs(live) do batch[#batch + 1] = task end
     for _, task in ipairs(batch) do
       if task.transfer then
-        waiting[task.transfer] = nil
-        loop.cancel(task.transfer)
+        unwait(task.transfer)
+        curl.abort(task.transfer)
         task.transfer = nil
       end
       close(task.co)
@@ -238,7 +255,7 @@ local function cancel_all(reason)
     end
   end
   nlive, nstale = 0, 0
-  ready, ready_head, ready_tail, timers, waiting = {}, 1, 0, {}, {}
+  ready, ready_head, ready_tail, timers, waiting, nwaiting = {}, 1, 0, {}, {}, 0
   slot_waiters, slot_head, slot_tail = {}, 1, 0
 end
 
@@ -266,7 +283,7 @@ local function turn(done)
     drop_stale()
     if #timers > 0 then
       timeout = math.max(0, timers[1][1] - now())
-    elseif next(waiting) ~= nil then
+    elseif nwaiting > 0 then
       timeout = 1
     end
     if slot_head <= slot_tail and loop.free_slots() > 0 then timeout = 0 end
@@ -275,7 +292,7 @@ local function turn(done)
   for _, transfer in ipairs(finished) do
     local task = waiting[transfer]
     if task then
-      waiting[transfer] = nil
+      unwait(transfer)
       push_ready(task)
     end
   end
@@ -319,19 +336,13 @@ local function report_unjoined()
   return n, first, closing
 end
 
--- The error a signal raises, worded as the host's hook words it.
-local function interruption()
-  local sig = loop.interrupted()
-  if sig == 14 then return "timeout: the --timeout for this run was reached" end -- SIGALRM
-  if sig == 15 then return "terminated (SIGTERM)" end
-  return "interrupted!"
-end
+-- The error a signal raises: the host's own words for it.
+local interruption = loop.stop_message
 
 -- Runs the loop until `until_fn()` is true or nothing is left to do.
 local function run_until(until_fn)
   if running then error("task: the event loop is already running", 2) end
   running = true
-  loop.enter()
   local ok, err = pcall(function()
     while not until_fn() and pending_work() do
       turn(until_fn)
@@ -344,7 +355,6 @@ local function run_until(until_fn)
   -- "already running" for every later REPL line.
   repeat
   until pcall(function()
-    loop.leave()
     running = false
     if not ok then cancel_all(err) end
   end)
@@ -363,10 +373,39 @@ local function current_task()
   return nil
 end
 
---- sleep(seconds): yields to the loop inside a task, blocks outside.
---- The native function itself, so that its errors (waiting where a task
---- cannot yield) point at the caller's line, not at this module.
-M.sleep = sys.sleep
+-- A task can only wait where it can yield: not inside a C function's
+-- callback nor a metamethod. Raised at the caller of sleep/request.
+local function cannot_wait(what)
+  error(what .. " cannot wait here: a task can only wait where it can yield, not inside a C "
+    .. "function's callback (table.sort, string.gsub, ...) or a __gc/__close metamethod", 3)
+end
+
+--- sleep(seconds): yields to the loop inside a task, blocks outside (as
+--- does a coroutine of the user's inside a task: it is not the task).
+function M.sleep(seconds)
+  local s = tonumber(seconds)
+  if s == nil then
+    error(("bad argument #1 to 'sleep' (number expected, got %s)"):format(type(seconds)), 2)
+  end
+  if not current_task() then return native_sleep(s) end
+  if not coroutine.isyieldable() then cannot_wait("sleep") end
+  coroutine.yield("sleep", s > 0 and s or 0) -- NaN would never fall due
+end
+
+--- request(opts) -> res | nil, err: trainctl._http's request. Inside a
+--- task it waits for a transfer slot, starts the transfer and yields until
+--- the loop has finished it; elsewhere it blocks on the native request.
+function M.request(opts)
+  if not current_task() then return curl.request(opts) end
+  if not coroutine.isyieldable() then cannot_wait("http.request") end
+  -- Past the limit a task waits holding nothing but its coroutine: ten
+  -- thousand jobs polled at once cost ten thousand coroutines, not ten
+  -- thousand handles, buffers and connections.
+  while loop.free_slots() <= 0 do coroutine.yield("slot") end
+  local transfer, started = curl.start(opts)
+  if started then coroutine.yield("http", transfer) end
+  return curl.finish(transfer)
+end
 
 --- yield(): lets the other ready tasks run first.
 function M.yield()
@@ -407,8 +446,8 @@ function Task:cancel(reason)
     error("task: cancel yourself by returning", 2)
   end
   if self.transfer then
-    waiting[self.transfer] = nil
-    loop.cancel(self.transfer)
+    unwait(self.transfer)
+    curl.abort(self.transfer)
     self.transfer = nil
   end
   close(self.co)

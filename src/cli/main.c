@@ -13,23 +13,12 @@
 #include <unistd.h>
 
 #include "lazy.h"
-#include <lauxlib.h>
-#include <lualib.h>
 
-#include "host.h"
+#include "fs.h"
+#include "repl.h"
+#include "script.h"
 
 static const char *progname = "trainctl";
-
-struct opts {
-	int interactive, version, no_env, warnings, help, call, has_e;
-	int core_dumps;
-	int script;	  /* index of the script in argv, 0 if none */
-	char *global;	  /* after a subcommand: 1 for the words that were
-			     global options, not the subcommand's */
-	int stdin_script; /* "-" */
-	const char *profile, *log_level, *log_format, *lock, *state;
-	double timeout, lock_ttl, lock_wait;
-};
 
 static void print_usage(FILE *f)
 {
@@ -152,7 +141,7 @@ static void print_version(void)
 	const char *ssl = lazy_crypto();
 
 	printf("trainctl %s\n%s\nlibcurl %s\n%s\n", TRAINCTL_VERSION,
-	       LUA_RELEASE,
+	       script_lua_release(),
 	       why ? why : curl_version_info(CURLVERSION_NOW)->version,
 	       ssl ? ssl : OpenSSL_version(OPENSSL_VERSION));
 	fflush(stdout);
@@ -259,6 +248,57 @@ static int global_opt(int argc, char **argv, int *i, struct opts *o)
 	return 1;
 }
 
+/* The first word that is not an option: a subcommand, the script, or
+ * `--`/`-` before it. Returns 1 when the options end here, -1 on a usage
+ * error. */
+static int end_of_opts(int argc, char **argv, int i, struct opts *o)
+{
+	const char *a = argv[i];
+
+	if (a[0] != '-') {
+		if (is_subcommand(a))
+			return subcommand_opts(argc, argv, i, o) < 0 ? -1 : 1;
+		o->script = i;
+		return 1;
+	}
+	if (strcmp(a, "--") == 0) {
+		if (i + 1 < argc)
+			o->script = i + 1;
+		return 1;
+	}
+	if (strcmp(a, "-") == 0) {
+		o->stdin_script = 1;
+		o->script = i;
+		return 1;
+	}
+	return 0;
+}
+
+/* lua.c's own options: 1 if argv[*i] was one, -1 on a usage error. */
+static int lua_opt(int argc, char **argv, int *i, struct opts *o)
+{
+	const char *a = argv[*i];
+
+	if (strcmp(a, "--help") == 0) {
+		o->help = 1;
+	} else if (strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0) {
+		o->version = 1;
+	} else if (strcmp(a, "-i") == 0) {
+		o->interactive = o->version = 1;
+	} else if (strcmp(a, "-E") == 0) {
+		o->no_env = 1;
+	} else if (strcmp(a, "-W") == 0) {
+		o->warnings = 1;
+	} else if (strncmp(a, "-e", 2) == 0 || strncmp(a, "-l", 2) == 0) {
+		o->has_e |= a[1] == 'e';
+		if (a[2] == '\0' && (++*i >= argc || argv[*i][0] == '-'))
+			return usage_error("'%s' needs an argument", a);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
 /* First pass: validate and record options; -e and -l run later, in
  * order. Returns -1 on a usage error. */
 static int collect_opts(int argc, char **argv, struct opts *o)
@@ -266,278 +306,31 @@ static int collect_opts(int argc, char **argv, struct opts *o)
 	int i, r;
 
 	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (a[0] != '-') {
-			if (is_subcommand(a))
-				return subcommand_opts(argc, argv, i, o);
-			else
-				o->script = i;
-			return 0;
-		}
-		if (strcmp(a, "--") == 0) {
-			if (i + 1 < argc)
-				o->script = i + 1;
-			return 0;
-		}
-		if (strcmp(a, "-") == 0) {
-			o->stdin_script = 1;
-			o->script = i;
-			return 0;
-		}
-		if (strcmp(a, "--help") == 0) {
-			o->help = 1;
-		} else if (strcmp(a, "--version") == 0 ||
-			   strcmp(a, "-v") == 0) {
-			o->version = 1;
-		} else if (strcmp(a, "-i") == 0) {
-			o->interactive = o->version = 1;
-		} else if (strcmp(a, "-E") == 0) {
-			o->no_env = 1;
-		} else if (strcmp(a, "-W") == 0) {
-			o->warnings = 1;
-		} else if (strncmp(a, "-e", 2) == 0 ||
-			   strncmp(a, "-l", 2) == 0) {
-			o->has_e |= a[1] == 'e';
-			if (a[2] == '\0' && (++i >= argc || argv[i][0] == '-'))
-				return usage_error("'%s' needs an argument", a);
-		} else if ((r = global_opt(argc, argv, &i, o)) < 0) {
+		if ((r = end_of_opts(argc, argv, i, o)) != 0)
+			return r < 0 ? -1 : 0;
+		if ((r = lua_opt(argc, argv, &i, o)) == 0)
+			r = global_opt(argc, argv, &i, o);
+		if (r < 0)
 			return r;
-		} else if (r == 0) {
-			return usage_error("unrecognized option '%s'", a);
-		}
+		if (r == 0)
+			return usage_error("unrecognized option '%s'", argv[i]);
 	}
 	return 0;
-}
-
-static void set_options_table(lua_State *L, const struct opts *o, int argc,
-			      char **argv)
-{
-	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-	lua_createtable(L, 0, 6);
-#define SETOPT(field, value)                                                   \
-	do {                                                                   \
-		if (value) {                                                   \
-			lua_pushstring(L, value);                              \
-			lua_setfield(L, -2, field);                            \
-		}                                                              \
-	} while (0)
-	SETOPT("profile", o->profile);
-	SETOPT("log_level", o->log_level);
-	SETOPT("log_format", o->log_format);
-	SETOPT("state", o->state);
-	SETOPT("lock", o->lock);
-	if (o->script && !o->stdin_script && o->script < argc)
-		SETOPT("script", argv[o->script]);
-#undef SETOPT
-	if (o->timeout > 0) {
-		lua_pushnumber(L, o->timeout);
-		lua_setfield(L, -2, "timeout");
-	}
-	if (o->lock_ttl > 0) {
-		lua_pushnumber(L, o->lock_ttl);
-		lua_setfield(L, -2, "lock_ttl");
-	}
-	if (o->lock_wait > 0) {
-		lua_pushnumber(L, o->lock_wait);
-		lua_setfield(L, -2, "lock_wait");
-	}
-	lua_setfield(L, -2, "trainctl.options");
-	lua_pop(L, 1);
-}
-
-/* arg[0] is the script, arg[1..] its arguments, negative indices the
- * interpreter and options before it (as in lua.c). */
-static void create_arg(lua_State *L, int argc, char **argv, int script)
-{
-	int i, narg = argc - (script + 1);
-
-	if (script == 0)
-		script = argc; /* no script: all arguments are negative */
-	lua_createtable(L, narg > 0 ? narg : 0, script + 1);
-	for (i = 0; i < argc; i++) {
-		lua_pushstring(L, argv[i]);
-		lua_rawseti(L, -2, i - script);
-	}
-	lua_setglobal(L, "arg");
-}
-
-static int dochunk(lua_State *L, int status)
-{
-	if (status == LUA_OK)
-		status = host_docall(L, 0, 0);
-	return host_report(L, status);
-}
-
-static int dostring(lua_State *L, const char *s, const char *name)
-{
-	return dochunk(L, luaL_loadbuffer(L, s, strlen(s), name));
-}
-
-static int dolibrary(lua_State *L, char *spec)
-{
-	char *eq = strchr(spec, '=');
-	const char *global = spec, *mod = spec;
-	int status;
-
-	if (eq) {
-		*eq = '\0';
-		mod = eq + 1;
-	}
-	lua_getglobal(L, "require");
-	lua_pushstring(L, mod);
-	status = host_docall(L, 1, 1);
-	if (status == LUA_OK)
-		lua_setglobal(L, global);
-	return host_report(L, status);
-}
-
-static int run_init(lua_State *L)
-{
-	const char *name = "=LUA_INIT_5_4";
-	const char *init = getenv("LUA_INIT_5_4");
-
-	if (init == NULL) {
-		name = "=LUA_INIT";
-		init = getenv("LUA_INIT");
-	}
-	if (init == NULL)
-		return LUA_OK;
-	if (init[0] == '@')
-		return dochunk(L, luaL_loadfile(L, init + 1));
-	return dostring(L, init, name);
-}
-
-/* Runs -e and -l in command-line order. */
-static int run_args(lua_State *L, char **argv, int upto)
-{
-	int i;
-
-	for (i = 1; i < upto; i++) {
-		const char *a = argv[i];
-		char *v;
-		if (strncmp(a, "--", 2) == 0) {
-			if (!strchr(a, '=') && strcmp(a, "--help") &&
-			    strcmp(a, "--version") && strcmp(a, "--core-dumps"))
-				i++; /* skip the long option's value */
-			continue;
-		}
-		if (a[1] != 'e' && a[1] != 'l')
-			continue;
-		v = a[2] ? argv[i] + 2 : argv[++i];
-		if (a[1] == 'e' ? dostring(L, v, "=(command line)")
-				: dolibrary(L, v))
-			return 0;
-	}
-	return 1;
-}
-
-static int pushargs(lua_State *L)
-{
-	int i, n;
-
-	if (lua_getglobal(L, "arg") != LUA_TTABLE)
-		luaL_error(L, "'arg' is not a table");
-	n = (int)luaL_len(L, -1);
-	luaL_checkstack(L, n + 3, "too many arguments to script");
-	for (i = 1; i <= n; i++)
-		lua_rawgeti(L, -i, i);
-	lua_remove(L, -i);
-	return n;
-}
-
-static int is_etcd(const char *lock)
-{
-	return lock && (strncmp(lock, "etcd://", 7) == 0 ||
-			strncmp(lock, "etcds://", 8) == 0);
-}
-
-/* An etcd --lock is taken in Lua, inside the event loop that keeps its
- * lease alive: the function at `fn` becomes an argument of
- * trainctl.etcd_lock's run, which takes the lock, calls it and lets go. */
-static int wrap_etcd_lock(lua_State *L, int fn)
-{
-	int status;
-
-	lua_getglobal(L, "require");
-	lua_pushliteral(L, "trainctl.etcd_lock");
-	status = host_docall(L, 1, 1);
-	if (status != LUA_OK)
-		return status;
-	lua_getfield(L, -1, "run");
-	lua_remove(L, -2);
-	lua_insert(L, fn);
-	return LUA_OK;
-}
-
-static int run_script(lua_State *L, char **argv, int script, int from_stdin,
-		      const char *lock)
-{
-	const char *fname = from_stdin ? NULL : argv[script];
-	int status = luaL_loadfile(L, fname);
-
-	if (status == LUA_OK && is_etcd(lock))
-		status = wrap_etcd_lock(L, lua_gettop(L));
-	if (status == LUA_OK) {
-		int n = pushargs(L);
-		status = host_run_task(L, n + is_etcd(lock), 0);
-	}
-	return host_report(L, status);
-}
-
-static int run_call(lua_State *L, int argc, char **argv, const struct opts *o)
-{
-	int at = o->call, i, n, status;
-
-	lua_getglobal(L, "require");
-	lua_pushliteral(L, "trainctl.cli");
-	status = host_docall(L, 1, 1);
-	if (status != LUA_OK)
-		return host_report(L, status) ? -1 : 0;
-	lua_getfield(L, -1, "main");
-	if (is_etcd(o->lock) && (status = wrap_etcd_lock(L, lua_gettop(L))))
-		return host_report(L, status) ? -1 : 0;
-	lua_createtable(L, argc - at, 0);
-	for (i = at + 1, n = 0; i < argc; i++) {
-		if (o->global && o->global[i])
-			continue;
-		lua_pushstring(L, argv[i]);
-		lua_rawseti(L, -2, ++n);
-	}
-	lua_pushstring(L, argv[at]); /* the command: call, state, wait... */
-	status = host_run_task(L, 2 + is_etcd(o->lock), 1);
-	if (status != LUA_OK) {
-		host_report(L, status);
-		return -1;
-	}
-	i = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : EXIT_OK;
-	lua_pop(L, 2);
-	return i;
 }
 
 /* Takes the --lock before anything runs; the descriptor stays open (and
  * the lock held) until the process exits, whatever way it exits. */
 static int take_lock(const char *path)
 {
-	/* Never through a symlink, never written: a lock path that names
-	 * somebody's data leaves it as it was. */
-	int fd = open(path,
-		      O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-			      O_NONBLOCK,
-		      0644);
 	int code = EXIT_USAGE;
 	char msg[1024];
-	struct stat st;
 
-	if (fd >= 0 && fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+	if (fs_lock(path, 0644) >= 0)
+		return EXIT_OK;
+	if (errno == EINVAL) {
 		snprintf(msg, sizeof msg, "--lock %s: not a regular file",
 			 path);
-		close(fd);
-		host_say(json_lines, msg, code);
-		return code;
-	}
-	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-		return EXIT_OK;
-	if (fd >= 0 && errno == EWOULDBLOCK) {
+	} else if (errno == EWOULDBLOCK) {
 		snprintf(msg, sizeof msg, "--lock %s: held by another run",
 			 path);
 		code = EXIT_LOCKED;
@@ -549,43 +342,6 @@ static int take_lock(const char *path)
 	}
 	host_say(json_lines, msg, code);
 	return code;
-}
-
-static int run(lua_State *L, int argc, char **argv, struct opts *o)
-{
-	int status = LUA_OK, rc;
-	int first = o->script ? o->script : (o->call ? o->call : argc);
-
-	if (o->warnings)
-		lua_warning(L, "@on", 0);
-	set_options_table(L, o, argc, argv);
-	create_arg(L, argc, argv, o->script);
-	if (!o->no_env && run_init(L) != LUA_OK)
-		return host_exit_status(L, 1);
-	if (!run_args(L, argv, first))
-		return host_exit_status(L, 1);
-	if (o->call) {
-		rc = run_call(L, argc, argv, o);
-		return rc < 0 ? host_exit_status(L, 1) : rc;
-	}
-	if (o->script)
-		status = run_script(L, argv, o->script, o->stdin_script,
-				    o->lock);
-	if (status != LUA_OK)
-		return host_exit_status(L, status);
-	if (o->interactive) {
-		host_signals(L, 1);
-		return repl_run(L);
-	}
-	if (!o->script && !o->version && !o->has_e) {
-		if (isatty(0)) {
-			host_signals(L, 1);
-			return repl_run(L);
-		}
-		status = run_script(L, argv, 0, 1, o->lock);
-		return host_exit_status(L, status);
-	}
-	return EXIT_OK;
 }
 
 /* A core dump of a run would hold its credentials in clear: none is
@@ -613,41 +369,42 @@ static int may_be_repl(const struct opts *o)
 				  !o->version && isatty(0));
 }
 
-int main(int argc, char **argv)
+/* Everything main does but free the options. */
+static int start(int argc, char **argv, struct opts *o)
 {
-	struct opts o;
 	lua_State *L;
 	int rc;
 
-	memset(&o, 0, sizeof o);
 	if (argv[0] && argv[0][0])
 		progname = "trainctl";
 	json_lines = wants_json(argc, argv);
-	if (collect_opts(argc, argv, &o) < 0)
+	if (collect_opts(argc, argv, o) < 0)
 		return EXIT_USAGE;
-	core_dumps(&o);
-	if (!may_be_repl(&o))
+	core_dumps(o);
+	if (!may_be_repl(o))
 		stdstreams_check();
-	if (o.help) {
+	if (o->help) {
 		print_usage(stdout);
 		return stdstreams_status(EXIT_OK);
 	}
-	if (o.version)
+	if (o->version)
 		print_version();
-	if (o.version && !o.interactive && !o.script && !o.call && argc == 2)
+	if (o->version && !o->interactive && !o->script && !o->call &&
+	    argc == 2)
 		return stdstreams_status(EXIT_OK);
-	if ((o.lock_ttl > 0 || o.lock_wait > 0) && !is_etcd(o.lock)) {
+	if ((o->lock_ttl > 0 || o->lock_wait > 0) && !script_is_etcd(o->lock)) {
 		usage_error("%s", "--lock-ttl and --lock-wait need an "
 				  "etcd:// or etcds:// --lock");
 		return EXIT_USAGE;
 	}
-	if (is_etcd(o.lock) && !o.script && !o.call) {
+	if (script_is_etcd(o->lock) && !o->script && !o->call) {
 		usage_error("%s", "an etcd --lock needs a script or 'call'");
 		return EXIT_USAGE;
 	}
-	if (o.lock && !is_etcd(o.lock) && (rc = take_lock(o.lock)) != EXIT_OK)
+	if (o->lock && !script_is_etcd(o->lock) &&
+	    (rc = take_lock(o->lock)) != EXIT_OK)
 		return rc;
-	host_no_env = o.no_env;
+	host_no_env = o->no_env;
 	L = host_new();
 	if (L == NULL) {
 		fprintf(stderr, "%s: cannot create state: not enough memory\n",
@@ -655,15 +412,24 @@ int main(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	host_signals(L, 0);
-	if (o.timeout > 0)
-		host_set_timeout(o.timeout);
-	rc = run(L, argc, argv, &o);
-	/* A stop ends the children too, before the Lua state goes (closing
-	 * a popen'ed file would wait for its child). */
-	if (host_signal)
-		child_stop_all();
-	host_set_active(NULL); /* a late stop must not aim at a closed state */
-	lua_close(L);
-	free(o.global);
+	if (o->timeout > 0)
+		host_set_timeout(o->timeout);
+	rc = script_run(L, argc, argv, o);
+	if (rc == SCRIPT_REPL) {
+		host_signals(L, 1);
+		rc = repl_run(L);
+	}
+	script_close(L);
 	return stdstreams_status(rc);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	int rc;
+
+	memset(&o, 0, sizeof o);
+	rc = start(argc, argv, &o);
+	free(o.global);
+	return rc;
 }

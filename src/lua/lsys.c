@@ -18,6 +18,7 @@
 #include "lazy.h"
 #include <lauxlib.h>
 
+#include "fs.h"
 #include "host.h"
 
 #define LOCK_MT "trainctl.lock"
@@ -101,149 +102,37 @@ static int l_getpid(lua_State *L)
 	return 1;
 }
 
-/* Sleeps until the time is up or a signal asks the program to stop; the
- * caller's hook then raises the interruption. The stop signals are
- * blocked between the check of host_signal and the wait, and ppoll
- * unblocks them atomically: a signal arriving just before the wait still
- * ends it, instead of being noticed only after the full sleep. */
-void sys_sleep_interruptible(double seconds)
-{
-	struct timespec now, end, left;
-	sigset_t stop, old;
-
-	if (!(seconds > 0))
-		return; /* also NaN */
-	if (seconds > 1e9)
-		seconds =
-			1e9; /* about 31 years; keeps the time_t cast defined */
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += (time_t)seconds;
-	end.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-	if (end.tv_nsec >= 1000000000L)
-		end.tv_sec++, end.tv_nsec -= 1000000000L;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGALRM);
-	sigprocmask(SIG_BLOCK, &stop, &old);
-	while (!host_interrupted()) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left.tv_sec = end.tv_sec - now.tv_sec;
-		left.tv_nsec = end.tv_nsec - now.tv_nsec;
-		if (left.tv_nsec < 0)
-			left.tv_sec--, left.tv_nsec += 1000000000L;
-		if (left.tv_sec < 0)
-			break;
-		ppoll(NULL, 0, &left, &old);
-	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
-}
-
-static int sleep_done(lua_State *L, int status, lua_KContext ctx)
-{
-	(void)L, (void)status, (void)ctx;
-	return 0;
-}
-
-/* Inside a task the scheduler does the waiting, and other tasks run. */
+/* sleep(seconds): blocks, until the time is up or a stop signal (whose
+ * hook then raises). trainctl.sys's sleep is trainctl.task's, which
+ * yields inside a task and calls this outside. */
 static int l_sleep(lua_State *L)
 {
-	lua_Number s = luaL_checknumber(L, 1);
-
-	if (!(s > 0))
-		s = 0; /* NaN would never fall due on the scheduler's heap */
-	if (loop_can_yield(L, "sleep")) {
-		lua_pushliteral(L, "sleep");
-		lua_pushnumber(L, s);
-		return lua_yieldk(L, 2, 0, sleep_done);
-	}
-	sys_sleep_interruptible(s);
+	wait_sleep(luaL_checknumber(L, 1));
 	return 0;
 }
 
 static int fail(lua_State *L, const char *what, const char *path)
 {
-	int e = errno;
-
-	luaL_pushfail(L);
-	lua_pushfstring(L, "%s: %s: %s", what, path, strerror(e));
-	lua_pushinteger(L, e);
-	return 3;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n, len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int fsync_dir(const char *path)
-{
-	char dir[4096];
-	const char *slash = strrchr(path, '/');
-	int fd, rc;
-
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == path)
-		strcpy(dir, "/");
-	else if ((size_t)(slash - path) < sizeof dir)
-		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-	else
-		return errno = ENAMETOOLONG, -1;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
+	return host_fileresult(L, what, path);
 }
 
 /* write_atomic(path, data [, mode]): the file at path is either the old
- * one or the complete new one, whatever happens (a full disk, a kill):
- * write a temporary beside it, fsync, rename over, fsync the directory. */
+ * one or the complete new one, whatever happens (fs_write_atomic). */
 static int l_write_atomic(lua_State *L)
 {
 	size_t len;
 	const char *path = luaL_checkstring(L, 1);
 	const char *data = luaL_checklstring(L, 2, &len);
 	mode_t mask = umask(0);
-	mode_t mode = (mode_t)luaL_optinteger(L, 3, 0666 & ~mask);
-	char tmp[4096];
-	int fd;
+	mode_t mode;
+	int rc;
 
 	umask(mask);
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >=
-	    (int)sizeof tmp) {
-		errno = ENAMETOOLONG;
+	mode = (mode_t)luaL_optinteger(L, 3, 0666 & ~mask);
+	rc = fs_write_atomic(path, data, len, mode);
+	if (rc == -1)
 		return fail(L, "write", path);
-	}
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return fail(L, "write", path);
-	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 ||
-	    fsync(fd) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return fail(L, "write", path);
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		errno = e;
-		return fail(L, "write", path);
-	}
-	if (fsync_dir(path) < 0)
+	if (rc < 0)
 		return fail(L, "fsync directory of", path);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -271,45 +160,20 @@ static int l_lock(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
 	int *fd = lua_newuserdatauv(L, sizeof *fd, 0);
-	struct stat st;
 
 	*fd = -1;
 	luaL_setmetatable(L, LOCK_MT);
-	*fd = open(path,
-		   O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-			   O_NONBLOCK,
-		   0600);
-	if (*fd < 0)
-		return fail(L, "lock", path);
-	if (fstat(*fd, &st) < 0) {
-		int e = errno;
-		close(*fd);
-		*fd = -1;
-		errno = e;
-		return fail(L, "lock", path);
+	*fd = fs_lock(path, 0600);
+	if (*fd >= 0)
+		return 1;
+	if (errno == EINVAL) {
+		return host_fail(L, NULL, "lock: %s: not a regular file", path);
 	}
-	if (!S_ISREG(st.st_mode)) {
-		close(*fd);
-		*fd = -1;
-		luaL_pushfail(L);
-		lua_pushfstring(L, "lock: %s: not a regular file", path);
-		return 2;
+	if (errno == EWOULDBLOCK) {
+		return host_fail(L, "locked",
+				 "lock: %s: held by another process", path);
 	}
-	if (flock(*fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
-		close(*fd);
-		*fd = -1;
-		if (e == EWOULDBLOCK) {
-			luaL_pushfail(L);
-			lua_pushfstring(L, "lock: %s: held by another process",
-					path);
-			lua_pushliteral(L, "locked");
-			return 3;
-		}
-		errno = e;
-		return fail(L, "lock", path);
-	}
-	return 1;
+	return fail(L, "lock", path);
 }
 
 /* readlink(path) -> the target of a symbolic link, or nil when path is
@@ -355,24 +219,12 @@ static int l_stat(lua_State *L)
 
 static int l_mkdir_p(lua_State *L)
 {
-	size_t len, i;
-	const char *path = luaL_checklstring(L, 1, &len);
+	const char *path = luaL_checkstring(L, 1);
 	mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
-	char buf[4096];
+	char failed[4096];
 
-	if (len == 0 || len >= sizeof buf) {
-		errno = len ? ENAMETOOLONG : ENOENT;
-		return fail(L, "mkdir", path);
-	}
-	memcpy(buf, path, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return fail(L, "mkdir", buf);
-		buf[i] = path[i];
-	}
+	if (fs_mkdir_p(path, mode, failed, sizeof failed) < 0)
+		return fail(L, "mkdir", failed);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -536,9 +388,7 @@ static int l_parse_iso8601(lua_State *L)
 		lua_pushinteger(L, (lua_Integer)t);
 	return 1;
 bad:
-	luaL_pushfail(L);
-	lua_pushfstring(L, "invalid ISO 8601 time: %s", s);
-	return 2;
+	return host_fail(L, NULL, "invalid ISO 8601 time: %s", s);
 }
 
 static int name_index(const char (*names)[4], int n, const char *p)
@@ -594,15 +444,11 @@ static int l_parse_rfc1123(lua_State *L)
 	}
 	why = lazy_curl();
 	if (why) {
-		luaL_pushfail(L);
-		lua_pushstring(L, why);
-		return 2;
+		return host_fail(L, NULL, "%s", why);
 	}
 	t = curl_getdate(s, NULL);
 	if (t == (time_t)-1) {
-		luaL_pushfail(L);
-		lua_pushfstring(L, "invalid HTTP date: %s", s);
-		return 2;
+		return host_fail(L, NULL, "invalid HTTP date: %s", s);
 	}
 	lua_pushinteger(L, (lua_Integer)t);
 	return 1;
@@ -616,10 +462,9 @@ static int l_parse_duration(lua_State *L)
 	double v = host_parse_duration(s);
 
 	if (v < 0) {
-		luaL_pushfail(L);
-		lua_pushfstring(
-			L, "invalid duration '%s' (e.g. 90, 30s, 15m, 2h)", s);
-		return 2;
+		return host_fail(
+			L, NULL,
+			"invalid duration '%s' (e.g. 90, 30s, 15m, 2h)", s);
 	}
 	lua_pushnumber(L, v);
 	return 1;

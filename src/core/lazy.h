@@ -41,6 +41,8 @@ struct curl_api {
 				int, int *);
 	CURLMcode (*multi_wakeup)(CURLM *);
 	CURLMcode (*multi_timeout)(CURLM *, long *);
+	CURLMcode (*multi_socket_action)(CURLM *, curl_socket_t, int, int *);
+	CURLMcode (*multi_assign)(CURLM *, curl_socket_t, void *);
 	CURLMsg *(*multi_info_read)(CURLM *, int *);
 	CURLMcode (*multi_cleanup)(CURLM *);
 	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
@@ -124,6 +126,8 @@ extern struct jq_api jq_api;
 #define curl_multi_poll curl_api.multi_poll
 #define curl_multi_wakeup curl_api.multi_wakeup
 #define curl_multi_timeout curl_api.multi_timeout
+#define curl_multi_socket_action curl_api.multi_socket_action
+#define curl_multi_assign curl_api.multi_assign
 #define curl_multi_info_read curl_api.multi_info_read
 #define curl_multi_cleanup curl_api.multi_cleanup
 #define curl_slist_append curl_api.slist_append

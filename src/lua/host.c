@@ -4,6 +4,7 @@
  * --timeout into a Lua error at the next instruction (as lua.c does). */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,18 +20,39 @@
 
 int luaopen_cjson_safe(lua_State *L);
 
-volatile sig_atomic_t host_signal;
 int host_no_env;
 double host_deadline;
 static lua_State *volatile active;
 static int interactive;
 
-int host_interrupted(void) { return host_signal != 0; }
+int host_fail(lua_State *L, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	luaL_pushfail(L);
+	va_start(ap, fmt);
+	lua_pushvfstring(L, fmt, ap);
+	va_end(ap);
+	if (!code)
+		return 2;
+	lua_pushstring(L, code);
+	return 3;
+}
+
+int host_fileresult(lua_State *L, const char *what, const char *path)
+{
+	int e = errno;
+
+	luaL_pushfail(L);
+	lua_pushfstring(L, "%s: %s: %s", what, path, strerror(e));
+	lua_pushinteger(L, e);
+	return 3;
+}
 
 /* Forgets a handled signal, and its hook if it never fired. */
 void host_clear_signal(lua_State *L)
 {
-	host_signal = 0;
+	wait_forget();
 	lua_sethook(L, NULL, 0, 0);
 }
 
@@ -103,7 +125,7 @@ static void on_signal(int sig)
 	 * default action, so a stuck C call can still be killed. */
 	if (host_signal == sig && sig == SIGINT && !interactive)
 		signal(sig, SIG_DFL);
-	host_signal = sig;
+	wait_note(sig);
 	/* Children hear of it at once: a read from a pipe or a wait ends
 	 * when they do. At a terminal, Ctrl-C reached them already. */
 	if (!(interactive && sig == SIGINT))
@@ -143,7 +165,7 @@ int host_resume(lua_State *L, lua_State *co, int narg, int *nres)
 /* coroutine.resume and coroutine.wrap as lcorolib.c has them, through
  * host_resume, so that Ctrl-C, SIGTERM and --timeout also stop a loop
  * inside a coroutine of the user's. */
-static int auxresume(lua_State *L, lua_State *co, int narg)
+int host_auxresume(lua_State *L, lua_State *co, int narg)
 {
 	int status, nres;
 
@@ -172,7 +194,7 @@ static int co_resume(lua_State *L)
 	int r;
 
 	luaL_argexpected(L, co, 1, "thread");
-	r = auxresume(L, co, lua_gettop(L) - 1);
+	r = host_auxresume(L, co, lua_gettop(L) - 1);
 	if (r < 0) {
 		lua_pushboolean(L, 0);
 		lua_insert(L, -2);
@@ -186,7 +208,7 @@ static int co_resume(lua_State *L)
 static int co_auxwrap(lua_State *L)
 {
 	lua_State *co = lua_tothread(L, lua_upvalueindex(1));
-	int r = auxresume(L, co, lua_gettop(L));
+	int r = host_auxresume(L, co, lua_gettop(L));
 
 	if (r < 0) {
 		int stat = lua_status(co);
@@ -287,7 +309,7 @@ double host_parse_duration(const char *s)
 /* Whether tracebacks accompany the structured errors of the library:
  * only at --log-level debug or trace, since an API or usage error says
  * all a user needs without the Lua frames. */
-static int verbose(lua_State *L)
+int host_verbose(lua_State *L)
 {
 	const char *level = NULL;
 
@@ -325,7 +347,7 @@ static int msghandler(lua_State *L)
 			msg = lua_pushfstring(L, "(error object is a %s value)",
 					      luaL_typename(L, 1));
 	}
-	if (structured && !verbose(L))
+	if (structured && !host_verbose(L))
 		return 1;
 	luaL_traceback(L, L, msg, 1);
 	return 1;
@@ -618,8 +640,8 @@ lua_State *host_new(void)
 	preload(L, "cjson.safe", luaopen_cjson_safe);
 	preload(L, "trainctl.crypto", luaopen_trainctl_crypto);
 	preload(L, "trainctl.sign", luaopen_trainctl_sign);
-	preload(L, "trainctl._http", luaopen_trainctl_http);
-	preload(L, "trainctl.sys", luaopen_trainctl_sys);
+	preload(L, "trainctl._curl", luaopen_trainctl_curl);
+	preload(L, "trainctl._sys", luaopen_trainctl_sys);
 	preload(L, "trainctl._loop", luaopen_trainctl_loop);
 	preload(L, "trainctl.jq", luaopen_trainctl_jq);
 	add_searcher(L);

@@ -13,7 +13,9 @@
 
 #include <lauxlib.h>
 
+#include "fs.h"
 #include "host.h"
+#include "repl.h"
 #include "lazy.h"
 
 #define HISTORY_MAX 1000
@@ -33,21 +35,16 @@ static const char *get_prompt(lua_State *L, int first)
 	return p;
 }
 
-static int mkdirs(char *path)
+/* The directories above the file at `path`. */
+static int mkdirs(const char *path)
 {
-	char *p;
+	char dir[sizeof history_path], failed[sizeof history_path];
+	const char *slash = strrchr(path, '/');
 
-	for (p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-			*p = '/';
-			return -1;
-		}
-		*p = '/';
-	}
-	return 0;
+	if (!slash || slash == path)
+		return 0;
+	snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	return fs_mkdir_p(dir, 0700, failed, sizeof failed);
 }
 
 /* $XDG_STATE_HOME/trainctl/history, else ~/.local/state/trainctl/history;

@@ -64,6 +64,8 @@ const char *lazy_curl(void)
 	SYM(curl_api, multi_perform, "curl_multi_perform");
 	SYM(curl_api, multi_poll, "curl_multi_poll");
 	SYM(curl_api, multi_wakeup, "curl_multi_wakeup");
+	SYM(curl_api, multi_socket_action, "curl_multi_socket_action");
+	SYM(curl_api, multi_assign, "curl_multi_assign");
 	SYM(curl_api, multi_timeout, "curl_multi_timeout");
 	SYM(curl_api, multi_info_read, "curl_multi_info_read");
 	SYM(curl_api, multi_cleanup, "curl_multi_cleanup");

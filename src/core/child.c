@@ -17,7 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host.h"
+#include "child.h"
+#include "wait.h"
 
 extern char **environ;
 
@@ -150,21 +151,17 @@ static int exited(pid_t pid)
  * its wait status in *status, 1 when a signal asks the run to stop (the
  * child still runs, tracked), -1 with errno on failure. The stop signals
  * are blocked between the check of host_signal and the wait, which
- * unblocks them atomically (as sys_sleep_interruptible does). */
+ * unblocks them atomically (as wait_sleep does). */
 int child_wait(pid_t pid, int *status)
 {
 	struct child *c = find(pid);
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	sigset_t stop, old;
+	sigset_t old;
 	int rc = 1, backoff = 1;
 
 	if (!c)
 		return errno = ECHILD, -1;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGALRM);
-	sigprocmask(SIG_BLOCK, &stop, &old);
+	wait_block(&old);
 	while (!host_interrupted()) {
 		struct pollfd p = { .fd = pfd, .events = POLLIN };
 		struct timespec ts = { 0, backoff * 1000000L };
@@ -178,7 +175,7 @@ int child_wait(pid_t pid, int *status)
 		if (backoff < 50)
 			backoff *= 2;
 	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	wait_unblock(&old);
 	if (pfd >= 0)
 		close(pfd);
 	return rc;

@@ -10,13 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <lauxlib.h>
 
+#include "crypto.h"
 #include "host.h"
-#include "lazy.h"
 
 /* The string stays on the stack: a number converted by lua_tolstring is
  * a new string that nothing else references. */
@@ -47,12 +44,11 @@ static void push_hmac(lua_State *L, const EVP_MD *md, const char *key,
 		      size_t klen, const char *msg, size_t mlen)
 {
 	unsigned char out[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
+	int n = crypto_hmac(md, key, klen, msg, mlen, out);
 
-	if (!HMAC(md, klen ? key : "", (int)klen, (const unsigned char *)msg,
-		  mlen, out, &n))
+	if (n < 0)
 		luaL_error(L, "sign: hmac failed");
-	lua_pushlstring(L, (const char *)out, n);
+	lua_pushlstring(L, (const char *)out, (size_t)n);
 }
 
 static void push_base64(lua_State *L, int idx)
@@ -60,33 +56,27 @@ static void push_base64(lua_State *L, int idx)
 	size_t len;
 	const char *s = lua_tolstring(L, idx, &len);
 	luaL_Buffer b;
-	char *p = luaL_buffinitsize(L, &b, 4 * ((len + 2) / 3) + 1);
-	int n = EVP_EncodeBlock((unsigned char *)p, (const unsigned char *)s,
-				(int)len);
-	luaL_pushresultsize(&b, (size_t)n);
+	char *p = luaL_buffinitsize(L, &b, CRYPTO_BASE64_SIZE(len));
+
+	luaL_pushresultsize(&b, crypto_base64(s, len, p));
 }
 
 static void push_hex(lua_State *L, const unsigned char *s, size_t len)
 {
-	static const char digits[] = "0123456789abcdef";
 	char buf[2 * EVP_MAX_MD_SIZE];
-	size_t i;
 
-	for (i = 0; i < len; i++) {
-		buf[2 * i] = digits[s[i] >> 4];
-		buf[2 * i + 1] = digits[s[i] & 15];
-	}
+	crypto_hex(s, len, buf);
 	lua_pushlstring(L, buf, 2 * len);
 }
 
 static void push_sha256_hex(lua_State *L, const char *s, size_t len)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
+	int n = crypto_digest(EVP_sha256(), s, len, md);
 
-	if (!EVP_Digest(s, len, md, &n, EVP_sha256(), NULL))
+	if (n < 0)
 		luaL_error(L, "sign: digest failed");
-	push_hex(L, md, n);
+	push_hex(L, md, (size_t)n);
 }
 
 /* method " " uri "\n" timestamp "\n" access_key, HMAC-SHA256, base64. */
@@ -384,92 +374,136 @@ static void add_canonical_uri(luaL_Buffer *b, const char *p, size_t len)
 	}
 }
 
-static int l_acs3(lua_State *L)
+static void add_canonical_query(luaL_Buffer *b, const struct kv *q, size_t n)
 {
-	size_t nh, nq, plen, slen, mlen, blen, alen, i, len;
-	const char *path, *secret, *method, *body, *ak;
-	struct kv *h, *q;
-	luaL_Buffer b, names;
-	int creq;
+	size_t i;
 
-	luaL_checktype(L, 1, LUA_TTABLE);
-	method = field(L, 1, "method", &mlen);
-	path = field(L, 1, "path", &plen);
-	secret = field(L, 1, "secret", &slen);
-	ak = field(L, 1, "access_key", &alen);
+	for (i = 0; i < n; i++) {
+		if (i)
+			luaL_addchar(b, '&');
+		add_pct(b, q[i].k, q[i].klen);
+		luaL_addchar(b, '=');
+		add_pct(b, q[i].v, q[i].vlen);
+	}
+}
+
+/* The signed header names, each once, joined with ';'. */
+static void push_signed_names(lua_State *L, const struct kv *h, size_t n)
+{
+	luaL_Buffer b;
+	size_t i;
+
+	luaL_buffinit(L, &b);
+	for (i = 0; i < n; i++) {
+		if (i && h[i].klen == h[i - 1].klen &&
+		    memcmp(h[i].k, h[i - 1].k, h[i].klen) == 0)
+			continue;
+		if (i)
+			luaL_addchar(&b, ';');
+		luaL_addlstring(&b, h[i].k, h[i].klen);
+	}
+	luaL_pushresult(&b);
+}
+
+/* The body's hash; payload_hash stands in for hashing the body (the
+ * vendor vectors and streamed uploads give the hash, not the bytes). */
+static void push_payload_hash(lua_State *L)
+{
+	size_t blen;
+	const char *body;
+
+	if (lua_getfield(L, 1, "payload_hash") == LUA_TSTRING)
+		return;
+	if (!lua_isnil(L, -1))
+		luaL_error(L, "sign: field 'payload_hash' must be a string");
+	lua_pop(L, 1);
 	body = optfield(L, 1, "body", &blen);
-	if (!body)
-		body = "", blen = 0;
-	h = collect(L, "headers", 1, is_acs3_signed, &nh);
-	q = collect(L, "query", 0, NULL, &nq);
+	push_sha256_hex(L, body ? body : "", body ? blen : 0);
+	if (body)
+		lua_remove(L, -2);
+}
+
+/* Pushes the canonical request and the signed header names:
+ * method, URI, query, headers, signed names, payload hash. */
+static void push_canonical_request(lua_State *L)
+{
+	size_t nh, nq, mlen, plen;
+	const char *method = field(L, 1, "method", &mlen);
+	const char *path = field(L, 1, "path", &plen);
+	struct kv *h = collect(L, "headers", 1, is_acs3_signed, &nh);
+	struct kv *q = collect(L, "query", 0, NULL, &nq);
+	luaL_Buffer b;
 
 	luaL_buffinit(L, &b);
 	luaL_addlstring(&b, method, mlen);
 	luaL_addchar(&b, '\n');
 	add_canonical_uri(&b, path, plen);
 	luaL_addchar(&b, '\n');
-	for (i = 0; i < nq; i++) {
-		if (i)
-			luaL_addchar(&b, '&');
-		add_pct(&b, q[i].k, q[i].klen);
-		luaL_addchar(&b, '=');
-		add_pct(&b, q[i].v, q[i].vlen);
-	}
+	add_canonical_query(&b, q, nq);
 	luaL_addchar(&b, '\n');
 	add_headers(&b, h, nh);
 	luaL_addchar(&b, '\n');
 	luaL_pushresult(&b);
-	luaL_buffinit(L, &names);
-	for (i = 0; i < nh; i++) {
-		if (i && h[i].klen == h[i - 1].klen &&
-		    memcmp(h[i].k, h[i - 1].k, h[i].klen) == 0)
-			continue;
-		if (i)
-			luaL_addchar(&names, ';');
-		luaL_addlstring(&names, h[i].k, h[i].klen);
-	}
-	luaL_pushresult(&names);
-	/* stack: ... canonical-prefix signed-names */
-	lua_pushvalue(L, -2);
+	push_signed_names(L, h, nh);
+	lua_insert(L, -2);
 	lua_pushvalue(L, -2);
 	lua_pushliteral(L, "\n");
-	/* payload_hash stands in for hashing the body (the vendor vectors
-	 * and streamed uploads give the hash, not the bytes). */
-	lua_getfield(L, 1, "payload_hash");
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		push_sha256_hex(L, body, blen);
-	} else if (lua_type(L, -1) != LUA_TSTRING) {
-		return luaL_error(
-			L, "sign: field 'payload_hash' must be a string");
-	}
+	push_payload_hash(L);
 	lua_concat(L, 4);
-	creq = lua_gettop(L);
+}
 
-	{
-		const char *cr = lua_tolstring(L, creq, &len);
-		lua_pushliteral(L, "ACS3-HMAC-SHA256\n");
-		push_sha256_hex(L, cr, len);
-		lua_concat(L, 2);
-	}
-	{
-		const char *sts = lua_tolstring(L, -1, &len);
-		unsigned char out[EVP_MAX_MD_SIZE];
-		unsigned int n = 0;
-		if (!HMAC(EVP_sha256(), slen ? secret : "", (int)slen,
-			  (const unsigned char *)sts, len, out, &n))
-			return luaL_error(L, "sign: hmac failed");
-		lua_pushliteral(L, "ACS3-HMAC-SHA256 Credential=");
-		lua_pushlstring(L, ak, alen);
-		lua_pushliteral(L, ",SignedHeaders=");
-		lua_pushvalue(L, creq - 1); /* signed names */
-		lua_pushliteral(L, ",Signature=");
-		push_hex(L, out, n);
-		lua_concat(L, 6);
-	}
+/* "ACS3-HMAC-SHA256\n" hex(sha256(canonical request)) */
+static void push_string_to_sign(lua_State *L, int creq)
+{
+	size_t len;
+	const char *cr = lua_tolstring(L, creq, &len);
+
+	lua_pushliteral(L, "ACS3-HMAC-SHA256\n");
+	push_sha256_hex(L, cr, len);
+	lua_concat(L, 2);
+}
+
+static void push_authorization(lua_State *L, int names, int sts)
+{
+	size_t slen, alen, len;
+	const char *secret = field(L, 1, "secret", &slen);
+	const char *ak = field(L, 1, "access_key", &alen);
+	const char *msg = lua_tolstring(L, sts, &len);
+	unsigned char out[EVP_MAX_MD_SIZE];
+	int n = crypto_hmac(EVP_sha256(), secret, slen, msg, len, out);
+
+	if (n < 0)
+		luaL_error(L, "sign: hmac failed");
+	lua_pushliteral(L, "ACS3-HMAC-SHA256 Credential=");
+	lua_pushlstring(L, ak, alen);
+	lua_pushliteral(L, ",SignedHeaders=");
+	lua_pushvalue(L, names);
+	lua_pushliteral(L, ",Signature=");
+	push_hex(L, out, (size_t)n);
+	lua_concat(L, 6);
+}
+
+/* acs3{...} -> authorization, canonical_request, string_to_sign:
+ * canonical request -> string to sign -> authorization. */
+static int l_acs3(lua_State *L)
+{
+	int creq;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	/* Checked first, in this order, as the errors have always come. */
+	field(L, 1, "method", NULL);
+	field(L, 1, "path", NULL);
+	field(L, 1, "secret", NULL);
+	field(L, 1, "access_key", NULL);
+	optfield(L, 1, "body", NULL);
+	lua_settop(L, 1);
+	push_canonical_request(L);
+	creq = lua_gettop(L);
+	push_string_to_sign(L, creq);
+	push_authorization(L, creq - 1, creq + 1);
 	lua_pushvalue(L, creq);
-	lua_pushvalue(L, -3); /* string to sign */
-	return 3; /* authorization, canonical_request, string_to_sign */
+	lua_pushvalue(L, creq + 1);
+	return 3;
 }
 
 static const luaL_Reg funcs[] = { { "ncp_v2", l_ncp_v2 },
