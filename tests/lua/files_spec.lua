@@ -1,4 +1,4 @@
-local support = require("support.doubles")
+local support = require("support")
 local csv = require("trainctl.csv")
 local json = require("trainctl.json")
 local output = require("trainctl.output")
@@ -13,7 +13,7 @@ end
 
 describe("files", function()
   local dir, cleanup
-  before_each(function() dir, cleanup = require("support").tmpdir() end)
+  before_each(function() dir, cleanup = support.tmpdir() end)
   after_each(function() cleanup() end)
 
   describe("trainctl.json", function()
