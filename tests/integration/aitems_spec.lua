@@ -1,6 +1,7 @@
 -- The AiTEMS client against cloudsim: lifecycles to each end state on the
 -- emulator's clock, paging, error kinds, retries and safe creates.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
 local errors = require("trainctl.errors")
 local log = require("trainctl.log")
@@ -27,14 +28,14 @@ describe("aitems against cloudsim", function()
       .. "cp %s/aitems/interactions.csv %s/aitems/interactions_fail.csv && "
       .. "cp %s/aitems/interactions.csv %s/aitems/interactions_refine_fail.csv")
       :format(data, data, data, data, data, data))
-    sim = cloudsim.start({ speed = 0, data_dir = data })
+    sim = cloudsim.start({ poll_interval = "0.2", speed = 0, data_dir = data })
     restore = sim:use()
     ai = aitems.client()
   end)
   teardown(function()
     restore()
     sim:stop()
-    os.execute("rm -rf " .. cloudsim.quote(data))
+    support.rmdir(data)
   end)
 
   -- A trainable service whose interaction data comes from interactions_file.

@@ -1,6 +1,6 @@
 -- The concurrent helpers against cloudsim: many jobs waited on at once,
 -- lookups that slow down together on 429, analyze-text in parallel batches.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
 local azure = require("trainctl.azure_language")
 local csv = require("trainctl.csv")
@@ -16,7 +16,7 @@ describe("concurrent helpers against cloudsim", function()
 
   setup(function()
     log.set_level("error")
-    sim = cloudsim.start({ speed = 600 })
+    sim = cloudsim.start({ poll_interval = "0.2", speed = 600 })
     restore = sim:use()
   end)
   teardown(function()

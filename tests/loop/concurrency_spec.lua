@@ -2,8 +2,7 @@
 -- Many requests at once on one thread: 1,000 signed AiTEMS calls to the
 -- emulator from 1,000 tasks, all in flight together.
 
-package.path = "tests/loop/?.lua;" .. package.path
-local S = require "support"
+local cloudsim = require "support.cloudsim"
 local task = require "trainctl.task"
 local sys = require "trainctl.sys"
 local http = require "trainctl._http"
@@ -13,8 +12,8 @@ local cjson = require "cjson"
 describe("1,000 concurrent requests", function()
   local sim
 
-  setup(function() sim = S.cloudsim() end)
-  teardown(function() sim.stop() end)
+  setup(function() sim = cloudsim.start({ speed = 1 }) end)
+  teardown(function() sim:stop() end)
 
   it("all complete, each answered, all in flight at once", function()
     local client = aitems.client {

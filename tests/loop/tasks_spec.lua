@@ -3,7 +3,6 @@
 -- and map. These specs run as the main task of trainctl, so the
 -- scheduler under test is the one that runs them.
 
-package.path = "tests/loop/?.lua;" .. package.path
 local S = require "support"
 local task = require "trainctl.task"
 local sys = require "trainctl.sys"

@@ -2,7 +2,8 @@
 -- client timeout, 500 or 503) is resolved by looking up what it would have
 -- made: one service, dataset, schema, instance, resource or project per
 -- name, one training per start, on every provider.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
 local azure = require("trainctl.azure_language")
 local log = require("trainctl.log")
@@ -59,7 +60,7 @@ describe("creates whose answer is lost", function()
   local settle = jobs.settle
   setup(function()
     log.set_level("error")
-    sim = support.start({ speed = 0 })
+    sim = cloudsim.start({ speed = 0 })
     restore = sim:use()
     -- A training start whose fate is unknown is looked up until its own
     -- timeout and job.settle have passed: short ones keep the wait short.

@@ -2,7 +2,7 @@
 -- "../x" or "a/b?c" cannot change the request target. The proof is the
 -- emulator's request log, which records the path and query exactly as
 -- they arrived (the emulator decodes them only afterwards, to route).
-local support = dofile("tests/reliability/support.lua")
+local cloudsim = require("support.cloudsim")
 local log = require("trainctl.log")
 
 local HOSTILE = {
@@ -21,7 +21,7 @@ describe("request targets", function()
 
   setup(function()
     log.set_level("error")
-    sim = support.start({ speed = 0 })
+    sim = cloudsim.start({ speed = 0 })
     restore = sim:use()
   end)
   teardown(function()

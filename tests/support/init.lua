@@ -128,13 +128,23 @@ function M.exec(cmd)
   return status(os.execute(cmd))
 end
 
--- env_words{name = value or false} -> "env -u A B='b' " (sorted).
-local function env_words(env)
+-- env_words({name = value or false}, clear) -> "env -u A B='b' " (sorted);
+-- with clear, "env -i ..." with only these, $PATH and $TRAINCTL_LUA_PATH
+-- (a development run tests the source tree).
+local function env_words(env, clear)
+  local vars = {}
+  if clear then vars.PATH, vars.TRAINCTL_LUA_PATH = os.getenv("PATH"), os.getenv("TRAINCTL_LUA_PATH") end
+  for k, v in pairs(env or {}) do vars[k] = v end
   local parts = {}
-  for k, v in pairs(env or {}) do
-    parts[#parts + 1] = v == false and ("-u " .. k) or (k .. "=" .. quote(v))
+  for k, v in pairs(vars) do
+    if v ~= false then
+      parts[#parts + 1] = k .. "=" .. quote(v)
+    elseif not clear then
+      parts[#parts + 1] = "-u " .. k
+    end
   end
   table.sort(parts)
+  if clear then table.insert(parts, 1, "-i") end
   return #parts > 0 and ("env " .. table.concat(parts, " ") .. " ") or ""
 end
 
@@ -147,12 +157,13 @@ end
 
 -- sh(words, opts) -> {code, out, err}: a command (a list of words, or a
 -- string for sh -c) run to its end. opts: stdin (a string), env (name ->
--- value, false to unset), cwd.
+-- value, false to unset), clear (env -i: only env, $PATH and
+-- $TRAINCTL_LUA_PATH), cwd.
 function M.sh(words, opts)
   opts = opts or {}
   local dir = M.tmpdir()
   M.write(dir .. "/in", opts.stdin or "")
-  local line = ("cd %s && exec %s%s <%s >%s 2>%s"):format(quote(opts.cwd or M.cwd), env_words(opts.env),
+  local line = ("cd %s && exec %s%s <%s >%s 2>%s"):format(quote(opts.cwd or M.cwd), env_words(opts.env, opts.clear),
     command_line(words), quote(dir .. "/in"), quote(dir .. "/out"), quote(dir .. "/err"))
   local r = { code = M.exec(line) }
   r.out, r.err = M.read(dir .. "/out"), M.read(dir .. "/err")
@@ -183,7 +194,7 @@ function M.spawn(cmd, opts)
   local base = ("%s/trainctl-test-%d-%d-%d"):format(os.getenv("TMPDIR") or "/tmp", sys.getpid(),
     math.floor(sys.clock() * 1000), spawned)
   local proc = setmetatable({ out = base .. ".out", err = opts.stderr or (base .. ".err"), rc = base .. ".rc",
-    pidfile = base .. ".pid", read_at = 0, started = sys.clock() }, Proc)
+    pidfile = base .. ".pid", err_given = opts.stderr ~= nil, read_at = 0, started = sys.clock() }, Proc)
   local line = ("cd %s && exec %s%s"):format(quote(opts.cwd or M.cwd), env_words(opts.env), cmd:gsub("^exec ", ""))
   os.execute(("(sh -c %s <%s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s) >/dev/null 2>&1 &"):format(
     quote(line), quote(opts.stdin or "/dev/null"), quote(proc.out), quote(proc.err), quote(proc.pidfile),
@@ -224,8 +235,8 @@ function Proc:line(seconds)
 end
 
 -- stdout() / stderr() -> what the process printed so far.
-function Proc:stdout() return M.read(self.out) or "" end
-function Proc:stderr() return M.read(self.err) or "" end
+function Proc:stdout() return self.final_out or M.read(self.out) or "" end
+function Proc:stderr() return self.final_err or M.read(self.err) or "" end
 
 -- kill(signal): only while it runs (its pid is not anyone else's).
 function Proc:kill(signal)
@@ -240,12 +251,14 @@ function Proc:kill_group(signal)
 end
 
 -- wait([seconds]) -> exit status, stdout, stderr, and the stdout not yet
--- read by line(); the files are gone after. proc.seconds is its life.
+-- read by line(); its files are gone after (not a stderr it was given). proc.seconds is its life.
 function Proc:wait(seconds)
   local code = M.poll(function() return self:exited() end, seconds or 60, "the background command to exit")
   self.seconds = sys.clock() - self.started
   local out, err = self:stdout(), self:stderr()
-  for _, f in ipairs({ self.out, self.err, self.rc, self.pidfile }) do os.remove(f) end
+  self.final_out, self.final_err = out, err
+  for _, f in ipairs({ self.out, self.rc, self.pidfile }) do os.remove(f) end
+  if not self.err_given then os.remove(self.err) end
   return code, out, err, out:sub(self.read_at + 1)
 end
 
@@ -273,6 +286,29 @@ function M.run_script(source, opts)
   local code, out, err = M.script(dir, source, opts):wait((opts and opts.limit or 30) + 10)
   M.rmdir(dir)
   return { code = code, out = out, err = err }
+end
+
+-- server([cert, key]) -> {url, port, closed_url, stats(), stop()}:
+-- tests/support/http_server.py on loopback (HTTPS with cert and key).
+-- closed_url is a port nobody listens on; stats() its /stats document.
+function M.server(cert, key)
+  local cmd = "exec python3 " .. quote(M.cwd .. "/tests/support/http_server.py")
+  if cert then cmd = cmd .. " --tls " .. quote(cert) .. " " .. quote(key) end
+  local p = M.spawn(cmd)
+  local port, closed = (p:line(20) or ""):match("^(%d+) (%d+)$")
+  assert(port, "the test server did not start: " .. p:stderr())
+  local scheme = cert and "https" or "http"
+  local srv = { port = tonumber(port), url = ("%s://127.0.0.1:%s"):format(scheme, port),
+    closed_url = ("%s://127.0.0.1:%s"):format(scheme, closed) }
+  function srv.stats()
+    local res = assert(require("trainctl._http").request({ url = srv.url .. "/stats", timeout = 5 }))
+    return require("trainctl.json").decode(res.body)
+  end
+  function srv.stop()
+    p:kill("KILL")
+    p:wait()
+  end
+  return srv
 end
 
 -- sockets() -> how many sockets this process has open.

@@ -1,15 +1,19 @@
--- Support for the reliability specs: cloudsim on a free port (HTTP or
--- HTTPS), its admin API, trainctl run in the foreground or in the
--- background (to be killed), and the searches the specs make in what a
--- run printed. Waiting is polling for an event under a deadline; time in
--- the emulator moves by its clock, never by a sleep in a test.
+-- The emulator as a fixture: scripts/cloudsim on a free port (HTTP or
+-- HTTPS), its admin API (clock, faults, request log, state), clients in
+-- this process pointed at it, and trainctl run against it as a user
+-- would, in the foreground or in the background. Time in the emulator
+-- moves by its clock, never by a sleep in a test.
+--
+--   local sim = cloudsim.new({ speed = 0, use = true })
+--   setup(function() sim:start() end)
+--   teardown(function() sim:stop() end)
 local json = require("trainctl.json")
 local raw = require("trainctl._http")
-local sys = require("trainctl.sys")
+local support = require("support")
+
+local quote = support.quote
 
 local M = {}
-
-M.TRAINCTL = os.getenv("TRAINCTL") or "./trainctl"
 
 M.CREDENTIALS = {
   NCLOUD_ACCESS_KEY = "cloudsim-ncp-access-key",
@@ -29,80 +33,40 @@ M.SECRETS = {
   "cloudsim-client-secret", "cloudsim-ncp-access-key", "cloudsim-acs-key-id", "cloudsim-client-id",
 }
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-M.quote = quote
-
--- matches(s, pattern) -> how many times pattern occurs in s.
-function M.matches(s, pattern)
-  local n = 0
-  for _ in s:gmatch(pattern) do n = n + 1 end
-  return n
-end
-
-function M.slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-function M.spit(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-function M.sh(cmd)
-  local ok, _, code = os.execute(cmd)
-  return ok and 0 or code
-end
-
-function M.tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. quote(dir)))
-  return dir
-end
-
--- poll(fn, seconds, what) -> fn's first true value. fn is asked again
--- every 10 ms until the deadline, then the test fails saying what it was
--- waiting for.
-function M.poll(fn, seconds, what)
-  local deadline = sys.clock() + (seconds or 20)
-  while true do
-    local v = fn()
-    if v then return v end
-    if sys.clock() > deadline then error("timed out waiting for " .. tostring(what), 2) end
-    sys.sleep(0.01)
-  end
-end
-
 local Sim = {}
 Sim.__index = Sim
 
--- start{speed, seed, data_dir, args, tls = {cert, key, ca}, host} -> sim.
+-- new{speed, seed, data_dir, args, tls = {cert, key, ca}, host,
+-- poll_interval, use, log} -> sim, not started yet. speed defaults to 0
+-- (a frozen clock that the tests advance). use: start() also points this
+-- process's clients at it (stop() undoes); log: the level set then.
+function M.new(opts)
+  return setmetatable({ opts = opts or {}, runs = 0 }, Sim)
+end
+
+-- start([opts]) -> sim, started: M.start(opts) or sim:start() for one
+-- made by new.
 function M.start(opts)
-  opts = opts or {}
-  local dir = M.tmpdir()
+  return M.new(opts):start()
+end
+
+function Sim:start()
+  local opts = self.opts
+  local dir = support.tmpdir()
   local tls = opts.tls and ("--tls-cert %s --tls-key %s"):format(quote(opts.tls.cert), quote(opts.tls.key)) or ""
-  local cmd = ("python3 scripts/cloudsim --port 0 --speed %s --seed %d --data-dir %s --quiet "
-    .. "--port-file %s %s %s >%s 2>&1 & echo $!"):format(opts.speed or 0, opts.seed or 7,
-    quote(opts.data_dir or "examples/data"), quote(dir .. "/port"), tls, opts.args or "",
-    quote(dir .. "/cloudsim.log"))
-  local p = assert(io.popen(cmd))
-  local pid = p:read("l")
-  p:close()
-  local port = M.poll(function()
-    local s = M.slurp(dir .. "/port")
+  self.cmd = ("python3 scripts/cloudsim --port 0 --speed %s --seed %d --data-dir %s --quiet "
+    .. "--port-file %s %s %s"):format(opts.speed or 0, opts.seed or 7, quote(opts.data_dir or "examples/data"),
+    quote(dir .. "/port"), tls, opts.args or "")
+  self.dir = dir
+  self.log = dir .. "/cloudsim.log"
+  self.proc = support.spawn(self.cmd, { stderr = self.log })
+  self.pid = self.proc.pid
+  self.port = support.poll(function()
+    local s = support.read(dir .. "/port")
     return s and s:match("%d+")
-  end, 20, "cloudsim to listen (" .. tostring(M.slurp(dir .. "/cloudsim.log")) .. ")")
-  local scheme = opts.tls and "https" or "http"
-  local self = setmetatable({ pid = pid, port = port, dir = dir, ca = opts.tls and opts.tls.ca,
-    url = ("%s://%s:%s"):format(scheme, opts.host or "127.0.0.1", port), runs = 0, opts = opts,
-    cmd = cmd }, Sim)
+  end, 20, "cloudsim to listen (" .. tostring(support.read(self.log)) .. ")")
+  self.ca = opts.tls and opts.tls.ca
+  self.url = ("%s://%s:%s"):format(opts.tls and "https" or "http", opts.host or "127.0.0.1", self.port)
   self.env = {
     TRAINCTL_AITEMS_ENDPOINT = self.url .. "/api/v1",
     TRAINCTL_OPENSEARCH_ENDPOINT = self.url,
@@ -110,38 +74,43 @@ function M.start(opts)
     TRAINCTL_ENTRA_ENDPOINT = self.url,
     XDG_STATE_HOME = dir .. "/state",
     XDG_CONFIG_HOME = dir .. "/config",
-    TRAINCTL_POLL_INTERVAL = "0.05",
+    TRAINCTL_POLL_INTERVAL = opts.poll_interval or "0.05",
   }
   for k, v in pairs(M.CREDENTIALS) do self.env[k] = v end
+  if opts.log then require("trainctl.log").set_level(opts.log) end
+  if opts.use then self.unuse = self:use() end
   return self
 end
 
 function Sim:stop()
-  if self.pid then os.execute("kill " .. self.pid .. " 2>/dev/null") end
-  self.pid = nil
-  os.execute("rm -rf " .. quote(self.dir))
+  if self.unuse then self.unuse() end
+  self.unuse = nil
+  if self.proc then
+    self.proc:kill("TERM")
+    self.proc:wait()
+  end
+  self.proc, self.pid = nil, nil
+  support.rmdir(self.dir)
 end
 
 -- halt(): the emulator stops as on SIGTERM (saving its --state file, if
 -- any) and is gone when this returns: a client meets a refused connection.
 function Sim:halt()
-  local pid = assert(self.pid, "cloudsim is not running")
-  os.execute("kill " .. pid .. " 2>/dev/null")
-  M.poll(function() return M.sh("kill -0 " .. pid .. " 2>/dev/null") ~= 0 end, 20, "cloudsim to exit")
-  self.pid = nil
+  assert(self.proc, "cloudsim is not running")
+  self.proc:kill("TERM")
+  self.proc:wait(20)
+  self.proc, self.pid = nil, nil
 end
 
 -- restart(): the halted emulator again, on the same port with the same
 -- flags (so with its --state file: what it knew, it knows again).
 function Sim:restart()
-  assert(not self.pid, "cloudsim is running")
+  assert(not self.proc, "cloudsim is running")
   os.remove(self.dir .. "/port")
-  local cmd = self.cmd:gsub("%-%-port 0 ", "--port " .. self.port .. " ", 1)
-  local p = assert(io.popen(cmd))
-  self.pid = p:read("l")
-  p:close()
-  M.poll(function() return M.slurp(self.dir .. "/port") end, 20,
-    "cloudsim to listen again (" .. tostring(M.slurp(self.dir .. "/cloudsim.log")) .. ")")
+  self.proc = support.spawn(self.cmd:gsub("%-%-port 0 ", "--port " .. self.port .. " ", 1), { stderr = self.log })
+  self.pid = self.proc.pid
+  support.poll(function() return support.read(self.dir .. "/port") end, 20,
+    "cloudsim to listen again (" .. tostring(support.read(self.log)) .. ")")
 end
 
 -- admin(method, path [, body]) -> decoded answer of /_cloudsim/<path>
@@ -207,15 +176,18 @@ function Sim:use(extra)
   return function() config._reset() end
 end
 
--- The command line of trainctl with args, the emulator's environment (plus
--- opts.env; false removes a variable) and nothing else from ours.
+-- command(args [, opts]) -> the command line of trainctl with args, the
+-- emulator's environment (plus opts.env; false removes a variable) and
+-- nothing else from ours (but $TRAINCTL_LUA_PATH: a development run tests
+-- the source tree). opts.group: in a process group of its own, to be
+-- killed with its children; opts.trainctl: another binary.
 function Sim:command(args, opts)
   opts = opts or {}
-  local env = { "PATH=" .. quote(os.getenv("PATH") or "/usr/bin:/bin"), "HOME=" .. quote(self.dir) }
-  local merged = {}
+  local merged = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = self.dir,
+    TRAINCTL_LUA_PATH = os.getenv("TRAINCTL_LUA_PATH") or false }
   for k, v in pairs(self.env) do merged[k] = v end
   for k, v in pairs(opts.env or {}) do merged[k] = v end
-  local names = {}
+  local names, env = {}, {}
   for k in pairs(merged) do names[#names + 1] = k end
   table.sort(names)
   for _, k in ipairs(names) do
@@ -223,73 +195,35 @@ function Sim:command(args, opts)
   end
   local words = {}
   for i, a in ipairs(args) do words[i] = quote(a) end
-  -- group: in a process group of its own, to be killed with its children.
   return ("%senv -i %s %s %s"):format(opts.group and "setsid " or "", table.concat(env, " "),
-    quote(opts.trainctl or M.TRAINCTL), table.concat(words, " "))
+    quote(opts.trainctl or support.TRAINCTL), table.concat(words, " "))
 end
 
--- run(args [, {env}]) -> exit status, stdout, stderr
+-- run(args [, {env, stdin, pty = {answers}}]) -> exit status, stdout,
+-- stderr of trainctl run to its end (command's environment). With pty,
+-- trainctl runs on a terminal (tests/integration/pty_run.py): stdout is
+-- what the terminal showed, each answer {regex, text} is typed once regex
+-- shows up.
 function Sim:run(args, opts)
-  self.runs = self.runs + 1
-  local out, errf = ("%s/out.%d"):format(self.dir, self.runs), ("%s/err.%d"):format(self.dir, self.runs)
-  local code = M.sh(("%s >%s 2>%s"):format(self:command(args, opts), quote(out), quote(errf)))
-  return code, M.slurp(out) or "", M.slurp(errf) or ""
-end
-
-local Proc = {}
-Proc.__index = Proc
-
--- spawn(command) -> proc: a shell command running in the background; its
--- pid is the last program's (env execs trainctl, so trainctl's).
-local spawned = 0
-function M.spawn(command)
-  spawned = spawned + 1
-  -- The pid keeps two suites running at once apart.
-  local base = ("%s/trainctl-reliability-%d-%d-%d"):format(os.getenv("TMPDIR") or "/tmp",
-    sys.getpid(), math.floor(sys.clock() * 1000), spawned)
-  local proc = setmetatable({ out = base .. ".out", err = base .. ".err", rc = base .. ".rc",
-    pidfile = base .. ".pid" }, Proc)
-  os.execute(("(%s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s) >/dev/null 2>&1 &"):format(
-    command, quote(proc.out), quote(proc.err), quote(proc.pidfile), quote(proc.rc)))
-  proc.pid = M.poll(function()
-    local s = M.slurp(proc.pidfile)
-    return s and s:match("%d+")
-  end, 10, "the background run to start")
-  return proc
-end
-
--- spawn(args [, {env}]) -> proc: trainctl running in the background.
-function Sim:spawn(args, opts)
-  return M.spawn(self:command(args, opts))
-end
-
--- exited() -> exit status once the process has ended, else nil.
-function Proc:exited()
-  if not self.code then
-    local s = M.slurp(self.rc)
-    self.code = s and tonumber(s:match("%d+"))
+  opts = opts or {}
+  local cmd = self:command(args, opts)
+  if opts.pty then
+    local prefix = "python3 tests/integration/pty_run.py"
+    for _, a in ipairs(opts.pty) do prefix = prefix .. " --answer " .. quote(a[1]) .. " " .. quote(a[2]) end
+    cmd = prefix .. " -- " .. cmd
   end
-  return self.code
+  local r = support.sh(cmd, { stdin = opts.stdin })
+  if opts.pty then
+    local t = json.decode(r.out)
+    return t.code, t.output, r.err or ""
+  end
+  return r.code, r.out or "", r.err or ""
 end
 
--- kill(signal): only while it runs (its pid is not anyone else's).
-function Proc:kill(signal)
-  if self:exited() then return end
-  os.execute(("kill -%s %s 2>/dev/null"):format(signal or "KILL", self.pid))
-end
-
--- kill_group(signal): the process and all it started (spawned with group).
-function Proc:kill_group(signal)
-  if self:exited() then return end
-  os.execute(("kill -%s -%s 2>/dev/null"):format(signal or "KILL", self.pid))
-end
-
--- wait([seconds]) -> exit status, stdout, stderr (and the files are gone)
-function Proc:wait(seconds)
-  local code = M.poll(function() return self:exited() end, seconds or 60, "trainctl to exit")
-  local out, err = M.slurp(self.out) or "", M.slurp(self.err) or ""
-  for _, f in ipairs({ self.out, self.err, self.rc, self.pidfile }) do os.remove(f) end
-  return code, out, err
+-- spawn(args [, opts]) -> proc: trainctl running in the background (see
+-- support.spawn), with command's environment and opts.
+function Sim:spawn(args, opts)
+  return support.spawn(self:command(args, opts))
 end
 
 -- leaks(text [, extra]) -> the secrets found in text (none, we hope):
@@ -313,13 +247,13 @@ end
 -- it, and a second CA that signed nothing.
 function M.certificates(dir)
   local function openssl(args)
-    assert(M.sh("openssl " .. args .. " >/dev/null 2>&1") == 0, "openssl " .. args)
+    assert(support.exec("openssl " .. args .. " >/dev/null 2>&1") == 0, "openssl " .. args)
   end
   for _, ca in ipairs({ "ca", "other_ca" }) do
     openssl(("req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=trainctl-test-%s "
       .. "-keyout %s/%s.key -out %s/%s.pem"):format(ca, dir, ca, dir, ca))
   end
-  M.spit(dir .. "/ext.cnf", "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")
+  support.write(dir .. "/ext.cnf", "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")
   openssl(("req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout %s/server.key -out %s/server.csr")
     :format(dir, dir))
   openssl(("x509 -req -in %s/server.csr -CA %s/ca.pem -CAkey %s/ca.key -CAcreateserial -days 2 "
