@@ -1,5 +1,5 @@
 -- trainctl._http, the native request{...}, against a real HTTP/1.1 server
--- on loopback (tests/host/http_server.py, started for this file).
+-- on loopback (tests/support/http_server.py, started for this file).
 
 local H = require "support"
 local http = require "trainctl._http"
