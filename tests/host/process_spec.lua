@@ -15,17 +15,7 @@ end
 
 -- alive(marker) -> the process table's lines of processes (not zombies)
 -- whose command line holds marker.
-local function alive(m)
-  local ps = assert(io.popen("ps -eo stat=,args="))
-  local found = {}
-  for line in ps:lines() do
-    if line:find(m, 1, true) and not line:find("^Z") and not line:find("ps -eo", 1, true) then
-      found[#found + 1] = line
-    end
-  end
-  ps:close()
-  return found
-end
+local alive = H.running
 
 -- run(args) -> status, stdout, stderr, seconds taken.
 local function timed(args, opts)

@@ -4,7 +4,6 @@ local support = require("support")
 local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
 local errors = require("trainctl.errors")
-local log = require("trainctl.log")
 
 local TYPES = { "user", "item", "interaction" }
 local FIELDS = {
@@ -17,23 +16,19 @@ local FIELDS = {
 local FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
 
 describe("aitems against cloudsim", function()
-  local sim, restore, ai, data, n = nil, nil, nil, nil, 0
+  local sim, ai, data, n = nil, nil, nil, 0
 
   setup(function()
-    log.set_level("error")
-    data = os.tmpname()
-    os.remove(data)
+    data = support.tmpdir()
     -- Interaction files whose key says "fail" make the training fail.
     os.execute(("mkdir -p %s/aitems && cp examples/data/aitems/*.csv %s/aitems/ && "
       .. "cp %s/aitems/interactions.csv %s/aitems/interactions_fail.csv && "
       .. "cp %s/aitems/interactions.csv %s/aitems/interactions_refine_fail.csv")
       :format(data, data, data, data, data, data))
-    sim = cloudsim.start({ poll_interval = "0.2", speed = 0, data_dir = data })
-    restore = sim:use()
+    sim = cloudsim.start({ poll_interval = "0.2", speed = 0, data_dir = data, use = true, log = "error" })
     ai = aitems.client()
   end)
   teardown(function()
-    restore()
     sim:stop()
     support.rmdir(data)
   end)

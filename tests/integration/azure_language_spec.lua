@@ -4,7 +4,6 @@ local support = require("support")
 local cloudsim = require("support.cloudsim")
 local azure = require("trainctl.azure_language")
 local errors = require("trainctl.errors")
-local log = require("trainctl.log")
 
 local KIND = "CustomSingleLabelClassification"
 
@@ -21,16 +20,13 @@ local function labelled_assets()
 end
 
 describe("azure_language against cloudsim", function()
-  local sim, restore, az
+  local sim, az
 
   setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ poll_interval = "0.2", speed = 0, args = "--token-ttl 600" })
-    restore = sim:use()
+    sim = cloudsim.start({ poll_interval = "0.2", speed = 0, args = "--token-ttl 600", use = true, log = "error" })
     az = azure.client()
   end)
   teardown(function()
-    restore()
     sim:stop()
   end)
 
@@ -136,14 +132,14 @@ describe("azure_language against cloudsim", function()
       c:list_projects()
       assert.equal(tokens + 1, #sim:requests({ provider = "entra" }))
       undo()
-      restore = sim:use()
+      sim:use()
     end)
 
     it("a wrong client secret is an auth error without the secret", function()
       local undo = sim:use({ AZURE_LANGUAGE_KEY = false, AZURE_CLIENT_SECRET = "wrong-client-secret" })
       local ok, err = pcall(function() azure.client():list_projects() end)
       undo()
-      restore = sim:use()
+      sim:use()
       assert.is_false(ok)
       assert.equal("auth", err.kind)
       assert.equal("entra", err.provider)

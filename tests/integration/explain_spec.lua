@@ -5,24 +5,16 @@
 local support = require("support")
 local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
-local log = require("trainctl.log")
 
 local function one_line(s)
   return select(2, s:gsub("\n", "")) == 1 and s:sub(-1) == "\n"
 end
 
 describe("trainctl config and errors against cloudsim", function()
-  local sim, restore
+  local sim = cloudsim.new({ poll_interval = "0.2", speed = 0, use = true, log = "error" })
 
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ poll_interval = "0.2", speed = 0 })
-    restore = sim:use()
-  end)
-  teardown(function()
-    restore()
-    sim:stop()
-  end)
+  setup(function() sim:start() end)
+  teardown(function() sim:stop() end)
 
   -- A credentials file in the emulator's XDG_CONFIG_HOME.
   local function profile_file(text)

@@ -6,23 +6,15 @@ local azure = require("trainctl.azure_language")
 local csv = require("trainctl.csv")
 local fanout = require("trainctl.fanout")
 local job = require("trainctl.job")
-local log = require("trainctl.log")
 local opensearch = require("trainctl.opensearch")
 
 local KIND = "CustomSingleLabelClassification"
 
 describe("concurrent helpers against cloudsim", function()
-  local sim, restore
+  local sim = cloudsim.new({ poll_interval = "0.2", speed = 600, use = true, log = "error" })
 
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ poll_interval = "0.2", speed = 600 })
-    restore = sim:use()
-  end)
-  teardown(function()
-    restore()
-    sim:stop()
-  end)
+  setup(function() sim:start() end)
+  teardown(function() sim:stop() end)
 
   it("job.wait_all polls every training at once and reports the one that failed", function()
     local c = opensearch.client({ app_group = "fan", function_name = "ctr" })

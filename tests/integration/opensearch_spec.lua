@@ -3,20 +3,12 @@
 local support = require("support")
 local cloudsim = require("support.cloudsim")
 local opensearch = require("trainctl.opensearch")
-local log = require("trainctl.log")
 
 describe("opensearch against cloudsim", function()
-  local sim, restore
+  local sim = cloudsim.new({ poll_interval = "0.2", speed = 0, use = true, log = "error" })
 
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ poll_interval = "0.2", speed = 0 })
-    restore = sim:use()
-  end)
-  teardown(function()
-    restore()
-    sim:stop()
-  end)
+  setup(function() sim:start() end)
+  teardown(function() sim:stop() end)
 
   local function client(extra)
     local o = { app_group = "itest", function_name = "ctr" }
@@ -186,13 +178,12 @@ describe("opensearch against cloudsim", function()
     local camel, undo
     setup(function()
       camel = cloudsim.start({ poll_interval = "0.2", speed = 0, args = "--opensearch-keys camel --opensearch-error-status 200" })
-      restore()
       undo = camel:use()
     end)
     teardown(function()
       undo()
       camel:stop()
-      restore = sim:use()
+      sim:use()
     end)
 
     it("reads the same fields and maps business errors sent with status 200", function()

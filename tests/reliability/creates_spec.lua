@@ -6,7 +6,6 @@ local support = require("support")
 local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
 local azure = require("trainctl.azure_language")
-local log = require("trainctl.log")
 local opensearch = require("trainctl.opensearch")
 
 local FAULTS = {
@@ -55,20 +54,17 @@ local AI_FIELDS = {
 local AI_FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
 
 describe("creates whose answer is lost", function()
-  local sim, restore, n = nil, nil, 0
+  local sim, n = nil, 0
   local jobs = require("trainctl.job")
   local settle = jobs.settle
   setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 0 })
-    restore = sim:use()
+    sim = cloudsim.start({ speed = 0, use = true, log = "error" })
     -- A training start whose fate is unknown is looked up until its own
     -- timeout and job.settle have passed: short ones keep the wait short.
     jobs.settle = 1
   end)
   teardown(function()
     jobs.settle = settle
-    restore()
     sim:stop()
   end)
 

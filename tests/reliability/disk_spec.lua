@@ -30,12 +30,10 @@ describe("a full disk", function()
   end
 
   local function leftovers()
-    local p = io.popen(("ls -A %s"):format(support.quote(mnt)))
     local names = {}
-    for line in p:lines() do
-      if line:find("%.tmp%.") then names[#names + 1] = line end
+    for _, name in ipairs(support.ls(mnt)) do
+      if name:find("%.tmp%.") then names[#names + 1] = name end
     end
-    p:close()
     return names
   end
 
@@ -100,9 +98,7 @@ describe("kill -9 in the middle of a write", function()
       local proc = support.spawn(("%s -e %s"):format(support.quote(support.TRAINCTL), support.quote(writer)))
       -- Kill it while a temporary file exists: in the middle of a write.
       support.poll(function()
-        local ls = io.popen("ls -A " .. support.quote(dir))
-        local busy = ls:read("a"):find("out%.txt%.tmp%.")
-        ls:close()
+        local busy = table.concat(support.ls(dir), "\n"):find("out%.txt%.tmp%.")
         return busy and support.read(path)
       end, 20, "a write in progress")
       proc:kill("KILL")

@@ -5,21 +5,13 @@
 local support = require("support")
 local cloudsim = require("support.cloudsim")
 local errors = require("trainctl.errors")
-local log = require("trainctl.log")
 local wait = require("trainctl.wait")
 
 describe("faults a run reports", function()
-  local sim, restore
+  local sim = cloudsim.new({ speed = 1200, use = true, log = "error" })
 
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 1200 })
-    restore = sim:use()
-  end)
-  teardown(function()
-    restore()
-    sim:stop()
-  end)
+  setup(function() sim:start() end)
+  teardown(function() sim:stop() end)
 
   -- Retried to the end: five tries, growing pauses, then the last error.
   describe("retried to the end", function()

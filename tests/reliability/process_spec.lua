@@ -7,19 +7,7 @@ local support = require("support")
 local cloudsim = require("support.cloudsim")
 local sys = require("trainctl.sys")
 
--- running(text) -> the process table's live processes (not zombies) whose
--- command line holds text.
-local function running(text)
-  local ps = assert(io.popen("ps -eo stat=,args="))
-  local found = {}
-  for line in ps:lines() do
-    if line:find(text, 1, true) and not line:find("^Z") and not line:find("ps -eo", 1, true) then
-      found[#found + 1] = line
-    end
-  end
-  ps:close()
-  return found
-end
+local running = support.running
 
 describe("the run as a process", function()
   local sim

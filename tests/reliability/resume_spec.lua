@@ -191,9 +191,7 @@ describe("kill -9 and run again", function()
     first:wait()
     -- The OpenSearch workflow prints its metrics: nothing was written yet.
     assert.is_nil(support.read(metrics))
-    local ls = io.popen("ls -A " .. support.quote(dir .. "/out/2030-01-02"))
-    for name in ls:lines() do assert.equal("recommendations.jsonl", name) end
-    ls:close()
+    for _, name in ipairs(support.ls(dir .. "/out/2030-01-02")) do assert.equal("recommendations.jsonl", name) end
 
     sim:speed(1200)
     local code, _, err = sim:run(args, { env = env })

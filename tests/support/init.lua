@@ -311,6 +311,18 @@ function M.server(cert, key)
   return srv
 end
 
+-- running(text) -> the process table's lines of live processes (not
+-- zombies) whose command line holds text.
+function M.running(text)
+  local found = {}
+  for line in M.capture("ps -eo stat=,args="):gmatch("[^\n]+") do
+    if line:find(text, 1, true) and not line:find("^Z") and not line:find("ps -eo", 1, true) then
+      found[#found + 1] = line
+    end
+  end
+  return found
+end
+
 -- sockets() -> how many sockets this process has open.
 function M.sockets()
   local n = 0
