@@ -27,7 +27,7 @@ describe("http.request over TLS", function()
   setup(function()
     dir = H.tmpdir()
     make_pki(dir)
-    srv = H.server(dir .. "/server.pem", dir .. "/server.key")
+    srv = H.server({ args = { "--tls", dir .. "/server.pem", dir .. "/server.key" }, https = true })
   end)
 
   teardown(function()

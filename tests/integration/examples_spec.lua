@@ -5,8 +5,8 @@ local cloudsim = require("support.cloudsim")
 local json = require("trainctl.json")
 
 describe("examples against cloudsim", function()
-  local sim
-  setup(function() sim = cloudsim.start({ poll_interval = "0.2", speed = 600 }) end)
+  local sim = cloudsim.new({ poll_interval = "0.2", speed = 600 })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   local function count(op)

@@ -4,8 +4,8 @@ local support = require("support")
 local cloudsim = require("support.cloudsim")
 
 describe("the README workflow", function()
-  local sim
-  setup(function() sim = cloudsim.start({ poll_interval = "0.2", speed = 600 }) end)
+  local sim = cloudsim.new({ poll_interval = "0.2", speed = 600 })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   it("trains once and prints a user's recommended items", function()

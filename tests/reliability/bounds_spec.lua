@@ -19,16 +19,11 @@ describe("bounds on outside input", function()
 
   setup(function()
     dir = support.tmpdir()
-    server = support.spawn("exec python3 tests/reliability/lib/bounds_server.py")
-    local port = support.poll(function()
-      local s = support.read(server.out)
-      return s and s:match("^(%d+)\n")
-    end, 10, "the bounds server")
-    url = "http://127.0.0.1:" .. port
+    server = support.server({ script = "tests/reliability/lib/bounds_server.py" })
+    url = server.url
   end)
   teardown(function()
-    server:kill("TERM")
-    server:wait()
+    server.stop()
     support.rmdir(dir)
   end)
 

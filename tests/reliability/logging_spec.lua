@@ -63,16 +63,11 @@ describe("logging", function()
 
   setup(function()
     sim = cloudsim.start({ speed = 1200 })
-    hostile = support.spawn("exec python3 tests/reliability/lib/hostile_server.py " .. support.quote(SECRET))
-    local port = support.poll(function()
-      local s = support.read(hostile.out)
-      return s and s:match("^(%d+)\n")
-    end, 10, "the hostile server")
-    hostile_url = "http://127.0.0.1:" .. port
+    hostile = support.server({ script = "tests/reliability/lib/hostile_server.py", args = { SECRET } })
+    hostile_url = hostile.url
   end)
   teardown(function()
-    hostile:kill("TERM")
-    hostile:wait()
+    hostile.stop()
     sim:stop()
   end)
 

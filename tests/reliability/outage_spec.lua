@@ -179,8 +179,8 @@ describe("a training wait through an outage", function()
 end)
 
 describe("a job's status with Retry-After: 0", function()
-  local sim
-  setup(function() sim = cloudsim.start({ speed = 0, args = "--azure-poll-retry-after 0" }) end)
+  local sim = cloudsim.new({ speed = 0, args = "--azure-poll-retry-after 0" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   it("is polled no sooner than 1 s after the last", function()

@@ -10,8 +10,8 @@ local sys = require("trainctl.sys")
 local running = support.running
 
 describe("the run as a process", function()
-  local sim
-  setup(function() sim = cloudsim.start({ speed = 0 }) end)
+  local sim = cloudsim.new({ speed = 0 })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   describe("trainctl call", function()

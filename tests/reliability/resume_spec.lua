@@ -108,8 +108,8 @@ local MOMENTS = {
 }
 
 describe("kill -9 and run again", function()
-  local sim
-  setup(function() sim = cloudsim.start({ speed = 0 }) end)
+  local sim = cloudsim.new({ speed = 0 })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   local function creates(ex)

@@ -7,7 +7,6 @@
 local support = require("support")
 local cloudsim = require("support.cloudsim")
 local json = require("trainctl.json")
-local log = require("trainctl.log")
 
 local quote = support.quote
 local TRAINCTL = support.TRAINCTL
@@ -32,11 +31,9 @@ print("trained")
 ]]
 
 describe("a start whose fate is unknown, across runs", function()
-  local sim, dir, script
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  local dir, script
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
   before_each(function()
     sim:reset()
@@ -179,11 +176,8 @@ describe("trainctl state on a terminal", function()
 end)
 
 describe("a hand-edited record", function()
-  local sim
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   it("that is not an object is an error, never silently a fresh start (a second training)", function()
@@ -205,11 +199,8 @@ describe("a hand-edited record", function()
 end)
 
 describe("records written by the trainctl before keyed records", function()
-  local sim
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   it("are still found: upgrading trainctl does not start a second training", function()
@@ -271,11 +262,8 @@ describe("state.key", function()
 end)
 
 describe("a stray 404 during a training wait", function()
-  local sim
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   it("is asked again, not the end of the run (one bare 404 on the status poll)", function()
@@ -289,11 +277,8 @@ describe("a stray 404 during a training wait", function()
 end)
 
 describe("records of objects the emulator forgot (restarted with its seed)", function()
-  local sim
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   -- A workflow whose records no longer match the cloud either does its

@@ -8,7 +8,6 @@
 local support = require("support")
 local cloudsim = require("support.cloudsim")
 local json = require("trainctl.json")
-local log = require("trainctl.log")
 
 local quote = support.quote
 local TRAINCTL = support.TRAINCTL
@@ -192,11 +191,8 @@ describe("trainctl state", function()
 end)
 
 describe("workflow records against cloudsim", function()
-  local sim
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
   before_each(function()
     sim:reset()

@@ -7,8 +7,8 @@ local support = require("support")
 local cloudsim = require("support.cloudsim")
 
 describe("unattended runs", function()
-  local sim
-  setup(function() sim = cloudsim.start({ speed = 0 }) end)
+  local sim = cloudsim.new({ speed = 0 })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   local n = 0

@@ -288,18 +288,21 @@ function M.run_script(source, opts)
   return { code = code, out = out, err = err }
 end
 
--- server([cert, key]) -> {url, port, closed_url, stats(), stop()}:
--- tests/support/http_server.py on loopback (HTTPS with cert and key).
--- closed_url is a port nobody listens on; stats() its /stats document.
-function M.server(cert, key)
-  local cmd = "exec python3 " .. quote(M.cwd .. "/tests/support/http_server.py")
-  if cert then cmd = cmd .. " --tls " .. quote(cert) .. " " .. quote(key) end
-  local p = M.spawn(cmd)
-  local port, closed = (p:line(20) or ""):match("^(%d+) (%d+)$")
+-- server{script, args, https} -> {url, port, closed_url, stats(), stop()}:
+-- a loopback test server (python3 script args; by default
+-- tests/support/http_server.py) that prints its port on its first line,
+-- and maybe after it a port nobody listens on (closed_url). stats() is
+-- the default server's /stats document.
+function M.server(opts)
+  opts = opts or {}
+  local words = { "python3", opts.script or (M.cwd .. "/tests/support/http_server.py") }
+  for _, a in ipairs(opts.args or {}) do words[#words + 1] = a end
+  local p = M.spawn("exec " .. command_line(words))
+  local port, closed = (p:line(20) or ""):match("^(%d+) ?(%d*)$")
   assert(port, "the test server did not start: " .. p:stderr())
-  local scheme = cert and "https" or "http"
+  local scheme = opts.https and "https" or "http"
   local srv = { port = tonumber(port), url = ("%s://127.0.0.1:%s"):format(scheme, port),
-    closed_url = ("%s://127.0.0.1:%s"):format(scheme, closed) }
+    closed_url = closed ~= "" and ("%s://127.0.0.1:%s"):format(scheme, closed) or nil }
   function srv.stats()
     local res = assert(require("trainctl._http").request({ url = srv.url .. "/stats", timeout = 5 }))
     return require("trainctl.json").decode(res.body)
