@@ -5,15 +5,7 @@ local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
 local errors = require("trainctl.errors")
 
-local TYPES = { "user", "item", "interaction" }
-local FIELDS = {
-  user = { { name = "USER_ID", type = { "string" } }, { name = "AGE", type = { "int", "null" } },
-    { name = "GENDER", type = { "string", "null" }, categorical = true } },
-  item = { { name = "ITEM_ID", type = { "string" } }, { name = "CATEGORY", type = { "string", "null" } } },
-  interaction = { { name = "USER_ID", type = { "string" } }, { name = "ITEM_ID", type = { "string" } },
-    { name = "TIMESTAMP", type = { "long" } } },
-}
-local FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
+local TYPES, FIELDS, FILES = cloudsim.AITEMS_TYPES, cloudsim.AITEMS_FIELDS, cloudsim.AITEMS_FILES
 
 describe("aitems against cloudsim", function()
   local sim, ai, data, n = nil, nil, nil, 0

@@ -8,15 +8,7 @@ local errors = require("trainctl.errors")
 local KIND = "CustomSingleLabelClassification"
 
 local function labelled_assets()
-  local docs, classes, seen = {}, {}, {}
-  for line in io.lines("examples/data/textclass/labels.csv") do
-    local loc, cls = line:match("^([^,]+),(.+)$")
-    if loc and loc ~= "location" then
-      if not seen[cls] then seen[cls] = true classes[#classes + 1] = { category = cls } end
-      docs[#docs + 1] = { location = loc, language = "en", dataset = "Train", class = { category = cls } }
-    end
-  end
-  return { projectKind = KIND, classes = classes, documents = docs }
+  return cloudsim.azure_assets(KIND)
 end
 
 describe("azure_language against cloudsim", function()

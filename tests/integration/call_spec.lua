@@ -219,24 +219,7 @@ describe("trainctl call against cloudsim", function()
     it("works the same for an AiTEMS training", function()
       -- A trainable service, made through the library (the sample data).
       local restore = sim:use()
-      local ai = require("trainctl.aitems").client()
-      local fields = {
-        user = { { name = "USER_ID", type = { "string" } }, { name = "AGE", type = { "int", "null" } },
-          { name = "GENDER", type = { "string", "null" }, categorical = true } },
-        item = { { name = "ITEM_ID", type = { "string" } }, { name = "CATEGORY", type = { "string", "null" } } },
-        interaction = { { name = "USER_ID", type = { "string" } }, { name = "ITEM_ID", type = { "string" } },
-          { name = "TIMESTAMP", type = { "long" } } },
-      }
-      local files = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
-      local ids = {}
-      for _, typ in ipairs({ "user", "item", "interaction" }) do
-        ai:create_schema({ dataset_type = typ, name = "cs_" .. typ, fields = fields[typ] })
-        ids[#ids + 1] = ai:create_dataset({ type = typ, name = "cd_" .. typ, schema_name = "cs_" .. typ,
-          os_info = { region = "KR", bucket = "b", key = "aitems/" .. files[typ] } }).datasetId
-      end
-      sim:advance(100)
-      local sid = ai:create_service({ name = "trained_by_call" }).serviceId
-      ai:set_service_datasets(sid, { dataset_ids = ids })
+      local sid = sim:aitems_service(require("trainctl.aitems").client(), "trained_by_call")
       restore()
       local ref = ok({ "call", "aitems", "train", "service_id=" .. sid, "types=pop", "--no-wait" })
       assert.same({ "pop" }, json.decode(ref).job.types)

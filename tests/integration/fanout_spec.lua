@@ -82,17 +82,9 @@ describe("concurrent helpers against cloudsim", function()
 
   it("analyze_batches classifies 60 documents in three jobs of 25, 25 and 10", function()
     local az = azure.client()
-    local docs, classes, seen = {}, {}, {}
-    for line in io.lines("examples/data/textclass/labels.csv") do
-      local loc, cls = line:match("^([^,]+),(.+)$")
-      if loc and loc ~= "location" then
-        if not seen[cls] then seen[cls] = true classes[#classes + 1] = { category = cls } end
-        docs[#docs + 1] = { location = loc, language = "en", dataset = "Train", class = { category = cls } }
-      end
-    end
     az:create_project("Fan", { language = "en", project_kind = KIND, storage_input_container_name = "textclass" })
     az:import_project("Fan", { metadata = { projectName = "Fan", language = "en", projectKind = KIND,
-      storageInputContainerName = "textclass" }, assets = { projectKind = KIND, classes = classes, documents = docs } })
+      storageInputContainerName = "textclass" }, assets = cloudsim.azure_assets(KIND) })
       :wait({ timeout = 60, interval = 0.05, quiet = true })
     az:train("Fan", { model_label = "m1" }):wait({ timeout = 60, interval = 0.05, quiet = true })
     az:deploy("Fan", "prod", { trained_model_label = "m1" }):wait({ timeout = 60, interval = 0.05, quiet = true })

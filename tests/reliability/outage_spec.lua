@@ -7,15 +7,6 @@
 local support = require("support")
 local cloudsim = require("support.cloudsim")
 
-local AI_FIELDS = {
-  user = { { name = "USER_ID", type = { "string" } }, { name = "AGE", type = { "int", "null" } },
-    { name = "GENDER", type = { "string", "null" }, categorical = true } },
-  item = { { name = "ITEM_ID", type = { "string" } }, { name = "CATEGORY", type = { "string", "null" } } },
-  interaction = { { name = "USER_ID", type = { "string" } }, { name = "ITEM_ID", type = { "string" } },
-    { name = "TIMESTAMP", type = { "long" } } },
-}
-local AI_FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
-
 local function count(s, pattern)
   local _, n = s:gsub(pattern, "")
   return n
@@ -42,18 +33,7 @@ describe("a training wait through an outage", function()
 
   -- A batch service whose three datasets are imported.
   local function trainable()
-    local ai = require("trainctl.aitems").client()
-    local ids = {}
-    for _, typ in ipairs({ "user", "item", "interaction" }) do
-      local schema = uniq("osch")
-      ai:create_schema({ dataset_type = typ, name = schema, fields = AI_FIELDS[typ] })
-      ids[#ids + 1] = ai:create_dataset({ type = typ, name = uniq("odset"), schema_name = schema,
-        os_info = { region = "KR", bucket = "b", key = "aitems/" .. AI_FILES[typ] } }).datasetId
-    end
-    sim:advance(100)
-    local sid = ai:create_service({ name = uniq("osvc") }).serviceId
-    ai:set_service_datasets(sid, { dataset_ids = ids })
-    return sid
+    return (sim:aitems_service(require("trainctl.aitems").client(), uniq("osvc")))
   end
 
   -- A training start of sid waited on in the background (trainctl call

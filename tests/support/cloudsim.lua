@@ -33,6 +33,36 @@ M.SECRETS = {
   "cloudsim-client-secret", "cloudsim-ncp-access-key", "cloudsim-acs-key-id", "cloudsim-client-id",
 }
 
+-- The AiTEMS datasets of the sample data (examples/data/aitems): their
+-- types, the fields of each type's schema, and each type's file.
+M.AITEMS_TYPES = { "user", "item", "interaction" }
+M.AITEMS_FIELDS = {
+  user = { { name = "USER_ID", type = { "string" } }, { name = "AGE", type = { "int", "null" } },
+    { name = "GENDER", type = { "string", "null" }, categorical = true } },
+  item = { { name = "ITEM_ID", type = { "string" } }, { name = "CATEGORY", type = { "string", "null" } } },
+  interaction = { { name = "USER_ID", type = { "string" } }, { name = "ITEM_ID", type = { "string" } },
+    { name = "TIMESTAMP", type = { "long" } } },
+}
+M.AITEMS_FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
+
+-- azure_assets(kind) -> the labelled documents of the sample data
+-- (examples/data/textclass/labels.csv) as the assets of an Azure project
+-- of that kind, with their classes.
+function M.azure_assets(kind)
+  local docs, classes, seen = {}, {}, {}
+  for line in io.lines("examples/data/textclass/labels.csv") do
+    local loc, cls = line:match("^([^,]+),(.+)$")
+    if loc and loc ~= "location" then
+      if not seen[cls] then
+        seen[cls] = true
+        classes[#classes + 1] = { category = cls }
+      end
+      docs[#docs + 1] = { location = loc, language = "en", dataset = "Train", class = { category = cls } }
+    end
+  end
+  return { projectKind = kind, classes = classes, documents = docs }
+end
+
 local Sim = {}
 Sim.__index = Sim
 
@@ -174,6 +204,24 @@ function Sim:use(extra)
   for k, v in pairs(extra or {}) do env[k] = v ~= false and v or nil end
   config.getenv = function(name) return env[name] end
   return function() config._reset() end
+end
+
+-- aitems_service(ai, name [, files]) -> service id, dataset ids: a batch
+-- service named name whose three datasets (and their schemas, named after
+-- it) are imported from the sample data (files: another file for a type).
+function Sim:aitems_service(ai, name, files)
+  local ids = {}
+  for _, typ in ipairs(M.AITEMS_TYPES) do
+    local schema = ("%s_s_%s"):format(name, typ)
+    ai:create_schema({ dataset_type = typ, name = schema, fields = M.AITEMS_FIELDS[typ] })
+    local key = "aitems/" .. (files and files[typ] or M.AITEMS_FILES[typ])
+    ids[#ids + 1] = ai:create_dataset({ type = typ, name = ("%s_d_%s"):format(name, typ), schema_name = schema,
+      os_info = { region = "KR", bucket = "b", key = key } }).datasetId
+  end
+  self:advance(100)
+  local sid = ai:create_service({ name = name }).serviceId
+  ai:set_service_datasets(sid, { dataset_ids = ids })
+  return sid, ids
 end
 
 -- command(args [, opts]) -> the command line of trainctl with args, the
