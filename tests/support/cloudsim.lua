@@ -207,15 +207,16 @@ function Sim:use(extra)
 end
 
 -- aitems_service(ai, name [, files]) -> service id, dataset ids: a batch
--- service named name whose three datasets (and their schemas, named after
--- it) are imported from the sample data (files: another file for a type).
+-- service named name (at most 17 characters) whose three datasets (and
+-- their schemas, named after it) are imported from the sample data
+-- (files: another file for a type).
 function Sim:aitems_service(ai, name, files)
   local ids = {}
-  for _, typ in ipairs(M.AITEMS_TYPES) do
-    local schema = ("%s_s_%s"):format(name, typ)
+  for i, typ in ipairs(M.AITEMS_TYPES) do
+    local schema = ("%s_s%d"):format(name, i)
     ai:create_schema({ dataset_type = typ, name = schema, fields = M.AITEMS_FIELDS[typ] })
     local key = "aitems/" .. (files and files[typ] or M.AITEMS_FILES[typ])
-    ids[#ids + 1] = ai:create_dataset({ type = typ, name = ("%s_d_%s"):format(name, typ), schema_name = schema,
+    ids[#ids + 1] = ai:create_dataset({ type = typ, name = ("%s_d%d"):format(name, i), schema_name = schema,
       os_info = { region = "KR", bucket = "b", key = key } }).datasetId
   end
   self:advance(100)

@@ -66,18 +66,20 @@ function Cluster:start(i, state)
     .. "--advertise-client-urls %s://127.0.0.1:%s --listen-peer-urls http://127.0.0.1:%s "
     .. "--initial-advertise-peer-urls http://127.0.0.1:%s --initial-cluster %s "
     .. "--initial-cluster-state %s --heartbeat-interval 50 --election-timeout 500 %s "
-    .. ">>%s 2>&1 & echo $!"):format(m.name, quote(m.data), self:scheme(), m.client, self:scheme(),
+    .. "2>>%s"):format(m.name, quote(m.data), self:scheme(), m.client, self:scheme(),
     m.client, m.peer, m.peer, self.initial, state or "existing", tls, quote(m.log))
-  local p = assert(io.popen(cmd))
-  m.pid = p:read("l")
-  p:close()
+  m.proc = support.spawn(cmd)
+  m.pid = m.proc.pid
 end
 
 -- kill(i [, signal]): stops member i (kill -9 by default).
 function Cluster:kill(i, signal)
   local m = self.members[i]
-  if m.pid then os.execute(("kill -%s %s 2>/dev/null"):format(signal or "KILL", m.pid)) end
-  m.pid = nil
+  if m.proc then
+    m.proc:kill(signal or "KILL")
+    m.proc:wait(30)
+  end
+  m.proc, m.pid = nil, nil
 end
 
 -- freeze(i) / thaw(i): member i stops answering (SIGSTOP), as behind a

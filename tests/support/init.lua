@@ -183,10 +183,10 @@ Proc.__index = Proc
 
 -- spawn(cmd, opts) -> proc: a shell command running in the background,
 -- its stdout and stderr in files keyed by this process's pid (which keeps
--- two suites running at once apart); proc.pid is the last program's (a
--- command that ends in exec or env runs that program under this pid).
+-- two suites running at once apart). The command is exec'd, so a simple
+-- command (env ..., setsid env ..., timeout ...) has proc.pid as its own.
 -- opts: cwd, env (as sh), stdin (a path, default /dev/null), stderr (a
--- path to send stderr to instead).
+-- path to send stderr to instead, left in place).
 local spawned = 0
 function M.spawn(cmd, opts)
   opts = opts or {}
@@ -194,7 +194,7 @@ function M.spawn(cmd, opts)
   local base = ("%s/trainctl-test-%d-%d-%d"):format(os.getenv("TMPDIR") or "/tmp", sys.getpid(),
     math.floor(sys.clock() * 1000), spawned)
   local proc = setmetatable({ out = base .. ".out", err = opts.stderr or (base .. ".err"), rc = base .. ".rc",
-    pidfile = base .. ".pid", err_given = opts.stderr ~= nil, read_at = 0, started = sys.clock() }, Proc)
+    pidfile = base .. ".pid", err_given = opts.stderr ~= nil, read_at = 0 }, Proc)
   local line = ("cd %s && exec %s%s"):format(quote(opts.cwd or M.cwd), env_words(opts.env), cmd:gsub("^exec ", ""))
   os.execute(("(sh -c %s <%s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s) >/dev/null 2>&1 &"):format(
     quote(line), quote(opts.stdin or "/dev/null"), quote(proc.out), quote(proc.err), quote(proc.pidfile),
@@ -251,10 +251,10 @@ function Proc:kill_group(signal)
 end
 
 -- wait([seconds]) -> exit status, stdout, stderr, and the stdout not yet
--- read by line(); its files are gone after (not a stderr it was given). proc.seconds is its life.
+-- read by line(); its own files are gone after (stdout() and stderr()
+-- still answer).
 function Proc:wait(seconds)
   local code = M.poll(function() return self:exited() end, seconds or 60, "the background command to exit")
-  self.seconds = sys.clock() - self.started
   local out, err = self:stdout(), self:stderr()
   self.final_out, self.final_err = out, err
   for _, f in ipairs({ self.out, self.rc, self.pidfile }) do os.remove(f) end
