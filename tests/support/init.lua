@@ -64,7 +64,21 @@ function M.ls(dir)
   return names
 end
 
-local made = {}
+local made, live = {}, {}
+
+-- What a spec file leaves behind (its directories, the processes it
+-- started and did not wait for) goes with this module, at the end of the
+-- file or of the run: a test that fails, or whose finally busted replaced
+-- with a later one (it keeps only the last), leaves nothing.
+M.janitor = setmetatable({}, { __gc = function()
+  for proc in pairs(live) do
+    proc:kill("KILL")
+    for _, f in ipairs({ proc.out, proc.rc, proc.pidfile, not proc.err_given and proc.err or nil }) do
+      os.remove(f)
+    end
+  end
+  for dir in pairs(made) do os.execute("rm -rf " .. M.quote(dir)) end
+end })
 
 -- tmpdir() -> dir, remove: a fresh directory under $TMPDIR and the
 -- function that removes it (rmdir(dir) does the same).
@@ -203,6 +217,7 @@ function M.spawn(cmd, opts)
     local s = M.read(proc.pidfile)
     return s and s:match("%d+")
   end, 10, "the background command to start"))
+  live[proc] = true
   return proc
 end
 
@@ -257,6 +272,7 @@ function Proc:wait(seconds)
   local code = M.poll(function() return self:exited() end, seconds or 60, "the background command to exit")
   local out, err = self:stdout(), self:stderr()
   self.final_out, self.final_err = out, err
+  live[self] = nil
   for _, f in ipairs({ self.out, self.rc, self.pidfile }) do os.remove(f) end
   if not self.err_given then os.remove(self.err) end
   return code, out, err, out:sub(self.read_at + 1)
