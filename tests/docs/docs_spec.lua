@@ -3,27 +3,25 @@
 -- the other way round; every environment variable the code reads is in the
 -- man page's ENVIRONMENT section; and what -E ignores is said the same way
 -- in both, and is ignored.
-local TRAINCTL = os.getenv("TRAINCTL") or "./trainctl"
+local support = require("support")
+
+local TRAINCTL = support.TRAINCTL
 local MAN = "docs/trainctl.1"
 
 -- Names the code spells like environment variables that are not read
 -- from the environment.
 local NOT_ENV = { LUA_NOENV = "a registry field of Lua's package library" }
 
-local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local quote = support.quote
 
 local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
+  return assert(support.read(path), path)
 end
 
+-- run(cmd) -> what it printed (stdout, then stderr), whether it exited 0
 local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok = p:close()
-  return out, ok
+  local r = support.sh(cmd)
+  return r.out .. r.err, r.code == 0
 end
 
 local function sorted(set)
@@ -245,8 +243,7 @@ describe("-E", function()
   end)
 
   it("ignores each of them", function()
-    local dir = os.tmpname()
-    os.remove(dir)
+    local dir = support.tmpdir()
     assert(os.execute("mkdir -p " .. quote(dir .. "/trainctl")))
     local f = assert(io.open(dir .. "/trainctl/json.lua", "w"))
     f:write('return "replaced json"\n')
@@ -279,6 +276,6 @@ describe("-E", function()
         assert.falsy(without:find(probe.shows, 1, true), var .. " not ignored under -E: " .. without)
       end
     end
-    os.execute("rm -rf " .. quote(dir))
+    support.rmdir(dir)
   end)
 end)

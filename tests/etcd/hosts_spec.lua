@@ -7,7 +7,9 @@
 -- The emulator's clock is frozen while a run trains, so that the training
 -- cannot finish before the test has done what it is about; the test
 -- advances it when the training may end.
-local support = dofile("tests/etcd/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
+local etcd_support = require("support.etcd")
 local json = require("trainctl.json")
 
 local WORKFLOW = "tests/etcd/ctr_workflow.lua"
@@ -34,15 +36,15 @@ local function starts(sim, instance)
 end
 
 describe("several hosts on one etcd cluster", function()
-  if not support.available() then
+  if not etcd_support.available() then
     pending("etcd-server is not installed")
     return
   end
   local sim, cluster
 
   setup(function()
-    cluster = support.cluster()
-    sim = support.start({ speed = 0 })
+    cluster = etcd_support.cluster()
+    sim = cloudsim.start({ speed = 0 })
   end)
 
   teardown(function()
@@ -57,7 +59,7 @@ describe("several hosts on one etcd cluster", function()
     for _, a in ipairs(opts and opts.args or {}) do args[#args + 1] = a end
     args[#args + 1] = WORKFLOW
     args[#args + 1] = instance
-    return args, { env = support.host_env(sim, host, state, opts and opts.env) }
+    return args, { env = etcd_support.host_env(sim, host, state, opts and opts.env) }
   end
 
   local function state_of(instance)
@@ -97,7 +99,7 @@ describe("several hosts on one etcd cluster", function()
     local lock, st = cluster:url("ex/lock"), cluster:url("ex/state")
     local function args(host)
       return { "--lock", lock, "--lock-ttl", "2", "--state", st, "examples/opensearch_ctr.lua", instance },
-        { env = support.host_env(sim, host, st) }
+        { env = etcd_support.host_env(sim, host, st) }
     end
     local a = sim:spawn(args("a"))
     local b = sim:spawn(args("b"))

@@ -3,7 +3,9 @@
 -- a missing client certificate. One line each, the documented exit status
 -- (2: fix the configuration; 1: the environment failed), no traceback,
 -- and no secret in anything printed, at --log-level trace too.
-local support = dofile("tests/etcd/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
+local etcd_support = require("support.etcd")
 
 local HELLO = "tests/etcd/hello.lua"
 local PASSWORD = "rootpw-s3cret-9431"
@@ -18,12 +20,12 @@ end
 describe("etcd settings that are wrong", function()
   local dir
   setup(function() dir = support.tmpdir() end)
-  teardown(function() os.execute("rm -rf " .. support.quote(dir)) end)
+  teardown(function() support.rmdir(dir) end)
 
   local function run(args, env)
     local e = { HOME = dir, XDG_CONFIG_HOME = dir .. "/config", XDG_STATE_HOME = dir .. "/state" }
     for k, v in pairs(env or {}) do e[k] = v end
-    return support.run(args, e, dir)
+    return etcd_support.run(args, e, dir)
   end
 
   for _, url in ipairs({ "etcd://", "etcd://127.0.0.1:2379", "etcd://127.0.0.1:2379/",
@@ -55,7 +57,7 @@ describe("etcd settings that are wrong", function()
     one_line(err)
     assert.matches("no member of etcd://no%-such%-host.invalid:2379/k answered", err)
     assert.matches("resolve", err)
-    local port = support.free_ports(1)[1]
+    local port = etcd_support.free_ports(1)[1]
     code, out, err = run({ "--lock", "etcd://127.0.0.1:" .. port .. "/k", "--lock-ttl", "2", HELLO })
     assert.equal(1, code, err)
     assert.equal("", out)
@@ -64,17 +66,17 @@ describe("etcd settings that are wrong", function()
   end)
 
   describe("with authentication on", function()
-    if not support.available() then
+    if not etcd_support.available() then
       pending("etcd-server is not installed")
       return
     end
     local cluster
     setup(function()
-      cluster = support.cluster({ size = 1 })
+      cluster = etcd_support.cluster({ size = 1 })
       local ep = "--endpoints=" .. cluster:host(1)
-      assert.equal(0, support.sh(("etcdctl %s user add root --new-user-password=%s >/dev/null 2>&1")
+      assert.equal(0, support.exec(("etcdctl %s user add root --new-user-password=%s >/dev/null 2>&1")
         :format(ep, PASSWORD)))
-      assert.equal(0, support.sh(("etcdctl %s auth enable >/dev/null 2>&1"):format(ep)))
+      assert.equal(0, support.exec(("etcdctl %s auth enable >/dev/null 2>&1"):format(ep)))
     end)
     teardown(function() if cluster then cluster:stop() end end)
 
@@ -109,7 +111,7 @@ describe("etcd settings that are wrong", function()
       -- etcd's simple tokens: 16 letters, a dot, a number
       assert.is_nil(err:find("%f[%w]" .. ("%a"):rep(16) .. "%.%d+"), err)
       os.execute("mkdir -p " .. support.quote(dir .. "/config/trainctl"))
-      support.spit(dir .. "/config/trainctl/credentials",
+      support.write(dir .. "/config/trainctl/credentials",
         ("[default]\nTRAINCTL_ETCD_USERNAME = root\nTRAINCTL_ETCD_PASSWORD = %s\n"):format(PASSWORD))
       os.execute("chmod 600 " .. support.quote(dir .. "/config/trainctl/credentials"))
       code, out, err = run({ "--lock", url(), HELLO })
@@ -120,14 +122,14 @@ describe("etcd settings that are wrong", function()
   end)
 
   describe("over TLS (etcds://) with client certificates", function()
-    if not support.available() then
+    if not etcd_support.available() then
       pending("etcd-server is not installed")
       return
     end
     local cluster, certs, cert, key
     setup(function()
-      certs = support.certificates(dir)
-      cluster = support.cluster({ size = 1, tls = certs })
+      certs = cloudsim.certificates(dir)
+      cluster = etcd_support.cluster({ size = 1, tls = certs })
       cert, key = cluster.cert, cluster.key
     end)
     teardown(function() if cluster then cluster:stop() end end)

@@ -2,7 +2,7 @@
 -- (create-if-absent under a lease), the state backend (one etcd key per
 -- state key, JSON values) and its fence: a write succeeds only while the
 -- run's lock key still carries the run's lease.
-local support = dofile("tests/etcd/support.lua")
+local etcd_support = require("support.etcd")
 local errors = require("trainctl.errors")
 local etcd = require("trainctl.etcd")
 local etcd_lock = require("trainctl.etcd_lock")
@@ -42,13 +42,13 @@ describe("etcd URLs", function()
 end)
 
 describe("the etcd lock and state", function()
-  if not support.available() then
+  if not etcd_support.available() then
     pending("etcd-server is not installed")
     return
   end
   local cluster
 
-  setup(function() cluster = support.cluster() end)
+  setup(function() cluster = etcd_support.cluster() end)
   teardown(function() if cluster then cluster:stop() end end)
 
   it("state: one etcd key per state key, JSON values, fenced writes", function()

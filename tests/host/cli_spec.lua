@@ -1,8 +1,7 @@
 -- The command line: what lua5.4 accepts behaves as in lua5.4 (checked by
 -- running both), plus trainctl's own options, exit statuses and signals.
 
-package.path = "tests/host/?.lua;" .. package.path
-local H = require "helper"
+local H = require "support"
 local sys = require "trainctl.sys"
 
 local lua = (io.popen("command -v lua5.4"):read("l"))
@@ -39,7 +38,7 @@ print("...", select("#", ...), ...)
       r.out = r.out:gsub(bin:gsub("%p", "%%%0"), "INTERPRETER")
       return r
     end
-    local want, got = run(lua), run(H.trainctl)
+    local want, got = run(lua), run(H.TRAINCTL)
     assert.equal(want.out, got.out)
     assert.equal(want.code, got.code)
     return got, want
@@ -105,9 +104,9 @@ print("...", select("#", ...), ...)
 
   it("runs a #!/usr/bin/env trainctl script found on PATH", function()
     local bin = H.tmpdir()
-    os.execute(("ln -s %s %s/trainctl"):format(H.q(H.trainctl), H.q(bin)))
+    os.execute(("ln -s %s %s/trainctl"):format(H.quote(H.TRAINCTL), H.quote(bin)))
     H.write(dir .. "/tool", "#!/usr/bin/env trainctl\nprint('shebang', #arg, arg[1], ...)\n")
-    os.execute("chmod +x " .. H.q(dir .. "/tool"))
+    os.execute("chmod +x " .. H.quote(dir .. "/tool"))
     local r = H.sh({ "./tool", "first", "second" },
       { cwd = dir, env = { PATH = bin .. ":" .. os.getenv("PATH") } })
     H.rmdir(bin)
@@ -230,14 +229,14 @@ describe("trainctl's own options", function()
     end)
 
     it("is held while the run lasts", function()
-      local p = H.spawn(H.q(H.trainctl) .. " --lock " .. H.q(dir .. "/lock") .. " -e "
-        .. H.q("print('holding') io.stdout:flush() require('trainctl.sys').sleep(30)"))
-      assert.equal("holding", p.line())
+      local p = H.spawn(H.quote(H.TRAINCTL) .. " --lock " .. H.quote(dir .. "/lock") .. " -e "
+        .. H.quote("print('holding') io.stdout:flush() require('trainctl.sys').sleep(30)"))
+      assert.equal("holding", p:line())
       local l, _, code = sys.lock(dir .. "/lock")
       assert.is_nil(l)
       assert.equal("locked", code)
-      p.kill("TERM")
-      p.wait()
+      p:kill("TERM")
+      p:wait()
       assert.is_userdata(sys.lock(dir .. "/lock"))
     end)
   end)
@@ -288,25 +287,25 @@ describe("trainctl's own options", function()
   describe("signals", function()
     local function interrupt(cmd, sig, want)
       local p = H.spawn(cmd)
-      assert.equal("ready", p.line())
-      p.kill(sig)
-      assert.equal(want, p.wait())
+      assert.equal("ready", p:line())
+      p:kill(sig)
+      assert.equal(want, (p:wait()))
     end
 
     it("exits 143 on SIGTERM during a Lua loop", function()
-      interrupt(H.q(H.trainctl) .. " -e " .. H.q("print('ready') io.stdout:flush() while true do end"),
+      interrupt(H.quote(H.TRAINCTL) .. " -e " .. H.quote("print('ready') io.stdout:flush() while true do end"),
         "TERM", 143)
     end)
 
     it("exits 143 on SIGTERM in a script", function()
       local dir = H.tmpdir()
       H.write(dir .. "/s.lua", "print('ready') io.stdout:flush() while true do end")
-      interrupt(H.q(H.trainctl) .. " " .. H.q(dir .. "/s.lua"), "TERM", 143)
+      interrupt(H.quote(H.TRAINCTL) .. " " .. H.quote(dir .. "/s.lua"), "TERM", 143)
       H.rmdir(dir)
     end)
 
     it("exits 130 on SIGINT", function()
-      interrupt(H.q(H.trainctl) .. " -e " .. H.q("print('ready') io.stdout:flush() while true do end"),
+      interrupt(H.quote(H.TRAINCTL) .. " -e " .. H.quote("print('ready') io.stdout:flush() while true do end"),
         "INT", 130)
     end)
   end)

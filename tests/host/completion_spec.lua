@@ -3,8 +3,7 @@
 -- (COMP_WORDS split at "=" as readline splits them), so these tests see
 -- what a user pressing Tab sees.
 
-package.path = "tests/host/?.lua;" .. package.path
-local H = require "helper"
+local H = require "support"
 
 local function have(cmd)
   return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
@@ -19,9 +18,9 @@ describe("trainctl completion bash", function()
     assert.are.equal(0, r.code, r.err)
     script = dir .. "/trainctl.bash"
     H.write(script, r.out)
-    os.execute("mkdir " .. H.q(dir .. "/trainctl"))
+    os.execute("mkdir " .. H.quote(dir .. "/trainctl"))
     H.write(dir .. "/trainctl/credentials", "[sim]\nNCLOUD_ACCESS_KEY = x\n\n[ prod ]\n")
-    os.execute("chmod 600 " .. H.q(dir .. "/trainctl/credentials"))
+    os.execute("chmod 600 " .. H.quote(dir .. "/trainctl/credentials"))
   end)
 
   teardown(function() H.rmdir(dir) end)
@@ -29,9 +28,9 @@ describe("trainctl completion bash", function()
   -- complete{"trainctl", "call", ""} -> the words bash would offer.
   local function complete(words)
     local q = {}
-    for i, w in ipairs(words) do q[i] = H.q(w) end
+    for i, w in ipairs(words) do q[i] = H.quote(w) end
     local prog = ("source %s\nCOMP_WORDS=(%s)\nCOMP_CWORD=%d\n_trainctl\nprintf '%%s\\n' \"${COMPREPLY[@]}\"\n")
-      :format(H.q(script), table.concat(q, " "), #words - 1)
+      :format(H.quote(script), table.concat(q, " "), #words - 1)
     local r = H.sh({ "bash", "-c", prog }, { cwd = dir, env = { XDG_CONFIG_HOME = dir } })
     assert.are.equal(0, r.code, r.err)
     assert.are.equal("", r.err)
@@ -93,8 +92,8 @@ describe("trainctl completion fish", function()
     assert.are.equal(0, r.code, r.err)
     H.write(dir .. "/trainctl.fish", r.out)
     local function complete(line)
-      local c = H.sh({ "fish", "--no-config", "-c", "source " .. H.q(dir .. "/trainctl.fish")
-        .. "; complete -C " .. H.q(line) }, { env = { XDG_CONFIG_HOME = dir } })
+      local c = H.sh({ "fish", "--no-config", "-c", "source " .. H.quote(dir .. "/trainctl.fish")
+        .. "; complete -C " .. H.quote(line) }, { env = { XDG_CONFIG_HOME = dir } })
       assert.are.equal("", c.err)
       local out = {}
       for l in c.out:gmatch("[^\n]+") do out[#out + 1] = l:match("^[^\t]*") end
@@ -123,13 +122,13 @@ describe("trainctl completion zsh", function()
     H.write(dir .. "/_trainctl", r.out)
     local function complete(...)
       local q = {}
-      for i, w in ipairs({ ... }) do q[i] = H.q(w) end
+      for i, w in ipairs({ ... }) do q[i] = H.quote(w) end
       local prog = table.concat({
         "compdef() { :; }",
         "compadd() { local n=${@[-1]}; print -r -- ${(P)n}; }",
         "_describe() { local n=${@[-1]}; print -rl -- \"${(@P)n}\"; }",
         "_files() { :; }",
-        "source " .. H.q(dir .. "/_trainctl"),
+        "source " .. H.quote(dir .. "/_trainctl"),
         "words=(" .. table.concat(q, " ") .. "); CURRENT=$#words; _trainctl",
       }, "\n")
       local c = H.sh({ "zsh", "-f", "-c", prog }, { env = { XDG_CONFIG_HOME = dir } })

@@ -1,8 +1,7 @@
 -- trainctl._http, the native request{...}, against a real HTTP/1.1 server
--- on loopback (tests/host/http_server.py, started for this file).
+-- on loopback (tests/support/http_server.py, started for this file).
 
-package.path = "tests/host/?.lua;" .. package.path
-local H = require "helper"
+local H = require "support"
 local http = require "trainctl._http"
 local cjson = require "cjson"
 
@@ -271,13 +270,13 @@ describe("http.request", function()
     end)
 
     it("a request that gets no answer is interrupted by SIGINT: exit 130", function()
-      local p = H.spawn(H.q(H.trainctl) .. " -e " .. H.q(("print('ready') io.stdout:flush() "
+      local p = H.spawn(H.quote(H.TRAINCTL) .. " -e " .. H.quote(("print('ready') io.stdout:flush() "
         .. "require('trainctl._http').request{url = %q}"):format(srv.url .. "/hang")))
-      assert.equal("ready", p.line())
+      assert.equal("ready", p:line())
       local sys = require "trainctl.sys"
       local t0 = sys.clock()
-      p.kill("INT")
-      assert.equal(130, p.wait())
+      p:kill("INT")
+      assert.equal(130, (p:wait()))
       assert.is_true(sys.clock() - t0 < 5)
     end)
   end)

@@ -1,8 +1,7 @@
 -- trainctl.jq: jq's own language through libjq, loaded only when a
 -- filter runs, so that a start-up never pays for it.
 
-package.path = "tests/host/?.lua;" .. package.path
-local H = require "helper"
+local H = require "support"
 local jq = require "trainctl.jq"
 
 describe("trainctl.jq", function()

@@ -2,7 +2,7 @@
 -- children it started (os.execute, io.popen) within seconds, with one line
 -- and the documented status; os.execute and io.popen otherwise return what
 -- Lua 5.4's do; writes to stdout and stderr are checked; no core dumps.
-local H = require "tests.host.helper"
+local H = require "support"
 local sys = require "trainctl.sys"
 
 -- Every child of these tests sleeps for a duration of its own: the
@@ -15,17 +15,7 @@ end
 
 -- alive(marker) -> the process table's lines of processes (not zombies)
 -- whose command line holds marker.
-local function alive(m)
-  local ps = assert(io.popen("ps -eo stat=,args="))
-  local found = {}
-  for line in ps:lines() do
-    if line:find(m, 1, true) and not line:find("^Z") and not line:find("ps -eo", 1, true) then
-      found[#found + 1] = line
-    end
-  end
-  ps:close()
-  return found
-end
+local alive = H.running
 
 -- run(args) -> status, stdout, stderr, seconds taken.
 local function timed(args, opts)
@@ -39,11 +29,11 @@ end
 -- seconds from the signal to its end.
 local function stopped(chunk, sig)
   local dir = H.tmpdir()
-  local p = H.spawn(H.q(H.trainctl) .. " -e " .. H.q(chunk) .. " </dev/null", { stderr = dir .. "/err" })
-  assert.equal("ready", p.line())
+  local p = H.spawn(H.quote(H.TRAINCTL) .. " -e " .. H.quote(chunk) .. " </dev/null", { stderr = dir .. "/err" })
+  assert.equal("ready", p:line())
   local t0 = sys.clock()
-  p.kill(sig)
-  local code = p.wait()
+  p:kill(sig)
+  local code = (p:wait())
   local err = H.read(dir .. "/err")
   H.rmdir(dir)
   return code, err, sys.clock() - t0
@@ -146,10 +136,10 @@ describe("signals with a child process", function()
     local dir = H.tmpdir()
     local chunk = ("local ok, how, code = os.execute(%q) io.stderr:write('returned ', how, ' ', code, '\\n')")
       :format("echo ready; " .. m)
-    local p = H.spawn(H.q(H.trainctl) .. " -e " .. H.q(chunk), { stderr = dir .. "/err" })
-    assert.equal("ready", p.line())
-    p.kill("TERM")
-    assert.equal(143, p.wait())
+    local p = H.spawn(H.quote(H.TRAINCTL) .. " -e " .. H.quote(chunk), { stderr = dir .. "/err" })
+    assert.equal("ready", p:line())
+    p:kill("TERM")
+    assert.equal(143, (p:wait()))
     assert.equal("trainctl: terminated (SIGTERM)\n", H.read(dir .. "/err"))
     H.rmdir(dir)
   end)
@@ -214,7 +204,7 @@ describe("writes to stdout and stderr", function()
   }
   for _, c in ipairs(cases) do
     it(c[1] .. " onto a full disk: exit 1 naming stdout", function()
-      local r = H.sh(("%s -e %s >/dev/full"):format(H.q(H.trainctl), H.q(c[2])))
+      local r = H.sh(("%s -e %s >/dev/full"):format(H.quote(H.TRAINCTL), H.quote(c[2])))
       assert.equal(1, r.code)
       assert.matches("^trainctl: [%w :]*cannot write stdout: No space left on device\n$", r.err)
     end)
@@ -222,24 +212,24 @@ describe("writes to stdout and stderr", function()
 
   for _, opt in ipairs({ "--help", "--version" }) do
     it(opt .. " onto a full disk: exit 1", function()
-      local r = H.sh(("%s %s >/dev/full"):format(H.q(H.trainctl), opt))
+      local r = H.sh(("%s %s >/dev/full"):format(H.quote(H.TRAINCTL), opt))
       assert.equal(1, r.code)
       assert.equal("trainctl: cannot write stdout: No space left on device\n", r.err)
     end)
   end
 
   it("stderr onto a full disk: exit 1", function()
-    local r = H.sh(("%s -e %s 2>/dev/full"):format(H.q(H.trainctl), H.q("io.stderr:write('x')")))
+    local r = H.sh(("%s -e %s 2>/dev/full"):format(H.quote(H.TRAINCTL), H.quote("io.stderr:write('x')")))
     assert.equal(1, r.code)
   end)
 
   -- A pipe whose reader is gone before trainctl starts: every write
   -- meets EPIPE, whatever the timing.
   local function into_closed_pipe(chunk)
-    return H.sh(("python3 -c %s %s -e %s"):format(H.q(
+    return H.sh(("python3 -c %s %s -e %s"):format(H.quote(
       "import os, subprocess, sys\n"
       .. "r, w = os.pipe()\nos.close(r)\n"
-      .. "sys.exit(subprocess.call(sys.argv[1:], stdout=w))"), H.q(H.trainctl), H.q(chunk)))
+      .. "sys.exit(subprocess.call(sys.argv[1:], stdout=w))"), H.quote(H.TRAINCTL), H.quote(chunk)))
   end
 
   it("a reader that went away ends the run quietly with 141, as SIGPIPE would", function()
@@ -256,7 +246,7 @@ describe("writes to stdout and stderr", function()
 
   it("a script printing a lot into head: 141", function()
     local r = H.sh({ "bash", "-c", ("%s -e %s | head -c1 >/dev/null; exit ${PIPESTATUS[0]}")
-      :format(H.q(H.trainctl), H.q("for i = 1, 1e6 do print(('x'):rep(100)) end")) })
+      :format(H.quote(H.TRAINCTL), H.quote("for i = 1, 1e6 do print(('x'):rep(100)) end")) })
     assert.equal(141, r.code)
     assert.equal("", r.err)
   end)
@@ -268,17 +258,17 @@ describe("core dumps", function()
     -- The sanitiser build turns core dumps off on its own unless told.
     env = env or {}
     env.ASAN_OPTIONS = (os.getenv("ASAN_OPTIONS") or "") .. ":disable_coredump=0"
-    local words = { H.q(H.trainctl) }
+    local words = { H.quote(H.TRAINCTL) }
     for _, o in ipairs(opts) do words[#words + 1] = o end
-    words[#words + 1] = "-e " .. H.q(probe)
+    words[#words + 1] = "-e " .. H.quote(probe)
     return H.sh("ulimit -c unlimited; " .. table.concat(words, " "), { env = env })
   end
 
   it("are off by default, even where the limit allows them", function()
     local r = run({})
     assert.equal("false\n", r.out)
-    local limits = H.sh(("ulimit -c unlimited; %s -e %s"):format(H.q(H.trainctl),
-      H.q("io.write(io.open('/proc/self/limits'):read('a'))"))).out
+    local limits = H.sh(("ulimit -c unlimited; %s -e %s"):format(H.quote(H.TRAINCTL),
+      H.quote("io.write(io.open('/proc/self/limits'):read('a'))"))).out
     assert.matches("Max core file size%s+0%s", limits)
   end)
 

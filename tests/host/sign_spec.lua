@@ -1,8 +1,7 @@
 -- sign.ncp_v2 recomputed by another implementation, the openssl command
 -- line, for random requests (the vectors are in tests/unit/test_sign.c).
 
-package.path = "tests/host/?.lua;" .. package.path
-local H = require "helper"
+local H = require "support"
 local sign = require "trainctl.sign"
 
 local alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -41,7 +40,7 @@ describe("sign.ncp_v2", function()
       reqs[i] = r
       H.write(("%s/msg%d"):format(dir, i),
         r.method .. " " .. r.uri .. "\n" .. r.timestamp .. "\n" .. r.access_key)
-      script[i] = ("openssl dgst -sha256 -hmac %s -binary < msg%d | base64"):format(H.q(r.secret_key), i)
+      script[i] = ("openssl dgst -sha256 -hmac %s -binary < msg%d | base64"):format(H.quote(r.secret_key), i)
     end
     local res = H.sh(table.concat(script, "\n"), { cwd = dir })
     H.rmdir(dir)

@@ -1,8 +1,7 @@
 -- trainctl.sys: atomic writes, locks between processes, the two date
 -- formats of the clouds, clocks and interruptible sleep.
 
-package.path = "tests/host/?.lua;" .. package.path
-local H = require "helper"
+local H = require "support"
 local sys = require "trainctl.sys"
 
 -- Code run by another trainctl process (a script on its stdin, so the
@@ -16,7 +15,7 @@ describe("sys.write_atomic", function()
 
   before_each(function() dir = H.tmpdir() end)
   after_each(function()
-    os.execute("chmod -R u+w " .. H.q(dir))
+    os.execute("chmod -R u+w " .. H.quote(dir))
     H.rmdir(dir)
   end)
 
@@ -46,7 +45,7 @@ describe("sys.write_atomic", function()
 
   it("applies the umask when no mode is given", function()
     local path = dir .. "/umask"
-    local r = H.sh("umask 027 && exec " .. H.q(H.trainctl) .. " - " .. H.q(path),
+    local r = H.sh("umask 027 && exec " .. H.quote(H.TRAINCTL) .. " - " .. H.quote(path),
       { stdin = "assert(require'trainctl.sys'.write_atomic(arg[1], 'x'))" })
     assert.equal(0, r.code, r.err)
     assert.equal(tonumber("640", 8), sys.stat(path).mode)
@@ -63,7 +62,7 @@ describe("sys.write_atomic", function()
   it("returns nil and an error naming the file in an unwritable directory", function()
     local ro = dir .. "/ro"
     assert(sys.mkdir_p(ro))
-    os.execute("chmod 555 " .. H.q(ro))
+    os.execute("chmod 555 " .. H.quote(ro))
     -- Permissions do not stop root; a proc directory stops everyone.
     if sys.write_atomic(ro .. "/probe", "x") then ro = "/proc/self" end
     local path = ro .. "/f.json"
@@ -77,7 +76,7 @@ describe("sys.write_atomic", function()
     -- fails it with ENOSPC.
     local path = dir .. "/big"
     H.write(path, "old")
-    local r = H.sh("trap '' XFSZ; ulimit -f 8; exec " .. H.q(H.trainctl) .. " - " .. H.q(path),
+    local r = H.sh("trap '' XFSZ; ulimit -f 8; exec " .. H.quote(H.TRAINCTL) .. " - " .. H.quote(path),
       { stdin = "print(require'trainctl.sys'.write_atomic(arg[1], ('x'):rep(1000000)))" })
     assert.equal(0, r.code, r.err)
     assert.matches("^nil\t", r.out)
@@ -266,12 +265,12 @@ describe("clocks and sleep", function()
 
   for _, sig in ipairs { { "INT", 130 }, { "TERM", 143 } } do
     it("sleep(30) is interrupted by SIG" .. sig[1] .. " and the run exits " .. sig[2], function()
-      local p = H.spawn(H.q(H.trainctl) .. " -e " .. H.q(
+      local p = H.spawn(H.quote(H.TRAINCTL) .. " -e " .. H.quote(
         "local sys = require 'trainctl.sys' print('sleeping') io.stdout:flush() sys.sleep(30)"))
-      assert.equal("sleeping", p.line())
+      assert.equal("sleeping", p:line())
       local t0 = sys.clock()
-      p.kill(sig[1])
-      assert.equal(sig[2], p.wait())
+      p:kill(sig[1])
+      assert.equal(sig[2], (p:wait()))
       assert.is_true(sys.clock() - t0 < 5)
     end)
   end
@@ -279,11 +278,11 @@ describe("clocks and sleep", function()
   it("sleep inside a script (a task) is interrupted too", function()
     local dir = H.tmpdir()
     H.write(dir .. "/s.lua", "print('sleeping') io.stdout:flush() require('trainctl.sys').sleep(30)")
-    local p = H.spawn(H.q(H.trainctl) .. " " .. H.q(dir .. "/s.lua"))
-    assert.equal("sleeping", p.line())
+    local p = H.spawn(H.quote(H.TRAINCTL) .. " " .. H.quote(dir .. "/s.lua"))
+    assert.equal("sleeping", p:line())
     local t0 = sys.clock()
-    p.kill("INT")
-    assert.equal(130, p.wait())
+    p:kill("INT")
+    assert.equal(130, (p:wait()))
     assert.is_true(sys.clock() - t0 < 5)
     H.rmdir(dir)
   end)
@@ -291,9 +290,9 @@ end)
 
 describe("process and files", function()
   it("getpid is the process id", function()
-    local p = H.spawn(H.q(H.trainctl) .. " -e " .. H.q("print(require'trainctl.sys'.getpid())"))
-    assert.equal(p.pid, tonumber(p.line()))
-    p.wait()
+    local p = H.spawn(H.quote(H.TRAINCTL) .. " -e " .. H.quote("print(require'trainctl.sys'.getpid())"))
+    assert.equal(p.pid, tonumber(p:line()))
+    p:wait()
   end)
 
   it("getenv reads the environment", function()

@@ -1,8 +1,7 @@
 -- trainctl._http over TLS, against a loopback HTTPS server whose
 -- certificate is signed by a CA made for this run with `openssl req`.
 
-package.path = "tests/host/?.lua;" .. package.path
-local H = require "helper"
+local H = require "support"
 local http = require "trainctl._http"
 
 local function openssl(dir, args)
@@ -28,7 +27,7 @@ describe("http.request over TLS", function()
   setup(function()
     dir = H.tmpdir()
     make_pki(dir)
-    srv = H.server(dir .. "/server.pem", dir .. "/server.key")
+    srv = H.server({ args = { "--tls", dir .. "/server.pem", dir .. "/server.key" }, https = true })
   end)
 
   teardown(function()

@@ -1,40 +1,28 @@
 -- The AiTEMS client against cloudsim: lifecycles to each end state on the
 -- emulator's clock, paging, error kinds, retries and safe creates.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
 local errors = require("trainctl.errors")
-local log = require("trainctl.log")
 
-local TYPES = { "user", "item", "interaction" }
-local FIELDS = {
-  user = { { name = "USER_ID", type = { "string" } }, { name = "AGE", type = { "int", "null" } },
-    { name = "GENDER", type = { "string", "null" }, categorical = true } },
-  item = { { name = "ITEM_ID", type = { "string" } }, { name = "CATEGORY", type = { "string", "null" } } },
-  interaction = { { name = "USER_ID", type = { "string" } }, { name = "ITEM_ID", type = { "string" } },
-    { name = "TIMESTAMP", type = { "long" } } },
-}
-local FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
+local TYPES, FIELDS, FILES = cloudsim.AITEMS_TYPES, cloudsim.AITEMS_FIELDS, cloudsim.AITEMS_FILES
 
 describe("aitems against cloudsim", function()
-  local sim, restore, ai, data, n = nil, nil, nil, nil, 0
+  local sim, ai, data, n = nil, nil, nil, 0
 
   setup(function()
-    log.set_level("error")
-    data = os.tmpname()
-    os.remove(data)
+    data = support.tmpdir()
     -- Interaction files whose key says "fail" make the training fail.
     os.execute(("mkdir -p %s/aitems && cp examples/data/aitems/*.csv %s/aitems/ && "
       .. "cp %s/aitems/interactions.csv %s/aitems/interactions_fail.csv && "
       .. "cp %s/aitems/interactions.csv %s/aitems/interactions_refine_fail.csv")
       :format(data, data, data, data, data, data))
-    sim = cloudsim.start({ speed = 0, data_dir = data })
-    restore = sim:use()
+    sim = cloudsim.start({ poll_interval = "0.2", speed = 0, data_dir = data, use = true, log = "error" })
     ai = aitems.client()
   end)
   teardown(function()
-    restore()
     sim:stop()
-    os.execute("rm -rf " .. cloudsim.quote(data))
+    support.rmdir(data)
   end)
 
   -- A trainable service whose interaction data comes from interactions_file.

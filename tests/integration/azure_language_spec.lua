@@ -1,35 +1,24 @@
 -- The Azure Language client against cloudsim: key and Entra ID auth
 -- (with an expiring token), every job end state, nextLink paging, errors.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local azure = require("trainctl.azure_language")
 local errors = require("trainctl.errors")
-local log = require("trainctl.log")
 
 local KIND = "CustomSingleLabelClassification"
 
 local function labelled_assets()
-  local docs, classes, seen = {}, {}, {}
-  for line in io.lines("examples/data/textclass/labels.csv") do
-    local loc, cls = line:match("^([^,]+),(.+)$")
-    if loc and loc ~= "location" then
-      if not seen[cls] then seen[cls] = true classes[#classes + 1] = { category = cls } end
-      docs[#docs + 1] = { location = loc, language = "en", dataset = "Train", class = { category = cls } }
-    end
-  end
-  return { projectKind = KIND, classes = classes, documents = docs }
+  return cloudsim.azure_assets(KIND)
 end
 
 describe("azure_language against cloudsim", function()
-  local sim, restore, az
+  local sim, az
 
   setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 0, args = "--token-ttl 600" })
-    restore = sim:use()
+    sim = cloudsim.start({ poll_interval = "0.2", speed = 0, args = "--token-ttl 600", use = true, log = "error" })
     az = azure.client()
   end)
   teardown(function()
-    restore()
     sim:stop()
   end)
 
@@ -135,14 +124,14 @@ describe("azure_language against cloudsim", function()
       c:list_projects()
       assert.equal(tokens + 1, #sim:requests({ provider = "entra" }))
       undo()
-      restore = sim:use()
+      sim:use()
     end)
 
     it("a wrong client secret is an auth error without the secret", function()
       local undo = sim:use({ AZURE_LANGUAGE_KEY = false, AZURE_CLIENT_SECRET = "wrong-client-secret" })
       local ok, err = pcall(function() azure.client():list_projects() end)
       undo()
-      restore = sim:use()
+      sim:use()
       assert.is_false(ok)
       assert.equal("auth", err.kind)
       assert.equal("entra", err.provider)
@@ -183,50 +172,15 @@ describe("azure_language against cloudsim", function()
   end)
 
   it("reports a nextLink loop instead of following it forever", function()
-    -- cloudsim pages correctly; a tiny server that always answers with the
-    -- same nextLink plays the misbehaving service.
-    local dir = os.tmpname()
-    os.remove(dir)
-    os.execute("mkdir -p " .. cloudsim.quote(dir))
-    local script = dir .. "/loop.py"
-    local f = assert(io.open(script, "w"))
-    f:write([[
-import http.server, json, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        port = self.server.server_address[1]
-        link = "http://127.0.0.1:%d/language/authoring/analyze-text/projects" % port
-        body = json.dumps({"value": [{"projectName": "x"}],
-                           "nextLink": link + "?skip=1&api-version=2023-04-01"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-s = http.server.HTTPServer(("127.0.0.1", 0), H)
-open(sys.argv[1], "w").write(str(s.server_address[1]))
-s.serve_forever()
-]])
-    f:close()
-    local p = io.popen(("python3 %s %s >/dev/null 2>&1 & echo $!"):format(cloudsim.quote(script),
-      cloudsim.quote(dir .. "/port")))
-    local pid = p:read("l")
-    p:close()
-    local port
-    for _ = 1, 100 do
-      port = cloudsim.slurp(dir .. "/port")
-      if port and port ~= "" then break end
-      require("trainctl.sys").sleep(0.05)
-    end
-    local c = azure.client({ endpoint = "http://127.0.0.1:" .. port, key = "k-loop-test" })
+    -- cloudsim pages correctly; the test server's /nextlink/ pages, whose
+    -- nextLink is always the same, play the misbehaving service.
+    local srv = support.server()
+    finally(srv.stop)
+    local c = azure.client({ endpoint = srv.url .. "/nextlink", key = "k-loop-test" })
     local seen = 0
     local ok, err = pcall(function()
       for _ in c:each("list_projects") do seen = seen + 1 end
     end)
-    os.execute("kill " .. pid)
-    os.execute("rm -rf " .. cloudsim.quote(dir))
     assert.is_false(ok)
     assert.equal("NextLinkLoop", err.code)
     assert.equal(2, seen)

@@ -4,7 +4,8 @@
 -- subcommand, timeouts, deletes that ask first, and usage errors that
 -- say what was meant. The emulator's clock stands still (speed 0) unless
 -- a test advances it.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local json = require("trainctl.json")
 local sys = require("trainctl.sys")
 
@@ -41,7 +42,7 @@ describe("trainctl call against cloudsim", function()
   end
 
   setup(function()
-    sim = cloudsim.start({ speed = 0 })
+    sim = cloudsim.start({ poll_interval = "0.2", speed = 0 })
     for _, n in ipairs({ "alpha", "beta", "gamma" }) do
       ok({ "call", "aitems", "create_service", "name=" .. n, "type=batch" })
       ok({ "call", "azure_language", "create_project", "project_name=" .. n, "language=en",
@@ -148,7 +149,7 @@ describe("trainctl call against cloudsim", function()
       f:write(yaml)
       f:close()
       local p = io.popen("python3 -c 'import sys, json, yaml; "
-        .. "print(json.dumps(yaml.safe_load(open(sys.argv[1]))))' " .. cloudsim.quote(path))
+        .. "print(json.dumps(yaml.safe_load(open(sys.argv[1]))))' " .. support.quote(path))
       local got = p:read("a")
       p:close()
       assert.same(json.decode(want), json.decode(got))
@@ -218,24 +219,7 @@ describe("trainctl call against cloudsim", function()
     it("works the same for an AiTEMS training", function()
       -- A trainable service, made through the library (the sample data).
       local restore = sim:use()
-      local ai = require("trainctl.aitems").client()
-      local fields = {
-        user = { { name = "USER_ID", type = { "string" } }, { name = "AGE", type = { "int", "null" } },
-          { name = "GENDER", type = { "string", "null" }, categorical = true } },
-        item = { { name = "ITEM_ID", type = { "string" } }, { name = "CATEGORY", type = { "string", "null" } } },
-        interaction = { { name = "USER_ID", type = { "string" } }, { name = "ITEM_ID", type = { "string" } },
-          { name = "TIMESTAMP", type = { "long" } } },
-      }
-      local files = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
-      local ids = {}
-      for _, typ in ipairs({ "user", "item", "interaction" }) do
-        ai:create_schema({ dataset_type = typ, name = "cs_" .. typ, fields = fields[typ] })
-        ids[#ids + 1] = ai:create_dataset({ type = typ, name = "cd_" .. typ, schema_name = "cs_" .. typ,
-          os_info = { region = "KR", bucket = "b", key = "aitems/" .. files[typ] } }).datasetId
-      end
-      sim:advance(100)
-      local sid = ai:create_service({ name = "trained_by_call" }).serviceId
-      ai:set_service_datasets(sid, { dataset_ids = ids })
+      local sid = sim:aitems_service(require("trainctl.aitems").client(), "trained_by_call")
       restore()
       local ref = ok({ "call", "aitems", "train", "service_id=" .. sid, "types=pop", "--no-wait" })
       assert.same({ "pop" }, json.decode(ref).job.types)
@@ -286,31 +270,18 @@ describe("trainctl call against cloudsim", function()
     it("Ctrl-C during --wait exits 130 and the reference is on stderr already", function()
       ok(words("call", "opensearch", "create_function_instance", OS, "instance_name=interrupted",
         "model_type=tf_checkpoint"))
-      local errf, pidf, codef = sim.dir .. "/int.err", sim.dir .. "/int.pid", sim.dir .. "/int.code"
-      local env = {}
-      for k, v in pairs(sim.env) do env[#env + 1] = k .. "=" .. cloudsim.quote(v) end
-      local cmd = ("env %s %s %s </dev/null >/dev/null 2>%s & echo $! >%s; wait $!; echo $? >%s")
-        :format(table.concat(env, " "), cloudsim.quote(cloudsim.TRAINCTL), table.concat(words("call",
-          "opensearch", "create_function_task", OS, "instance_name=interrupted", "--wait"), " "),
-          cloudsim.quote(errf), cloudsim.quote(pidf), cloudsim.quote(codef))
-      os.execute("sh -c " .. cloudsim.quote(cmd) .. " &")
+      local proc = sim:spawn(words("call", "opensearch", "create_function_task", OS, "instance_name=interrupted",
+        "--wait"))
+      finally(function() proc:kill("KILL") end)
       -- Until the reference shows on stderr: the wait is then polling a
       -- training that never ends (the clock stands still).
-      local function until_found(fn)
-        local deadline = sys.clock() + 20
-        while true do
-          local v = fn()
-          if v or sys.clock() > deadline then return v end
-          sys.sleep(0.05)
-        end
-      end
-      local ref = until_found(function()
-        return (cloudsim.slurp(errf) or ""):match("trainctl wait opensearch '([^']+)'")
-      end)
-      assert.is_string(ref, cloudsim.slurp(errf))
-      os.execute("kill -INT " .. cloudsim.slurp(pidf):match("%d+"))
-      local code = until_found(function() return (cloudsim.slurp(codef) or ""):match("%d+") end)
-      assert.equal("130", code)
+      local ref = support.poll(function()
+        return proc:stderr():match("trainctl wait opensearch '([^']+)'")
+      end, 20, "the reference on stderr")
+      assert.is_string(ref, proc:stderr())
+      proc:kill("INT")
+      local code = proc:wait(20)
+      assert.equal(130, code)
       sim:advance(700)
       assert.equal("succeeded", json.decode(ok({ "wait", "opensearch", ref })).state)
     end)

@@ -1,11 +1,12 @@
 -- Every example runs green against the emulator, resumes instead of
 -- repeating a training, and prints no credential even at trace level.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local json = require("trainctl.json")
 
 describe("examples against cloudsim", function()
-  local sim
-  setup(function() sim = cloudsim.start({ speed = 600 }) end)
+  local sim = cloudsim.new({ poll_interval = "0.2", speed = 600 })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   local function count(op)
@@ -18,7 +19,7 @@ describe("examples against cloudsim", function()
     local code, _, err = sim:run({ "--state", state, "examples/aitems_recommend.lua", out })
     assert.equal(0, code, err)
     local lines = {}
-    for line in cloudsim.slurp(out):gmatch("[^\n]+") do lines[#lines + 1] = json.decode(line) end
+    for line in support.read(out):gmatch("[^\n]+") do lines[#lines + 1] = json.decode(line) end
     assert.equal(30, #lines)
     assert.equal("u001", lines[1].user_id)
     assert.is_true(#lines[1].items > 0)
@@ -48,7 +49,7 @@ describe("examples against cloudsim", function()
     assert.equal(0, code, err)
     assert.is_number(json.decode(stdout).microF1)
     local n = 0
-    for line in cloudsim.slurp(out):gmatch("[^\n]+") do
+    for line in support.read(out):gmatch("[^\n]+") do
       local rec = json.decode(line)
       assert.matches("^ticket_%d+%.txt$", rec.file)
       assert.is_string(rec.class)
@@ -65,8 +66,8 @@ describe("examples against cloudsim", function()
     local code, _, err = sim:run({ "--state", state, "examples/nightly.lua", outdir }, { env = env })
     assert.equal(0, code, err)
     assert.equal(trains + 1, count("CreateTrain"))
-    assert.is_string(cloudsim.slurp(outdir .. "/2030-01-02/recommendations.jsonl"))
-    assert.is_string(cloudsim.slurp(outdir .. "/2030-01-02/classified.jsonl"))
+    assert.is_string(support.read(outdir .. "/2030-01-02/recommendations.jsonl"))
+    assert.is_string(support.read(outdir .. "/2030-01-02/classified.jsonl"))
     code, _, err = sim:run({ "--state", state, "examples/nightly.lua", outdir }, { env = env })
     assert.equal(0, code, err)
     assert.matches("already done today", err)

@@ -2,35 +2,28 @@
 -- against cloudsim: `trainctl config` (where each setting and credential
 -- comes from, never a value), provider defaults from the environment or a
 -- profile, and errors that name what to check, in one line.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
-local log = require("trainctl.log")
 
 local function one_line(s)
   return select(2, s:gsub("\n", "")) == 1 and s:sub(-1) == "\n"
 end
 
 describe("trainctl config and errors against cloudsim", function()
-  local sim, restore
+  local sim = cloudsim.new({ poll_interval = "0.2", speed = 0, use = true, log = "error" })
 
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 0 })
-    restore = sim:use()
-  end)
-  teardown(function()
-    restore()
-    sim:stop()
-  end)
+  setup(function() sim:start() end)
+  teardown(function() sim:stop() end)
 
   -- A credentials file in the emulator's XDG_CONFIG_HOME.
   local function profile_file(text)
     local dir = sim.env.XDG_CONFIG_HOME .. "/trainctl"
-    os.execute("mkdir -p " .. cloudsim.quote(dir))
+    os.execute("mkdir -p " .. support.quote(dir))
     local f = assert(io.open(dir .. "/credentials", "wb"))
     f:write(text)
     f:close()
-    os.execute("chmod 600 " .. cloudsim.quote(dir .. "/credentials"))
+    os.execute("chmod 600 " .. support.quote(dir .. "/credentials"))
     return dir .. "/credentials"
   end
 

@@ -1,28 +1,20 @@
 -- The concurrent helpers against cloudsim: many jobs waited on at once,
 -- lookups that slow down together on 429, analyze-text in parallel batches.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
 local azure = require("trainctl.azure_language")
 local csv = require("trainctl.csv")
 local fanout = require("trainctl.fanout")
 local job = require("trainctl.job")
-local log = require("trainctl.log")
 local opensearch = require("trainctl.opensearch")
 
 local KIND = "CustomSingleLabelClassification"
 
 describe("concurrent helpers against cloudsim", function()
-  local sim, restore
+  local sim = cloudsim.new({ poll_interval = "0.2", speed = 600, use = true, log = "error" })
 
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 600 })
-    restore = sim:use()
-  end)
-  teardown(function()
-    restore()
-    sim:stop()
-  end)
+  setup(function() sim:start() end)
+  teardown(function() sim:stop() end)
 
   it("job.wait_all polls every training at once and reports the one that failed", function()
     local c = opensearch.client({ app_group = "fan", function_name = "ctr" })
@@ -90,17 +82,9 @@ describe("concurrent helpers against cloudsim", function()
 
   it("analyze_batches classifies 60 documents in three jobs of 25, 25 and 10", function()
     local az = azure.client()
-    local docs, classes, seen = {}, {}, {}
-    for line in io.lines("examples/data/textclass/labels.csv") do
-      local loc, cls = line:match("^([^,]+),(.+)$")
-      if loc and loc ~= "location" then
-        if not seen[cls] then seen[cls] = true classes[#classes + 1] = { category = cls } end
-        docs[#docs + 1] = { location = loc, language = "en", dataset = "Train", class = { category = cls } }
-      end
-    end
     az:create_project("Fan", { language = "en", project_kind = KIND, storage_input_container_name = "textclass" })
     az:import_project("Fan", { metadata = { projectName = "Fan", language = "en", projectKind = KIND,
-      storageInputContainerName = "textclass" }, assets = { projectKind = KIND, classes = classes, documents = docs } })
+      storageInputContainerName = "textclass" }, assets = cloudsim.azure_assets(KIND) })
       :wait({ timeout = 60, interval = 0.05, quiet = true })
     az:train("Fan", { model_label = "m1" }):wait({ timeout = 60, interval = 0.05, quiet = true })
     az:deploy("Fan", "prod", { trained_model_label = "m1" }):wait({ timeout = 60, interval = 0.05, quiet = true })

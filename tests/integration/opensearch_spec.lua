@@ -1,21 +1,14 @@
 -- The OpenSearch client against cloudsim: both signatures, both key
 -- casings, lifecycles to success and failure, paging, errors, throttling.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local opensearch = require("trainctl.opensearch")
-local log = require("trainctl.log")
 
 describe("opensearch against cloudsim", function()
-  local sim, restore
+  local sim = cloudsim.new({ poll_interval = "0.2", speed = 0, use = true, log = "error" })
 
-  setup(function()
-    log.set_level("error")
-    sim = cloudsim.start({ speed = 0 })
-    restore = sim:use()
-  end)
-  teardown(function()
-    restore()
-    sim:stop()
-  end)
+  setup(function() sim:start() end)
+  teardown(function() sim:stop() end)
 
   local function client(extra)
     local o = { app_group = "itest", function_name = "ctr" }
@@ -143,8 +136,10 @@ describe("opensearch against cloudsim", function()
       local killed = task.spawn(function()
         c:create_function_task({ instance_name = "held_start", record = function(ref) recorded = ref end })
       end)
-      while not recorded do task.sleep(0.02) end
-      task.sleep(0.2)
+      support.poll(function() return recorded end, 20, "the start to be recorded")
+      -- The emulator holds the start from the moment it takes the fault.
+      support.poll(function() return #sim:admin("GET", "faults").scripted == 0 end, 20,
+        "the start to reach the emulator")
       killed:cancel()
       local settle = job.settle
       job.settle = 2
@@ -152,7 +147,9 @@ describe("opensearch against cloudsim", function()
       job.settle = settle
       assert.is_true(ok, tostring(j))
       sim:advance(1000)
-      task.sleep(1)
+      -- The held start is logged once it has been carried out.
+      support.poll(function() return #sim:requests({ operation = "CreateFunctionTask", fault = "slow" }) == 1 end,
+        20, "the held start to be carried out")
       assert.equal(1, c:list_function_tasks({ instance_name = "held_start" }).TotalCount)
       local starts = 0
       for _, r in ipairs(sim:requests({ operation = "CreateFunctionTask" })) do
@@ -180,14 +177,13 @@ describe("opensearch against cloudsim", function()
   describe("camelCase answers", function()
     local camel, undo
     setup(function()
-      camel = cloudsim.start({ speed = 0, args = "--opensearch-keys camel --opensearch-error-status 200" })
-      restore()
+      camel = cloudsim.start({ poll_interval = "0.2", speed = 0, args = "--opensearch-keys camel --opensearch-error-status 200" })
       undo = camel:use()
     end)
     teardown(function()
       undo()
       camel:stop()
-      restore = sim:use()
+      sim:use()
     end)
 
     it("reads the same fields and maps business errors sent with status 200", function()

@@ -1,14 +1,15 @@
 -- The workflow the README shows is real: it runs against the emulator
 -- and prints recommendations learned from the sample data.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 
 describe("the README workflow", function()
-  local sim
-  setup(function() sim = cloudsim.start({ speed = 600 }) end)
+  local sim = cloudsim.new({ poll_interval = "0.2", speed = 600 })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   it("trains once and prints a user's recommended items", function()
-    local readme = cloudsim.slurp("README.md")
+    local readme = support.read("README.md")
     local code = readme:match("## A workflow.-```lua\n(.-)```")
     assert.is_string(code, "README has a Lua code block under 'A workflow'")
     local lines = select(2, code:gsub("\n", ""))

@@ -2,10 +2,8 @@
 -- Many requests at once on one thread: 1,000 signed AiTEMS calls to the
 -- emulator from 1,000 tasks, all in flight together.
 
-package.path = "tests/loop/?.lua;" .. package.path
-local S = require "support"
+local cloudsim = require "support.cloudsim"
 local task = require "trainctl.task"
-local sys = require "trainctl.sys"
 local http = require "trainctl._http"
 local aitems = require "trainctl.aitems"
 local cjson = require "cjson"
@@ -13,8 +11,8 @@ local cjson = require "cjson"
 describe("1,000 concurrent requests", function()
   local sim
 
-  setup(function() sim = S.cloudsim() end)
-  teardown(function() sim.stop() end)
+  setup(function() sim = cloudsim.start({ speed = 1 }) end)
+  teardown(function() sim:stop() end)
 
   it("all complete, each answered, all in flight at once", function()
     local client = aitems.client {
@@ -23,7 +21,6 @@ describe("1,000 concurrent requests", function()
     }
     local in_flight, peak = 0, 0
     local ts = {}
-    local t0 = sys.clock()
     for i = 1, 1000 do
       ts[i] = task.spawn(function()
         in_flight = in_flight + 1
@@ -34,7 +31,6 @@ describe("1,000 concurrent requests", function()
       end)
     end
     local results = task.all(ts)
-    local took = sys.clock() - t0
     assert.equal(1000, #results)
     for i, res in ipairs(results) do
       assert.equal(i, res.offset)
@@ -42,7 +38,8 @@ describe("1,000 concurrent requests", function()
     end
     -- every task was waiting on its request while the others started
     assert.equal(1000, peak)
-    assert.is_true(took < 20, ("took %.1f s"):format(took))
+    -- and each got its answer back (none left waiting)
+    assert.equal(0, in_flight)
     -- and the emulator saw each of them once
     local log = cjson.decode(assert(http.request { url = sim.url .. "/_cloudsim/requests" }).body)
     assert.equal(1000, log.count)

@@ -1,4 +1,4 @@
-local support = dofile("tests/lua/support.lua")
+local support = require("support.doubles")
 local aitems = require("trainctl.aitems")
 local errors = require("trainctl.errors")
 local sign = require("trainctl.sign")
@@ -15,17 +15,9 @@ local function path_and_query(url)
 end
 
 describe("trainctl.aitems", function()
-  local sleeps, logs, restore_env
-  before_each(function()
-    sleeps = support.sleeps()
-    logs = support.logs("error")
-    restore_env = support.env({})
-  end)
-  after_each(function()
-    sleeps.restore()
-    logs.restore()
-    restore_env()
-  end)
+  local iso = support.isolate({ log = "error" })
+  before_each(iso.before)
+  after_each(iso.after)
 
   it("has every operation of the reference", function()
     assert.equal(27, #aitems.operations)

@@ -1,4 +1,4 @@
-local support = dofile("tests/lua/support.lua")
+local support = require("support.doubles")
 local azure = require("trainctl.azure_language")
 local errors = require("trainctl.errors")
 
@@ -19,17 +19,9 @@ local function token(tok, ttl)
 end
 
 describe("trainctl.azure_language", function()
-  local sleeps, logs, restore_env
-  before_each(function()
-    sleeps = support.sleeps()
-    logs = support.logs("error")
-    restore_env = support.env({})
-  end)
-  after_each(function()
-    sleeps.restore()
-    logs.restore()
-    restore_env()
-  end)
+  local iso = support.isolate({ log = "error" })
+  before_each(iso.before)
+  after_each(iso.after)
 
   it("covers the authoring operations and the analyze-text jobs", function()
     assert.equal(32, #azure.operations)
@@ -189,7 +181,7 @@ describe("trainctl.azure_language", function()
         { status = 200, body = { status = "succeeded" } } })
       job:wait()
       rec.restore()
-      assert.same({ 7 }, sleeps.list)
+      assert.same({ 7 }, iso.sleeps.list)
     end)
   end)
 
@@ -244,8 +236,8 @@ describe("trainctl.azure_language", function()
     end)
 
     it("names the missing credential", function()
-      restore_env()
-      restore_env = support.env({ AZURE_LANGUAGE_ENDPOINT = EP, AZURE_TENANT_ID = "t", AZURE_CLIENT_ID = "c" })
+      iso.restore_env()
+      iso.restore_env = support.env({ AZURE_LANGUAGE_ENDPOINT = EP, AZURE_TENANT_ID = "t", AZURE_CLIENT_ID = "c" })
       local ok, err = pcall(azure.client)
       assert.is_false(ok)
       assert.equal("usage", err.kind)
@@ -253,8 +245,8 @@ describe("trainctl.azure_language", function()
     end)
 
     it("prefers the TRAINCTL_ endpoint override", function()
-      restore_env()
-      restore_env = support.env({ AZURE_LANGUAGE_ENDPOINT = "https://real.example",
+      iso.restore_env()
+      iso.restore_env = support.env({ AZURE_LANGUAGE_ENDPOINT = "https://real.example",
         TRAINCTL_AZURE_LANGUAGE_ENDPOINT = EP .. "/", AZURE_LANGUAGE_KEY = "k-from-env" })
       local c = azure.client()
       assert.equal(EP, c.endpoint)

@@ -1,4 +1,4 @@
-local support = dofile("tests/lua/support.lua")
+local support = require("support.doubles")
 local cli = require("trainctl.cli")
 
 -- capture(fn) -> fn's result and what it wrote on stdout; stderr is

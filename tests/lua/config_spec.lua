@@ -1,4 +1,5 @@
-local support = dofile("tests/lua/support.lua")
+local support = require("support.doubles")
+local files = require("support")
 local config = require("trainctl.config")
 local errors = require("trainctl.errors")
 local log = require("trainctl.log")
@@ -13,7 +14,7 @@ end
 describe("trainctl.config", function()
   local dir, cleanup, restore
   before_each(function()
-    dir, cleanup = support.tmpdir()
+    dir, cleanup = files.tmpdir()
     os.execute("mkdir -p '" .. dir .. "/trainctl'")
   end)
   after_each(function()

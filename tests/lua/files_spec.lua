@@ -1,4 +1,4 @@
-local support = dofile("tests/lua/support.lua")
+local support = require("support")
 local csv = require("trainctl.csv")
 local json = require("trainctl.json")
 local output = require("trainctl.output")

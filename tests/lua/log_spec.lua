@@ -1,4 +1,4 @@
-local support = dofile("tests/lua/support.lua")
+local support = require("support.doubles")
 local log = require("trainctl.log")
 
 describe("trainctl.log", function()

@@ -2,7 +2,7 @@
 -- may pass leaves the state unknown and is asked again, with backoff, until
 -- the outage budget; an answer that will not change by waiting ends it.
 -- Time is the fake clock of support.sleeps: nothing waits here.
-local support = dofile("tests/lua/support.lua")
+local support = require("support.doubles")
 local errors = require("trainctl.errors")
 local http = require("trainctl.http")
 local job = require("trainctl.job")
@@ -29,17 +29,9 @@ local function scripted(steps)
 end
 
 describe("a job's wait through an outage", function()
-  local sleeps, logs, restore_env
-  before_each(function()
-    sleeps = support.sleeps()
-    logs = support.logs("info")
-    restore_env = support.env({})
-  end)
-  after_each(function()
-    sleeps.restore()
-    logs.restore()
-    restore_env()
-  end)
+  local iso = support.isolate({ log = "info" })
+  before_each(iso.before)
+  after_each(iso.after)
 
   it("polls through network errors, 5xx, 408, 429 and bad answers, and says how long it lasted", function()
     local j = scripted({ { state = "running" }, net(),
@@ -52,8 +44,8 @@ describe("a job's wait through an outage", function()
       { state = "running" }, { state = "succeeded" } })
     local st = j:wait({ interval = 2, backoff = 2, max_interval = 8, jitter = 0 })
     assert.equal("succeeded", st.state)
-    assert.same({ 2, 4, 8, 8, 8, 8, 8, 8, 8 }, sleeps.list)
-    local text = logs.text()
+    assert.same({ 2, 4, 8, 8, 8, 8, 8, 8, 8 }, iso.sleeps.list)
+    local text = iso.logs.text()
     assert.matches("warn  test job: status unknown for 0s %(network error: Failed to connect", text)
     assert.matches("; polling again in 4%.0s\n", text)
     for _, lasted in ipairs({ "4s", "12s", "20s", "28s", "36s", "44s" }) do
@@ -73,25 +65,25 @@ describe("a job's wait through an outage", function()
       { kind = "api", status = 400, code = "INVALID_PARAMETER", message = "bad" },
       { kind = "api", message = "unknown job state" },
     }) do
-      sleeps.list = {}
+      iso.sleeps.list = {}
       local j = scripted({ { state = "running" }, e })
       local ok, err = pcall(j.wait, j, { interval = 1 })
       assert.is_false(ok)
       assert.equal(e.kind, err.kind)
       assert.equal(e.message, err.message)
-      assert.equal(1, #sleeps.list, "polled again after " .. e.message)
+      assert.equal(1, #iso.sleeps.list, "polled again after " .. e.message)
     end
-    assert.not_matches("status unknown", logs.text())
+    assert.not_matches("status unknown", iso.logs.text())
   end)
 
   it("asks again after a 404 without the provider's own not-found code (a proxy, a gateway)", function()
-    sleeps.list = {}
+    iso.sleeps.list = {}
     local j = scripted({ { state = "running" },
       { kind = "http", status = 404, code = "INTERNAL_SERVER_ERROR", message = "stray", provider = "aitems" },
       { state = "succeeded" } })
     assert.equal("succeeded", j:wait({ interval = 1 }).state)
-    assert.equal(2, #sleeps.list)
-    assert.matches("status unknown", logs.text())
+    assert.equal(2, #iso.sleeps.list)
+    assert.matches("status unknown", iso.logs.text())
   end)
 
   it("ends at once on an error that is not the service's (a bug)", function()
@@ -99,7 +91,7 @@ describe("a job's wait through an outage", function()
     local ok, err = pcall(j.wait, j, { interval = 1 })
     assert.is_false(ok)
     assert.matches("attempt to index a nil value", err)
-    assert.same({}, sleeps.list)
+    assert.same({}, iso.sleeps.list)
   end)
 
   it("gives up when the outage outlasts its budget, naming the last error", function()
@@ -112,7 +104,7 @@ describe("a job's wait through an outage", function()
     assert.matches("network error: test job: status unknown for 25s.*%[GET http://127.0.0.1:9/x%]$",
       tostring(err))
     -- the last poll comes when the budget is used up, not after it
-    assert.same({ 10, 10, 10, 5 }, sleeps.list)
+    assert.same({ 10, 10, 10, 5 }, iso.sleeps.list)
   end)
 
   it("gives up at once with an outage budget of 0 (the old behaviour)", function()
@@ -120,7 +112,7 @@ describe("a job's wait through an outage", function()
     local ok, err = pcall(j.wait, j, { outage = 0 })
     assert.is_false(ok)
     assert.matches("longer than the outage budget %(0s%)", err.message)
-    assert.same({}, sleeps.list)
+    assert.same({}, iso.sleeps.list)
   end)
 
   it("defaults to 30 minutes", function()
@@ -128,12 +120,12 @@ describe("a job's wait through an outage", function()
     local ok, err = pcall(j.wait, j, { interval = 60, backoff = 1, jitter = 0 })
     assert.is_false(ok)
     assert.matches("status unknown for 30m00s, longer than the outage budget %(30m00s%)", err.message)
-    assert.equal(30, #sleeps.list)
+    assert.equal(30, #iso.sleeps.list)
   end)
 
   it("takes the budget from TRAINCTL_OUTAGE_BUDGET, or as a duration per wait", function()
-    restore_env()
-    restore_env = support.env({ TRAINCTL_OUTAGE_BUDGET = "2m" })
+    iso.restore_env()
+    iso.restore_env = support.env({ TRAINCTL_OUTAGE_BUDGET = "2m" })
     local j = scripted({ net() })
     local ok, err = pcall(j.wait, j, { interval = 60, backoff = 1, jitter = 0 })
     assert.is_false(ok)
@@ -145,8 +137,8 @@ describe("a job's wait through an outage", function()
   end)
 
   it("refuses a budget that is not a duration, with a usage error", function()
-    restore_env()
-    restore_env = support.env({ TRAINCTL_OUTAGE_BUDGET = "soon" })
+    iso.restore_env()
+    iso.restore_env = support.env({ TRAINCTL_OUTAGE_BUDGET = "soon" })
     local j = scripted({ { state = "succeeded" } })
     local ok, err = pcall(j.wait, j)
     assert.is_false(ok)
@@ -173,26 +165,20 @@ describe("a job's wait through an outage", function()
       { kind = "api", status = 503, message = "busy", retry_after = 1e9 },
       { state = "succeeded" } })
     j:wait({ interval = 0.05 })
-    assert.same({ http.retry_defaults.min_retry_after, 7, http.retry_defaults.max_retry_after }, sleeps.list)
+    assert.same({ http.retry_defaults.min_retry_after, 7, http.retry_defaults.max_retry_after }, iso.sleeps.list)
   end)
 end)
 
 describe("server pacing of a job's status", function()
-  local sleeps, logs
-  before_each(function()
-    sleeps = support.sleeps()
-    logs = support.logs("info")
-  end)
-  after_each(function()
-    sleeps.restore()
-    logs.restore()
-  end)
+  local iso = support.isolate({ log = "info", env = false })
+  before_each(iso.before)
+  after_each(iso.after)
 
   it("polls no sooner than 1 s after the last, whatever Retry-After says", function()
     local j = scripted({ { state = "running", retry_after = 0 }, { state = "running", retry_after = 0.2 },
       { state = "running", retry_after = 3 }, { state = "succeeded" } })
     j:wait({ interval = 0.05 })
-    assert.same({ 1, 1, 3 }, sleeps.list)
+    assert.same({ 1, 1, 3 }, iso.sleeps.list)
   end)
 end)
 

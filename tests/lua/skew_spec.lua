@@ -1,7 +1,7 @@
 -- A signature refused because the local clock is off: the answer's Date
 -- tells by how much; the error says so, and the request is signed again
 -- with the server's time, as is every later one of the run.
-local support = dofile("tests/lua/support.lua")
+local support = require("support.doubles")
 local http = require("trainctl.http")
 local sys = require("trainctl.sys")
 

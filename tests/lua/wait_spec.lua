@@ -1,4 +1,4 @@
-local support = dofile("tests/lua/support.lua")
+local support = require("support.doubles")
 local wait = require("trainctl.wait")
 
 describe("trainctl.wait", function()

@@ -3,7 +3,8 @@
 -- all, 100 KiB a line) and Retry-After (capped at max_retry_after, with a
 -- warning; values that are not a number of seconds or a date are ignored).
 -- Sleeps are recorded, not slept.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local errors = require("trainctl.errors")
 local http = require("trainctl.http")
 local log = require("trainctl.log")
@@ -18,17 +19,12 @@ describe("bounds on outside input", function()
 
   setup(function()
     dir = support.tmpdir()
-    server = support.spawn("exec python3 tests/reliability/lib/bounds_server.py")
-    local port = support.poll(function()
-      local s = support.slurp(server.out)
-      return s and s:match("^(%d+)\n")
-    end, 10, "the bounds server")
-    url = "http://127.0.0.1:" .. port
+    server = support.server({ script = "tests/reliability/lib/bounds_server.py" })
+    url = server.url
   end)
   teardown(function()
-    server:kill("TERM")
-    server:wait()
-    os.execute("rm -rf " .. support.quote(dir))
+    server.stop()
+    support.rmdir(dir)
   end)
 
   local function send(path, o)
@@ -68,12 +64,12 @@ describe("bounds on outside input", function()
       assert.matches("too many nested data structures %(257%)", err.message)
       local script = ("require('trainctl.http').send{provider='test', method='GET', url=%q, retry=false}")
         :format(url .. "/deep?n=100000")
-      local code = support.sh(("%s -e %s >%s/out 2>%s/err"):format(support.quote(support.TRAINCTL),
+      local code = support.exec(("%s -e %s >%s/out 2>%s/err"):format(support.quote(support.TRAINCTL),
         support.quote(script), dir, dir))
       assert.equal(1, code)
-      assert.equal("", support.slurp(dir .. "/out"))
+      assert.equal("", support.read(dir .. "/out"))
       assert.matches("^trainctl: test: decode error %(HTTP 200%): response is not valid JSON",
-        support.slurp(dir .. "/err"))
+        support.read(dir .. "/err"))
     end)
   end)
 
@@ -150,7 +146,7 @@ describe("bounds on outside input", function()
     end
 
     it("of a year on a provider's 429 is capped, on every provider", function()
-      local sim = support.start({ speed = 0 })
+      local sim = cloudsim.start({ speed = 0 })
       local restore = sim:use()
       finally(function()
         restore()
@@ -173,7 +169,7 @@ describe("bounds on outside input", function()
     end)
 
     it("of a year on a job's status is capped too, with one warning", function()
-      local sim = support.start({ speed = 0, args = "--azure-poll-retry-after " .. YEAR })
+      local sim = cloudsim.start({ speed = 0, args = "--azure-poll-retry-after " .. YEAR })
       local restore = sim:use()
       finally(function()
         restore()

@@ -2,10 +2,10 @@
 -- client timeout, 500 or 503) is resolved by looking up what it would have
 -- made: one service, dataset, schema, instance, resource or project per
 -- name, one training per start, on every provider.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
 local azure = require("trainctl.azure_language")
-local log = require("trainctl.log")
 local opensearch = require("trainctl.opensearch")
 
 local FAULTS = {
@@ -44,30 +44,20 @@ local function count(t, pred)
   return n
 end
 
-local AI_FIELDS = {
-  user = { { name = "USER_ID", type = { "string" } }, { name = "AGE", type = { "int", "null" } },
-    { name = "GENDER", type = { "string", "null" }, categorical = true } },
-  item = { { name = "ITEM_ID", type = { "string" } }, { name = "CATEGORY", type = { "string", "null" } } },
-  interaction = { { name = "USER_ID", type = { "string" } }, { name = "ITEM_ID", type = { "string" } },
-    { name = "TIMESTAMP", type = { "long" } } },
-}
-local AI_FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
+local AI_FIELDS = cloudsim.AITEMS_FIELDS
 
 describe("creates whose answer is lost", function()
-  local sim, restore, n = nil, nil, 0
+  local sim, n = nil, 0
   local jobs = require("trainctl.job")
   local settle = jobs.settle
   setup(function()
-    log.set_level("error")
-    sim = support.start({ speed = 0 })
-    restore = sim:use()
+    sim = cloudsim.start({ speed = 0, use = true, log = "error" })
     -- A training start whose fate is unknown is looked up until its own
     -- timeout and job.settle have passed: short ones keep the wait short.
     jobs.settle = 1
   end)
   teardown(function()
     jobs.settle = settle
-    restore()
     sim:stop()
   end)
 
@@ -78,17 +68,7 @@ describe("creates whose answer is lost", function()
 
   -- A batch service whose three datasets are imported.
   local function trainable(ai)
-    local ids = {}
-    for _, typ in ipairs({ "user", "item", "interaction" }) do
-      local schema = uniq("sch")
-      ai:create_schema({ dataset_type = typ, name = schema, fields = AI_FIELDS[typ] })
-      ids[#ids + 1] = ai:create_dataset({ type = typ, name = uniq("dset"), schema_name = schema,
-        os_info = { region = "KR", bucket = "b", key = "aitems/" .. AI_FILES[typ] } }).datasetId
-    end
-    sim:advance(100)
-    local sid = ai:create_service({ name = uniq("svc") }).serviceId
-    ai:set_service_datasets(sid, { dataset_ids = ids })
-    return sid
+    return (sim:aitems_service(ai, uniq("svc")))
   end
 
   local function az_project(az)

@@ -2,7 +2,8 @@
 -- and leaves the previous file as it was; a kill -9 in the middle of a
 -- write leaves the old file or the new one, never a mix. The full disk is
 -- a 64 KiB tmpfs (mounting needs root; without it these cases are skipped).
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local json = require("trainctl.json")
 
 local PREVIOUS = "the previous file\n"
@@ -11,30 +12,28 @@ describe("a full disk", function()
   local sim, mnt, mounted
 
   setup(function()
-    sim = support.start({ speed = 1200 })
+    sim = cloudsim.start({ speed = 1200 })
     mnt = support.tmpdir()
-    mounted = support.sh(("mount -t tmpfs -o size=64k trainctl-test %s 2>/dev/null"):format(support.quote(mnt))) == 0
+    mounted = support.exec(("mount -t tmpfs -o size=64k trainctl-test %s 2>/dev/null"):format(support.quote(mnt))) == 0
   end)
   teardown(function()
-    if mounted then support.sh("umount " .. support.quote(mnt)) end
+    if mounted then support.exec("umount " .. support.quote(mnt)) end
     os.execute("rmdir " .. support.quote(mnt))
     sim:stop()
   end)
 
   -- fill(): the previous file, then a filler taking every block left.
   local function fill(name)
-    support.sh(("rm -f %s/*"):format(support.quote(mnt)))
-    support.spit(mnt .. "/" .. name, PREVIOUS)
-    support.sh(("cat /dev/zero > %s/filler 2>/dev/null"):format(support.quote(mnt)))
+    support.exec(("rm -f %s/*"):format(support.quote(mnt)))
+    support.write(mnt .. "/" .. name, PREVIOUS)
+    support.exec(("cat /dev/zero > %s/filler 2>/dev/null"):format(support.quote(mnt)))
   end
 
   local function leftovers()
-    local p = io.popen(("ls -A %s"):format(support.quote(mnt)))
     local names = {}
-    for line in p:lines() do
-      if line:find("%.tmp%.") then names[#names + 1] = line end
+    for _, name in ipairs(support.ls(mnt)) do
+      if name:find("%.tmp%.") then names[#names + 1] = name end
     end
-    p:close()
     return names
   end
 
@@ -50,7 +49,7 @@ describe("a full disk", function()
     local code, _, err = sim:run({ "--state", sim.dir .. "/full.json", "examples/aitems_recommend.lua", out })
     assert.equal(1, code)
     assert.matches("trainctl: io error: cannot write " .. out:gsub("%p", "%%%0") .. ": No space left on device\n", err)
-    assert.equal(PREVIOUS, support.slurp(out))
+    assert.equal(PREVIOUS, support.read(out))
     assert.same({}, leftovers())
   end)
 
@@ -58,13 +57,13 @@ describe("a full disk", function()
     if not need_tmpfs() then return end
     fill("state.json")
     local path = mnt .. "/state.json"
-    support.spit(path, '{"training": {"id": "kept"}}\n')
+    support.write(path, '{"training": {"id": "kept"}}\n')
     local code, _, err = sim:run({ "--state", path, "-e",
       [[require("trainctl.state").set("big", string.rep("x", 100000))]] })
     assert.equal(1, code)
     assert.matches("trainctl: io error: cannot write state file " .. path:gsub("%p", "%%%0")
       .. ": No space left on device\n", err)
-    assert.equal("kept", json.decode(support.slurp(path)).training.id)
+    assert.equal("kept", json.decode(support.read(path)).training.id)
     assert.same({}, leftovers())
   end)
 
@@ -76,7 +75,7 @@ describe("a full disk", function()
     assert.is_nil(res)
     assert.equal("io", err.kind)
     assert.matches("writing " .. path:gsub("%p", "%%%0") .. ": No space left on device", err.message)
-    assert.equal(PREVIOUS, support.slurp(path))
+    assert.equal(PREVIOUS, support.read(path))
     assert.same({}, leftovers())
   end)
 end)
@@ -99,17 +98,15 @@ describe("kill -9 in the middle of a write", function()
       local proc = support.spawn(("%s -e %s"):format(support.quote(support.TRAINCTL), support.quote(writer)))
       -- Kill it while a temporary file exists: in the middle of a write.
       support.poll(function()
-        local ls = io.popen("ls -A " .. support.quote(dir))
-        local busy = ls:read("a"):find("out%.txt%.tmp%.")
-        ls:close()
-        return busy and support.slurp(path)
+        local busy = table.concat(support.ls(dir), "\n"):find("out%.txt%.tmp%.")
+        return busy and support.read(path)
       end, 20, "a write in progress")
       proc:kill("KILL")
       assert.equal(137, (proc:wait()))
-      local data = support.slurp(path)
+      local data = support.read(path)
       assert.equal(size, #data)
       assert.is_truthy(data == ("A"):rep(size) or data == ("B"):rep(size))
     end
-    os.execute("rm -rf " .. support.quote(dir))
+    support.rmdir(dir)
   end)
 end)

@@ -2,23 +2,16 @@
 -- answering badly, when the state file is damaged, when a training fails,
 -- and when credentials are offered where they are refused. Retries are
 -- watched in-process with their sleeps recorded, not slept.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local errors = require("trainctl.errors")
-local log = require("trainctl.log")
 local wait = require("trainctl.wait")
 
 describe("faults a run reports", function()
-  local sim, restore
+  local sim = cloudsim.new({ speed = 1200, use = true, log = "error" })
 
-  setup(function()
-    log.set_level("error")
-    sim = support.start({ speed = 1200 })
-    restore = sim:use()
-  end)
-  teardown(function()
-    restore()
-    sim:stop()
-  end)
+  setup(function() sim:start() end)
+  teardown(function() sim:stop() end)
 
   -- Retried to the end: five tries, growing pauses, then the last error.
   describe("retried to the end", function()
@@ -78,12 +71,12 @@ describe("faults a run reports", function()
 
   it("a state file that is not JSON stops the run (exit 1) and is left for the user to fix", function()
     local path = sim.dir .. "/broken.json"
-    support.spit(path, '{"training": ')
+    support.write(path, '{"training": ')
     local code, _, err = sim:run({ "--state", path, "examples/opensearch_ctr.lua", "ctr_broken" })
     assert.equal(1, code)
     assert.matches("^trainctl: io error: state file .*broken%.json is not a JSON object %(json: .*%); "
       .. "fix it, or remove it to forget every record in it\n$", err)
-    assert.equal('{"training": ', support.slurp(path))
+    assert.equal('{"training": ', support.read(path))
     assert.equal(0, #sim:requests({ operation = "CreateFunctionTask" }))
   end)
 
@@ -101,10 +94,10 @@ describe("faults a run reports", function()
 
   describe("credentials", function()
     it("are refused on the command line (exit 2)", function()
-      local code, _, err = sim:run({ "call", "aitems", "list_services", "secret_key=" .. support.CREDENTIALS.NCLOUD_SECRET_KEY })
+      local code, _, err = sim:run({ "call", "aitems", "list_services", "secret_key=" .. cloudsim.CREDENTIALS.NCLOUD_SECRET_KEY })
       assert.equal(2, code)
       assert.matches('unknown parameter "secret_key"', err)
-      assert.same({}, support.leaks(err))
+      assert.same({}, cloudsim.leaks(err))
       code, _, err = sim:run({ "--secret-key", "x", "-e", "print(1)" })
       assert.equal(2, code)
       assert.matches("unrecognized option '%-%-secret%-key'", err)
@@ -113,7 +106,7 @@ describe("faults a run reports", function()
     it("in a file others can read are refused (exit 2), even when the environment has them all", function()
       local dir = sim.dir .. "/config/trainctl"
       os.execute("mkdir -p " .. support.quote(dir))
-      support.spit(dir .. "/credentials", "[default]\nNCLOUD_SECRET_KEY = from-the-file\n")
+      support.write(dir .. "/credentials", "[default]\nNCLOUD_SECRET_KEY = from-the-file\n")
       os.execute("chmod 644 " .. support.quote(dir .. "/credentials"))
       local code, _, err = sim:run({ "call", "aitems", "list_services" })
       assert.equal(2, code)

@@ -8,12 +8,13 @@
 --
 -- Hostile answers come from tests/reliability/lib/hostile_server.py, the
 -- rest from cloudsim.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local http = require("trainctl.http")
 local json = require("trainctl.json")
 local log = require("trainctl.log")
 
-local SECRET = support.CREDENTIALS.NCLOUD_SECRET_KEY
+local SECRET = cloudsim.CREDENTIALS.NCLOUD_SECRET_KEY
 
 -- prefixes(s) -> every prefix of s long enough to give most of it away.
 local function prefixes(s)
@@ -61,17 +62,12 @@ describe("logging", function()
   local sim, hostile, hostile_url
 
   setup(function()
-    sim = support.start({ speed = 1200 })
-    hostile = support.spawn("exec python3 tests/reliability/lib/hostile_server.py " .. support.quote(SECRET))
-    local port = support.poll(function()
-      local s = support.slurp(hostile.out)
-      return s and s:match("^(%d+)\n")
-    end, 10, "the hostile server")
-    hostile_url = "http://127.0.0.1:" .. port
+    sim = cloudsim.start({ speed = 1200 })
+    hostile = support.server({ script = "tests/reliability/lib/hostile_server.py", args = { SECRET } })
+    hostile_url = hostile.url
   end)
   teardown(function()
-    hostile:kill("TERM")
-    hostile:wait()
+    hostile.stop()
     sim:stop()
   end)
 
@@ -139,7 +135,7 @@ describe("logging", function()
       local code, _, err = sim:run({ "-e", 'error(os.getenv("NCLOUD_SECRET_KEY"))' })
       assert.equal(1, code)
       assert.matches("^trainctl: %(command line%):1: %[REDACTED%]\nstack traceback:\n", err)
-      assert.same({}, support.leaks(err))
+      assert.same({}, cloudsim.leaks(err))
       -- An error object whose __tostring quotes every credential, at
       -- --log-level debug (tracebacks shown) and in JSON.
       local script = [[
@@ -155,7 +151,7 @@ describe("logging", function()
       for _, args in ipairs({ { "--log-level", "debug", "-e", script }, { "--log-format", "json", "-e", script } }) do
         code, _, err = sim:run(args)
         assert.equal(1, code)
-        assert.same({}, support.leaks(err))
+        assert.same({}, cloudsim.leaks(err))
         -- A key id keeps its first four characters, to tell keys apart.
         assert.matches("clou****", err, 1, true)
       end
@@ -163,7 +159,7 @@ describe("logging", function()
 
     it("never appear in a user's log line or in a task's error nobody joined", function()
       local script = sim.dir .. "/lost.lua"
-      support.spit(script, [[
+      support.write(script, [[
         local log = require("trainctl.log")
         log.warn("my key is " .. os.getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET"))
         require("trainctl.task").spawn(function() error("lost " .. os.getenv("AZURE_CLIENT_SECRET")) end)
@@ -172,13 +168,13 @@ describe("logging", function()
       assert.equal(1, code)
       assert.matches("my key is [REDACTED]", err, 1, true)
       assert.matches("error in a task nobody joined: ", err, 1, true)
-      assert.same({}, support.leaks(err))
+      assert.same({}, cloudsim.leaks(err))
     end)
 
     it("in the credentials file are covered, used or not", function()
       local dir = sim.dir .. "/config/trainctl"
       assert(os.execute("mkdir -p " .. support.quote(dir)))
-      support.spit(dir .. "/credentials", "[other]\nNCLOUD_SECRET_KEY = profile-only-secret-value\n")
+      support.write(dir .. "/credentials", "[other]\nNCLOUD_SECRET_KEY = profile-only-secret-value\n")
       assert(os.execute("chmod 600 " .. support.quote(dir .. "/credentials")))
       finally(function() os.remove(dir .. "/credentials") end)
       local code, _, err = sim:run({ "-e", [[
@@ -200,7 +196,7 @@ describe("logging", function()
       local tokens = {}
       for token in pairs(sim:state().providers.entra.tokens or {}) do tokens[#tokens + 1] = token end
       assert.is_true(#tokens > 0)
-      assert.same({}, support.leaks(err, tokens))
+      assert.same({}, cloudsim.leaks(err, tokens))
     end)
   end)
 
@@ -318,7 +314,7 @@ describe("logging", function()
       local proc = sim:spawn({ "--log-format", "json", "-e",
         ("io.open(%q, 'w'):close() while true do end"):format(ready) })
       finally(function() proc:kill("KILL") end)
-      support.poll(function() return support.slurp(ready) end, 20, "the script to start")
+      support.poll(function() return support.read(ready) end, 20, "the script to start")
       proc:kill("TERM")
       local code, _, err = proc:wait(20)
       assert.equal(143, code)
@@ -358,7 +354,7 @@ describe("logging", function()
       local dir = sim.dir .. "/config/trainctl"
       assert(os.execute("mkdir -p " .. support.quote(dir)))
       local path = dir .. "/credentials"
-      support.spit(path, "[nightly]\nNCLOUD_ACCESS_KEY = cloudsim-ncp-access-key\n"
+      support.write(path, "[nightly]\nNCLOUD_ACCESS_KEY = cloudsim-ncp-access-key\n"
         .. "NCLOUD_SECRET_KEY = wrong-profile-secret\n")
       assert(os.execute("chmod 600 " .. support.quote(path)))
       finally(function() os.remove(path) end)

@@ -4,16 +4,8 @@
 -- A server's Retry-After of 0 on a job's status does not make a tight loop.
 -- The emulator's clock is frozen: the training waits as long as the test
 -- needs, and ends when the test moves the clock.
-local support = dofile("tests/reliability/support.lua")
-
-local AI_FIELDS = {
-  user = { { name = "USER_ID", type = { "string" } }, { name = "AGE", type = { "int", "null" } },
-    { name = "GENDER", type = { "string", "null" }, categorical = true } },
-  item = { { name = "ITEM_ID", type = { "string" } }, { name = "CATEGORY", type = { "string", "null" } } },
-  interaction = { { name = "USER_ID", type = { "string" } }, { name = "ITEM_ID", type = { "string" } },
-    { name = "TIMESTAMP", type = { "long" } } },
-}
-local AI_FILES = { user = "users.csv", item = "items.csv", interaction = "interactions.csv" }
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 
 local function count(s, pattern)
   local _, n = s:gsub(pattern, "")
@@ -25,13 +17,13 @@ describe("a training wait through an outage", function()
   local n = 0
   setup(function()
     state_dir = support.tmpdir()
-    sim = support.start({ speed = 0, args = "--state " .. support.quote(state_dir .. "/cloudsim.json") })
+    sim = cloudsim.start({ speed = 0, args = "--state " .. support.quote(state_dir .. "/cloudsim.json") })
     restore = sim:use()
   end)
   teardown(function()
     restore()
     sim:stop()
-    os.execute("rm -rf " .. support.quote(state_dir))
+    support.rmdir(state_dir)
   end)
 
   local function uniq(prefix)
@@ -41,18 +33,7 @@ describe("a training wait through an outage", function()
 
   -- A batch service whose three datasets are imported.
   local function trainable()
-    local ai = require("trainctl.aitems").client()
-    local ids = {}
-    for _, typ in ipairs({ "user", "item", "interaction" }) do
-      local schema = uniq("osch")
-      ai:create_schema({ dataset_type = typ, name = schema, fields = AI_FIELDS[typ] })
-      ids[#ids + 1] = ai:create_dataset({ type = typ, name = uniq("odset"), schema_name = schema,
-        os_info = { region = "KR", bucket = "b", key = "aitems/" .. AI_FILES[typ] } }).datasetId
-    end
-    sim:advance(100)
-    local sid = ai:create_service({ name = uniq("osvc") }).serviceId
-    ai:set_service_datasets(sid, { dataset_ids = ids })
-    return sid
+    return (sim:aitems_service(require("trainctl.aitems").client(), uniq("osvc")))
   end
 
   -- A training start of sid waited on in the background (trainctl call
@@ -64,7 +45,7 @@ describe("a training wait through an outage", function()
     local proc = sim:spawn(args, { env = env })
     finally(function() proc:kill("KILL") end)
     support.poll(function()
-      assert.is_nil(proc:exited(), "the run ended before waiting: " .. tostring(support.slurp(proc.err)))
+      assert.is_nil(proc:exited(), "the run ended before waiting: " .. tostring(support.read(proc.err)))
       local polls = 0
       for _, r in ipairs(sim:requests({ operation = "ListTrains" })) do
         if r.path:find(sid, 1, true) then polls = polls + 1 end
@@ -88,8 +69,8 @@ describe("a training wait through an outage", function()
     sim:halt()
     -- Twice the status poll's own five tries gave up; the wait goes on.
     support.poll(function()
-      assert.is_nil(proc:exited(), "the wait ended during the outage: " .. tostring(support.slurp(proc.err)))
-      return count(support.slurp(proc.err) or "", "status unknown for") >= 2
+      assert.is_nil(proc:exited(), "the wait ended during the outage: " .. tostring(support.read(proc.err)))
+      return count(support.read(proc.err) or "", "status unknown for") >= 2
     end, 60, "two polls that found the emulator gone")
     sim:restart()
     sim:advance(700)
@@ -112,8 +93,8 @@ describe("a training wait through an outage", function()
     -- One status poll's five tries meet a 503 each, the next poll answers.
     sim:faults({ { kind = "503", count = 5, match = { operation = "ListTrains" } } })
     support.poll(function()
-      assert.is_nil(proc:exited(), "the run ended during the outage: " .. tostring(support.slurp(proc.err)))
-      return (support.slurp(proc.err) or ""):find("status known again", 1, true)
+      assert.is_nil(proc:exited(), "the run ended during the outage: " .. tostring(support.read(proc.err)))
+      return (support.read(proc.err) or ""):find("status known again", 1, true)
     end, 60, "the status known again")
     sim:advance(700)
     local code, _, err = proc:wait(60)
@@ -178,8 +159,8 @@ describe("a training wait through an outage", function()
 end)
 
 describe("a job's status with Retry-After: 0", function()
-  local sim
-  setup(function() sim = support.start({ speed = 0, args = "--azure-poll-retry-after 0" }) end)
+  local sim = cloudsim.new({ speed = 0, args = "--azure-poll-retry-after 0" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   it("is polled no sooner than 1 s after the last", function()
@@ -222,7 +203,7 @@ end
 describe("a local clock off by more than the provider allows", function()
   local sim, lib
   setup(function()
-    sim = support.start({ speed = 1200 })
+    sim = cloudsim.start({ speed = 1200 })
     lib = faketime_lib()
   end)
   teardown(function() sim:stop() end)
@@ -270,7 +251,7 @@ describe("a local clock off by more than the provider allows", function()
       .. "when signed with the server's time; the local clock is %d+m%d+s behind the server's %(Date: [^)]+%), "
       .. "more than the 5m00s aitems allows%); check NCLOUD_ACCESS_KEY / NCLOUD_SECRET_KEY %(from the "
       .. "environment%) %[GET [^\n]*%]\n$", err)
-    assert.equal(0, #support.leaks(err))
+    assert.equal(0, #cloudsim.leaks(err))
   end)
 
   it("lets a whole OpenSearch workflow run 20 minutes ahead (InvalidTimeStamp.Expired)", function()

@@ -3,44 +3,33 @@
 -- under --timeout and SIGTERM: it ends in time, no child is left running,
 -- and the next run resumes the same trainings. The emulator's clock is
 -- frozen while a run must wait, fast when it must finish.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local sys = require("trainctl.sys")
 
--- running(text) -> the process table's live processes (not zombies) whose
--- command line holds text.
-local function running(text)
-  local ps = assert(io.popen("ps -eo stat=,args="))
-  local found = {}
-  for line in ps:lines() do
-    if line:find(text, 1, true) and not line:find("^Z") and not line:find("ps -eo", 1, true) then
-      found[#found + 1] = line
-    end
-  end
-  ps:close()
-  return found
-end
+local running = support.running
 
 describe("the run as a process", function()
-  local sim
-  setup(function() sim = support.start({ speed = 0 }) end)
+  local sim = cloudsim.new({ speed = 0 })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   describe("trainctl call", function()
     it("onto a full disk: exit 1, the stream named", function()
-      local code = support.sh(sim:command({ "call", "aitems", "list_schemas" })
+      local code = support.exec(sim:command({ "call", "aitems", "list_schemas" })
         .. " >/dev/full 2>" .. support.quote(sim.dir .. "/full.err"))
       assert.equal(1, code)
-      assert.equal("trainctl: cannot write stdout: No space left on device\n", support.slurp(sim.dir .. "/full.err"))
+      assert.equal("trainctl: cannot write stdout: No space left on device\n", support.read(sim.dir .. "/full.err"))
     end)
 
     it("into a pipe whose reader is gone: 141, nothing on stderr", function()
       -- The read end is closed before trainctl starts: no race with a reader.
-      local code = support.sh(("python3 -c %s %s 2>%s"):format(support.quote(
+      local code = support.exec(("python3 -c %s %s 2>%s"):format(support.quote(
         "import os, subprocess, sys\nr, w = os.pipe()\nos.close(r)\n"
         .. "sys.exit(subprocess.call(['sh', '-c', sys.argv[1]], stdout=w))"),
         support.quote(sim:command({ "call", "aitems", "list_schemas" })), support.quote(sim.dir .. "/pipe.err")))
       assert.equal(141, code)
-      assert.equal("", support.slurp(sim.dir .. "/pipe.err"))
+      assert.equal("", support.read(sim.dir .. "/pipe.err"))
     end)
   end)
 
@@ -74,7 +63,7 @@ describe("the run as a process", function()
     it("--timeout: each workflow gets the time left; the run ends in time, no child left", function()
       sim:reset()
       local args, opts, dir = nightly({ "--timeout", "4s" })
-      finally(function() os.execute("rm -rf " .. support.quote(dir)) end)
+      finally(function() support.rmdir(dir) end)
       local t0 = sys.clock()
       local code, _, err = sim:run(args, opts)
       local took = sys.clock() - t0
@@ -92,7 +81,7 @@ describe("the run as a process", function()
     it("SIGTERM to nightly alone ends its workflow too: 143 at once, no child left", function()
       sim:reset()
       local args, opts, dir = nightly()
-      finally(function() os.execute("rm -rf " .. support.quote(dir)) end)
+      finally(function() support.rmdir(dir) end)
       local proc = sim:spawn(args, opts)
       finally(function() proc:kill("KILL") end)
       support.poll(function()

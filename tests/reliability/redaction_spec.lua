@@ -6,7 +6,8 @@
 -- Every run loads tests/reliability/lib/trainctl_spy.lua, which notes
 -- each signature the signers produce; the bearer tokens are read from the
 -- emulator's state. The output is then searched for all of them.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local json = require("trainctl.json")
 
 -- 20% of provider requests meet a fault, before or after their effect.
@@ -29,7 +30,7 @@ describe("redaction", function()
   local sim, spy
 
   setup(function()
-    sim = support.start({ speed = 1200, args = ("--faults %s --slow-seconds 0.2 --retry-after 1"):format(FAULTS) })
+    sim = cloudsim.start({ speed = 1200, args = ("--faults %s --slow-seconds 0.2 --retry-after 1"):format(FAULTS) })
     spy = sim.dir .. "/signatures"
     sim.env.LUA_PATH = "tests/reliability/lib/?.lua;;"
     sim.env.TRAINCTL_SPY_FILE = spy
@@ -39,7 +40,7 @@ describe("redaction", function()
   -- Everything that must not appear: credentials, every signature the
   -- runs made so far, every token the emulator issued.
   local function secrets()
-    local list = wordlist(support.slurp(spy))
+    local list = wordlist(support.read(spy))
     for token in pairs(sim:state().providers.entra.tokens or {}) do list[#list + 1] = token end
     return list
   end
@@ -88,7 +89,7 @@ describe("redaction", function()
     local list = secrets()
     assert.is_true(#list > 30, ("the spy saw few signatures (%d)"):format(#list))
     for i, text in ipairs(printed) do
-      assert.same({}, support.leaks(text, list), EXAMPLES[i].name)
+      assert.same({}, cloudsim.leaks(text, list), EXAMPLES[i].name)
     end
   end)
 
@@ -116,7 +117,7 @@ describe("redaction", function()
         assert.matches("error %(HTTP 400, Echo%)", err)
         assert.matches("[REDACTED]", err, 1, true)
         if level ~= "info" then assert.matches("stack traceback", err) end
-        assert.same({}, support.leaks(out .. err, secrets()), ex.name .. " at " .. level)
+        assert.same({}, cloudsim.leaks(out .. err, secrets()), ex.name .. " at " .. level)
       end
     end)
   end
@@ -150,6 +151,6 @@ describe("redaction", function()
     assert.matches("authorization: ACS3%-HMAC%-SHA256", out)
     assert.matches("authorization: acs clou%*%*%*%*:", out)
     assert.matches("x%-ncp%-apigw%-signature%-v2: %[REDACTED%]", out)
-    assert.same({}, support.leaks(out .. err, secrets()))
+    assert.same({}, cloudsim.leaks(out .. err, secrets()))
   end)
 end)

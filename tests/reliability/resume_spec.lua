@@ -5,7 +5,8 @@
 -- The emulator's clock is frozen; while the first run works towards the
 -- moment of the kill the test advances it, so the training cannot finish
 -- before the kill. The rerun gets a fast clock.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local json = require("trainctl.json")
 
 local function count(t, pred)
@@ -37,7 +38,7 @@ local EXAMPLES = {
     end,
     expected = { services = 1, datasets = 3, schemas = 3 },
     check = function(dir)
-      local recs = lines(support.slurp(dir .. "/rec.jsonl"))
+      local recs = lines(support.read(dir .. "/rec.jsonl"))
       assert.equal(30, #recs)
       assert.is_true(#recs[1].items > 0)
     end,
@@ -72,7 +73,7 @@ local EXAMPLES = {
     expected = { projects = 1, deployments = 1 },
     check = function(dir, stdout)
       assert.is_number(json.decode(stdout).microF1)
-      assert.equal(6, #lines(support.slurp(dir .. "/cls.jsonl")))
+      assert.equal(6, #lines(support.read(dir .. "/cls.jsonl")))
     end,
   },
 }
@@ -107,8 +108,8 @@ local MOMENTS = {
 }
 
 describe("kill -9 and run again", function()
-  local sim
-  setup(function() sim = support.start({ speed = 0 }) end)
+  local sim = cloudsim.new({ speed = 0 })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   local function creates(ex)
@@ -131,7 +132,7 @@ describe("kill -9 and run again", function()
         local first = sim:spawn(args)
         finally(function()
           first:kill("KILL")
-          os.execute("rm -rf " .. support.quote(dir))
+          support.rmdir(dir)
         end)
         support.poll(function()
           if moment.ready(sim, ex) then return true end
@@ -143,7 +144,7 @@ describe("kill -9 and run again", function()
         if moment.held then
           -- What lets the rerun look the training up: its reference,
           -- recorded before the request went out.
-          assert.matches('"pending": true', support.slurp(state))
+          assert.matches('"pending": true', support.read(state))
         end
         assert.equal(0, ex.trainings(sim:state().providers) % ex.per_start)
         assert.is_true(ex.trainings(sim:state().providers) <= ex.per_start)
@@ -179,7 +180,7 @@ describe("kill -9 and run again", function()
     local first = sim:spawn(args, { env = env, group = true })
     finally(function()
       first:kill_group("KILL")
-      os.execute("rm -rf " .. support.quote(dir))
+      support.rmdir(dir)
     end)
     support.poll(function()
       if sim:started("CreateFunctionTask") > 0 then return true end
@@ -189,15 +190,13 @@ describe("kill -9 and run again", function()
     first:kill_group("KILL")
     first:wait()
     -- The OpenSearch workflow prints its metrics: nothing was written yet.
-    assert.is_nil(support.slurp(metrics))
-    local ls = io.popen("ls -A " .. support.quote(dir .. "/out/2030-01-02"))
-    for name in ls:lines() do assert.equal("recommendations.jsonl", name) end
-    ls:close()
+    assert.is_nil(support.read(metrics))
+    for _, name in ipairs(support.ls(dir .. "/out/2030-01-02")) do assert.equal("recommendations.jsonl", name) end
 
     sim:speed(1200)
     local code, _, err = sim:run(args, { env = env })
     assert.equal(0, code, err)
-    assert.equal("ctr_demo", json.decode(support.slurp(metrics)).instance)
+    assert.equal("ctr_demo", json.decode(support.read(metrics)).instance)
     for _, op in ipairs({ "CreateTrain", "CreateFunctionTask", "StartTraining" }) do
       assert.equal(1, sim:started(op), op)
     end

@@ -4,9 +4,9 @@
 -- state path, a hand-edited record, an upgrade, an emulator that forgot
 -- everything). Nothing here sleeps to make timing work: waits are polls
 -- for an event under a deadline.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local json = require("trainctl.json")
-local log = require("trainctl.log")
 
 local quote = support.quote
 local TRAINCTL = support.TRAINCTL
@@ -31,11 +31,9 @@ print("trained")
 ]]
 
 describe("a start whose fate is unknown, across runs", function()
-  local sim, dir, script
-  setup(function()
-    log.set_level("error")
-    sim = support.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  local dir, script
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
   before_each(function()
     sim:reset()
@@ -43,13 +41,13 @@ describe("a start whose fate is unknown, across runs", function()
     sim:speed(1200)
     dir = support.tmpdir()
     script = dir .. "/held.lua"
-    support.spit(script, HELD)
+    support.write(script, HELD)
     local restore = sim:use()
     local c = require("trainctl.opensearch").client({ app_group = "held", function_name = "ctr" })
     c:create_function_instance({ instance_name = "held", model_type = "tf_checkpoint", function_type = "PAAS" })
     restore()
   end)
-  after_each(function() os.execute("rm -rf " .. quote(dir)) end)
+  after_each(function() support.rmdir(dir) end)
 
   local ENV = { TIMEOUT = "0.5", SETTLE = "3" }
 
@@ -64,8 +62,8 @@ describe("a start whose fate is unknown, across runs", function()
     local first = sim:spawn({ "--state", dir .. "/s.json", script }, { env = ENV })
     finally(function() first:kill("KILL") end)
     support.poll(function()
-      if support.matches(support.slurp(first.err) or "", "may still land") >= n then return true end
-      assert.is_nil(first:exited(), "the first run ended early: " .. tostring(support.slurp(first.err)))
+      if support.matches(support.read(first.err) or "", "may still land") >= n then return true end
+      assert.is_nil(first:exited(), "the first run ended early: " .. tostring(support.read(first.err)))
     end, 30, what)
     first:kill("KILL")
     first:wait()
@@ -94,7 +92,7 @@ describe("a start whose fate is unknown, across runs", function()
     -- between the runs): pending_until looks long past although the
     -- request can still land.
     local lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-    if not support.slurp(lib) then
+    if not support.read(lib) then
       pending("libfaketime is not installed")
       return
     end
@@ -112,35 +110,35 @@ end)
 describe("odd file types at state and lock paths", function()
   local dir
   before_each(function() dir = support.tmpdir() end)
-  after_each(function() os.execute("rm -rf " .. quote(dir)) end)
+  after_each(function() support.rmdir(dir) end)
 
   -- run(args) -> exit status, stderr; a run that hangs is ended after 10 s
   -- (status 124).
   local function run(args)
     local words = {}
     for i, a in ipairs(args) do words[i] = quote(a) end
-    local code = support.sh(("cd %s && env -i PATH=%s HOME=%s timeout 10 %s %s </dev/null >out 2>err"):format(
+    local code = support.exec(("cd %s && env -i PATH=%s HOME=%s timeout 10 %s %s </dev/null >out 2>err"):format(
       quote(dir), quote(os.getenv("PATH")), quote(dir), quote(TRAINCTL), table.concat(words, " ")))
-    return code, support.slurp(dir .. "/err") or ""
+    return code, support.read(dir .. "/err") or ""
   end
 
   it("refuses a --lock path that is a FIFO, at once", function()
-    assert.equal(0, support.sh("mkfifo " .. quote(dir .. "/run.lock")))
+    assert.equal(0, support.exec("mkfifo " .. quote(dir .. "/run.lock")))
     local code, err = run({ "--lock", dir .. "/run.lock", "-e", "print(1)" })
     assert.not_equal(124, code, "trainctl hung opening a FIFO as its lock")
     assert.equal(2, code, err)
   end)
 
   it("refuses a state file that is a FIFO, at once", function()
-    assert.equal(0, support.sh("mkfifo " .. quote(dir .. "/s.json")))
+    assert.equal(0, support.exec("mkfifo " .. quote(dir .. "/s.json")))
     local code, err = run({ "--state", dir .. "/s.json", "-e", "require('trainctl.state').get('k')" })
     assert.not_equal(124, code, "trainctl hung reading a FIFO as its state file")
     assert.equal(1, code, err)
   end)
 
   it("refuses a state lock that is a FIFO, at once", function()
-    support.spit(dir .. "/s.json", "{}\n")
-    assert.equal(0, support.sh("mkfifo " .. quote(dir .. "/s.json.lock")))
+    support.write(dir .. "/s.json", "{}\n")
+    assert.equal(0, support.exec("mkfifo " .. quote(dir .. "/s.json.lock")))
     local code, err = run({ "--state", dir .. "/s.json", "-e", "require('trainctl.state').set('k', 1)" })
     assert.not_equal(124, code, "trainctl hung opening a FIFO as the state lock")
     assert.equal(1, code, err)
@@ -150,53 +148,50 @@ end)
 describe("trainctl state on a terminal", function()
   local dir
   before_each(function() dir = support.tmpdir() end)
-  after_each(function() os.execute("rm -rf " .. quote(dir)) end)
+  after_each(function() support.rmdir(dir) end)
 
   it("does not print a key's control characters raw", function()
-    if support.sh("command -v script >/dev/null") ~= 0 then
+    if support.exec("command -v script >/dev/null") ~= 0 then
       pending("script(1) is not installed")
       return
     end
     local path = dir .. "/s.json"
-    support.spit(path, json.encode({ ["k\27[2J\rforged"] = 1 }))
+    support.write(path, json.encode({ ["k\27[2J\rforged"] = 1 }))
     local cmd = ("%s state list --state %s"):format(quote(TRAINCTL), quote(path))
-    assert.equal(0, support.sh(("script -qc %s /dev/null </dev/null >%s 2>&1"):format(quote(cmd),
+    assert.equal(0, support.exec(("script -qc %s /dev/null </dev/null >%s 2>&1"):format(quote(cmd),
       quote(dir .. "/tty"))))
-    local shown = support.slurp(dir .. "/tty")
+    local shown = support.read(dir .. "/tty")
     assert.is_nil(shown:find("\27[2J", 1, true), shown)
   end)
 
   it("can show and forget a key that starts with a dash", function()
     local path = dir .. "/s.json"
-    support.spit(path, json.encode({ ["-x"] = 1, keep = 2 }))
+    support.write(path, json.encode({ ["-x"] = 1, keep = 2 }))
     -- As everywhere, what follows -- is words, never options.
-    local code = support.sh(("%s state forget --state %s -- -x >/dev/null 2>&1"):format(quote(TRAINCTL),
+    local code = support.exec(("%s state forget --state %s -- -x >/dev/null 2>&1"):format(quote(TRAINCTL),
       quote(path)))
     assert.equal(0, code)
-    assert.same({ keep = 2 }, json.decode(support.slurp(path)))
+    assert.same({ keep = 2 }, json.decode(support.read(path)))
   end)
 end)
 
 describe("a hand-edited record", function()
-  local sim
-  setup(function()
-    log.set_level("error")
-    sim = support.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   it("that is not an object is an error, never silently a fresh start (a second training)", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     local path = dir .. "/s.json"
     local args = { "--state", path, "examples/opensearch_ctr.lua", "ctr_edit" }
     local code, _, err = sim:run(args)
     assert.equal(0, code, err)
     assert.equal(1, sim:opensearch_tasks())
-    local doc = json.decode(support.slurp(path))
+    local doc = json.decode(support.read(path))
     local key = next(doc)
     doc[key] = "see ticket 42"
-    support.spit(path, json.encode(doc))
+    support.write(path, json.encode(doc))
     code = sim:run(args)
     assert.equal(1, sim:opensearch_tasks(), "trainings started")
     assert.equal(1, code)
@@ -204,11 +199,8 @@ describe("a hand-edited record", function()
 end)
 
 describe("records written by the trainctl before keyed records", function()
-  local sim
-  setup(function()
-    log.set_level("error")
-    sim = support.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   it("are still found: upgrading trainctl does not start a second training", function()
@@ -220,10 +212,10 @@ describe("records written by the trainctl before keyed records", function()
     assert.equal(0, code, err)
     assert.equal(1, sim:opensearch_tasks())
     local path = sim.dir .. "/state/trainctl/opensearch_ctr.json"
-    local doc = json.decode(support.slurp(path))
+    local doc = json.decode(support.read(path))
     local _, record = next(doc)
     record.endpoint = sim.url
-    support.spit(path, json.encode({ ["opensearch_ctr/ctr_up"] = record }))
+    support.write(path, json.encode({ ["opensearch_ctr/ctr_up"] = record }))
     code, _, err = sim:run(args)
     assert.equal(0, code, err)
     assert.equal(1, sim:opensearch_tasks(), "trainings started (the record of the earlier version was ignored)")
@@ -233,11 +225,11 @@ end)
 describe("trainctl state usage errors", function()
   it("are readable lines, not the usage text with its newlines escaped", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
-    local code = support.sh(("env -i PATH=%s HOME=%s %s state show >/dev/null 2>%s"):format(
+    finally(function() support.rmdir(dir) end)
+    local code = support.exec(("env -i PATH=%s HOME=%s %s state show >/dev/null 2>%s"):format(
       quote(os.getenv("PATH")), quote(dir), quote(TRAINCTL), quote(dir .. "/err")))
     assert.equal(2, code)
-    local err = support.slurp(dir .. "/err")
+    local err = support.read(dir .. "/err")
     assert.is_nil(err:find("\\n", 1, true), err)
   end)
 end)
@@ -245,15 +237,15 @@ end)
 describe("the default state of a script", function()
   it("is not shared by runs of it with other arguments (issue 14: identity = script and arguments)", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     -- A script as lua-api.md showed them before keys: one fixed key.
-    support.spit(dir .. "/w.lua", "local s = require('trainctl.state')\n"
+    support.write(dir .. "/w.lua", "local s = require('trainctl.state')\n"
       .. "local r = s.get('run') or arg[1]\ns.set('run', r)\nprint(r)\n")
     local function run(a)
       local out = dir .. "/out"
-      assert.equal(0, support.sh(("env -i PATH=%s HOME=%s %s %s %s >%s 2>&1"):format(quote(os.getenv("PATH")),
+      assert.equal(0, support.exec(("env -i PATH=%s HOME=%s %s %s %s >%s 2>&1"):format(quote(os.getenv("PATH")),
         quote(dir), quote(TRAINCTL), quote(dir .. "/w.lua"), a, quote(out))))
-      return support.slurp(out)
+      return support.read(out)
     end
     assert.equal("rP\n", run("rP"))
     assert.equal("rQ\n", run("rQ"))
@@ -270,17 +262,14 @@ describe("state.key", function()
 end)
 
 describe("a stray 404 during a training wait", function()
-  local sim
-  setup(function()
-    log.set_level("error")
-    sim = support.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   it("is asked again, not the end of the run (one bare 404 on the status poll)", function()
     sim:faults({ { kind = "404", match = { operation = "GetFunctionTask" } } })
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     local code, _, err = sim:run({ "--state", dir .. "/s.json", "examples/opensearch_ctr.lua", "ctr_stray" })
     assert.equal(0, code, err)
     assert.equal(1, sim:opensearch_tasks())
@@ -288,11 +277,8 @@ describe("a stray 404 during a training wait", function()
 end)
 
 describe("records of objects the emulator forgot (restarted with its seed)", function()
-  local sim
-  setup(function()
-    log.set_level("error")
-    sim = support.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   -- A workflow whose records no longer match the cloud either does its
@@ -304,7 +290,7 @@ describe("records of objects the emulator forgot (restarted with its seed)", fun
 
   it("AiTEMS: a new service that got the old one's id is trained, or the record is named", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     local args = { "--state", dir .. "/s.json", "examples/aitems_recommend.lua", dir .. "/r.jsonl" }
     local code, _, err = sim:run(args)
     assert.equal(0, code, err)
@@ -317,7 +303,7 @@ describe("records of objects the emulator forgot (restarted with its seed)", fun
 
   it("Azure: a project and model gone is trained again, or the record is named", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     local args = { "--state", dir .. "/s.json", "examples/azure_textclass.lua", "examples/data/textclass_inbox",
       dir .. "/c.jsonl" }
     local code, _, err = sim:run(args)
@@ -331,12 +317,12 @@ end)
 describe("an etcd:// state store", function()
   it("that cannot be used is a one-line error, not a Lua traceback", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     -- Nothing listens on port 1.
-    local code = support.sh(("env -i PATH=%s HOME=%s %s --state etcd://127.0.0.1:1/t -e %s >/dev/null 2>%s"):format(
+    local code = support.exec(("env -i PATH=%s HOME=%s %s --state etcd://127.0.0.1:1/t -e %s >/dev/null 2>%s"):format(
       quote(os.getenv("PATH")), quote(dir), quote(TRAINCTL), quote("require('trainctl.state').get('k')"),
       quote(dir .. "/err")))
-    local err = support.slurp(dir .. "/err")
+    local err = support.read(dir .. "/err")
     assert.is_true(code == 1 or code == 2, err)
     assert.not_matches("traceback", err)
   end)

@@ -5,9 +5,9 @@
 -- a start whose answer was lost never sent again while it can still land,
 -- a training left running adopted, and a record the cloud forgot named
 -- with the command that clears it.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local json = require("trainctl.json")
-local log = require("trainctl.log")
 
 local quote = support.quote
 local TRAINCTL = support.TRAINCTL
@@ -17,9 +17,9 @@ local function trainctl(dir, args)
   local words = {}
   for i, a in ipairs(args) do words[i] = quote(a) end
   local out, err = dir .. "/out", dir .. "/err"
-  local code = support.sh(("env -i PATH=%s HOME=%s %s %s >%s 2>%s"):format(quote(os.getenv("PATH")),
+  local code = support.exec(("env -i PATH=%s HOME=%s %s %s >%s 2>%s"):format(quote(os.getenv("PATH")),
     quote(dir), quote(TRAINCTL), table.concat(words, " "), quote(out), quote(err)))
-  return code, support.slurp(out) or "", support.slurp(err) or ""
+  return code, support.read(out) or "", support.read(err) or ""
 end
 
 local function count_lines(s) return support.matches(s, "[^\n]+") end
@@ -27,7 +27,7 @@ local function count_lines(s) return support.matches(s, "[^\n]+") end
 describe("state files", function()
   local dir
   before_each(function() dir = support.tmpdir() end)
-  after_each(function() os.execute("rm -rf " .. quote(dir)) end)
+  after_each(function() support.rmdir(dir) end)
 
   it("keeps every record when 12 runs with their own keys write one file at once, round after round", function()
     local path = dir .. "/shared.json"
@@ -38,8 +38,8 @@ describe("state files", function()
           .. "s.set('r%d-run%d', {n = n, run = %d}) end"):format(round, i, i)
         cmds[#cmds + 1] = ("%s --state %s -e %s &"):format(quote(TRAINCTL), quote(path), quote(chunk))
       end
-      assert.equal(0, support.sh(table.concat(cmds, " ") .. " wait"))
-      local doc = json.decode(support.slurp(path))
+      assert.equal(0, support.exec(table.concat(cmds, " ") .. " wait"))
+      local doc = json.decode(support.read(path))
       for r = 1, round do
         for i = 1, 12 do
           assert.same({ n = 15, run = i }, doc[("r%d-run%d"):format(r, i)], ("round %d run %d"):format(r, i))
@@ -59,13 +59,13 @@ describe("state files", function()
   for _, case in ipairs(BAD) do
     it(("refuses a state file that is %s, exit 1, and leaves it as it was"):format(case.name), function()
       local path = dir .. "/bad.json"
-      support.spit(path, case.text)
+      support.write(path, case.text)
       local code, _, err = trainctl(dir, { "--state", path, "-e", "require('trainctl.state').set('k', 1)" })
       assert.equal(1, code)
       assert.equal(1, count_lines(err), err)
       assert.matches("state file " .. path:gsub("%p", "%%%0"), err)
       assert.not_matches("traceback", err)
-      assert.equal(case.text, support.slurp(path))
+      assert.equal(case.text, support.read(path))
     end)
   end
 
@@ -77,19 +77,19 @@ describe("state files", function()
   end)
 
   it("refuses a state file it cannot read, exit 1, one line", function()
-    support.spit(dir .. "/plain", "data")
+    support.write(dir .. "/plain", "data")
     local path = dir .. "/plain/state.json"
     local code, _, err = trainctl(dir, { "--state", path, "-e", "require('trainctl.state').get('k')" })
     assert.equal(1, code)
     assert.equal(1, count_lines(err), err)
     assert.matches("cannot read state file", err)
-    assert.equal("data", support.slurp(dir .. "/plain"))
+    assert.equal("data", support.read(dir .. "/plain"))
   end)
 
   it("waits for another writer's lock, and names the lock when it is held past state.lock_wait", function()
     local state, sys = require("trainctl.state"), require("trainctl.sys")
     local path = dir .. "/locked.json"
-    support.spit(path, '{"kept": 1}\n')
+    support.write(path, '{"kept": 1}\n')
     local saved = state.lock_wait
     finally(function() state.lock_wait = saved end)
     state.lock_wait = 0.3
@@ -98,26 +98,26 @@ describe("state files", function()
     local ok, err = pcall(doc.set, doc, "mine", 2)
     assert.is_false(ok)
     assert.matches("another process has held .*locked%.json%.lock for 0%.3s", err.message)
-    assert.equal('{"kept": 1}\n', support.slurp(path))
+    assert.equal('{"kept": 1}\n', support.read(path))
     held:unlock()
     doc:set("mine", 2)
-    assert.same({ kept = 1, mine = 2 }, json.decode(support.slurp(path)))
+    assert.same({ kept = 1, mine = 2 }, json.decode(support.read(path)))
   end)
 
   it("writes a symlinked state file through to its target, which keeps its other records", function()
-    support.spit(dir .. "/real.json", '{"other": 7}\n')
-    assert.equal(0, support.sh(("ln -s real.json %s/link.json"):format(quote(dir))))
+    support.write(dir .. "/real.json", '{"other": 7}\n')
+    assert.equal(0, support.exec(("ln -s real.json %s/link.json"):format(quote(dir))))
     local code, _, err = trainctl(dir, { "--state", dir .. "/link.json", "-e",
       "require('trainctl.state').set('mine', 'x')" })
     assert.equal(0, code, err)
     assert.equal(dir .. "/real.json", require("trainctl.sys").readlink(dir .. "/link.json") and
       (dir .. "/" .. require("trainctl.sys").readlink(dir .. "/link.json")))
-    assert.same({ other = 7, mine = "x" }, json.decode(support.slurp(dir .. "/real.json")))
+    assert.same({ other = 7, mine = "x" }, json.decode(support.read(dir .. "/real.json")))
   end)
 
   it("never takes a lock through a symlink, nor truncates a lock file", function()
-    support.spit(dir .. "/precious", "precious data\n")
-    assert.equal(0, support.sh(("ln -s precious %s/run.lock"):format(quote(dir))))
+    support.write(dir .. "/precious", "precious data\n")
+    assert.equal(0, support.exec(("ln -s precious %s/run.lock"):format(quote(dir))))
     local code, _, err = trainctl(dir, { "--lock", dir .. "/run.lock", "-e", "print(1)" })
     assert.equal(2, code)
     assert.matches("symbolic link", err)
@@ -125,13 +125,13 @@ describe("state files", function()
     local l, why = sys.lock(dir .. "/run.lock")
     assert.is_nil(l)
     assert.matches("run.lock", why)
-    assert.equal("precious data\n", support.slurp(dir .. "/precious"))
+    assert.equal("precious data\n", support.read(dir .. "/precious"))
     -- A lock path naming somebody's data leaves the data as it was.
     l = assert(sys.lock(dir .. "/precious"))
     l:unlock()
     code, _, err = trainctl(dir, { "--lock", dir .. "/precious", "-e", "print(1)" })
     assert.equal(0, code, err)
-    assert.equal("precious data\n", support.slurp(dir .. "/precious"))
+    assert.equal("precious data\n", support.read(dir .. "/precious"))
   end)
 end)
 
@@ -140,10 +140,10 @@ describe("trainctl state", function()
   before_each(function()
     dir = support.tmpdir()
     path = dir .. "/s.json"
-    support.spit(path, json.encode({ ["wf{endpoint=http://a,prefix=shop}"] = { training = { id = "t1" } },
+    support.write(path, json.encode({ ["wf{endpoint=http://a,prefix=shop}"] = { training = { id = "t1" } },
       other = 2 }))
   end)
-  after_each(function() os.execute("rm -rf " .. quote(dir)) end)
+  after_each(function() support.rmdir(dir) end)
 
   it("lists the records as JSON when piped", function()
     local code, out = trainctl(dir, { "state", "list", "--state", path })
@@ -168,7 +168,7 @@ describe("trainctl state", function()
     assert.equal(0, code, err)
     assert.matches("forgot other", err)
     assert.same({ ["wf{endpoint=http://a,prefix=shop}"] = { training = { id = "t1" } } },
-      json.decode(support.slurp(path)))
+      json.decode(support.read(path)))
     code = trainctl(dir, { "state", "forget", "other", "--state", path })
     assert.equal(1, code)
   end)
@@ -180,7 +180,7 @@ describe("trainctl state", function()
   end)
 
   it("refuses a bad state file and a bad command with one line each", function()
-    support.spit(path, "[]")
+    support.write(path, "[]")
     local code, _, err = trainctl(dir, { "state", "list", "--state", path })
     assert.equal(1, code)
     assert.equal(1, count_lines(err))
@@ -191,11 +191,8 @@ describe("trainctl state", function()
 end)
 
 describe("workflow records against cloudsim", function()
-  local sim
-  setup(function()
-    log.set_level("error")
-    sim = support.start({ speed = 1200 })
-  end)
+  local sim = cloudsim.new({ speed = 1200, log = "error" })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
   before_each(function()
     sim:reset()
@@ -211,7 +208,7 @@ describe("workflow records against cloudsim", function()
 
   it("keys AiTEMS records by prefix: another prefix creates and trains its own service", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     local code, _, err = sim:run({ "examples/aitems_recommend.lua", dir .. "/shop.jsonl" },
       { env = { AITEMS_PREFIX = "shop" } })
     assert.equal(0, code, err)
@@ -237,7 +234,7 @@ describe("workflow records against cloudsim", function()
 
   it("does not start over on a stray 404 for the recorded service: one training in all", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     local args = { "--state", dir .. "/s.json", "examples/aitems_recommend.lua", dir .. "/rec.jsonl" }
     -- Killed while it waits: the next run resumes with the service recorded.
     sim:speed(0)
@@ -261,7 +258,7 @@ describe("workflow records against cloudsim", function()
 
   it("starts over when the service is really gone, confirmed by AiTEMS's own NOT_FOUND", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     local args = { "--state", dir .. "/s.json", "examples/aitems_recommend.lua", dir .. "/rec.jsonl" }
     local code, _, err = sim:run(args)
     assert.equal(0, code, err)
@@ -281,7 +278,7 @@ describe("workflow records against cloudsim", function()
 
   it("names the state file, the key and the command when a recorded Azure job has expired", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     local state = dir .. "/s.json"
     local args = { "--state", state, "examples/azure_textclass.lua", "examples/data/textclass_inbox",
       dir .. "/cls.jsonl" }
@@ -320,7 +317,7 @@ describe("workflow records against cloudsim", function()
 
   it("adopts the training a run left running instead of failing or starting another", function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     sim:speed(0)
     local first = sim:spawn({ "--state", dir .. "/yesterday.json", "examples/opensearch_ctr.lua", "ctr_adopt" })
     finally(function() first:kill("KILL") end)
@@ -344,7 +341,7 @@ describe("workflow records against cloudsim", function()
   it("adopts an Azure training a run left running (409 Conflict) instead of failing or starting another",
     function()
     local dir = support.tmpdir()
-    finally(function() os.execute("rm -rf " .. quote(dir)) end)
+    finally(function() support.rmdir(dir) end)
     local env = { env = { AZURE_PROJECT = "adopt-az" } }
     local function args(day)
       return { "--state", dir .. "/" .. day .. ".json", "examples/azure_textclass.lua",
@@ -380,16 +377,9 @@ describe("workflow records against cloudsim", function()
 end)
 
 describe("a training start whose answer was lost", function()
-  local sim, restore
-  setup(function()
-    log.set_level("error")
-    sim = support.start({ speed = 1200 })
-    restore = sim:use()
-  end)
-  teardown(function()
-    restore()
-    sim:stop()
-  end)
+  local sim = cloudsim.new({ speed = 1200, use = true, log = "error" })
+  setup(function() sim:start() end)
+  teardown(function() sim:stop() end)
 
   it("is looked up until the server's hold on it has ended, never sent while it can still land", function()
     local job = require("trainctl.job")

@@ -2,8 +2,7 @@
 -- "../x" or "a/b?c" cannot change the request target. The proof is the
 -- emulator's request log, which records the path and query exactly as
 -- they arrived (the emulator decodes them only afterwards, to route).
-local support = dofile("tests/reliability/support.lua")
-local log = require("trainctl.log")
+local cloudsim = require("support.cloudsim")
 
 local HOSTILE = {
   { id = "../x", path = "..%2Fx" },
@@ -17,17 +16,10 @@ local HOSTILE = {
 }
 
 describe("request targets", function()
-  local sim, restore
+  local sim = cloudsim.new({ speed = 0, use = true, log = "error" })
 
-  setup(function()
-    log.set_level("error")
-    sim = support.start({ speed = 0 })
-    restore = sim:use()
-  end)
-  teardown(function()
-    restore()
-    sim:stop()
-  end)
+  setup(function() sim:start() end)
+  teardown(function() sim:stop() end)
 
   -- last(provider) -> the newest logged request of that provider.
   local function last(provider)

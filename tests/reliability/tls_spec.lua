@@ -2,7 +2,8 @@
 -- this test: the right CA passes; a wrong CA, a wrong host name or no CA
 -- at all is a tls error (exit 1); insecure = true turns verification off
 -- only when given as true, and says so in the log.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 local aitems = require("trainctl.aitems")
 local errors = require("trainctl.errors")
 local log = require("trainctl.log")
@@ -12,13 +13,13 @@ describe("TLS", function()
 
   setup(function()
     dir = support.tmpdir()
-    certs = support.certificates(dir)
-    sim = support.start({ speed = 1200, tls = certs, host = "localhost" })
+    certs = cloudsim.certificates(dir)
+    sim = cloudsim.start({ speed = 1200, tls = certs, host = "localhost" })
   end)
   teardown(function()
     if restore then restore() end
     sim:stop()
-    os.execute("rm -rf " .. support.quote(dir))
+    support.rmdir(dir)
   end)
 
   local function run(args, env)

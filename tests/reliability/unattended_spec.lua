@@ -3,11 +3,12 @@
 -- the training recorded so that the next run resumes it, SIGHUP does not
 -- stop it. The emulator's clock is frozen, so the training waits as long
 -- as the test needs.
-local support = dofile("tests/reliability/support.lua")
+local support = require("support")
+local cloudsim = require("support.cloudsim")
 
 describe("unattended runs", function()
-  local sim
-  setup(function() sim = support.start({ speed = 0 }) end)
+  local sim = cloudsim.new({ speed = 0 })
+  setup(function() sim:start() end)
   teardown(function() sim:stop() end)
 
   local n = 0

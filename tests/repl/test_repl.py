@@ -22,7 +22,7 @@ import time
 
 TRAINCTL = os.path.abspath(os.environ.get("TRAINCTL", "./trainctl"))
 HERE = os.path.dirname(os.path.abspath(__file__))
-SERVER = os.path.join(HERE, "..", "host", "http_server.py")
+SERVER = os.path.join(HERE, "..", "support", "http_server.py")
 PROMPT = rb"(?:^|(?<=\n))> "  # at the start of a line
 
 UP = b"\x1b[A"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A loopback HTTP/1.1 server for the trainctl.http tests.
+"""The loopback HTTP/1.1 server of the host, loop and integration specs.
 
 Prints one line, "<port> <closed-port>", then serves until killed (or until
 its parent goes away). <closed-port> was bound and released at start-up, so
@@ -15,12 +15,22 @@ nothing listens there: connecting to it is refused.
   /hang            never answers; /hang-body sends half a body, then waits
   /connections     how many TCP connections were accepted so far
   /close           answers with Connection: close and closes
+  /fast            200 "ok"
+  /slow?s=N        answers after N seconds (default 30); gives up early when
+                   the client closes the connection
+  /stats           JSON: requests (all but /stats), slow_started,
+                   slow_aborted (clients that hung up mid-wait), open (TCP
+                   connections open now), max_open (the most at once)
+  /nextlink/P      an Azure list page whose nextLink is P again (a client
+                   with the endpoint .../nextlink asks for this page again):
+                   a service paging in a loop
 
 With --tls CERT KEY it speaks HTTPS instead.
 """
 import hashlib
 import json
 import os
+import select
 import socket
 import ssl
 import sys
@@ -32,6 +42,24 @@ from urllib.parse import parse_qs, urlsplit
 connections = 0
 counter_lock = threading.Lock()
 stop = threading.Event()
+stats = {"requests": 0, "slow_started": 0, "slow_aborted": 0, "open": 0, "max_open": 0}
+
+
+def count(key, n=1):
+    with counter_lock:
+        stats[key] += n
+        if key == "open":
+            stats["max_open"] = max(stats["max_open"], stats["open"])
+
+
+def client_gone(sock):
+    r, _, _ = select.select([sock], [], [], 0)
+    if not r:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -43,6 +71,13 @@ class Handler(BaseHTTPRequestHandler):
         with counter_lock:
             connections += 1
         super().setup()
+        count("open")
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            count("open", -1)
 
     def log_message(self, fmt, *args):
         pass
@@ -86,7 +121,23 @@ class Handler(BaseHTTPRequestHandler):
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         body = self.read_body()
         p = url.path
-        if p == "/echo":
+        if p != "/stats":
+            count("requests")
+        if p == "/stats":
+            with counter_lock:
+                doc = json.dumps(stats).encode()
+            self.send(200, doc, "application/json")
+        elif p == "/fast":
+            self.send(200, b"ok")
+        elif p == "/slow":
+            self.slow(float(q.get("s", "30")))
+        elif p.startswith("/nextlink/"):
+            # the link a service gives: from its root, without the prefix
+            # that routes the client here
+            link = "http://127.0.0.1:%d%s" % (self.server.server_address[1], p[len("/nextlink"):])
+            doc = {"value": [{"projectName": "x"}], "nextLink": link + "?skip=1&api-version=2023-04-01"}
+            self.send(200, json.dumps(doc).encode(), "application/json")
+        elif p == "/echo":
             doc = {
                 "method": self.command,
                 "path": self.path,
@@ -130,6 +181,17 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send(404, b"no such path")
 
+    def slow(self, seconds):
+        count("slow_started")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if client_gone(self.connection):
+                count("slow_aborted")
+                self.close_connection = True
+                return
+            time.sleep(0.02)
+        self.send(200, b"slow")
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_any
 
 
@@ -148,9 +210,13 @@ def watch_parent():
     os._exit(0)
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 2048
+
+
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
     if len(sys.argv) == 4 and sys.argv[1] == "--tls":
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(sys.argv[2], sys.argv[3])

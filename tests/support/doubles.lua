@@ -1,5 +1,6 @@
--- Test doubles shared by the unit specs: a scripted HTTP transport, a
--- sleep that only records, and a captured log. No network, no waiting.
+-- Test doubles of the unit specs: a scripted HTTP transport, a sleep
+-- that only records (on a fake clock the sleeps advance), a captured log
+-- and a stand-in environment. No network, no waiting.
 local S = {}
 
 -- http(responses) -> recorder. Each response is {status, headers, body},
@@ -74,12 +75,26 @@ function S.json(s)
   return require("trainctl.json").decode(s)
 end
 
--- tmpdir() -> a fresh directory, removed by the returned function.
-function S.tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(os.execute("mkdir -p '" .. p .. "'"))
-  return p, function() os.execute("rm -rf '" .. p .. "'") end
+-- isolate{log = level, env = {...}} -> the before_each/after_each pair
+-- the provider specs share: each test gets its own sleeps (iso.sleeps),
+-- log capture (iso.logs, at level, default "error") and environment
+-- (env, default empty), undone after it.
+--   local iso = support.isolate({ log = "info" })
+--   before_each(iso.before) after_each(iso.after)
+function S.isolate(opts)
+  opts = opts or {}
+  local iso = {}
+  function iso.before()
+    iso.sleeps = S.sleeps()
+    iso.logs = S.logs(opts.log or "error")
+    iso.restore_env = opts.env ~= false and S.env(opts.env or {}) or nil
+  end
+  function iso.after()
+    iso.sleeps.restore()
+    iso.logs.restore()
+    if iso.restore_env then iso.restore_env() end
+  end
+  return iso
 end
 
 return S

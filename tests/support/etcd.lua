@@ -1,13 +1,13 @@
--- Support for the several-machines specs: a real etcd cluster (Debian's
--- etcd-server) on free loopback ports with its data in a temporary
--- directory, members that can be killed and started again, the leader's
--- name, and the emulator and processes of tests/reliability/support.lua.
-local support = dofile("tests/reliability/support.lua")
+-- Several machines: a real etcd cluster (Debian's etcd-server) on free
+-- loopback ports with its data in a temporary directory, members that can
+-- be killed, frozen and started again, the leader's name, and the
+-- environment of a trainctl "host" against the emulator.
+local support = require("support")
 local etcd = require("trainctl.etcd")
 local raw = require("trainctl._http")
 local json = require("trainctl.json")
 
-local M = setmetatable({}, { __index = support })
+local M = {}
 
 local quote = support.quote
 
@@ -32,7 +32,7 @@ Cluster.__index = Cluster
 function M.cluster(o)
   o = o or {}
   local size = o.size or 3
-  local self = setmetatable({ dir = support.tmpdir(), members = {}, tls = o.tls }, Cluster)
+  local self = setmetatable({ dir = (support.tmpdir()), members = {}, tls = o.tls }, Cluster)
   local ports = M.free_ports(2 * size)
   local initial = {}
   for i = 1, size do
@@ -66,18 +66,20 @@ function Cluster:start(i, state)
     .. "--advertise-client-urls %s://127.0.0.1:%s --listen-peer-urls http://127.0.0.1:%s "
     .. "--initial-advertise-peer-urls http://127.0.0.1:%s --initial-cluster %s "
     .. "--initial-cluster-state %s --heartbeat-interval 50 --election-timeout 500 %s "
-    .. ">>%s 2>&1 & echo $!"):format(m.name, quote(m.data), self:scheme(), m.client, self:scheme(),
+    .. "2>>%s"):format(m.name, quote(m.data), self:scheme(), m.client, self:scheme(),
     m.client, m.peer, m.peer, self.initial, state or "existing", tls, quote(m.log))
-  local p = assert(io.popen(cmd))
-  m.pid = p:read("l")
-  p:close()
+  m.proc = support.spawn(cmd)
+  m.pid = m.proc.pid
 end
 
 -- kill(i [, signal]): stops member i (kill -9 by default).
 function Cluster:kill(i, signal)
   local m = self.members[i]
-  if m.pid then os.execute(("kill -%s %s 2>/dev/null"):format(signal or "KILL", m.pid)) end
-  m.pid = nil
+  if m.proc then
+    m.proc:kill(signal or "KILL")
+    m.proc:wait(30)
+  end
+  m.proc, m.pid = nil, nil
 end
 
 -- freeze(i) / thaw(i): member i stops answering (SIGSTOP), as behind a
@@ -106,7 +108,7 @@ function Cluster:wait_healthy()
       support.poll(function()
         local h = get(self, ("%s://%s/health"):format(self:scheme(), self:host(i)))
         return h and h.health == "true"
-      end, 30, "etcd member " .. m.name .. " to be healthy (" .. tostring(support.slurp(m.log)) .. ")")
+      end, 30, "etcd member " .. m.name .. " to be healthy (" .. tostring(support.read(m.log)) .. ")")
     end
   end
 end
@@ -145,7 +147,7 @@ function Cluster:stop()
     if m.pid then self:thaw(i) end
     self:kill(i)
   end
-  os.execute("rm -rf " .. quote(self.dir))
+  support.rmdir(self.dir)
 end
 
 -- available(): etcd-server is installed.
@@ -171,7 +173,7 @@ end
 function M.client_certificate(certs)
   local dir = certs.ca:match("^(.*)/[^/]*$")
   local function openssl(args)
-    assert(support.sh("openssl " .. args .. " >/dev/null 2>&1") == 0, "openssl " .. args)
+    assert(support.exec("openssl " .. args .. " >/dev/null 2>&1") == 0, "openssl " .. args)
   end
   openssl(("req -newkey rsa:2048 -nodes -subj /CN=trainctl-client -keyout %s/client.key "
     .. "-out %s/client.csr"):format(dir, dir))
@@ -182,19 +184,9 @@ end
 
 -- run(args, env) -> exit status, stdout, stderr of trainctl with only env
 -- (and PATH) in its environment.
-local runs = 0
-function M.run(args, env, dir)
-  runs = runs + 1
-  local words, vars = {}, { "PATH=" .. quote(os.getenv("PATH")) }
-  for i, a in ipairs(args) do words[i] = quote(a) end
-  for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. quote(v) end
-  if os.getenv("TRAINCTL_LUA_PATH") then
-    vars[#vars + 1] = "TRAINCTL_LUA_PATH=" .. quote(os.getenv("TRAINCTL_LUA_PATH"))
-  end
-  local out, err = ("%s/out.%d"):format(dir, runs), ("%s/err.%d"):format(dir, runs)
-  local code = support.sh(("env -i %s %s %s >%s 2>%s"):format(table.concat(vars, " "),
-    quote(support.TRAINCTL), table.concat(words, " "), quote(out), quote(err)))
-  return code, support.slurp(out) or "", support.slurp(err) or ""
+function M.run(args, env)
+  local r = support.run(args, { env = env, clear = true })
+  return r.code, r.out or "", r.err or ""
 end
 
 return M
