@@ -3,13 +3,7 @@
 -- (trainctl.aitems, trainctl.http, ...) reach the same modules, from the
 -- binary and from a source tree (TRAINCTL_LUA_PATH).
 
--- The shared helpers: tests/support/ where the suites have it, else this
--- suite's own.
-local has_support, H = pcall(require, "support")
-if not has_support then
-  package.path = "tests/host/?.lua;" .. package.path
-  H = require "helper"
-end
+local H = require "support"
 local sys = require "trainctl.sys"
 
 -- Every public name gives the very table of its module: a test double or

@@ -2,7 +2,7 @@
 -- refuses an ACS3 request without x-acs-action: the action comes from the
 -- operation table when the call names none, and a path no operation has
 -- is a usage error before anything is sent.
-local cloudsim = dofile("tests/integration/cloudsim.lua")
+local cloudsim = require("support.cloudsim")
 local opensearch = require("trainctl.opensearch")
 local log = require("trainctl.log")
 

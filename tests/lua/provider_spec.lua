@@ -3,10 +3,7 @@
 -- reads is refused; the public module names reach the modules in their
 -- layers; one retry policy and one clock serve every wait; config is the
 -- only reader of the environment and of the command line's options.
--- The shared test doubles: tests/support/ where the suites have it, else
--- this suite's own.
-local has_doubles, S = pcall(require, "support.doubles")
-if not has_doubles then S = dofile("tests/lua/support.lua") end
+local S = require("support.doubles")
 local errors = require("trainctl.errors")
 local ops = require("trainctl.ops")
 local provider = require("trainctl.api.provider")
