@@ -21,6 +21,17 @@ local progress_active = false
 local secrets, partial = {}, {}
 local ordered
 
+-- The secrets of the requests in flight (each request's own list, which
+-- its signer fills: the signature, the Authorization value...), held from
+-- before the request is signed until its answer has been read and its
+-- error redacted; weak, so that a request abandoned half-way (its task
+-- cancelled) lets go of its list all the same. Released lists stay
+-- redacted a while longer (RECENT of them): a job's status or a retry's
+-- warning may quote an answer after its request ended.
+local held = setmetatable({}, { __mode = "k" })
+local RECENT = 32
+local recent, recent_next = {}, 1
+
 local function sink_default(s) io.stderr:write(s) io.stderr:flush() end
 local sink = sink_default
 
@@ -66,6 +77,39 @@ function M.add_secret(s, opts)
     secrets[s], partial[s] = true, nil
   end
   ordered = nil
+end
+
+-- hold(list) -> list: every string list holds (now or later) is redacted
+-- everywhere, whatever the text: a log line written while the request is
+-- in flight (a provider's classify, a hook), an error, a report.
+function M.hold(list)
+  if type(list) == "table" then held[list] = true end
+  return list
+end
+
+-- release(list): the request is over; its secrets join the recent ones.
+function M.release(list)
+  if type(list) ~= "table" or not held[list] then return end
+  held[list] = nil
+  recent[recent_next] = list
+  recent_next = recent_next % RECENT + 1
+end
+
+-- The strings of the held and recent lists, longest first.
+local function request_secrets()
+  local out, seen = {}, {}
+  local function add(list)
+    for _, s in ipairs(list) do
+      if type(s) == "string" and #s >= 4 and not seen[s] and not secrets[s] then
+        seen[s] = true
+        out[#out + 1] = s
+      end
+    end
+  end
+  for list in pairs(held) do add(list) end
+  for _, list in pairs(recent) do add(list) end
+  if #out > 1 then table.sort(out, function(a, b) return #a > #b end) end
+  return out
 end
 
 local function secret_list()
@@ -120,6 +164,8 @@ local function forms(secret)
   local url_form = secret:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end)
   if json_form ~= secret then list[#list + 1] = json_form end
   if url_form ~= secret then list[#list + 1] = url_form end
+  -- A hex digest (an ACS3 signature) quoted in upper case.
+  if secret:find("^%x+$") and secret:find("%l") then list[#list + 1] = secret:upper() end
   return list
 end
 
@@ -155,6 +201,7 @@ local function redact_string(s, extra)
       end
     end
   end
+  for _, secret in ipairs(request_secrets()) do s = replace_secret(s, secret, REDACTED) end
   -- Credentials that were never registered (a token issued to someone
   -- else, a signature the server computed) still have recognisable shapes.
   s = s:gsub("([Bb]earer%s+)[%w%-%._~%+/]+=*", "%1" .. REDACTED)
@@ -222,6 +269,7 @@ function M.redact_head(s, max, extra)
   for _, secret in ipairs(extra or {}) do
     if type(secret) == "string" then reach = math.max(reach, 3 * #secret) end
   end
+  for _, secret in ipairs(request_secrets()) do reach = math.max(reach, 3 * #secret) end
   return redact_string(s:sub(1, max + reach), extra), #s <= max + reach
 end
 
@@ -398,6 +446,7 @@ end
 function M._reset()
   level, format, secrets, partial, ordered = nil, nil, {}, {}, nil
   known_added = false
+  held, recent, recent_next = setmetatable({}, { __mode = "k" }), {}, 1
   progress_active = false
   sink = sink_default
 end

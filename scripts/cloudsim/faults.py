@@ -3,7 +3,9 @@ the admin API, which take precedence.
 
 A fault is a dict: kind ("500", "503", "429", ... "reset", "slow", "badjson",
 "truncate", "echo"), when ("before" or "after" the request changes state),
-retry_after (seconds, for 429 and 503), delay (seconds, for slow).
+retry_after (seconds, for 429 and 503), delay (seconds, for slow); an
+echo may name its code and its message, a template where {request} is the
+request as received and {signature} the credential it carried.
 """
 
 import random
@@ -105,7 +107,7 @@ class Faults:
     def _prepare(self, e):
         if not isinstance(e, dict):
             raise ValueError("each fault must be an object")
-        unknown = set(e) - {"kind", "when", "match", "count", "retry_after", "delay"}
+        unknown = set(e) - {"kind", "when", "match", "count", "retry_after", "delay", "code", "message"}
         if unknown:
             raise ValueError("unknown fault field(s): " + ", ".join(sorted(unknown)))
         f = {"kind": check_kind(e.get("kind", "")), "count": int(e.get("count", 1))}
@@ -118,6 +120,11 @@ class Faults:
         for k in ("retry_after", "delay"):
             if k in e:
                 f[k] = float(e[k])
+        for k in ("code", "message"):
+            if k in e:
+                if f["kind"] != "echo" or not isinstance(e[k], str):
+                    raise ValueError("%s is a string, for an echo only" % k)
+                f[k] = e[k]
         match = e.get("match") or {}
         if not isinstance(match, dict) or set(match) - {"provider", "operation", "method", "path_regex"}:
             raise ValueError("match takes provider, operation, method, path_regex")
@@ -168,6 +175,10 @@ class Faults:
             when = "before"
         if when == "random":
             when = (rng or self.rng).choice(("before", "after"))
-        return {"kind": f["kind"], "when": when,
-                "retry_after": f.get("retry_after", self.retry_after),
-                "delay": f.get("delay", self.slow_seconds)}
+        out = {"kind": f["kind"], "when": when,
+               "retry_after": f.get("retry_after", self.retry_after),
+               "delay": f.get("delay", self.slow_seconds)}
+        for k in ("code", "message"):
+            if k in f:
+                out[k] = f[k]
+        return out

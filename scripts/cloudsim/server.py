@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import random
+import re
 import socket
 import ssl
 import struct
@@ -107,7 +108,11 @@ class App:
         if kind == "echo":
             # A careless server quoting the request back, credentials
             # included: what a client must never print.
-            return prov.render_error(ApiError(400, "Echo", echo_text(req)), req)
+            message = echo_text(req)
+            if "message" in fault:
+                message = fault["message"].replace("{request}", message).replace(
+                    "{signature}", quoted_credential(req))
+            return prov.render_error(ApiError(400, fault.get("code", "Echo"), message), req)
         return prov.fault_response(req, int(kind), fault["retry_after"])
 
     def record(self, wall, sim, provider, op, req, resp, fault, executed):
@@ -192,6 +197,19 @@ def echo_text(req):
     lines = ["%s %s" % (req.method, req.target)]
     lines.extend("%s: %s" % (name, value) for name, value in req.header_list)
     return "\n".join(lines) + "\n\n" + (req.body or b"").decode("utf-8", "replace")
+
+
+def quoted_credential(req):
+    """The credential a request carried, bare, as a server that names the
+    signature it refused would quote it: the ACS3 signature, the acs v2
+    one, the NCP signature, the subscription key or the bearer token."""
+    h = req.headers
+    auth = h.get("authorization", "")
+    m = re.search(r"Signature=([0-9a-fA-F]+)", auth) or re.match(r"acs [^:]+:(\S+)", auth) \
+        or re.match(r"Bearer (\S+)", auth)
+    if m:
+        return m.group(1)
+    return h.get("x-ncp-apigw-signature-v2") or h.get("ocp-apim-subscription-key") or ""
 
 
 def _rng_to_json(state):

@@ -102,6 +102,80 @@ describe("fuzz regressions", function()
     end)
   end)
 
+  describe("a line logged while the request is in flight", function()
+    local http = require "trainctl.http"
+    local log = require "trainctl.log"
+    local request = http.request
+    local lines
+    before_each(function()
+      lines = {}
+      log.set_sink(function(line) lines[#lines + 1] = line end)
+      log.set_level("debug")
+    end)
+    after_each(function()
+      http.request = request
+      log._reset()
+    end)
+
+    it("leaves no signature in OpenSearch's string to sign (v3 and v2)", function()
+      for _, version in ipairs({ "v3", "v2" }) do
+        local c = require("trainctl.opensearch").client({ endpoint = "http://127.0.0.1:9",
+          access_key_id = "regress-ak-3", access_key_secret = "regress-sk-3", retry = false,
+          signature = version })
+        local sig, quoted
+        http.request = function(o)
+          local auth = o.headers.authorization
+          sig = auth:match("Signature=(%x+)") or auth:match(":(.+)$")
+          -- a hex signature may come back in upper case
+          quoted = version == "v3" and sig:upper() or sig
+          return { status = 400, headers = {}, body = json.encode({ Code = "SignatureDoesNotMatch",
+            Message = "Specified signature is not matched with our calculation. server string to sign is:"
+              .. "POST\n" .. sig .. " " .. sig:upper() }) }
+        end
+        local ok, err = pcall(c.call, c, "GET", "/v4/openapi/app-groups/a/functions/f/instances",
+          { retry = false })
+        assert.is_false(ok)
+        assert.equal("auth", err.kind)
+        local text = table.concat(lines)
+        assert.matches("the server's string to sign", text, 1, true)
+        assert.matches("[REDACTED]", text, 1, true)
+        assert.is_nil(text:find(sig, 1, true), version .. ": " .. text)
+        assert.is_nil(text:find(quoted, 1, true), version .. ": " .. text)
+        assert.is_nil(tostring(err):find(sig, 1, true))
+      end
+    end)
+
+    it("leaves out what any signer derived from the credentials, in any log line", function()
+      -- A provider of its own: a signature of its own kind, a header
+      -- whose name says it is secret, and a classify that logs the
+      -- server's message as OpenSearch's does.
+      local quoted
+      http.request = function() return { status = 401, headers = {}, body = quoted } end
+      local ok, err = pcall(http.send, { provider = "regress", method = "GET", url = "http://127.0.0.1:9/x",
+        retry = false,
+        sign = function(r)
+          r.headers["x-regress-token"] = "not-a-secret-name"
+          r.headers["authorization"] = "Custom k=regress-derived-credential-value"
+          r.secrets[#r.secrets + 1] = "regress-derived-signature"
+          quoted = "got regress-derived-signature and Custom k=regress-derived-credential-value"
+        end,
+        classify = function(_, body)
+          log.debug("regress: the server says", { said = body, also = { deep = body } })
+          log.warn("the server says " .. tostring(body))
+          return { code = "Refused", message = body }
+        end })
+      assert.is_false(ok)
+      local text = table.concat(lines) .. tostring(err)
+      assert.matches("the server says", text, 1, true)
+      assert.is_nil(text:find("regress-derived-signature", 1, true), text)
+      assert.is_nil(text:find("regress-derived-credential-value", 1, true), text)
+      -- A line written after the request ended (a job's status quoting
+      -- the answer) is redacted all the same.
+      log.info("later: regress-derived-signature")
+      assert.is_nil(lines[#lines]:find("regress-derived-signature", 1, true))
+    end)
+  end)
+
   describe("a job status out of the ordinary", function()
     local http = require "trainctl.http"
     local wait = require "trainctl.wait"

@@ -13,6 +13,19 @@ describe("trainctl.log", function()
   end)
 
   describe("redact", function()
+    it("removes a request's secrets while it is held, and for the 32 requests after", function()
+      local sig = ("ab12"):rep(16)
+      local list = log.hold({})
+      list[#list + 1] = sig -- a signer fills the list after the hold
+      assert.equal("x [REDACTED] y [REDACTED]", log.redact("x " .. sig .. " y " .. sig:upper()))
+      log.release(list)
+      assert.equal("x [REDACTED]", log.redact("x " .. sig))
+      for i = 1, 31 do log.release(log.hold({ "other-signature-" .. i })) end
+      assert.equal("x [REDACTED]", log.redact("x " .. sig))
+      log.release(log.hold({ "other-signature-32" }))
+      assert.equal("x " .. sig, log.redact("x " .. sig))
+    end)
+
     it("removes registered secrets wherever they appear", function()
       log.add_secret("s3cr3t-value")
       assert.equal("a [REDACTED] b", log.redact("a s3cr3t-value b"))

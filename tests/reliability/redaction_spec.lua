@@ -122,6 +122,43 @@ describe("redaction", function()
     end)
   end
 
+  -- A gateway that names the signature it refused, bare, where OpenSearch
+  -- puts its string to sign (which the client logs at debug level, while
+  -- the request is in flight), and the other providers quoting their
+  -- credential in their message.
+  it("prints none when the server quotes the bare signature in a debug line or a message", function()
+    sim:admin("POST", "faults", { rates = "" })
+    local script = [[
+      local function refused(c, fn, ...)
+        local ok, err = pcall(fn, c, ...)
+        assert(not ok and err.code == "SignatureDoesNotMatch", tostring(err))
+        print(tostring(err))
+      end
+      for _, signature in ipairs({ "v3", "v2" }) do
+        local c = require("trainctl.opensearch").client({ signature = signature, retry = false })
+        refused(c, c.list_function_instances, { app_group_identity = "a", function_name = "b" })
+      end
+      local ai = require("trainctl.aitems").client({ retry = false })
+      refused(ai, ai.list_services)
+      local az = require("trainctl.azure_language").client({ retry = false })
+      refused(az, az.list_projects)
+    ]]
+    sim:faults({ { kind = "echo", count = 4, code = "SignatureDoesNotMatch",
+      message = "Specified signature {signature} is not matched with our calculation. "
+        .. "server string to sign is:GET\n{signature}" } })
+    local code, out, err = sim:run(spied({ "--log-level", "debug", "-e", script }))
+    assert.equal(0, code, err)
+    assert.equal(0, #sim:admin("GET", "faults").scripted)
+    -- The string to sign reached the debug log, the signature in it redacted.
+    local sts = {}
+    for line in err:gmatch("[^\n]*the server's string to sign[^\n]*") do sts[#sts + 1] = line end
+    assert.equal(2, #sts, err)
+    for _, line in ipairs(sts) do assert.matches('string_to_sign="GET\\n[REDACTED]"', line, 1, true) end
+    local _, quoted = out:gsub("SignatureDoesNotMatch%): Specified signature %[REDACTED%] is not", "")
+    assert.equal(4, quoted, out)
+    assert.same({}, support.leaks(out .. err, secrets()))
+  end)
+
   it("prints none in an error object's fields, its string or a traceback", function()
     sim:admin("POST", "faults", { rates = "" })
     local script = [[

@@ -212,6 +212,16 @@ local function prepare(req)
   return c
 end
 
+-- held_headers(r): the values of the headers whose name says they are
+-- secret (authorization, a signature, a subscription key...) join the
+-- secrets of the request, whichever provider signed it: a server may
+-- quote one whole, outside the shapes redaction knows.
+local function held_headers(r)
+  for name, value in pairs(r.headers) do
+    if type(value) == "string" and log.secret_name(name) then r.secrets[#r.secrets + 1] = value end
+  end
+end
+
 -- attempt(req, c, n) -> r (the request as signed), res | nil, err, the
 -- clock when it was sent: one try, signed anew, traced.
 local function attempt(req, c, n)
@@ -222,7 +232,12 @@ local function attempt(req, c, n)
     now = M.signing_time(req.provider),
   }
   if not r.headers["user-agent"] then r.headers["user-agent"] = M.USER_AGENT end
+  -- What the request carries that is derived from the credentials stays
+  -- out of every line printed until it is over, whoever writes the line
+  -- (a provider's classify logging the server's message among them).
+  log.hold(r.secrets)
   if req.sign then req.sign(r) end
+  held_headers(r)
   r.display_url = log.redact(c.full, r.secrets)
   trace_request(r)
   local t0 = wait.clock()
@@ -321,11 +336,16 @@ function M.send(req)
     n = n + 1
     for _, check in ipairs(checks) do check(req) end
     local r, res, err, t0 = attempt(req, c, n)
+    -- (outcome raising, the list is let go of with r: held is weak)
     local decoded, e, retryable = outcome(req, c, r, res, err)
-    if not e then return decoded, res end
+    if not e then
+      log.release(r.secrets)
+      return decoded, res
+    end
     -- An answer may quote the request, credentials included: no field
     -- of the error keeps one (message, code, request id, details).
     e = log.redact(e, r.secrets)
+    log.release(r.secrets)
     e.attempts = n
     -- A request that may have reached the server may still be carried
     -- out until its own timeout has run from when it was sent.
