@@ -5,17 +5,21 @@
 -- A task stops at the deadline even when it is behind, so a loop that
 -- cannot keep up shows as fewer polls than jobs * D / interval and as
 -- lateness, not as a run that never ends.
--- GCPAUSE sets the collector's pause (collectgarbage("setpause", GCPAUSE))
--- for the figure that shows what it does to the memory.
---   BENCH_BASE=http://127.0.0.1:PORT trainctl bench/waiting.lua [J] [D] [interval] [GCPAUSE]
+-- GC sets the collector for the figures that show what it does to the
+-- memory: a number is its pause (collectgarbage("setpause", GC)),
+-- "generational" Lua 5.4's generational mode.
+--   BENCH_BASE=http://127.0.0.1:PORT trainctl bench/waiting.lua [J] [D] [interval] [GC]
 local lib = dofile((arg[0]:match("^(.*/)") or "./") .. "lib.lua")
 local task = require("trainctl.task")
 
 local jobs = lib.num(1, 10000)
 local duration = lib.num(2, 30)
 local interval = lib.num(3, 1)
-local gcpause = lib.num(4, nil)
-if gcpause then collectgarbage("setpause", gcpause) end
+if arg[4] == "generational" then
+  collectgarbage("generational")
+elseif arg[4] then
+  collectgarbage("setpause", lib.num(4))
+end
 
 -- How late each sleep woke, in milliseconds; a histogram keeps the
 -- memory of the measurement itself out of the RSS being measured.
