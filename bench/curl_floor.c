@@ -159,7 +159,11 @@ static int run(CURLM *m, const char *url, int n, int c)
 			curl_easy_getinfo(msg->easy_handle,
 					  CURLINFO_NUM_CONNECTS, &conns);
 			connects += conns;
-			failed += msg->data.result != CURLE_OK || status != 200;
+			if ((msg->data.result != CURLE_OK || status != 200) &&
+			    !failed++)
+				fprintf(stderr, "curl_floor: first failure: %s, HTTP %ld\n",
+					curl_easy_strerror(msg->data.result),
+					status);
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
 					  (char **)&h);
 			curl_multi_remove_handle(m, msg->easy_handle);

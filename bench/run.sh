@@ -86,7 +86,7 @@ fi
 nofile=$(ulimit -n)
 [ "$nofile" = unlimited ] && nofile=65536
 conns=$((nofile - 64))
-[ "$conns" -gt 17408 ] && conns=17408
+[ "$conns" -gt 65536 ] && conns=65536
 export BENCH_NOFILE="$nofile"
 
 # The libcurl floor (bench/curl_floor.c); the figures that use it are
