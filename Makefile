@@ -29,14 +29,19 @@ CJSON_LIB ?= $(eval CJSON_LIB := $(firstword $(wildcard /usr/lib/*/liblua5.4-cjs
 CFLAGS ?= -O2 -g
 WARN = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS += -D_GNU_SOURCE -DTRAINCTL_VERSION='"$(VERSION)"'
-ALL_CFLAGS = $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) -Isrc
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) -Isrc/core -Isrc/lua -Isrc/cli
 LIBS = $(CJSON_LIB) $(PKG_LIBS) -ldl -lm
 
-SRCS = $(wildcard src/*.c)
-LUA_SRCS = $(sort $(wildcard lua/trainctl/*.lua))
+# src/core never touches Lua; src/lua binds it to Lua; src/cli is the
+# command line (docs/architecture.md).
+LAYERS = core lua cli
+SRCS = $(foreach d,$(LAYERS),$(wildcard src/$(d)/*.c))
+HDRS = $(foreach d,$(LAYERS),$(wildcard src/$(d)/*.h))
+LUA_SRCS = $(sort $(wildcard lua/trainctl/*.lua lua/trainctl/*/*.lua))
+LUA_ALIASES = lua/trainctl/aliases.lua
 BUILD ?= build
 OBJS = $(SRCS:src/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
-LIB_OBJS = $(filter-out $(BUILD)/main.o,$(OBJS))
+LIB_OBJS = $(filter-out $(BUILD)/cli/main.o,$(OBJS))
 
 BIN ?= trainctl
 
@@ -45,11 +50,12 @@ all: $(BIN)
 $(BIN): $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
-$(BUILD)/%.o: src/%.c src/host.h src/lhttp.h src/lazy.h | $(BUILD)
+$(BUILD)/%.o: src/%.c $(HDRS) | $(BUILD)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/embedded.c: $(LUA_SRCS) scripts/embed.lua | $(BUILD)
-	$(need_pkgs)lua5.4 scripts/embed.lua $(LUA_SRCS) > $@.tmp && mv $@.tmp $@
+	$(need_pkgs)lua5.4 scripts/embed.lua --aliases $(LUA_ALIASES) $(LUA_SRCS) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -63,7 +69,7 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
 $(BUILD)/unit/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS)
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS)
 
 unit: $(UNIT_BINS)
 
@@ -78,7 +84,7 @@ endif
 lint: format-check
 	luacheck -q lua tests examples bench
 
-C_FILES = $(wildcard src/*.c src/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c)
+C_FILES = $(SRCS) $(HDRS) $(wildcard tests/unit/*.c tests/unit/*.h tests/fuzz/*.c)
 
 format:
 	clang-format -i $(C_FILES)
@@ -147,7 +153,7 @@ DATADIR = $(PREFIX)/share/trainctl
 DOCDIR = $(PREFIX)/share/doc/trainctl
 BASH_COMPDIR = $(PREFIX)/share/bash-completion/completions
 ZSH_COMPDIR = $(PREFIX)/share/zsh/site-functions
-DOCS = README.md docs/lua-api.md docs/cookbook.md docs/cloudsim.md docs/reliability.md
+DOCS = README.md docs/lua-api.md docs/providers.md docs/cookbook.md docs/cloudsim.md docs/reliability.md
 
 # The completion scripts come from the binary (`trainctl completion SHELL`,
 # generated from its operation tables); a trainctl without that command

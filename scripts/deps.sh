@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson-dev
 libcurl4-openssl-dev libssl-dev openssl libedit-dev libjq-dev curl ca-certificates
-lua-busted lua-check python3 python3-yaml perl valgrind faketime etcd-server etcd-client"
+lua-busted lua-check python3 python3-yaml python3-msal perl valgrind faketime etcd-server etcd-client"
 [ "${1:-}" = "--bench" ] && PKGS="$PKGS wrk nginx-light hyperfine"
 [ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
 # make deb, and CI's package test: dpkg-buildpackage with debhelper.

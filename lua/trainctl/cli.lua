@@ -7,19 +7,13 @@
 local errors = require("trainctl.errors")
 local format = require("trainctl.format")
 local json = require("trainctl.json")
-local ops = require("trainctl.ops")
+local ops = require("trainctl.api.ops")
+local registry = require("trainctl.providers")
 
 local M = {}
 
-M.PROVIDERS = {
-  { name = "aitems", module = "trainctl.aitems", title = "NAVER Cloud AiTEMS (recommendation)" },
-  { name = "opensearch", module = "trainctl.opensearch",
-    title = "Alibaba Cloud OpenSearch algorithm functions" },
-  { name = "azure_language", module = "trainctl.azure_language",
-    title = "Azure AI Language text authoring and analyze-text" },
-}
-
-local ALIASES = { ["azure-language"] = "azure_language", azure = "azure_language" }
+-- The providers, from their registry.
+M.PROVIDERS = registry.list
 
 local USAGE = [[
 usage: trainctl call PROVIDER OPERATION [key=value ...] [options]
@@ -49,12 +43,7 @@ The global options (--profile, --log-level, --log-format, --state, --lock,
 --timeout) may come anywhere before `--`. Credentials come from the
 environment or --profile, never from the command line.]]
 
-local function provider(name)
-  name = ALIASES[name] or name
-  for _, p in ipairs(M.PROVIDERS) do
-    if p.name == name then return p end
-  end
-end
+local provider = registry.find
 
 local function out(s) io.stdout:write(s, "\n") end
 
@@ -69,7 +58,7 @@ end
 local function operations_help(p, mod)
   return ("%s: %s\nOperations and their parameters (? = optional; "
     .. "trainctl call %s OPERATION --help for types):\n%s")
-    :format(p.name, p.title, p.name, ops.help_list(mod.operations))
+    :format(p.name, p.title, p.name, require("trainctl.help").list(mod.operations))
 end
 
 local function is_job(v)
@@ -188,21 +177,6 @@ local function print_answer(value, flags, key)
   io.stdout:write(text)
 end
 
--- The job of a reference, by provider: how each reopens what its
--- training start (or dataset import) recorded.
-local REOPEN = {
-  aitems = function(c, ref)
-    if ref.dataset_id ~= nil then return c:dataset_job(ops.text(ref.dataset_id)) end
-    if ref.service_id ~= nil and type(ref.types) == "table" then return c:training_job(ref) end
-  end,
-  opensearch = function(c, ref)
-    if ref.instance_name ~= nil then return c:training_job(ref) end
-  end,
-  azure_language = function(c, ref)
-    if type(ref.path) == "string" and ref.path:find("^/") then return c:job(ref) end
-  end,
-}
-
 -- announce(p, j): the reference on stderr before any wait, so that an
 -- interrupted wait never loses it.
 local function announce(p, j)
@@ -275,11 +249,10 @@ end
 local function find_provider(pname)
   local p = provider(pname)
   if not p then
-    local names = {}
-    for _, q in ipairs(M.PROVIDERS) do names[#names + 1] = q.name end
+    local names = registry.names()
     local near = ops.closest(pname, names)
-    errors.usage(("unknown provider %q%s (aitems, opensearch, azure_language)"):format(pname,
-      near and ("; did you mean %s?"):format(near) or ""))
+    errors.usage(("unknown provider %q%s (%s)"):format(pname,
+      near and ("; did you mean %s?"):format(near) or "", table.concat(names, ", ")))
   end
   return p
 end
@@ -298,7 +271,7 @@ end
 -- where the answer shows it (a nextLink, a TotalCount beyond this page).
 local function more_pages(answer, spec)
   if type(answer) ~= "table" then return end
-  local page = require("trainctl.page")
+  local page = require("trainctl.api.page")
   local list = page.get(answer, spec.items)
   local link = page.get(answer, "nextLink")
   local total = tonumber(page.get(answer, "TotalCount"))
@@ -330,7 +303,7 @@ local function run(argv)
   for i = 3, #argv do words[#words + 1] = argv[i] end
   local args, flags = parse(spec, words)
   if flags.help then
-    out(ops.help_op(spec))
+    out(require("trainctl.help").op(spec))
     return 0
   end
   if flags.all and not spec.items then
@@ -343,7 +316,7 @@ local function run(argv)
   ops.check_missing(spec, args, client.defaults)
   if not confirm(p, spec, args, flags) then return 1 end
   if flags.all then
-    local list = require("trainctl.page").collect(client:each(spec.name, args), flags.max_items)
+    local list = require("trainctl.api.page").collect(client:each(spec.name, args), flags.max_items)
     print_answer(json.array(list), flags)
     return 0
   end
@@ -361,8 +334,8 @@ local function read_ref(text)
   if text == "-" then text = io.stdin:read("a") or "" end
   local v = json.decode(text)
   if type(v) ~= "table" then
-    errors.usage("REF must be the JSON a call printed for a job, e.g. "
-      .. [['{"provider":"aitems","job":{...}}']])
+    errors.usage(("REF must be the JSON a call printed for a job, e.g. '{\"provider\":\"%s\",\"job\":{...}}'")
+      :format(registry.list[1].name))
   end
   if type(v.job) == "table" then return v.job, v.provider end
   return v, nil
@@ -397,8 +370,8 @@ local function run_ref(argv, command)
   if named and provider(named) and provider(named).name ~= p.name then
     errors.usage(("%s: the reference is of %s, not %s"):format(command, named, p.name))
   end
-  local client = require(p.module).client()
-  local j = REOPEN[p.name](client, ref)
+  local mod = require(p.module)
+  local j = mod.reopen(mod.client(), ref)
   if not j then
     errors.usage(("%s: not a job reference of %s: %s"):format(command, p.name, json.encode(ref)))
   end

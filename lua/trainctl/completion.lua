@@ -151,6 +151,16 @@ end
 -- words before the cursor (_tw, 1-based count _tn) and the current word
 -- (_tcur), set _trainctl_r to the candidates. Returns 1 when a parameter
 -- name is completed (no space after "name="), 2 for file names.
+-- alias_case() -> the case arms that turn a provider's other names
+-- (the registry's aliases) into its name.
+local function alias_case()
+  local arms = {}
+  for _, p in ipairs(cli.PROVIDERS) do
+    if p.aliases then arms[#arms + 1] = ("%s) provider=%s ;;"):format(table.concat(p.aliases, "|"), p.name) end
+  end
+  return table.concat(arms, " ")
+end
+
 local function sh_logic()
   return ([==[
 _trainctl_candidates() {
@@ -182,7 +192,7 @@ _trainctl_candidates() {
     call|wait|status)
       if [ -z "$provider" ]; then _trainctl_r=%s; return 0; fi
       [ "$cmd" = call ] || return 0
-      case $provider in azure|azure-language) provider=azure_language ;; esac
+      case $provider in %s esac
       if [ -z "$op" ]; then _trainctl_ops "$provider"; return 0; fi
       case $cur in
         *=*)
@@ -204,7 +214,7 @@ _trainctl_candidates() {
   return 0
 }]==]):format(option_values_case(), takes_value(), sh_quote(names(M.OPTIONS)),
     names(M.CALL_FLAGS), sh_quote(names(M.COMMANDS)),
-    sh_quote(names(cli.PROVIDERS, "name")), sh_quote(names(M.SHELLS)),
+    sh_quote(names(cli.PROVIDERS, "name")), alias_case(), sh_quote(names(M.SHELLS)),
     sh_quote(names(M.STATE_ACTIONS)))
 end
 

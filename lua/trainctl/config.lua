@@ -10,12 +10,26 @@ local log = require("trainctl.log")
 
 local M = {}
 
+-- This module is the library's only reader of the environment and of
+-- the options the host parsed from the command line (trainctl.options):
+-- the others ask here: config.getenv(name) for a variable of the run
+-- itself (TRAINCTL_LOG_LEVEL: no profile), config.get for a setting.
 -- Replaceable for tests.
 M.getenv = os.getenv
 
-local function option(name)
+-- option(name) -> what the command line set (log_level, log_format,
+-- profile, state, lock, script...), or nil outside the host.
+function M.option(name)
   local ok, opts = pcall(require, "trainctl.options")
   if ok and type(opts) == "table" then return opts[name] end
+end
+local option = M.option
+
+-- set_option(name, value): a subcommand that reads its own flags
+-- (`trainctl state --script`) passes one on as if the host had.
+function M.set_option(name, value)
+  local ok, opts = pcall(require, "trainctl.options")
+  if ok and type(opts) == "table" then opts[name] = value end
 end
 
 local function nonempty(v)

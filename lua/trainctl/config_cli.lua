@@ -2,12 +2,10 @@
 -- clients read it: the profile, each provider's endpoint and region, its
 -- defaults, and for every credential where it comes from. Values of
 -- credentials are never shown, not even in part.
-local aitems = require("trainctl.aitems")
-local azure = require("trainctl.azure_language")
 local config = require("trainctl.config")
 local errors = require("trainctl.errors")
 local json = require("trainctl.json")
-local opensearch = require("trainctl.opensearch")
+local registry = require("trainctl.providers")
 
 local M = {}
 
@@ -33,47 +31,16 @@ local function credential(var)
   return { name = var, set = from ~= nil, from = from or "not set" }
 end
 
-local function aitems_view()
-  return {
-    name = "aitems",
-    settings = { { "endpoint", setting({ "TRAINCTL_AITEMS_ENDPOINT" }, aitems.DEFAULT_ENDPOINT) } },
-    credentials = { credential("NCLOUD_ACCESS_KEY"), credential("NCLOUD_SECRET_KEY") },
-  }
-end
-
-local function opensearch_view()
-  local region = setting({ "ALIBABA_CLOUD_REGION_ID" }, opensearch.DEFAULT_REGION)
-  local default_ep = ("https://opensearch.%s.aliyuncs.com"):format(region.value)
-  return {
-    name = "opensearch",
-    settings = {
-      { "endpoint", setting({ "TRAINCTL_OPENSEARCH_ENDPOINT" }, default_ep, "default, from the region") },
-      { "region", region },
-      { "app_group_identity", setting({ "OPENSEARCH_APP_GROUP" }) },
-      { "function_name", setting({ "OPENSEARCH_FUNCTION_NAME" }) },
-    },
-    credentials = { credential("ALIBABA_CLOUD_ACCESS_KEY_ID"), credential("ALIBABA_CLOUD_ACCESS_KEY_SECRET") },
-  }
-end
-
-local function azure_view()
-  local creds = { credential("AZURE_LANGUAGE_KEY") }
-  local auth = creds[1].set and "key" or nil
-  local entra = { credential("AZURE_TENANT_ID"), credential("AZURE_CLIENT_ID"), credential("AZURE_CLIENT_SECRET") }
-  for _, c in ipairs(entra) do creds[#creds + 1] = c end
-  if not auth then
-    auth = (entra[1].set and entra[2].set and entra[3].set) and "entra" or json.null
+-- Each provider says what it reads (its descriptor's view), in the
+-- registry's order.
+local function provider_views()
+  local helpers = { setting = setting, credential = credential, null = json.null }
+  local list = {}
+  for _, p in ipairs(registry.list) do
+    local v = require(p.module).view(helpers)
+    list[#list + 1] = { name = p.name, settings = v.settings, credentials = v.credentials }
   end
-  local settings = {
-    { "endpoint", setting({ "TRAINCTL_AZURE_LANGUAGE_ENDPOINT", "AZURE_LANGUAGE_ENDPOINT" }) },
-    { "auth", { value = auth, from = auth == "key" and "AZURE_LANGUAGE_KEY is set"
-      or auth == "entra" and "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are set"
-      or "neither AZURE_LANGUAGE_KEY nor the three AZURE_* Entra ID settings" } },
-  }
-  if auth == "entra" then
-    settings[#settings + 1] = { "authority", setting({ "TRAINCTL_ENTRA_ENDPOINT" }, azure.DEFAULT_AUTHORITY) }
-  end
-  return { name = "azure_language", settings = settings, credentials = creds }
+  return list
 end
 
 function M.view()
@@ -93,7 +60,7 @@ function M.view()
   return {
     profile = { name = sec and name or json.null, from = from },
     credentials_file = path,
-    providers = { aitems_view(), opensearch_view(), azure_view() },
+    providers = provider_views(),
   }
 end
 

@@ -65,7 +65,7 @@ end
 -- a proxy could have sent).
 function M.not_found(e)
   if not M.is(e) or type(e.provider) ~= "string" or not e.provider:match("^[%w_]+$") then return false end
-  local ok, mod = pcall(require, "trainctl." .. e.provider)
+  local ok, mod = pcall(require("trainctl.providers").load, e.provider)
   return ok and type(mod) == "table" and type(mod.not_found) == "function" and mod.not_found(e) or false
 end
 

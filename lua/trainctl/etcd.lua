@@ -17,10 +17,10 @@
 local config = require("trainctl.config")
 local crypto = require("trainctl.crypto")
 local errors = require("trainctl.errors")
-local http = require("trainctl.http")
+local http = require("trainctl.core.http")
 local json = require("trainctl.json")
 local log = require("trainctl.log")
-local wait = require("trainctl.wait")
+local wait = require("trainctl.core.wait")
 
 local M = {}
 

@@ -14,8 +14,8 @@ local etcd = require("trainctl.etcd")
 local json = require("trainctl.json")
 local log = require("trainctl.log")
 local sys = require("trainctl.sys")
-local task = require("trainctl.task")
-local wait = require("trainctl.wait")
+local task = require("trainctl.core.task")
+local wait = require("trainctl.core.wait")
 
 local M = {}
 
@@ -26,16 +26,13 @@ Lock.__index = Lock
 
 local held -- the run's lock, while it holds one
 
-local function option(name)
-  local ok, opts = pcall(require, "trainctl.options")
-  if ok and type(opts) == "table" then return opts[name] end
-end
+local function option(name) return require("trainctl.config").option(name) end
 
 local function hostname()
   local f = io.open("/proc/sys/kernel/hostname", "r")
   local name = f and f:read("l")
   if f then f:close() end
-  return name or os.getenv("HOSTNAME") or "?"
+  return name or require("trainctl.config").getenv("HOSTNAME") or "?"
 end
 
 -- holder(value) -> "host H, pid P, since T" from a lock key's value.
@@ -210,7 +207,7 @@ end
 function M.run(fn, ...)
   local lock = M.acquire(option("lock"), { ttl = tonumber(option("lock_ttl")),
     wait = tonumber(option("lock_wait")) })
-  require("trainctl.http").add_check(guard)
+  require("trainctl.core.http").add_check(guard)
   local main = task.current()
   local keeper = task.spawn(function()
     lock:keep()

@@ -9,10 +9,10 @@
 --
 --   local recs = fanout.map(user_ids, function(id) return ai:lookup(...) end,
 --     { concurrency = 16 })
-local http = require("trainctl.http")
 local log = require("trainctl.log")
-local sys = require("trainctl.sys")
-local task = require("trainctl.task")
+local retry = require("trainctl.core.retry")
+local task = require("trainctl.core.task")
+local wait = require("trainctl.core.wait")
 
 local M = {}
 
@@ -31,8 +31,8 @@ function M.map(list, fn, opts)
   local stats = { throttled = 0, min_limit = max }
 
   local function wait_slot()
-    while active >= limit or sys.clock() < pause_until do
-      task.sleep(math.max(0.005, pause_until - sys.clock()))
+    while active >= limit or wait.clock() < pause_until do
+      wait.sleep(math.max(0.005, pause_until - wait.clock()))
     end
     active = active + 1
   end
@@ -43,9 +43,8 @@ function M.map(list, fn, opts)
     local before = limit
     limit = math.max(1, limit // 2)
     stats.min_limit = math.min(stats.min_limit, limit)
-    local delay = err.retry_after or http.backoff(tries)
-    delay = math.min(delay, http.retry_defaults.max_retry_after)
-    pause_until = math.max(pause_until, sys.clock() + delay)
+    local delay = retry.pace(err.retry_after) or retry.backoff(tries)
+    pause_until = math.max(pause_until, wait.clock() + delay)
     if limit < before then
       log.warn(("throttled by the server: %d calls at once (was %d), pausing %.1fs"):format(
         limit, before, delay), nil, { provider = err.provider, status = err.status, code = err.code,
@@ -67,7 +66,7 @@ function M.map(list, fn, opts)
         end
         return
       end
-      if not (http.throttled(r) and tries < attempts) then
+      if not (retry.throttled(r) and tries < attempts) then
         if collect then failed[i] = r else first_err = first_err or r end
         return
       end

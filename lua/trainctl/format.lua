@@ -17,7 +17,7 @@ function M.records(value, key)
   if type(value) ~= "table" then return { value } end
   if value[1] ~= nil then return value end
   if key then
-    local page = require("trainctl.page")
+    local page = require("trainctl.api.page")
     local list = page.get(value, key)
     if type(list) == "table" then return list end
   end
@@ -81,7 +81,7 @@ end
 local function field(r, k)
   if type(r) ~= "table" then return k == "value" and r or nil end
   local v = r[k]
-  if v == nil then v = require("trainctl.page").get(r, k) end
+  if v == nil then v = require("trainctl.api.page").get(r, k) end
   return v
 end
 

@@ -8,10 +8,10 @@ M.LEVELS = LEVELS
 local REDACTED = "[REDACTED]"
 M.REDACTED = REDACTED
 
-local function option(name)
-  local ok, opts = pcall(require, "trainctl.options")
-  if ok and type(opts) == "table" then return opts[name] end
-end
+-- Options and environment are read through config, loaded when first
+-- needed (config itself logs).
+local function config() return require("trainctl.config") end
+local function option(name) return config().option(name) end
 
 local level, format
 local progress_active = false
@@ -33,14 +33,14 @@ end
 
 local function current_level()
   if not level then
-    level = valid_level(option("log_level") or os.getenv("TRAINCTL_LOG_LEVEL") or "info")
+    level = valid_level(option("log_level") or config().getenv("TRAINCTL_LOG_LEVEL") or "info")
   end
   return level
 end
 
 local function current_format()
   if not format then
-    format = option("log_format") or os.getenv("TRAINCTL_LOG_FORMAT") or "text"
+    format = option("log_format") or config().getenv("TRAINCTL_LOG_FORMAT") or "text"
     if format ~= "json" then format = "text" end
   end
   return format
@@ -135,8 +135,8 @@ local known_added = false
 local function add_known()
   if known_added then return end
   known_added = true
-  local ok, config = pcall(require, "trainctl.config")
-  if ok then pcall(config.add_secrets) end
+  local ok, cfg = pcall(require, "trainctl.config")
+  if ok then pcall(cfg.add_secrets) end
 end
 
 local function redact_string(s, extra)

@@ -14,7 +14,7 @@ end
 
 -- describe(fn) -> one line for a client's method, or nil.
 local function describe(fn)
-  local b = require("trainctl.ops").bound[fn]
+  local b = require("trainctl.api.ops").bound[fn]
   if not b then return nil end
   return ("function %s.%s: %s (help(f) for its parameters)"):format(provider_of(b.class), b.spec.name,
     b.spec.summary or b.spec.method .. " " .. b.spec.path)
@@ -104,19 +104,20 @@ More: docs/lua-api.md, trainctl --help.]]
 
 local function operations_of(specs, title)
   return ("%s (help(c.operation) for one; c:operation{...} calls it):\n%s")
-    :format(title, require("trainctl.ops").help_list(specs))
+    :format(title, require("trainctl.help").list(specs))
 end
 
 -- help_text(x) -> what help(x) prints.
 function M.help_text(x, ...)
   if select("#", ...) == 0 and x == nil then return M.HELP end
-  local ops = require("trainctl.ops")
+  local ops = require("trainctl.api.ops")
+  local help = require("trainctl.help")
   if type(x) == "function" then
     local b = ops.bound[x]
     if not b then return "a function without help (help() for what there is)" end
     local spec = b.spec
     local sig = ops.signature(spec)
-    return ops.help_op(spec) .. ("\ncall: %s:%s(%s%s{...})"):format(provider_of(b.class), spec.name, sig,
+    return help.op(spec) .. ("\ncall: %s:%s(%s%s{...})"):format(provider_of(b.class), spec.name, sig,
       sig ~= "" and ", " or "")
   end
   if type(x) == "table" then
@@ -134,7 +135,7 @@ function M.help_text(x, ...)
     local found = {}
     for _, p in ipairs(require("trainctl.cli").PROVIDERS) do
       local spec = ops.find(require(p.module).operations, x)
-      if spec then found[#found + 1] = p.name .. ": " .. ops.help_op(spec) end
+      if spec then found[#found + 1] = p.name .. ": " .. require("trainctl.help").op(spec) end
     end
     if #found > 0 then return table.concat(found, "\n") end
     return ("no operation %q on any provider (help() for what there is)"):format(x)

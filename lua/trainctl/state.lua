@@ -30,10 +30,8 @@ M.lock_wait = 30
 
 local ENOENT = 2
 
-local function option(name)
-  local ok, opts = pcall(require, "trainctl.options")
-  if ok and type(opts) == "table" then return opts[name] end
-end
+local function config() return require("trainctl.config") end
+local function option(name) return config().option(name) end
 
 local function nonempty(v)
   if v ~= nil and v ~= "" then return v end
@@ -47,8 +45,8 @@ end
 function M.default_path()
   local explicit = nonempty(option("state"))
   if explicit then return explicit end
-  local base = nonempty(sys.getenv("XDG_STATE_HOME"))
-  if not base then base = (nonempty(sys.getenv("HOME")) or ".") .. "/.local/state" end
+  local base = nonempty(config().getenv("XDG_STATE_HOME"))
+  if not base then base = (nonempty(config().getenv("HOME")) or ".") .. "/.local/state" end
   local script = nonempty(option("script"))
   local name = "trainctl"
   if script and script ~= "-" then
@@ -165,15 +163,15 @@ function File:lock()
     local ok, err = sys.mkdir_p(dir, tonumber("700", 8))
     if not ok then fail(("cannot create %s: %s"):format(dir, tostring(err):gsub("^mkdir: .-: ", ""))) end
   end
-  local wait = require("trainctl.wait")
-  local deadline, pause = sys.clock() + M.lock_wait, 0.002
+  local wait = require("trainctl.core.wait")
+  local deadline, pause = wait.clock() + M.lock_wait, 0.002
   while true do
     local l, err, why = sys.lock(path .. ".lock")
     if l then return l, path end
     if why ~= "locked" then
       fail(("cannot lock state file %s: %s"):format(self.path, tostring(err):gsub("^lock: ", "")))
     end
-    if sys.clock() > deadline then
+    if wait.clock() > deadline then
       fail(("state file %s: another process has held %s.lock for %gs"):format(self.path, path, M.lock_wait))
     end
     wait.sleep(pause)
@@ -274,7 +272,7 @@ M.CONFIRM = { answers = 2, pause = 1 }
 -- again; any other error is raised. A record is never dropped, and its
 -- work started over, on a single answer.
 function M.still_there(fn, ...)
-  local wait = require("trainctl.wait")
+  local wait = require("trainctl.core.wait")
   local gone, last = 0, nil
   for _ = 1, M.CONFIRM.answers + 2 do
     local ok, v = pcall(fn, ...)

@@ -58,13 +58,11 @@ local function parse(argv)
     i = i + 1
   end
   -- --state may also have been taken as the global option it is.
-  if script and (spec or require("trainctl.options").state) then
+  local config = require("trainctl.config")
+  if script and (spec or config.option("state")) then
     errors.usage("give --state or --script, not both")
   end
-  if script then
-    local opts = require("trainctl.options")
-    opts.script = script
-  end
+  if script then config.set_option("script", script) end
   return words[1], words, spec
 end
 

@@ -9,23 +9,19 @@ import sys
 import threading
 
 from .faults import parse_rates
+from . import providers
 from .server import App, Server
 
-# Documented demo credentials, used where the environment has none.
-DEMO_CREDENTIALS = {
-    "NCLOUD_ACCESS_KEY": "cloudsim-ncp-access-key",
-    "NCLOUD_SECRET_KEY": "cloudsim-ncp-secret-key",
-    "ALIBABA_CLOUD_ACCESS_KEY_ID": "cloudsim-acs-key-id",
-    "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "cloudsim-acs-key-secret",
-    "AZURE_LANGUAGE_KEY": "cloudsim-azure-language-key",
-    "AZURE_TENANT_ID": "cloudsim-tenant",
-    "AZURE_CLIENT_ID": "cloudsim-client-id",
-    "AZURE_CLIENT_SECRET": "cloudsim-client-secret",
-}
+def demo_credentials():
+    """Every registered cloud's environment variables and demo values."""
+    out = {}
+    for cls in providers.PROVIDERS:
+        out.update(cls.credentials)
+    return out
 
 
 def credentials(env=os.environ):
-    return {k: env.get(k) or v for k, v in DEMO_CREDENTIALS.items()}
+    return {k: env.get(k) or v for k, v in demo_credentials().items()}
 
 
 def _time(value):
@@ -44,17 +40,6 @@ def _rates(value):
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e))
     return value
-
-
-def _azure_limits(value):
-    limits = {"write": 10, "read": 100, "runtime": 1000}
-    if value not in ("", "default"):
-        for part in value.split(","):
-            k, _, v = part.partition("=")
-            if k.strip() not in limits or not v.strip().isdigit():
-                raise argparse.ArgumentTypeError("expected write=N,read=N,runtime=N")
-            limits[k.strip()] = int(v)
-    return limits
 
 
 def parser():
@@ -79,30 +64,9 @@ def parser():
       help="whether a fault on a mutating request comes before or after its state change")
     a("--slow-seconds", type=float, default=30.0, help="delay of a 'slow' fault")
     a("--retry-after", type=float, default=1.0, help="Retry-After seconds on injected 429 and 503")
-    a("--token-ttl", type=int, default=3599, help="lifetime of Entra ID tokens, seconds")
-    a("--azure-rate-limits", nargs="?", const="default", type=_azure_limits,
-      help="enforce Azure's per-minute limits: write=10,read=100,runtime=1000 unless given")
-    a("--azure-page-size", type=int, default=50, help="Azure list page size when maxpagesize is absent")
-    a("--azure-401-style", choices=("apim", "spec"), default="apim",
-      help="body of Azure 401s: the API Management form or the spec's ErrorResponse")
-    a("--azure-location-header", action="store_true",
-      help="send Location beside Operation-Location on Azure 202s")
-    a("--azure-poll-retry-after", type=int, default=None,
-      help="Retry-After seconds on Azure 202s and on polls of running jobs (default: none; 0 is sent)")
-    a("--azure-strict-enums", action="store_true",
-      help="reject enum values (projectKind, dataset) not spelled exactly as in the spec")
-    a("--opensearch-keys", choices=("pascal", "camel"), default="pascal",
-      help="key casing of OpenSearch function responses")
-    a("--opensearch-error-status", choices=("4xx", "200"), default="4xx",
-      help="HTTP status of OpenSearch business errors: the error's own or 200")
-    a("--acs-throttle-status", type=int, choices=(400, 429, 503), default=400,
-      help="HTTP status of Alibaba Cloud throttling (code Throttling.User)")
-    a("--acs-signature-status", type=int, choices=(400, 403), default=400,
-      help="HTTP status of Alibaba Cloud SignatureDoesNotMatch")
-    a("--aitems-timezone", choices=("kst", "utc"), default="kst",
-      help="time zone of AiTEMS dates, which carry no offset")
-    a("--aitems-create-status", type=int, choices=(200, 201), default=201,
-      help="HTTP status of AiTEMS POST-create operations")
+    # Each cloud's own flags, from its module.
+    for cls in providers.PROVIDERS:
+        cls.options(a)
     return ap
 
 

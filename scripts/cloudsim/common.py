@@ -159,10 +159,24 @@ def stable_unit(*parts):
 
 
 class Provider:
-    """Base of the provider modules. Subclasses set name and routes and
-    implement authenticate, render_error, fault_response and tick."""
+    """Base of the provider modules. Subclasses set name, prefixes and
+    routes and implement authenticate, render_error, fault_response and
+    tick; options() adds their command-line flags, credentials names the
+    environment variables they read (with the demo value used when unset).
+    scripts/cloudsim/providers/__init__.py registers them."""
     name = ""
+    prefixes = ()          # the path prefixes this cloud answers
     routes = ()
+    credentials = {}       # environment variable -> demo value
+    random_faults = True   # whether --faults rates apply to its requests
+
+    @classmethod
+    def options(cls, add):
+        """Add this cloud's command-line flags with add (argparse's add_argument)."""
+
+    @classmethod
+    def serves(cls, path):
+        return path.startswith(cls.prefixes)
 
     def __init__(self, app):
         self.app = app

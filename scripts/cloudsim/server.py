@@ -17,13 +17,10 @@ import traceback
 import uuid
 
 from . import admin
-from .aitems import AiTEMS
-from .azure_language import AzureLanguage
 from .clock import Clock
 from .common import ApiError, Request, Response, json_bytes
-from .entra import Entra
 from .faults import Faults
-from .opensearch import OpenSearch
+from . import providers
 
 MAX_BODY = 64 << 20
 SAVE_EVERY = 5.0
@@ -43,11 +40,10 @@ class App:
         self.log = collections.deque(maxlen=cfg.log_limit)
         self.seq = 0
         self.log_file = open(cfg.log, "a", buffering=1 << 16) if cfg.log else None
-        self.aitems = AiTEMS(self)
-        self.opensearch = OpenSearch(self)
-        self.azure = AzureLanguage(self)
-        self.entra = Entra(self)
-        self.providers = (self.aitems, self.opensearch, self.azure, self.entra)
+        # One instance per registered cloud, in registry order: the first
+        # whose serves() accepts a path answers it.
+        self.providers = tuple(cls(self) for cls in providers.PROVIDERS)
+        self.by_name = {p.name: p for p in self.providers}
 
     # ids ---------------------------------------------------------------------
     def rand_str(self, alphabet, n):
@@ -59,15 +55,14 @@ class App:
             return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     # routing -----------------------------------------------------------------
+    def provider(self, name):
+        """The running instance of a registered cloud, by its name."""
+        return self.by_name[name]
+
     def provider_for(self, path):
-        if path.startswith("/api/v1/"):
-            return self.aitems
-        if path.startswith("/v4/openapi/"):
-            return self.opensearch
-        if path.startswith("/language/"):
-            return self.azure
-        if path.endswith("/oauth2/v2.0/token") and path.count("/") == 4:
-            return self.entra
+        for p in self.providers:
+            if p.serves(path):
+                return p
         return None
 
     def dispatch(self, req):
@@ -79,7 +74,7 @@ class App:
                             [("Content-Type", "application/json")])
         match = prov.match(req.method, req.path)
         op = match[0] if match else "Unknown"
-        fault = self.faults.pick(prov.name, op, req.method, req.path, prov.name != "entra")
+        fault = self.faults.pick(prov.name, op, req.method, req.path, prov.random_faults)
         wall, sim = self.clock.wall(), self.clock.sim()
         executed = False
         if fault and fault["when"] == "before":

@@ -110,15 +110,21 @@ def parse_acs3_authorization(value):
     return fields["Credential"], signed, fields["Signature"]
 
 
-def check_acs3(method, raw_path, raw_query, headers, body, signed, signature, secret):
+def check_acs3(method, raw_path, raw_query, headers, body, signed, signature, secret, payload_hash=None):
     """Verify an ACS3-HMAC-SHA256 signature.
 
     headers: merged lowercase map as received (the Host header included).
+    payload_hash: the x-acs-content-sha256 the request carries, which the
+    canonical request ends with as the gateway reads it (the caller checks
+    it against the body); None hashes the body instead.
     Returns (ok, canonical_request). Both spellings of an empty query value
     are accepted, as SDKs differ there."""
     pairs = parse_query(raw_query)
     uri = acs3_canonical_uri(raw_path)
-    payload = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+    if payload_hash is not None:
+        payload = payload_hash
+    else:
+        payload = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
     variants = [True]
     if any(v == "" for _, v, _ in pairs):
         variants.append(False)

@@ -51,6 +51,7 @@ class Emulator:
         self.port = int(self.url.rsplit(":", 1)[1])
         self.host = "127.0.0.1:%d" % self.port
         self.conn = None
+        self.ssl_context = None   # set for an emulator started with --tls-cert
 
     def stop(self, sig=None):
         if self.conn:
@@ -81,7 +82,11 @@ class Emulator:
             if self.conn is None or fresh:
                 if self.conn is not None:
                     self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+                if self.ssl_context is not None:
+                    self.conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=20,
+                                                            context=self.ssl_context)
+                else:
+                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
             try:
                 self.conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
                 hs = dict(headers or {})
@@ -213,7 +218,9 @@ def acs3_sign(secret, canonical):
 
 
 def acs3_headers(method, target, body, host, action="Op", ak=ACS_AK, sk=ACS_SK, date=None, nonce=None,
-                 extra=None, unsigned=None):
+                 extra=None, unsigned=None, omit=()):
+    """The headers of an ACS3-signed request; omit names headers left out
+    (and so not signed either)."""
     path, _, raw_q = target.partition("?")
     query = [tuple(urllib.parse.unquote(x) for x in (p.split("=", 1) + [""])[:2])
              for p in raw_q.split("&") if p]
@@ -224,6 +231,8 @@ def acs3_headers(method, target, body, host, action="Op", ak=ACS_AK, sk=ACS_SK, 
     if body:
         signed["content-type"] = "application/json; charset=utf-8"
     signed.update(extra or {})
+    for h in omit:
+        del signed[h]
     canonical, names = acs3_canonical(method, path, query, signed, payload)
     out = dict(signed)
     out["Authorization"] = "ACS3-HMAC-SHA256 Credential=%s,SignedHeaders=%s,Signature=%s" % (

@@ -127,10 +127,12 @@ class Projects(AzureTest):
                   expect=400)
         self.call("PATCH", self.P + "/Other", dict(body, projectName="Mismatch"), headers=merge, expect=400)
         self.call("PATCH", self.P + "/Other", dict(body, projectName="Other"), expect=400)   # not merge-patch
-        lenient = self.call("PATCH", self.P + "/Lenient", dict(body, projectName="Lenient",
-                                                               projectKind="customEntityRecognition"),
-                            headers=merge, expect=201)
-        self.assertEqual(lenient.json["projectKind"], "CustomEntityRecognition")
+        # Enum values are exact unless --azure-lenient-enums (EnumCase below).
+        other_case = self.call("PATCH", self.P + "/Lenient", dict(body, projectName="Lenient",
+                                                                  projectKind="customEntityRecognition"),
+                               headers=merge, expect=400)
+        self.assertEqual((other_case.json["error"]["code"], other_case.json["error"]["target"]),
+                         ("InvalidArgument", "projectKind"))
         missing = self.call("GET", self.P + "/nothere", expect=404).json
         self.assertEqual(missing["error"]["code"], "ProjectNotFound")
 
@@ -232,6 +234,7 @@ class Training(AzureTest):
         self.assertEqual(len(results), tested)
         for r in results:
             self.assertIn(r["customSingleLabelClassificationResult"]["expectedClass"], ("Sports", "Finance"))
+            self.assertIn(r["customSingleLabelClassificationResult"]["predictedClass"], ("Sports", "Finance"))
         self.call("GET", self.P + "/news/models/m1/evaluation/result", expect=400)
 
     def test_training_fails_when_the_label_says_so(self):
@@ -394,6 +397,11 @@ class Runtime(AzureTest):
         job = self.follow(op).json
         self.assertEqual((job["status"], job["tasks"]["failed"]), ("failed", 1))
         self.assertTrue(job["errors"])
+        # A failed item keeps results, with every field the spec requires.
+        item = job["tasks"]["items"][0]
+        self.assertEqual((item["status"], item["kind"]), ("failed", "CustomSingleLabelClassificationLROResults"))
+        self.assertEqual(item["results"], {"errors": [], "projectName": "news", "deploymentName": "nope",
+                                           "documents": []})
         second = {"kind": "CustomSingleLabelClassification", "taskName": "t2",
                   "parameters": {"projectName": "news", "deploymentName": "missing"}}
         op = self.submit(["text"], extra=[second])
@@ -561,6 +569,62 @@ class LroHeaderFlags(AzureTest):
         done = self.follow(r.headers["operation-location"])
         self.assertEqual(done.json["status"], "succeeded")
         self.assertNotIn("retry-after", done.headers)
+
+
+class EnumCases:
+    """Enums are exact; --azure-lenient-enums relaxes only projectKind and
+    dataset, whose case-sensitivity the reference marks UNKNOWN."""
+    MERGE = {"Content-Type": "application/merge-patch+json"}
+    BODY = {"projectName": "e", "language": "en", "projectKind": "customSingleLabelClassification",
+            "storageInputContainerName": CONTAINER}
+
+    def refused(self, r, target):
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual((r.json["error"]["code"], r.json["error"]["target"]), ("InvalidArgument", target))
+
+    def other_case_project(self):
+        doc = classification_project("e")
+        doc["metadata"]["projectKind"] = doc["assets"]["projectKind"] = "customSingleLabelClassification"
+        for d in doc["assets"]["documents"]:
+            d["dataset"] = "train"
+        return doc
+
+    def common_exact_fields(self):
+        self.imported("news")
+        body = {"modelLabel": "m", "trainingConfigVersion": "latest",
+                "evaluationOptions": {"kind": "Percentage", "trainingSplitPercentage": 80,
+                                      "testingSplitPercentage": 20}}
+        self.refused(self.call("POST", self.P + "/news/:train", body), "evaluationOptions.kind")
+        r = self.call("POST", "/analyze-text/jobs", {
+            "analysisInput": {"documents": [{"id": "1", "text": "a"}]},
+            "tasks": [{"kind": "customSingleLabelClassification",
+                       "parameters": {"projectName": "news", "deploymentName": "d"}}]})
+        self.refused(r, "#/tasks/0")
+
+
+class EnumCase(EnumCases, AzureTest):
+    def test_exact_by_default(self):
+        self.refused(self.call("PATCH", self.P + "/e", self.BODY, headers=self.MERGE), "projectKind")
+        self.refused(self.call("GET", self.P + "/global/languages", query="projectKind=customEntityRecognition"),
+                     "projectKind")
+        doc = self.other_case_project()
+        self.refused(self.call("POST", self.P + "/e/:import", doc), "projectKind")
+        doc["metadata"]["projectKind"] = doc["assets"]["projectKind"] = "CustomSingleLabelClassification"
+        self.refused(self.call("POST", self.P + "/e/:import", doc), "assets.documents[0].dataset")
+        self.common_exact_fields()
+
+
+class EnumCaseLenient(EnumCases, AzureTest):
+    args = ("--azure-lenient-enums",)
+
+    def test_lenient_for_the_unknown_fields_only(self):
+        r = self.call("PATCH", self.P + "/e", self.BODY, headers=self.MERGE, expect=201)
+        self.assertEqual(r.json["projectKind"], "CustomSingleLabelClassification")
+        self.call("GET", self.P + "/global/languages", query="projectKind=customEntityRecognition", expect=200)
+        op = self.lro("POST", self.P + "/e/:import", self.other_case_project())
+        self.sim.advance(30)
+        self.assertEqual(self.follow(op).json["status"], "succeeded")
+        self.common_exact_fields()
 
 
 class SpecStyle401(AzureTest):

@@ -35,7 +35,9 @@ class OpenSearchTest(EmulatorTest):
 class Lifecycle(OpenSearchTest):
     def test_task_runs_to_success(self):
         r = self.instance()
-        self.assertEqual(set(r.json), ENVELOPE | {"Result"})
+        # Create, update, delete and task start answer the envelope alone
+        # (the SDK models have no Result for them).
+        self.assertEqual(set(r.json), ENVELOPE)
         self.assertEqual((r.json["Status"], r.json["HttpCode"], r.json["Code"]), ("OK", 200, ""))
         inst = self.get()
         self.assertEqual((inst["Status"], inst["CreateParameters"]), ("unavailable", [{"Name": "title_field",
@@ -124,7 +126,11 @@ class DefaultInstance(OpenSearchTest):
         self.call("POST", "/app-groups/my_app/functions/pop/instances/pop_test/tasks", expect=200)
         self.sim.advance(600)
         self.call("PUT", path, {"instanceName": "pop_test"}, expect=200)
-        self.assertEqual(self.call("GET", path, expect=200).json["Result"], {"InstanceName": "pop_test"})
+        got = self.call("GET", path, expect=200).json
+        self.assertEqual(got["Result"], {"InstanceName": "pop_test"})
+        # The SDK model also has the names at the top level.
+        self.assertEqual((got["InstanceName"], got["FunctionName"]), ("pop_test", "pop"))
+        self.assertEqual(set(got), ENVELOPE | {"Result", "InstanceName", "FunctionName"})
         self.call("PUT", path, {"instanceName": ""}, expect=200)
         self.call("GET", path, expect=404)
 
@@ -181,8 +187,9 @@ class Errors(OpenSearchTest):
     def test_versions(self):
         r = self.call("GET", "/functions/ctr/current-version", query="modelType=tf_checkpoint", expect=200).json
         self.assertEqual((r["Result"]["VersionId"], r["Result"]["ModelType"]), (1, "tf_checkpoint"))
+        # Required is the string "true" or "false" in the SDK model.
         self.assertEqual(r["Result"]["VersionConfig"]["CreateParameters"][0], {"Name": "title_field",
-                                                                               "Required": False})
+                                                                               "Required": "false"})
         self.call("GET", "/functions/ctr/current-version", expect=400)
         self.assertEqual(self.call("GET", "/functions/ctr/versions/1", expect=200).json["Result"]["VersionName"], "v1")
         self.assertEqual(self.call("GET", "/functions/ctr/versions/9", expect=404).json["Code"], "Version.NotExist")
@@ -256,3 +263,55 @@ class BusinessErrorsAs200(OpenSearchTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ModelShapes(OpenSearchTest):
+    """Response details as the SDK models (opensearch-20171225) have them."""
+
+    def test_writes_answer_the_envelope_without_result(self):
+        base = "/app-groups/my_app/functions/pop"
+        answers = [
+            self.instance("pop_test", "pop", fn="pop"),
+            self.call("PUT", base + "/instances/pop_test", {"description": "d"}, expect=200),
+            self.call("POST", base + "/instances/pop_test/tasks", expect=200),
+        ]
+        self.sim.advance(600)
+        answers += [
+            self.call("PUT", base + "/default-instance", {"instanceName": "pop_test"}, expect=200),
+            self.call("PUT", base + "/default-instance", {"instanceName": ""}, expect=200),
+            self.call("DELETE", base + "/instances/pop_test/tasks/1", expect=200),
+            self.call("POST", base + "/resources", {"ResourceName": "raw", "ResourceType": "raw_file",
+                                                   "Data": {"Content": "abc"}}, expect=200),
+            self.call("PUT", base + "/resources/raw", {"Description": "d"}, expect=200),
+            self.call("DELETE", base + "/resources/raw", expect=200),
+            self.call("DELETE", base + "/instances/pop_test", expect=200),
+        ]
+        for r in answers:
+            self.assertEqual(set(r.json), ENVELOPE, r.json)
+            self.assertEqual((r.json["Status"], r.json["HttpCode"]), ("OK", 200))
+
+    def test_required_flags_are_strings(self):
+        r = self.call("GET", "/functions/ctr/current-version", query="modelType=tf_checkpoint", expect=200).json
+        config = r["Result"]["VersionConfig"]
+        flags = [p["Required"] for p in config["CreateParameters"] + config["UsageParameters"]]
+        self.assertTrue(flags)
+        for flag in flags:
+            self.assertIn(flag, ("true", "false"))
+        r = self.call("GET", "/functions/ctr/versions/1", expect=200).json
+        self.assertEqual(r["Result"]["VersionConfig"]["UsageParameters"], [{"Name": "allow_dict_id",
+                                                                            "Required": "false"}])
+
+    def test_last_run_time_is_how_long_the_last_run_took(self):
+        self.instance()
+        self.assertEqual(self.get(output="detail")["Task"]["LastRunTime"], 0)
+        self.call("POST", AG + "/instances/ctr_test/tasks", expect=200)
+        self.sim.advance(250)
+        self.assertEqual(self.get(output="detail")["Task"]["LastRunTime"], 250000)
+        self.sim.advance(1000)
+        task = self.get(output="detail")["Task"]
+        self.assertEqual((task["DagStatus"], task["LastRunTime"]), ("success", 600000))
+        # A second run, 400 s in: its own duration, not an epoch.
+        self.call("POST", AG + "/instances/ctr_test/tasks", expect=200)
+        self.sim.advance(400)
+        listed = self.call("GET", AG + "/instances", query="output=detail", expect=200).json["Result"][0]
+        self.assertEqual(listed["Task"]["LastRunTime"], 400000)

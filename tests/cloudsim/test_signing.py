@@ -259,7 +259,6 @@ class AcsOverHttp(EmulatorTest):
             "method": ("PUT", t, hs, self.BODY),
             "path": ("POST", t.replace("g1", "g2"), hs, self.BODY),
             "query": ("POST", mutate(t), hs, self.BODY),
-            "body": ("POST", t, hs, self.BODY.replace(b"sig_test", b"sig_tesT")),
             "access key": ("POST", t, dict(hs, Authorization=hs["Authorization"].replace(ACS_AK, mutate(ACS_AK))),
                            self.BODY),
             "signature": ("POST", t, dict(hs, Authorization=mutate(hs["Authorization"])), self.BODY),
@@ -272,9 +271,49 @@ class AcsOverHttp(EmulatorTest):
             self.assertIn(self.code(status, raw), {
                 (400, "SignatureDoesNotMatch"), (404, "InvalidAccessKeyId.NotFound"),
                 (400, "InvalidTimeStamp.Format")}, name)
+        # The body is signed through x-acs-content-sha256: a body other than
+        # the one hashed there is refused even though the signature holds.
+        status, _, raw = self.sim.request("POST", t, hs, self.BODY.replace(b"sig_test", b"sig_tesT"))
+        self.assertEqual(self.code(status, raw), (400, "ContentSHA256NotMatched"), "body")
         # The untouched request still passes, so each failure above came from its change.
         status, _, raw = self.sim.request("POST", t, hs, self.BODY)
         self.assertEqual(status, 200, raw)
+
+    def test_v3_refuses_requests_without_action_version_or_content_hash(self):
+        import json
+        cases = {"x-acs-action": "MissingAction", "x-acs-version": "MissingVersion",
+                 "x-acs-content-sha256": "IncompleteSignature"}
+        for header, code in cases.items():
+            for method, target, body in (("GET", self.TARGET, b""), ("POST", self.PATH, self.BODY)):
+                # Signed correctly over what is sent: only the header is missing.
+                hs = acs3_headers(method, target, body, self.sim.host, omit=(header,))
+                status, _, raw = self.sim.request(method, target, hs, body)
+                doc = json.loads(raw)
+                self.assertEqual((status, doc["Code"]), (400, code), (header, method))
+                self.assertIn(header, doc["Message"])
+                self.assertEqual(set(doc), {"RequestId", "HostId", "Code", "Message", "Recommend"})
+        self.assertEqual([e["executed"] for e in self.sim.log(provider="opensearch")], [False] * 6)
+        self.assertEqual(self.sim.request("GET", self.TARGET, acs3_headers("GET", self.TARGET, b"",
+                                                                           self.sim.host))[0], 200)
+
+    def test_v3_body_must_have_the_declared_hash(self):
+        import hashlib
+        import json
+        # The client declares (and signs) the hash of another body: the
+        # signature holds, the body does not match it.
+        other = self.BODY.replace(b"sig_test", b"sig_two")
+        hs = acs3_headers("POST", self.PATH, other, self.sim.host)
+        status, _, raw = self.sim.request("POST", self.PATH, hs, self.BODY)
+        self.assertEqual(self.code(status, raw), (400, "ContentSHA256NotMatched"))
+        # A declared hash the signature does not cover is a mismatch of the signature.
+        hs = acs3_headers("POST", self.PATH, self.BODY, self.sim.host)
+        hs["x-acs-content-sha256"] = hashlib.sha256(other).hexdigest()
+        status, _, raw = self.sim.request("POST", self.PATH, hs, self.BODY)
+        doc = json.loads(raw)
+        self.assertEqual((status, doc["Code"]), (400, "SignatureDoesNotMatch"))
+        # The emulator's canonical request ends with the declared hash, not the body's.
+        self.assertTrue(doc["Message"].endswith(hashlib.sha256(other).hexdigest()), doc["Message"])
+        self.assertEqual([e["executed"] for e in self.sim.log(provider="opensearch")], [False, False])
 
     def test_v3_errors_use_documented_codes_and_body(self):
         import json

@@ -147,7 +147,7 @@ local PREFIXES = { "TRAINCTL", "NCLOUD", "ALIBABA", "AZURE", "OPENSEARCH", "AITE
 local function code_variables()
   local vars = {}
   local files = {}
-  local p = assert(io.popen("ls src/*.c src/*.h lua/trainctl/*.lua"))
+  local p = assert(io.popen("ls src/*/*.c src/*/*.h lua/trainctl/*.lua lua/trainctl/*/*.lua"))
   for f in p:lines() do files[#files + 1] = f end
   p:close()
   for _, f in ipairs(files) do

@@ -45,7 +45,7 @@ describe("fuzz regressions", function()
     end
 
     local function fails(c)
-      local ok, err = pcall(c.call, c, "POST", "/x", { body = {}, retry = false })
+      local ok, err = pcall(c.call, c, "POST", "/x", { body = {}, retry = false, action = "Regress" })
       assert.is_false(ok)
       assert.is_true(errors.is(err))
       return err, tostring(err)

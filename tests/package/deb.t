@@ -43,10 +43,10 @@ version=$(sed -n 's/^VERSION = //p' Makefile)
 deb=$(ls ./trainctl_"$version"_*.deb)
 
 # The libraries loaded with dlopen are dependencies too: each soname
-# src/lazy.c names is held by a package the .deb depends on.
+# src/core/lazy.c names is held by a package the .deb depends on.
 depends=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/^ *//; s/ .*//')
 bad=""
-for so in $(grep -o '"lib[A-Za-z0-9_+-]*\.so\.[0-9][0-9.]*"' src/lazy.c | tr -d '"'); do
+for so in $(grep -o '"lib[A-Za-z0-9_+-]*\.so\.[0-9][0-9.]*"' src/core/lazy.c | tr -d '"'); do
 	pkg=$(dpkg -S "*/$so" 2>/dev/null | head -n1 | cut -d: -f1)
 	printf '%s\n' "$depends" | grep -qx "${pkg:-none}" || bad="$bad $so(${pkg:-no package})"
 done

@@ -1,0 +1,354 @@
+/* trainctl._curl: the binding of the core's transfers (src/core/transfer.c,
+ * loop.c) to Lua. It never yields and knows nothing of tasks:
+ *
+ *   request(opts)     one request, blocking until its answer (or a stop)
+ *   start(opts)       a transfer handed to the event loop (and whether it
+ *                     started); trainctl._loop's poll returns it finished
+ *   finish(transfer)  its response, or nil and an error table
+ *   abort(transfer)   stops it and frees what it holds
+ *
+ * trainctl.task builds the waiting request of a task on start and finish;
+ * trainctl._http is that request. */
+#include <string.h>
+
+#include "lazy.h"
+#include <lauxlib.h>
+
+#include "context.h"
+#include "host.h"
+#include "transfer.h"
+
+#define TRANSFER_MT "trainctl.transfer"
+#define DEFAULT_MAX_BODY (64 * 1024 * 1024)
+
+struct ltransfer {
+	struct transfer t;
+	int counted; /* started for the scheduler: in context.inflight */
+};
+
+static const char *optstr(lua_State *L, int t, const char *k)
+{
+	const char *s;
+
+	lua_getfield(L, t, k);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return NULL;
+	}
+	/* Not lua_isstring: a number converted here would be a new string
+	 * that nothing keeps alive once popped. */
+	if (lua_type(L, -1) != LUA_TSTRING)
+		luaL_error(L, "http.request: '%s' must be a string", k);
+	s = lua_tostring(L, -1);
+	lua_pop(L, 1); /* the string stays referenced by the options table */
+	return s;
+}
+
+static double optnum(lua_State *L, int t, const char *k, double def, double max)
+{
+	double v;
+	int ok;
+
+	lua_getfield(L, t, k);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return def;
+	}
+	v = lua_tonumberx(L, -1, &ok);
+	if (!ok || !(v >= 0))
+		luaL_error(L, "http.request: '%s' must be a number >= 0", k);
+	lua_pop(L, 1);
+	return v < max ? v : max; /* beyond, the integer casts are undefined */
+}
+
+static int optbool(lua_State *L, int t, const char *k)
+{
+	int v;
+
+	lua_getfield(L, t, k);
+	v = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+static void read_body(lua_State *L, int opts, struct request *r)
+{
+	lua_getfield(L, opts, "body");
+	r->has_body = !lua_isnil(L, -1);
+	if (r->has_body)
+		r->body = luaL_checklstring(L, -1, &r->body_len);
+	lua_pop(L, 1); /* the string stays referenced by the options table */
+}
+
+/* Options into a struct request; a bad one raises. */
+static void read_request(lua_State *L, int opts, struct request *r)
+{
+	memset(r, 0, sizeof *r);
+	r->url = optstr(L, opts, "url");
+	if (!r->url)
+		luaL_error(L, "http.request: 'url' is required");
+	r->method = optstr(L, opts, "method");
+	if (!r->method)
+		r->method = "GET";
+	read_body(L, opts, r);
+	r->output = optstr(L, opts, "output");
+	r->ca_file = optstr(L, opts, "ca_file");
+	r->cert_file = optstr(L, opts, "cert_file");
+	r->key_file = optstr(L, opts, "key_file");
+	r->max_body = (long long)optnum(
+		L, opts, "max_body", r->output ? -1 : DEFAULT_MAX_BODY, 1e18);
+	r->timeout = optnum(L, opts, "timeout", 300, 1e9);
+	r->connect_timeout = optnum(L, opts, "connect_timeout", 10, 1e9);
+	r->follow_redirects = optbool(L, opts, "follow_redirects");
+	r->fresh_connect = optbool(L, opts, "fresh_connect");
+	r->insecure = optbool(L, opts, "insecure");
+}
+
+static void read_headers(lua_State *L, struct transfer *t, int opts)
+{
+	lua_getfield(L, opts, "headers");
+	if (lua_istable(L, -1)) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			const char *k;
+			int rc;
+			if (lua_type(L, -2) != LUA_TSTRING ||
+			    !lua_isstring(L, -1))
+				luaL_error(L, "http.request: headers must map "
+					      "names to strings");
+			k = lua_tostring(L, -2);
+			rc = transfer_header(t, k, lua_tostring(L, -1));
+			if (rc == -1)
+				luaL_error(L,
+					   "http.request: invalid header '%s'",
+					   k);
+			if (rc < 0)
+				luaL_error(L, "http.request: out of memory");
+			lua_pop(L, 1);
+		}
+	} else if (!lua_isnil(L, -1)) {
+		luaL_error(L, "http.request: 'headers' must be a table");
+	}
+	lua_pop(L, 1);
+}
+
+/* Builds a transfer from the options table at `opts` and pushes it: a
+ * userdata that owns every resource, so a Lua error here leaks nothing. */
+static struct ltransfer *prepare(lua_State *L, int opts)
+{
+	struct ltransfer *lt;
+	struct request r;
+	const char *why;
+
+	luaL_checktype(L, opts, LUA_TTABLE);
+	lt = lua_newuserdatauv(L, sizeof *lt, 1);
+	memset(lt, 0, sizeof *lt);
+	luaL_setmetatable(L, TRANSFER_MT);
+	lua_pushvalue(L, opts);
+	lua_setiuservalue(L, -2, 1); /* keeps option strings alive */
+	read_request(L, opts, &r);
+	lt->t.loop = host_loop(L, "http.request");
+	read_headers(L, &lt->t, opts);
+	why = transfer_setup(&lt->t, lt->t.loop, &r);
+	if (why)
+		luaL_error(L, "http.request: %s", why);
+	return lt;
+}
+
+/* Frees what the transfer holds and forgets it; idempotent. */
+static void release(lua_State *L, struct ltransfer *lt)
+{
+	if (lt->counted) {
+		lt->counted = 0;
+		host_context(L)->inflight--;
+		host_push_transfers(L);
+		lua_pushnil(L);
+		lua_rawsetp(L, -2, lt);
+		lua_pop(L, 1);
+	}
+	if (lt->t.loop)
+		transfer_release(&lt->t);
+}
+
+static struct ltransfer *check(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, TRANSFER_MT);
+}
+
+static int transfer_gc(lua_State *L)
+{
+	release(L, check(L, 1));
+	return 0;
+}
+
+/* nil and {kind, message, curl_code}: the one failure shape of requests. */
+static int push_failure(lua_State *L, struct transfer *t)
+{
+	char msg[1024];
+	const char *kind = transfer_failure(t, msg, sizeof msg);
+
+	luaL_pushfail(L);
+	lua_createtable(L, 0, 3);
+	lua_pushstring(L, kind);
+	lua_setfield(L, -2, "kind");
+	lua_pushstring(L, msg);
+	lua_setfield(L, -2, "message");
+	if (t->done || t->interrupted) {
+		lua_pushinteger(L, t->interrupted ? 0 : (int)t->result);
+		lua_setfield(L, -2, "curl_code");
+	}
+	return 2;
+}
+
+/* Splits the collected header block into res.headers (lower-case names,
+ * repeats joined with ", ") and res.header_list (in order, as received). */
+static void push_headers(lua_State *L, struct transfer *t)
+{
+	char *line = t->headers.p, *end = t->headers.p + t->headers.len;
+	int map, list, n = 0;
+
+	lua_newtable(L);
+	map = lua_gettop(L);
+	lua_newtable(L);
+	list = lua_gettop(L);
+	while (line && line < end) {
+		char *eol = memchr(line, '\n', (size_t)(end - line));
+		char *colon, *v, *ve;
+		size_t i;
+		if (!eol)
+			eol = end;
+		ve = eol;
+		while (ve > line &&
+		       (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		colon = memchr(line, ':', (size_t)(ve - line));
+		if (colon && colon > line) {
+			for (i = 0; line + i < colon; i++)
+				line[i] = (char)((line[i] >= 'A' &&
+						  line[i] <= 'Z')
+							 ? line[i] + 32
+							 : line[i]);
+			v = colon + 1;
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			lua_pushlstring(L, line, (size_t)(colon - line));
+			lua_pushlstring(L, v, (size_t)(ve - v));
+			lua_createtable(L, 2, 0);
+			lua_pushvalue(L, -3);
+			lua_rawseti(L, -2, 1);
+			lua_pushvalue(L, -2);
+			lua_rawseti(L, -2, 2);
+			lua_rawseti(L, list, ++n);
+			lua_pushvalue(L, -2);
+			if (lua_rawget(L, map) == LUA_TSTRING) {
+				lua_pushliteral(L, ", ");
+				lua_pushvalue(L, -3);
+				lua_concat(L, 3);
+				lua_replace(L, -2);
+			} else {
+				lua_pop(L, 1);
+			}
+			lua_rawset(L, map);
+		}
+		line = eol + 1;
+	}
+}
+
+static int push_response(lua_State *L, struct transfer *t)
+{
+	lua_createtable(L, 0, 4);
+	lua_pushinteger(L, t->status);
+	lua_setfield(L, -2, "status");
+	push_headers(L, t);
+	lua_setfield(L, -3, "header_list");
+	lua_setfield(L, -2, "headers");
+	lua_pushlstring(L, t->body.p ? t->body.p : "", t->body.len);
+	lua_setfield(L, -2, "body");
+	if (t->out_path && t->status >= 200 && t->status < 300) {
+		lua_pushstring(L, t->out_path);
+		lua_setfield(L, -2, "output");
+		lua_pushinteger(L, (lua_Integer)t->received);
+		lua_setfield(L, -2, "size");
+	}
+	return 1;
+}
+
+static int push_result(lua_State *L, struct ltransfer *lt)
+{
+	int n = transfer_finish(&lt->t) == 0 ? push_response(L, &lt->t)
+					     : push_failure(L, &lt->t);
+	release(L, lt);
+	return n;
+}
+
+/* request(opts): outside the event loop, or in a coroutine of the user's
+ * inside a task, the request runs the loop itself until its own answer. */
+static int l_request(lua_State *L)
+{
+	struct ltransfer *lt = prepare(L, 1);
+
+	if (transfer_start(&lt->t) == 0)
+		loop_run(lt->t.loop, &lt->t);
+	return push_result(L, lt);
+}
+
+/* start(opts) -> transfer, started: on the loop, anchored in the context
+ * until finished or aborted. One that could not start (started false)
+ * is for finish at once, to say why. */
+static int l_start(lua_State *L)
+{
+	struct ltransfer *lt = prepare(L, 1);
+
+	if (transfer_start(&lt->t) == 0) {
+		lt->counted = 1;
+		host_context(L)->inflight++;
+		host_push_transfers(L);
+		lua_pushvalue(L, -2);
+		lua_rawsetp(L, -2, lt);
+		lua_pop(L, 1);
+		lua_pushboolean(L, 1);
+	} else {
+		lua_pushboolean(L, 0);
+	}
+	return 2;
+}
+
+static int l_finish(lua_State *L) { return push_result(L, check(L, 1)); }
+
+static int l_abort(lua_State *L)
+{
+	struct ltransfer *lt = check(L, 1);
+
+	lt->t.interrupted = 1;
+	release(L, lt);
+	return 0;
+}
+
+static int l_version(lua_State *L)
+{
+	const char *why = lazy_curl();
+
+	lua_pushstring(L, why ? why : curl_version());
+	return 1;
+}
+
+static const luaL_Reg funcs[] = {
+	{ "request", l_request },      { "start", l_start },
+	{ "finish", l_finish },	       { "abort", l_abort },
+	{ "curl_version", l_version }, { NULL, NULL }
+};
+
+int luaopen_trainctl_curl(lua_State *L)
+{
+	if (luaL_newmetatable(L, TRANSFER_MT)) {
+		lua_pushcfunction(L, transfer_gc);
+		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, transfer_gc);
+		lua_setfield(L, -2, "__close");
+	}
+	lua_pop(L, 1);
+	luaL_newlib(L, funcs);
+	lua_pushliteral(L, TRANSFER_USER_AGENT);
+	lua_setfield(L, -2, "USER_AGENT");
+	return 1;
+}
