@@ -41,11 +41,12 @@ class StepError(Exception):
 FORK = ["sh", "-c", '"$@"; exit $?', "sh"]
 
 
-def run(cmd, env=None, timeout=600, fork=False):
+def run(cmd, env=None, timeout=600, fork=False, check=True):
     """Runs cmd (a list) to completion: (wall seconds, stdout, rusage).
     fork=True starts it from a shell, for a true peak RSS in the report
     the program makes of itself (the rusage returned is then the shell's).
-    A non-zero exit raises StepError with the end of stderr."""
+    A non-zero exit raises StepError with the end of stderr, unless
+    check=False and the program printed a report (its last line)."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen((FORK if fork else []) + cmd, stdout=subprocess.PIPE, stderr=err,
@@ -58,7 +59,7 @@ def run(cmd, env=None, timeout=600, fork=False):
         timer.cancel()
         p.stdout.close()
         p.returncode = os.waitstatus_to_exitcode(status)
-        if p.returncode != 0:
+        if p.returncode != 0 and (check or not out.strip()):
             err.seek(0)
             tail = err.read().decode(errors="replace").strip()[-600:]
             raise StepError("%s exited with %d: %s" % (shlex.join(cmd), p.returncode, tail))
@@ -177,13 +178,36 @@ class Bench:
             raise StepError("no rate in wrk's output:\n" + out)
         return float(m.group(1))
 
-    def floor(self, n, conns):
-        _, out, _ = run([self.o.curl_floor, self.base + LIST, str(n), str(conns)])
+    def floor(self, n, conns, how="perform"):
+        _, out, _ = run([self.o.curl_floor, self.base + LIST, str(n), str(conns), how])
         return last_json(out)["rate"]
 
-    def trainctl_script(self, name, *args, timeout=600):
+    def floor_report(self, n, conns, how):
+        """The floor's whole report, failures counted rather than raised."""
+        _, out, _ = run([self.o.curl_floor, self.base + LIST, str(n), str(conns), how],
+                        check=False)
+        return last_json(out)
+
+    def accepts(self):
+        """Connections nginx has accepted so far (stub_status), less the
+        one this question opens."""
+        _, out, _ = run(["curl", "-s", self.base + "/nginx_status"])
+        m = re.search(r"^\s*(\d+)\s+\d+\s+\d+\s*$", out, re.M)
+        if not m:
+            raise StepError("no accepts in nginx's stub_status:\n" + out)
+        return int(m.group(1)) - 1
+
+    def connects(self, fn, *args, **kw):
+        """fn's result and the connections nginx accepted meanwhile."""
+        before = self.accepts()
+        r = fn(*args, **kw)
+        # The second question's own connection is counted by the first
+        # answer's difference: one more to take away.
+        return r, self.accepts() - before - 1
+
+    def trainctl_script(self, name, *args, timeout=600, check=True):
         _, out, _ = run([self.tc, os.path.join(HERE, name)] + [str(a) for a in args],
-                        env=self.env, timeout=timeout, fork=True)
+                        env=self.env, timeout=timeout, fork=True, check=check)
         return last_json(out)
 
     # -- figures -------------------------------------------------------
@@ -200,7 +224,7 @@ class Bench:
                 t.append(r[tc])
                 p.append(r[lua])
         mt, mp = median(t), median(p)
-        self.row("1", "start-up", "ms", ms(mt), "lua5.4", ms(mp), ratio(mt, mp), ("<=", 1.5),
+        self.row("1", "start-up", "ms", ms(mt), "lua5.4", ms(mp), ratio(mt, mp), ("<=", 1.0),
                  {"trainctl_s": t, "lua5.4_s": p})
 
     def has_call(self):
@@ -240,7 +264,7 @@ class Bench:
             self.tap(False, "one-shot: hyperfine", "skipped: the call failed")
         mt, mp = median(t), median(p)
         self.row("2", "one-shot signed call", "ms", ms(mt), "curl -s", ms(mp), ratio(mt, mp),
-                 ("<=", 1.5), {"trainctl_s": t, "curl_s": p}, {"trainctl_command": what})
+                 ("<=", 1.2), {"trainctl_s": t, "curl_s": p}, {"trainctl_command": what})
 
     def sequential(self):
         n = 200 if self.smoke else 20000
@@ -258,10 +282,10 @@ class Bench:
                             env=self.env)
             return last_json(out)["rate"]
 
-        tc, wrk, py, cu, fl, cpu = [], [], [], [], [], []
+        tc, wrk, py, cu, fl, fe, cpu = [], [], [], [], [], [], []
         for i in range(self.rounds):
             first = i == 0
-            order = ["tc", "py", "curl", "floor"]
+            order = ["tc", "py", "curl", "floor", "floor_epoll"]
             if i % 2:
                 order.reverse()
             secs = None
@@ -279,9 +303,12 @@ class Bench:
                 elif who == "curl":
                     cu.append(self.step(first, "sequential: curl, %d URLs on one connection" % n,
                                         curl_rate))
-                elif self.o.curl_floor:
+                elif who == "floor" and self.o.curl_floor:
                     fl.append(self.step(first, "sequential: bench/curl_floor.c %d" % n,
                                         self.floor, n, 1))
+                elif self.o.curl_floor:
+                    fe.append(self.step(first, "sequential: bench/curl_floor.c %d 1 epoll" % n,
+                                        self.floor, n, 1, "epoll"))
             d = max(1, math.ceil(secs or 1))
             wrk.append(self.step(first, "sequential: wrk -t1 -c1", self.wrk, 1, d))
         mt = median(tc)
@@ -294,17 +321,21 @@ class Bench:
                  ratio(mt, median(cu)), None, {"curl": cu})
         if self.o.curl_floor:
             self.row("3d", "sequential vs libcurl floor", "req/s", mt, "curl_floor", median(fl),
-                     ratio(mt, median(fl)), None, {"curl_floor": fl},
+                     ratio(mt, median(fl)), (">=", 0.9), {"curl_floor": fl},
                      {"floor_vs_wrk": ratio(median(fl), median(wrk))})
+            self.row("3e", "sequential vs libcurl floor, epoll", "req/s", mt, "floor epoll",
+                     median(fe), ratio(mt, median(fe)), None, {"curl_floor_epoll": fe},
+                     {"floor_vs_wrk": ratio(median(fe), median(wrk))})
 
     def concurrent(self):
         tasks = 64
         n = tasks * (10 if self.smoke else 500)
-        tc, wrk, fl, cpu = [], [], [], []
+        tc, wrk, fl, fe, cpu = [], [], [], [], []
         for i in range(self.rounds):
             first = i == 0
             secs = None
-            for who in (["tc", "wrk", "floor"] if i % 2 == 0 else ["floor", "wrk", "tc"]):
+            order = ["tc", "wrk", "floor", "floor_epoll"]
+            for who in (order if i % 2 == 0 else order[::-1]):
                 if who == "tc":
                     r = self.step(first, "concurrent: bench/concurrent.lua %d %d" % (tasks, n),
                                   self.trainctl_script, "concurrent.lua", tasks, n)
@@ -316,6 +347,10 @@ class Bench:
                     if self.o.curl_floor:
                         fl.append(self.step(first, "concurrent: bench/curl_floor.c %d %d" % (n, tasks),
                                             self.floor, n, tasks))
+                elif who == "floor_epoll":
+                    if self.o.curl_floor:
+                        fe.append(self.step(first, "concurrent: bench/curl_floor.c %d %d epoll" %
+                                            (n, tasks), self.floor, n, tasks, "epoll"))
                 else:
                     d = max(1, math.ceil(secs or (1 if self.smoke else 4)))
                     wrk.append(self.step(first, "concurrent: wrk -t1 -c%d" % tasks,
@@ -326,17 +361,20 @@ class Bench:
                  {"tasks": tasks, "requests": n, "cpu_per_request_us": median(cpu)})
         if self.o.curl_floor:
             self.row("4b", "concurrent vs libcurl floor", "req/s", mt, "curl_floor", median(fl),
-                     ratio(mt, median(fl)), None, {"curl_floor": fl},
+                     ratio(mt, median(fl)), (">=", 0.8), {"curl_floor": fl},
                      {"floor_vs_wrk": ratio(median(fl), median(wrk))})
+            self.row("4c", "concurrent vs libcurl floor, epoll", "req/s", mt, "floor epoll",
+                     median(fe), ratio(mt, median(fe)), None, {"curl_floor_epoll": fe},
+                     {"floor_vs_wrk": ratio(median(fe), median(wrk))})
 
     def waiting(self):
         jobs, secs = (200, 2) if self.smoke else (10000, 30)
         rounds = 1 if self.smoke else max(1, min(self.rounds, 3))
 
-        def watch(interval, first, gcpause=None):
-            extra = [gcpause] if gcpause else []
+        def watch(interval, first, gc=None, jobs=jobs, secs=secs):
+            extra = [gc] if gc else []
             r = self.step(first, "waiting: bench/waiting.lua %d jobs, every %d s, for %d s%s" %
-                          (jobs, interval, secs, ", GC pause %d" % gcpause if gcpause else ""),
+                          (jobs, interval, secs, ", collector %s" % gc if gc else ""),
                           self.trainctl_script, "waiting.lua", jobs, secs, interval, *extra,
                           timeout=secs * 4 + 60)
             if r and r["polls"] < 0.99 * r["expected_polls"] and not self.smoke:
@@ -347,10 +385,11 @@ class Bench:
         rs = [r for r in (watch(1, i == 0) for i in range(rounds)) if r]
         rss = median([r["maxrss_kb"] / 1024 for r in rs])
         self.row("5", "waiting: %d jobs, peak RSS" % jobs, "MiB", rss, None, None, rss,
-                 ("<=", 64), {"maxrss_mib": [r["maxrss_kb"] / 1024 for r in rs]},
+                 ("<=", 48), {"maxrss_mib": [r["maxrss_kb"] / 1024 for r in rs]},
                  {"runs": rs})
-        self.row("5b", "waiting: CPU per poll", "us", median([r["cpu_per_poll_us"] for r in rs]),
-                 None, None, None, None, {"cpu_per_poll_us": [r["cpu_per_poll_us"] for r in rs]},
+        cpu = median([r["cpu_per_poll_us"] for r in rs])
+        self.row("5b", "waiting: CPU per poll", "us", cpu, None, None, cpu, ("<=", 60),
+                 {"cpu_per_poll_us": [r["cpu_per_poll_us"] for r in rs]},
                  {"polls": median([r["polls"] for r in rs]),
                   "expected_polls": median([r["expected_polls"] for r in rs]),
                   "cpu_share": median([r["cpu_share"] for r in rs]),
@@ -358,12 +397,112 @@ class Bench:
         # The same jobs at a rate one thread sustains here: the memory of
         # waiting at scale when the CPU does not decide it, with Lua's
         # default collector and with a shorter pause.
-        for fig, pause in (("5c", None), ("5d", 120)):
-            r = watch(5, True, pause)
+        for fig, interval, gc in (("5c", 5, None), ("5d", 5, "120"), ("5e", 1, "generational")):
+            r = watch(interval, True, gc)
             if r:
-                self.row(fig, "waiting: every 5 s%s, RSS" % (", GC pause %d" % pause if pause else ""),
+                self.row(fig, "waiting: every %d s%s, RSS" % (interval, ", collector %s" % gc if gc else ""),
                          "MiB", r["maxrss_kb"] / 1024, None, None, None, None, {},
                          {"cpu_per_poll_us": r["cpu_per_poll_us"], "run": r})
+
+    def waiting100k(self):
+        """100,000 jobs polled every 60 s for 3 minutes: one round."""
+        jobs, secs, interval, lead = (500, 3, 1, 1) if self.smoke else (100000, 180, 60, 10)
+        # The first polls begin after a lead of 10 s: starting 100,000
+        # tasks is not a poll's lateness (run.started_s says what it took).
+        r = self.step(True, "waiting: bench/waiting.lua %d jobs, every %d s, for %d s" %
+                      (jobs, interval, secs), self.trainctl_script, "waiting.lua", jobs, secs,
+                      interval, "", lead, timeout=secs * 3 + 120)
+        if not r:
+            return
+        if r["polls"] < r["expected_polls"] and not self.smoke:
+            self.log("waiting: %d of %d polls made" % (r["polls"], r["expected_polls"]))
+        rss = r["maxrss_kb"] / 1024
+        self.row("5f", "waiting: %d jobs every %d s, peak RSS" % (jobs, interval), "MiB", rss,
+                 None, None, rss, ("<=", 200), {}, {"run": r})
+        late = r["late_max_ms"]
+        self.row("5g", "waiting: %d jobs every %d s, latest poll" % (jobs, interval), "ms", late,
+                 None, None, late, ("<=", 1000), {},
+                 {"late_p99_ms": r["late_p99_ms"], "late_p50_ms": r["late_p50_ms"],
+                  "polls": r["polls"], "expected_polls": r["expected_polls"],
+                  "cpu_per_poll_us": r["cpu_per_poll_us"], "started_s": r.get("started_s")})
+
+    def memory(self):
+        """What a waiting job keeps alive in the Lua heap (bench/jobs.lua),
+        with each of Lua's collectors."""
+        jobs = 200 if self.smoke else 10000
+        for fig, mode in (("8", "incremental"), ("8b", "generational")):
+            r = self.step(True, "memory: bench/jobs.lua %d %s" % (jobs, mode),
+                          self.trainctl_script, "jobs.lua", jobs, mode, timeout=300)
+            if r:
+                self.row(fig, "memory per waiting job, %s" % mode, "bytes", r["waiting_job_bytes"],
+                         None, None, None, None, {}, {"run": r})
+
+    def scaling(self):
+        """Throughput, errors and connections with 64 to 16,384 requests in
+        flight, trainctl and the libcurl floor (both ways of driving it)."""
+        levels = [8, 64] if self.smoke else [64, 512, 4096, 16384]
+        nofile = int(os.environ.get("BENCH_NOFILE") or 0)
+        if nofile:
+            fit = [t for t in levels if t + 256 <= nofile]
+            if fit != levels:
+                self.log("scaling: %s left out: ulimit -n is %d" %
+                         (", ".join(str(t) for t in levels if t not in fit), nofile))
+            levels = fit
+        rounds = 1 if self.smoke else max(1, min(self.rounds, 3))
+        res = {t: {"tc": [], "perform": [], "epoll": []} for t in levels}
+        for i in range(rounds):
+            first = i == 0
+            for t in levels:
+                n = 4 * t if self.smoke else max(20000, 2 * t)
+                order = ["tc", "perform", "epoll"]
+                if i % 2:
+                    order.reverse()
+                for who in order:
+                    if who == "tc":
+                        r = self.step(first, "scaling: bench/scaling.lua %d %d" % (t, n),
+                                      self.connects, self.trainctl_script, "scaling.lua", t, n,
+                                      check=False)
+                    elif self.o.curl_floor:
+                        r = self.step(first, "scaling: bench/curl_floor.c %d %d %s" % (n, t, who),
+                                      self.connects, self.floor_report, n, t, who)
+                    else:
+                        r = None
+                    if r:
+                        rep, conns = r
+                        rep["accepted"] = conns
+                        res[t][who].append(rep)
+        rate = {}
+        for t in levels:
+            runs = res[t]
+            tc = [r["rate"] for r in runs["tc"]]
+            ep = [r["rate"] for r in runs["epoll"]]
+            rate[t] = median(tc)
+            errs = max([r.get("errors", 0) for r in runs["tc"]] or [None])
+            extra = max([r["accepted"] - t for r in runs["tc"]] or [None])
+            self.row("7", "scaling: %d in flight" % t, "req/s", rate[t], "floor epoll", median(ep),
+                     ratio(rate[t], median(ep)), None,
+                     {"trainctl": tc, "floor_epoll": ep,
+                      "floor_perform": [r["rate"] for r in runs["perform"]]},
+                     {"errors": errs, "reconnects": extra,
+                      "floor_perform": median([r["rate"] for r in runs["perform"]]),
+                      "floor_errors": max([r.get("failed", 0) for k in ("perform", "epoll")
+                                           for r in runs[k]] or [None]),
+                      "floor_reconnects": max([r["accepted"] - t for k in ("perform", "epoll")
+                                               for r in runs[k]] or [None]),
+                      "runs": runs})
+            if not self.smoke and (errs or extra):
+                self.log("scaling: %d in flight: %s errors, %s connections beyond one per task" %
+                         (t, errs, extra))
+        lo, hi = levels[0], (4096 if 4096 in levels else levels[-1])
+        self.row("7b", "scaling: %d vs %d in flight" % (hi, lo), "ratio", rate.get(hi), None,
+                 rate.get(lo), ratio(rate.get(hi), rate.get(lo)), (">=", 0.8))
+        top = levels[-1]
+        runs = res[top]["tc"]
+        bad = None
+        if runs:
+            bad = max(r.get("errors", 0) + max(0, r["accepted"] - top) for r in runs)
+        self.row("7c", "scaling: %d in flight, errors + reconnects" % top, "count", bad, None,
+                 None, bad, ("<=", 0), {}, {"runs": runs})
 
     def download(self):
         url = self.base + "/files/result.bin"
@@ -508,7 +647,8 @@ def table(rows):
     return "\n".join(out)
 
 
-FIGURES = ["startup", "oneshot", "sequential", "concurrent", "waiting", "download"]
+FIGURES = ["startup", "oneshot", "sequential", "concurrent", "scaling", "waiting", "waiting100k",
+           "memory", "download"]
 
 
 def main():

@@ -23,13 +23,16 @@ end
 -- new{provider, label, ref, poll, cancel, interval, max_interval}
 -- poll(job) -> {state, progress, raw, message, code, eta, retry_after}
 -- cancel(job) -> raw answer, or nil when the provider cannot cancel.
+-- The fields are set one by one rather than in a constructor, which would
+-- size the table for all nine whether given or not: a job waited on keeps
+-- its table as long as it runs, and a provider without cancel or an id
+-- fits in half the room.
 function M.new(def)
   assert(type(def.poll) == "function", "job.new: poll function required")
-  return setmetatable({
-    provider = def.provider, label = def.label or def.provider or "job", ref = def.ref,
-    id = def.id, _poll = def.poll, _cancel = def.cancel, interval = def.interval,
-    max_interval = def.max_interval,
-  }, Job)
+  local j = setmetatable({}, Job)
+  j.provider, j.label, j.ref, j.id = def.provider, def.label or def.provider or "job", def.ref, def.id
+  j._poll, j._cancel, j.interval, j.max_interval = def.poll, def.cancel, def.interval, def.max_interval
+  return j
 end
 
 -- status() -> {state, progress = 0..100|nil, raw, message, eta}
@@ -54,7 +57,12 @@ end
 local Progress = {}
 Progress.__index = Progress
 
+-- The display of every quiet wait: it shows nothing and keeps nothing, so
+-- thousands of jobs waited on at once (wait_all) share it.
+local QUIET = setmetatable({ quiet = true }, Progress)
+
 local function new_progress(label, quiet, provider)
+  if quiet then return QUIET end
   return setmetatable({
     label = label, start = wait.clock(), tty = not quiet and log.progress_supported(),
     quiet = quiet, provider = provider,
@@ -159,6 +167,44 @@ local function outage(v)
   return n
 end
 
+-- pace(self, hint, warned) -> delay, warned: a server's Retry-After paces
+-- the polls, within the bounds retries have (retry.pace): a status asking
+-- for a year is polled again after the cap (said once per wait), one
+-- asking for 0 s after the floor.
+local function pace(self, hint, warned)
+  local delay, capped = retry.pace(hint)
+  if capped and not warned then
+    log.warn(("%s: the server asked to poll again after %gs; polling after %gs instead")
+      :format(self.label, hint, delay), nil, { job = self.label, provider = self.provider,
+      retry_after = hint, delay = delay })
+    warned = true
+  end
+  return delay, warned
+end
+
+-- poller(self, display, on_progress) -> the function wait.poll calls.
+-- Every waiting job holds it (and what it names) while it sleeps: it
+-- names only what a poll needs.
+local function poller(self, display, on_progress)
+  local warned = false
+  return function()
+    local polled, s = pcall(self.status, self)
+    local delay
+    if not polled then
+      -- A 404 without the provider's own not-found code (a proxy, a
+      -- gateway in a bad minute) says nothing of the job: asked again.
+      local stray = errors.is(s) and s.status == 404 and not errors.not_found(s)
+      if not (retry.transient(s) or stray) then error(s, 0) end
+      delay, warned = pace(self, s.retry_after, warned)
+      return nil, s, delay
+    end
+    display:update(s)
+    if on_progress then on_progress(s, self) end
+    delay, warned = pace(self, s.retry_after, warned)
+    return M.TERMINAL[s.state] or false, s, delay
+  end
+end
+
 -- wait{timeout, interval, max_interval, on_progress, quiet, outage} ->
 -- final status. Raises training_failed when the job fails or is cancelled,
 -- timeout when the time is up (the job keeps running: wait again or cancel
@@ -169,45 +215,17 @@ end
 -- 4xx ends the wait at once.
 function Job:wait(opts)
   opts = opts or {}
-  local budget = outage(opts.outage)
   local display = new_progress(self.label, opts.quiet, self.provider)
-  local interval = opts.interval or self.interval or 5
-  local max_interval = opts.max_interval or self.max_interval or 60
   -- TRAINCTL_POLL_INTERVAL overrides every script's polling pace: an
   -- emulator with a fast clock needs no patience.
   local forced = tonumber(require("trainctl.config").getenv("TRAINCTL_POLL_INTERVAL"))
-  if forced then interval, max_interval = forced, forced end
-  -- A server's Retry-After paces the polls, within the bounds retries
-  -- have: a status asking for a year is polled again after the cap, one
-  -- asking for 0 s after the floor.
-  local warned = false
-  local function pace(hint)
-    local delay, capped = retry.pace(hint)
-    if capped and not warned then
-      log.warn(("%s: the server asked to poll again after %gs; polling after %gs instead")
-        :format(self.label, hint, delay), nil, { job = self.label, provider = self.provider,
-        retry_after = hint, delay = delay })
-      warned = true
-    end
-    return delay
-  end
-  local ok, st = pcall(wait.poll, function()
-    local polled, s = pcall(self.status, self)
-    if not polled then
-      -- A 404 without the provider's own not-found code (a proxy, a
-      -- gateway in a bad minute) says nothing of the job: asked again.
-      local stray = errors.is(s) and s.status == 404 and not errors.not_found(s)
-      if not (retry.transient(s) or stray) then error(s, 0) end
-      return nil, s, pace(s.retry_after)
-    end
-    display:update(s)
-    if opts.on_progress then opts.on_progress(s, self) end
-    return M.TERMINAL[s.state] or false, s, pace(s.retry_after)
-  end, {
-    timeout = opts.timeout, interval = interval, max_interval = max_interval,
-    backoff = opts.backoff, jitter = opts.jitter, what = self.label, outage = budget,
-    data = { job = self.label, provider = self.provider },
-  })
+  -- Only the options given: the table lives as long as the wait.
+  local o = { interval = forced or opts.interval or self.interval or 5,
+    max_interval = forced or opts.max_interval or self.max_interval or 60,
+    what = self.label, outage = outage(opts.outage),
+    data = { job = self.label, provider = self.provider } }
+  o.timeout, o.backoff, o.jitter = opts.timeout, opts.backoff, opts.jitter
+  local ok, st = pcall(wait.poll, poller(self, display, opts.on_progress), o)
   display:finish()
   if not ok then
     if errors.is(st, "timeout") then

@@ -76,6 +76,33 @@ local function outage_data(data, lasted, delay, err)
   return d
 end
 
+-- The rare turns of poll, out of its loop so that its frame stays small:
+-- every waiting task keeps that frame on its stack while it sleeps.
+
+-- The status was unknown since `since` and is known again.
+local function known_again(opts, what, since)
+  local lasted = M.clock() - since
+  require("trainctl.log").info(("%s: status known again after %s"):format(what, M.duration(lasted)),
+    nil, outage_data(opts.data, lasted))
+end
+
+-- The time is up: a "timeout" error, saying what the last poll met when
+-- the status was unknown.
+local function time_up(what, timeout, unknown, lasted, value)
+  local why = unknown and (" (status unknown for %s: %s)"):format(M.duration(lasted),
+    tostring(value.message)) or ""
+  errors.raise({
+    kind = "timeout",
+    message = ("%s did not finish within %s%s"):format(what, M.duration(timeout), why),
+    value = not unknown and value or nil,
+  }, 3)
+end
+
+local function warn_unknown(opts, what, lasted, d, value)
+  require("trainctl.log").warn(("%s: status unknown for %s (%s); polling again in %s"):format(
+    what, M.duration(lasted), tostring(value), seconds(d)), nil, outage_data(opts.data, lasted, d, value))
+end
+
 -- poll(fn [, opts]) -> value. fn() returns done, value [, delay]; a delay
 -- (e.g. a server's Retry-After) replaces the computed one for that round.
 -- fn returns nil, err (an error object) when it cannot tell this time (the
@@ -90,7 +117,7 @@ function M.poll(fn, opts)
   opts = opts or {}
   local timeout = opts.timeout
   local interval = opt(opts, "interval")
-  local max_interval = opt(opts, "max_interval")
+  local max_interval = math.max(opt(opts, "max_interval"), interval)
   local backoff = opt(opts, "backoff")
   local jitter = opt(opts, "jitter")
   local budget = opt(opts, "outage")
@@ -105,35 +132,27 @@ function M.poll(fn, opts)
     if unknown then
       unknown_since = unknown_since or asked
     elseif unknown_since then
-      require("trainctl.log").info(("%s: status known again after %s"):format(what,
-        M.duration(M.clock() - unknown_since)), nil, outage_data(opts.data, M.clock() - unknown_since))
+      known_again(opts, what, unknown_since)
       unknown_since = nil
     end
     if done then return value end
     local now = M.clock()
-    local elapsed = now - start
     local lasted = unknown and now - unknown_since
     if unknown and lasted >= budget then
       error(outage_error(what, lasted, budget, value), 2)
     end
-    if timeout and elapsed >= timeout then
-      local why = unknown and (" (status unknown for %s: %s)"):format(M.duration(lasted),
-        tostring(value.message)) or ""
-      errors.raise({
-        kind = "timeout",
-        message = ("%s did not finish within %s%s"):format(what, M.duration(timeout), why),
-        value = not unknown and value or nil,
-      }, 2)
-    end
+    if timeout and now - start >= timeout then time_up(what, timeout, unknown, lasted, value) end
     local d = hint and math.max(0, hint) or M.jittered(delay, jitter)
-    if timeout then d = math.min(d, timeout - elapsed) end
+    if timeout then d = math.min(d, timeout - (now - start)) end
     if unknown then
       d = math.min(d, budget - lasted)
-      require("trainctl.log").warn(("%s: status unknown for %s (%s); polling again in %s"):format(
-        what, M.duration(lasted), tostring(value), seconds(d)), nil, outage_data(opts.data, lasted, d, value))
+      warn_unknown(opts, what, lasted, d, value)
     end
+    -- What the poll answered is the caller's (a job keeps it as job.last):
+    -- this frame need not hold it through the sleep.
+    done, value, hint = nil, nil, nil -- luacheck: ignore 311
     M.sleep(d)
-    delay = math.min(delay * backoff, math.max(max_interval, interval))
+    delay = math.min(delay * backoff, max_interval)
   end
 end
 

@@ -315,14 +315,15 @@ end
 -- that existed before the request}}; the job is made of the newer
 -- trainings of those types.
 function Client:training_job(ref)
-  local wanted = {}
-  for _, t in ipairs(ref.types) do wanted[t] = true end
-  local before = {}
-  for _, v in ipairs(ref.before or {}) do before[v] = true end
   return job.new({
     provider = "aitems", label = ("aitems training %s"):format(ref.service_id), ref = ref,
     id = ref.service_id, interval = 10, max_interval = 60,
     poll = function()
+      -- Made at each poll rather than kept: a job waited on holds only its ref.
+      local wanted = {}
+      for _, t in ipairs(ref.types) do wanted[t] = true end
+      local before = {}
+      for _, v in ipairs(ref.before or {}) do before[v] = true end
       local mine, n = {}, 0
       for _, t in ipairs(self:recent_trains(ref.service_id)) do
         if type(t) == "table" and wanted[t.type] and not before[t.version] and not mine[t.type] then
