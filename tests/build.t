@@ -35,7 +35,7 @@ fresh() {
 		BUILD="$tmp/build" BIN="$tmp/trainctl" CFLAGS=-O0 "$@"
 }
 
-echo "1..7"
+echo "1..8"
 
 fresh all >"$tmp/out" 2>"$tmp/err"
 rc=$?
@@ -89,3 +89,18 @@ build_deps=$(sed -n '/^Build-Depends:/,/^[^ ]/p' debian/control | sed 's/^Build-
 missing=$(printf '%s\n' "$devs" | grep -vxF "$build_deps")
 [ -n "$devs" ] && [ -z "$missing" ]
 ok $? "debian/control builds with every -dev package of scripts/deps.sh${missing:+ (missing: $(echo $missing))}"
+
+# The layers of docs/architecture.md: nothing in src/core or src/cli
+# includes a Lua header, directly or through another header (the
+# preprocessor's list of what each file reads, not a grep of its text).
+lua_cflags=$("$real_pc" --cflags lua5.4 libcurl openssl libedit)
+layered=""
+for f in src/core/*.c src/core/*.h src/cli/*.c src/cli/*.h; do
+	# shellcheck disable=SC2086
+	if ${CC:-cc} -MM -MG -D_GNU_SOURCE -Isrc/core -Isrc/lua -Isrc/cli $lua_cflags "$f" |
+		tr ' \\' '\n\n' | grep -qE '(^|/)(lua|lauxlib|lualib|luaconf)\.h$'; then
+		layered="$layered $f"
+	fi
+done
+[ -z "$layered" ]
+ok $? "src/core and src/cli include no Lua header${layered:+ (do:$layered)}"

@@ -5,6 +5,7 @@
 -- parameters come from the providers' own operation tables, so the help
 -- never disagrees with the library.
 local errors = require("trainctl.errors")
+local exit = require("trainctl.exit")
 local format = require("trainctl.format")
 local json = require("trainctl.json")
 local ops = require("trainctl.api.ops")
@@ -204,11 +205,11 @@ local function wait_job(p, j, flags)
   local ok, st = pcall(j.wait, j, { timeout = timeout })
   if ok then
     print_answer(job_output(p, j, st), flags)
-    return 0
+    return exit.OK
   end
   if errors.is(st) then
     print_answer(job_output(p, j, j.last or { state = "unknown" }), flags)
-    if errors.is(st, "timeout") then st.exit_code = 4 end
+    if errors.is(st, "timeout") then st.exit_code = exit.TIMEOUT end
   end
   error(st, 0)
 end
@@ -217,12 +218,12 @@ local function run_job(p, j, flags)
   if flags.no_wait then
     announce(p, j)
     print_answer({ provider = p.name, job = j.ref }, flags)
-    return 0
+    return exit.OK
   end
   announce(p, j)
   if flags.wait then return wait_job(p, j, flags) end
   print_answer(job_output(p, j, j:status()), flags)
-  return 0
+  return exit.OK
 end
 
 -- confirm(p, spec, args, flags): a delete asks first on a terminal; off
@@ -286,17 +287,17 @@ local function run(argv)
   local pname, opname = argv[1], argv[2]
   if pname == nil then
     io.stderr:write(providers_help(), "\n")
-    return 2
+    return exit.USAGE
   end
   if pname == "--help" or pname == "-h" or pname == "help" then
     out(providers_help())
-    return 0
+    return exit.OK
   end
   local p = find_provider(pname)
   local mod = require(p.module)
   if opname == nil or opname == "--help" or opname == "-h" then
     out(operations_help(p, mod))
-    return 0
+    return exit.OK
   end
   local spec = find_operation(p, mod, opname)
   local words = {}
@@ -304,7 +305,7 @@ local function run(argv)
   local args, flags = parse(spec, words)
   if flags.help then
     out(require("trainctl.help").op(spec))
-    return 0
+    return exit.OK
   end
   if flags.all and not spec.items then
     errors.usage(("--all: %s is not a list operation"):format(spec.name))
@@ -314,18 +315,18 @@ local function run(argv)
   end
   local client = mod.client()
   ops.check_missing(spec, args, client.defaults)
-  if not confirm(p, spec, args, flags) then return 1 end
+  if not confirm(p, spec, args, flags) then return exit.ERROR end
   if flags.all then
     local list = require("trainctl.api.page").collect(client:each(spec.name, args), flags.max_items)
     print_answer(json.array(list), flags)
-    return 0
+    return exit.OK
   end
   local result = client[spec.name](client, args)
   if is_job(result) then return run_job(p, result, flags) end
   if result == nil then result = json.null end
   print_answer(result, flags, spec.items)
   if spec.items then more_pages(result, spec) end
-  return 0
+  return exit.OK
 end
 
 -- read_ref(text) -> the job reference in a call's printed answer (or the
@@ -357,7 +358,7 @@ local function run_ref(argv, command)
     local text = ("usage: trainctl %s PROVIDER REF [-o FMT] [--jq EXPR]\n"
       .. "REF is the JSON `trainctl call` printed for a job (or - to read it from stdin).")
       :format(command)
-    if flags.help then out(text) return 0 end
+    if flags.help then out(text) return exit.OK end
     errors.usage(text)
   end
   local pname, text = words[1], words[2]
@@ -377,13 +378,7 @@ local function run_ref(argv, command)
   end
   if command == "wait" then return wait_job(p, j, flags) end
   print_answer(job_output(p, j, j:status()), flags)
-  return 0
-end
-
-local function exit_code(e)
-  if e.exit_code then return e.exit_code end
-  if e.kind == "usage" then return 2 end
-  return 1
+  return exit.OK
 end
 
 -- main(argv [, command]) -> exit status. argv: the words after the
@@ -399,7 +394,7 @@ function M.main(argv, command)
   local ok, res = pcall(fn, argv or {})
   if ok then return res end
   if errors.is(res) then
-    local code = exit_code(res)
+    local code = exit.of(res)
     require("trainctl.log").report(tostring(res), res, code)
     return code
   end

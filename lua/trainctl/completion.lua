@@ -5,6 +5,7 @@
 -- change after the script is installed); nothing else runs trainctl.
 local cli = require("trainctl.cli")
 local errors = require("trainctl.errors")
+local exit = require("trainctl.exit")
 
 local M = {}
 
@@ -409,7 +410,7 @@ function M.run(argv)
   local shell = argv[1]
   if shell == "--help" or shell == "-h" then
     io.stdout:write(M.USAGE, "\n")
-    return 0
+    return exit.OK
   end
   if shell == nil then errors.usage("trainctl completion needs a shell: bash, zsh or fish\n" .. M.USAGE) end
   if not M[shell] or not ({ bash = 1, zsh = 1, fish = 1 })[shell] then
@@ -417,7 +418,7 @@ function M.run(argv)
   end
   if argv[2] then errors.usage(("trainctl completion takes one word, got %q too"):format(argv[2])) end
   io.stdout:write(M[shell](M.model()))
-  return 0
+  return exit.OK
 end
 
 return M

@@ -4,6 +4,7 @@
 -- credentials are never shown, not even in part.
 local config = require("trainctl.config")
 local errors = require("trainctl.errors")
+local exit = require("trainctl.exit")
 local json = require("trainctl.json")
 local registry = require("trainctl.providers")
 
@@ -101,7 +102,7 @@ function M.run(argv)
   for _, a in ipairs(argv) do
     if a == "--help" or a == "-h" then
       io.stdout:write(M.USAGE, "\n")
-      return 0
+      return exit.OK
     elseif a == "--json" then
       fmt = "json"
     else
@@ -110,7 +111,7 @@ function M.run(argv)
   end
   local v = M.view()
   io.stdout:write(fmt == "json" and as_json(v) or as_text(v), "\n")
-  return 0
+  return exit.OK
 end
 
 return M

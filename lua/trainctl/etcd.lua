@@ -209,7 +209,7 @@ function Client:authenticate(ep)
       e.kind = "usage"
       e.message = ("etcd refused the user %q: %s (check TRAINCTL_ETCD_USERNAME and TRAINCTL_ETCD_PASSWORD)")
         :format(self.username, e.message)
-      e.exit_code = 2
+      e.exit_code = require("trainctl.exit").USAGE
       error(e, 0)
     end
     return nil, e, true
@@ -254,7 +254,7 @@ function Client:call(path, body, opts)
       if not retry then
         if e.kind == "auth" then
           -- a configuration to fix, not a failure to retry tomorrow
-          e.exit_code = 2
+          e.exit_code = require("trainctl.exit").USAGE
           e.message = e.message .. (self.username and (" (user %q)"):format(self.username) or
             " (etcd wants a user: set TRAINCTL_ETCD_USERNAME and TRAINCTL_ETCD_PASSWORD)")
         end

@@ -103,7 +103,7 @@ function M.acquire(url, o)
     if ok then break end
     if wait.clock() >= deadline then
       self:release()
-      error(lock_error(self, { kind = "lock", exit_code = 3,
+      error(lock_error(self, { kind = "lock", exit_code = require("trainctl.exit").LOCKED,
         message = ("%s is held by another run (%s)"):format(self.url, who) }), 0)
     end
     if not self.waiting then
@@ -150,7 +150,7 @@ function Lock:check()
 end
 
 function Lock:lost_error()
-  return self.lost or lock_error(self, { kind = "lock", exit_code = 1,
+  return self.lost or lock_error(self, { kind = "lock", exit_code = require("trainctl.exit").ERROR,
     message = ("lost the lock %s: its lease (TTL %gs) expired or was revoked (this run was paused "
       .. "or cut off from etcd); stopping without starting anything new"):format(self.url,
       self.granted or self.ttl) })

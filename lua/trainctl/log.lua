@@ -396,7 +396,8 @@ function M.report(message, err, exit_status, context)
     text, trace = message:match("^(.-)\n(stack traceback:\n.*)$")
     text = text or message
   end
-  if exit_status == 4 or (exit_status or 0) > 128 then trace = nil end
+  local exit = require("trainctl.exit")
+  if exit_status == exit.TIMEOUT or (exit_status or 0) > exit.SIGNAL then trace = nil end
   if context then text = context .. ": " .. text end
   local line
   if current_format() == "json" then

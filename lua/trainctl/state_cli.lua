@@ -2,6 +2,7 @@
 -- keeps in trainctl.state, seen and cleared without editing JSON. JSON
 -- on stdout when it is not a terminal, so scripts can read it.
 local errors = require("trainctl.errors")
+local exit = require("trainctl.exit")
 local json = require("trainctl.json")
 local state = require("trainctl.state")
 local sys = require("trainctl.sys")
@@ -102,10 +103,10 @@ function M.run(argv)
   local action, words, spec = parse(argv)
   if action == "help" then
     out(M.USAGE)
-    return 0
+    return exit.OK
   elseif action == nil then
     io.stderr:write(M.USAGE, "\n")
-    return 2
+    return exit.USAGE
   end
   local ACTIONS = { path = true, list = true, show = true, forget = true }
   if not ACTIONS[action] then errors.usage(("unknown state command %q%s"):format(action, TRY)) end
@@ -119,12 +120,12 @@ function M.run(argv)
     local records = doc:all()
     if not tty then
       out(json.encode(records))
-      return 0
+      return exit.OK
     end
     local keys = sorted_keys(records)
     if #keys == 0 then
       io.stderr:write(("no records in state %s\n"):format(doc:where()))
-      return 0
+      return exit.OK
     end
     -- Keys and values are anybody's text: shown escaped on a terminal.
     local log = require("trainctl.log")
@@ -141,7 +142,7 @@ function M.run(argv)
     doc:delete(key)
     io.stderr:write(("forgot %s (state %s)\n"):format(key, doc:where()))
   end
-  return 0
+  return exit.OK
 end
 
 return M

@@ -55,7 +55,7 @@ function Backend:list()
 end
 
 local function fenced_out(self, key, lock)
-  local e = errors.new({ kind = "lock", provider = "etcd", exit_code = 1,
+  local e = errors.new({ kind = "lock", provider = "etcd", exit_code = require("trainctl.exit").ERROR,
     message = ("state write of %s to %s refused: this run no longer holds the lock %s "
       .. "(its lease expired; another run may have taken over); stopping without writing")
       :format(key, self.url, lock and lock.url or "(none)") })

@@ -2,7 +2,8 @@
  * <line>` so expressions print; a syntax error ending in <eof> asks for
  * another line; Ctrl-C interrupts the running chunk and returns to the
  * prompt; Ctrl-D exits. Line editing, history and completion come from
- * libedit; results are formatted by trainctl.repl (Lua). */
+ * libedit; compiling, running and printing are the Lua side's
+ * (src/lua/repl_lua.c), results formatted by trainctl.repl. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,29 +12,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <lauxlib.h>
-
 #include "fs.h"
-#include "host.h"
-#include "repl.h"
 #include "lazy.h"
+#include "repl.h"
+#include "repl_lua.h"
+#include "wait.h"
 
 #define HISTORY_MAX 1000
 
 static lua_State *repl_L;
 static char history_path[4096];
-
-static const char *get_prompt(lua_State *L, int first)
-{
-	const char *p;
-
-	lua_getglobal(L, first ? "_PROMPT" : "_PROMPT2");
-	p = lua_tostring(L, -1);
-	if (p == NULL)
-		p = first ? "> " : ">> ";
-	lua_pop(L, 1); /* the global keeps the string alive */
-	return p;
-}
 
 /* The directories above the file at `path`. */
 static int mkdirs(const char *path)
@@ -103,61 +91,13 @@ static void free_candidates(void)
 	ncandidates = next_candidate = 0;
 }
 
-/* Pushes field `name` of the loaded module `mod`, requiring it only the
- * first time: a session that reassigns `require` keeps its REPL. */
-static void push_field(lua_State *L, const char *mod, const char *name)
-{
-	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-	if (lua_getfield(L, -1, mod) != LUA_TTABLE) {
-		lua_pop(L, 1);
-		lua_getglobal(L, "require");
-		lua_pushstring(L, mod);
-		lua_call(L, 1, 1);
-	}
-	lua_getfield(L, -1, name);
-	lua_remove(L, -2);
-	lua_remove(L, -2);
-}
-
-static int repl_field(lua_State *L)
-{
-	push_field(L, "trainctl.repl", luaL_checkstring(L, 1));
-	return 1;
-}
-
-static int complete_in_lua(lua_State *L)
-{
-	const char *word = lua_tostring(L, 1);
-	int i, n;
-
-	push_field(L, "trainctl.repl", "complete");
-	lua_pushstring(L, word);
-	lua_call(L, 1, 1);
-	if (!lua_istable(L, -1))
-		return 0;
-	n = (int)luaL_len(L, -1);
-	candidates = calloc((size_t)n + 1, sizeof *candidates);
-	for (i = 1; candidates && i <= n; i++) {
-		lua_rawgeti(L, -1, i);
-		if (lua_isstring(L, -1)) {
-			char *s = strdup(lua_tostring(L, -1));
-			if (s)
-				candidates[ncandidates++] = s;
-		}
-		lua_pop(L, 1);
-	}
-	return 0;
-}
-
 static char *generator(const char *text, int state)
 {
 	if (state == 0) {
-		lua_State *L = repl_L;
 		free_candidates();
-		lua_pushcfunction(L, complete_in_lua);
-		lua_pushstring(L, text);
-		if (lua_pcall(L, 1, 0, 0) != LUA_OK)
-			lua_pop(L, 1);
+		candidates = repl_candidates(repl_L, text);
+		while (candidates && candidates[ncandidates])
+			ncandidates++;
 	}
 	if (next_candidate < ncandidates)
 		return strdup(candidates[next_candidate++]);
@@ -171,34 +111,10 @@ static char **complete(const char *text, int start, int end)
 	return rl_completion_matches(text, generator);
 }
 
-static int incomplete(lua_State *L, int status)
-{
-	if (status == LUA_ERRSYNTAX) {
-		size_t len;
-		const char *msg = lua_tolstring(L, -1, &len);
-		if (len >= 5 && strcmp(msg + len - 5, "<eof>") == 0) {
-			lua_pop(L, 1);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* Tries the buffer as an expression first, as lua.c does. */
-static int load_expr(lua_State *L, const char *buf)
-{
-	const char *ret = lua_pushfstring(L, "return %s;", buf);
-	int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
-
-	lua_remove(L, -2);
-	if (status != LUA_OK)
-		lua_pop(L, 1);
-	return status;
-}
-
-/* Statuses of load_chunk besides Lua's own. */
+/* Statuses of load_chunk besides repl_compile's (REPL_MORE is -3). */
 #define END_OF_INPUT (-1)
 #define CANCELLED (-2)
+#define NOTHING (-4) /* an empty line */
 
 /* readline returns NULL both at end of input and when a signal (Ctrl-C)
  * interrupts it; only host_signal tells them apart. */
@@ -212,112 +128,59 @@ static int no_line(void)
  * the user then types and runs. */
 static char *read_line(lua_State *L, int first)
 {
-	char *line = readline(get_prompt(L, first));
+	char *line = readline(repl_prompt(L, first));
 
 	if (line && host_signal == SIGINT)
 		host_clear_signal(L);
 	return line;
 }
 
+/* `buf` + "\n" + `line`, freeing both; NULL when out of memory. */
+static char *join(char *buf, char *line)
+{
+	size_t n = strlen(buf), m = strlen(line);
+	char *s = realloc(buf, n + m + 2);
+
+	if (s) {
+		s[n] = '\n';
+		memcpy(s + n + 1, line, m + 1);
+	} else {
+		free(buf);
+	}
+	free(line);
+	return s;
+}
+
 /* Reads lines until they form a chunk that compiles (or fails to compile
- * for a reason other than missing input). Returns END_OF_INPUT at the end
- * of input, CANCELLED when Ctrl-C abandons the lines typed so far. */
+ * for a reason other than missing input), left for repl_eval. Returns
+ * END_OF_INPUT at the end of input, CANCELLED when Ctrl-C abandons the
+ * lines typed so far, NOTHING for an empty line. */
 static int load_chunk(lua_State *L)
 {
-	char *line = read_line(L, 1);
-	int status;
+	char *buf = read_line(L, 1);
+	int status, first = 1;
 
-	if (line == NULL)
+	if (buf == NULL)
 		return no_line();
-	if (*line == '\0') {
-		free(line);
-		lua_pushnil(L); /* nothing to run */
-		return LUA_OK;
+	if (*buf == '\0') {
+		free(buf);
+		return NOTHING;
 	}
-	lua_pushstring(L, line);
-	free(line);
-	if (load_expr(L, lua_tostring(L, -1)) == LUA_OK) {
-		history_save(lua_tostring(L, -2));
-		lua_remove(L, -2);
-		return LUA_OK;
-	}
-	for (;;) {
-		size_t len;
-		const char *buf = lua_tolstring(L, -1, &len);
-		status = luaL_loadbuffer(L, buf, len, "=stdin");
-		if (!incomplete(L, status))
-			break;
-		line = read_line(L, 0);
+	while ((status = repl_compile(L, buf, strlen(buf), first)) ==
+	       REPL_MORE) {
+		char *line = read_line(L, 0);
+		first = 0;
 		if (line == NULL) {
-			lua_pop(L, 1);
+			free(buf);
 			return no_line();
 		}
-		lua_pushliteral(L, "\n");
-		lua_pushstring(L, line);
-		free(line);
-		lua_concat(L, 3);
+		buf = join(buf, line);
+		if (buf == NULL)
+			return END_OF_INPUT;
 	}
-	history_save(lua_tostring(L, -2));
-	lua_remove(L, -2);
+	history_save(buf);
+	free(buf);
 	return status;
-}
-
-/* Prints the results with trainctl.repl.show, falling back to tostring. */
-static void show_results(lua_State *L, int base)
-{
-	int n = lua_gettop(L) - base;
-
-	if (n == 0)
-		return;
-	lua_pushcfunction(L, repl_field);
-	lua_pushliteral(L, "show");
-	if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
-		lua_insert(L, base + 1);
-		if (host_docall(L, n, 0) == LUA_OK)
-			return;
-	} else {
-		lua_pop(L, 1);
-		lua_getglobal(L, "print");
-		lua_insert(L, base + 1);
-		if (lua_pcall(L, n, 0, 0) == LUA_OK)
-			return;
-	}
-	fprintf(stderr, "trainctl: error printing results: %s\n",
-		lua_tostring(L, -1));
-	lua_settop(L, base);
-}
-
-/* The banner, and help() for the session. */
-static void start(lua_State *L)
-{
-	lua_pushcfunction(L, repl_field);
-	lua_pushliteral(L, "start");
-	if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
-		lua_pushliteral(L, TRAINCTL_VERSION);
-		lua_pushliteral(L, LUA_RELEASE);
-		if (lua_pcall(L, 2, 0, 0) == LUA_OK)
-			return;
-	}
-	fprintf(stderr, "trainctl: %s\n", lua_tostring(L, -1));
-	lua_pop(L, 1);
-}
-
-/* After a Ctrl-C the terminal echoed ^C where the cursor was (perhaps at
- * the end of a progress line): the message starts a line of its own. */
-static int fresh_line_in_lua(lua_State *L)
-{
-	push_field(L, "trainctl.log", "fresh_line");
-	lua_call(L, 0, 0);
-	return 0;
-}
-
-static void fresh_line(lua_State *L)
-{
-	lua_pushcfunction(L, fresh_line_in_lua);
-	if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-		lua_pop(L, 1);
-		fputc('\n', stderr);
-	}
 }
 
 int repl_run(lua_State *L)
@@ -333,9 +196,8 @@ int repl_run(lua_State *L)
 	rl_readline_name = "trainctl";
 	rl_attempted_completion_function = complete;
 	history_open();
-	start(L);
+	repl_start(L);
 	for (;;) {
-		int base;
 		host_clear_signal(L);
 		status = load_chunk(L);
 		if (host_signal == SIGTERM)
@@ -348,21 +210,9 @@ int repl_run(lua_State *L)
 			fflush(stdout);
 			continue;
 		}
-		if (status == LUA_OK && lua_isnil(L, -1)) {
-			lua_pop(L, 1);
+		if (status == NOTHING)
 			continue;
-		}
-		base = lua_gettop(L) - 1;
-		if (status == LUA_OK)
-			status = host_run_task(L, 0, LUA_MULTRET);
-		if (status == LUA_OK) {
-			show_results(L, base);
-		} else {
-			if (host_signal == SIGINT)
-				fresh_line(L);
-			host_report(L, status);
-		}
-		lua_settop(L, base);
+		repl_eval(L, status);
 		if (host_signal == SIGTERM)
 			return 128 + SIGTERM;
 	}

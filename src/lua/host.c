@@ -405,11 +405,36 @@ int host_run_task(lua_State *L, int narg, int nres)
 	return LUA_ERRRUN;
 }
 
-/* The exit status an error asks for: a signal or --timeout first, then the
- * error object's exit_code, then 2 for usage errors, else 1. */
+static int search_embedded(lua_State *L);
+
+/* luaL_requiref's opener for a module of the library: what require does
+ * with it, without the global `require`, which a script may replace. */
+static int open_library_module(lua_State *L)
+{
+	if (search_embedded(L) != 2)
+		return lua_error(L);
+	lua_pushvalue(L, 1);
+	lua_insert(L, -2);
+	lua_call(L, 2, 1);
+	return 1;
+}
+
+/* exit.of(err) (lua/trainctl/exit.lua): the Lua library owns the rule
+ * that picks an error object's status. */
+static int exit_of(lua_State *L)
+{
+	luaL_requiref(L, "trainctl.exit", open_library_module, 0);
+	lua_getfield(L, -1, "of");
+	lua_pushvalue(L, 1);
+	lua_call(L, 1, 1);
+	return 1;
+}
+
+/* The exit status an error asks for: a signal or --timeout first, then
+ * what exit.of says of the error object the message handler kept, else 1. */
 int host_exit_status(lua_State *L, int status)
 {
-	int code = EXIT_ERROR;
+	int code = EXIT_ERROR, top = lua_gettop(L);
 
 	if (status == LUA_OK)
 		return EXIT_OK;
@@ -417,21 +442,12 @@ int host_exit_status(lua_State *L, int status)
 		return EXIT_TIMEOUT;
 	if (host_signal)
 		return 128 + host_signal;
-	lua_getfield(L, LUA_REGISTRYINDEX, "trainctl.last_error");
-	if (lua_istable(L, -1)) {
-		lua_getfield(L, -1, "exit_code");
-		if (lua_isinteger(L, -1))
-			code = (int)lua_tointeger(L, -1);
-		else {
-			lua_getfield(L, -2, "kind");
-			if (lua_type(L, -1) == LUA_TSTRING &&
-			    strcmp(lua_tostring(L, -1), "usage") == 0)
-				code = EXIT_USAGE;
-			lua_pop(L, 1);
-		}
-		lua_pop(L, 1);
-	}
-	lua_pop(L, 1);
+	lua_pushcfunction(L, exit_of);
+	if (lua_getfield(L, LUA_REGISTRYINDEX, "trainctl.last_error") ==
+		    LUA_TTABLE &&
+	    lua_pcall(L, 1, 1, 0) == LUA_OK && lua_isinteger(L, -1))
+		code = (int)lua_tointeger(L, -1);
+	lua_settop(L, top);
 	return code;
 }
 

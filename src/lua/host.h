@@ -1,6 +1,6 @@
 /* trainctl host: the Lua state, its signal hook, the preloaded native
  * modules and the embedded library (src/lua). Only src/lua touches a
- * lua_State; today src/cli/main.c and repl.c still do as well. */
+ * lua_State: src/cli reaches it through script.h and repl_lua.h. */
 #ifndef TRAINCTL_HOST_H
 #define TRAINCTL_HOST_H
 
@@ -22,7 +22,6 @@ struct embedded_module {
 };
 extern const struct embedded_module embedded_modules[];
 
-void host_clear_signal(lua_State *L);
 int host_docall(lua_State *L, int narg, int nres);
 /* The one shape of a failure of the environment, as luaL_fileresult:
  * nil, message[, code]; host_fileresult: nil, "what: path: strerror",

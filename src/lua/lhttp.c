@@ -16,6 +16,7 @@
 
 #include "context.h"
 #include "host.h"
+#include "options.h"
 #include "transfer.h"
 
 #define TRANSFER_MT "trainctl.transfer"
@@ -26,110 +27,62 @@ struct ltransfer {
 	int counted; /* started for the scheduler: in context.inflight */
 };
 
-static const char *optstr(lua_State *L, int t, const char *k)
+#define WHO "http.request"
+
+/* Options into a struct request; a bad one raises. The strings stay on
+ * the stack until prepare is done with them; the body, which curl sends
+ * from where it is, is the value returned (nil without one). */
+static int read_request(lua_State *L, int opts, struct request *r)
 {
-	const char *s;
+	int body;
 
-	lua_getfield(L, t, k);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return NULL;
-	}
-	/* Not lua_isstring: a number converted here would be a new string
-	 * that nothing keeps alive once popped. */
-	if (lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "http.request: '%s' must be a string", k);
-	s = lua_tostring(L, -1);
-	lua_pop(L, 1); /* the string stays referenced by the options table */
-	return s;
-}
-
-static double optnum(lua_State *L, int t, const char *k, double def, double max)
-{
-	double v;
-	int ok;
-
-	lua_getfield(L, t, k);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return def;
-	}
-	v = lua_tonumberx(L, -1, &ok);
-	if (!ok || !(v >= 0))
-		luaL_error(L, "http.request: '%s' must be a number >= 0", k);
-	lua_pop(L, 1);
-	return v < max ? v : max; /* beyond, the integer casts are undefined */
-}
-
-static int optbool(lua_State *L, int t, const char *k)
-{
-	int v;
-
-	lua_getfield(L, t, k);
-	v = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	return v;
-}
-
-static void read_body(lua_State *L, int opts, struct request *r)
-{
-	lua_getfield(L, opts, "body");
-	r->has_body = !lua_isnil(L, -1);
-	if (r->has_body)
-		r->body = luaL_checklstring(L, -1, &r->body_len);
-	lua_pop(L, 1); /* the string stays referenced by the options table */
-}
-
-/* Options into a struct request; a bad one raises. */
-static void read_request(lua_State *L, int opts, struct request *r)
-{
 	memset(r, 0, sizeof *r);
-	r->url = optstr(L, opts, "url");
-	if (!r->url)
-		luaL_error(L, "http.request: 'url' is required");
-	r->method = optstr(L, opts, "method");
+	r->url = opt_lstring(L, opts, "url", WHO, OPT_REQUIRED, NULL);
+	r->method = opt_lstring(L, opts, "method", WHO, 0, NULL);
 	if (!r->method)
 		r->method = "GET";
-	read_body(L, opts, r);
-	r->output = optstr(L, opts, "output");
-	r->ca_file = optstr(L, opts, "ca_file");
-	r->cert_file = optstr(L, opts, "cert_file");
-	r->key_file = optstr(L, opts, "key_file");
-	r->max_body = (long long)optnum(
-		L, opts, "max_body", r->output ? -1 : DEFAULT_MAX_BODY, 1e18);
-	r->timeout = optnum(L, opts, "timeout", 300, 1e9);
-	r->connect_timeout = optnum(L, opts, "connect_timeout", 10, 1e9);
-	r->follow_redirects = optbool(L, opts, "follow_redirects");
-	r->fresh_connect = optbool(L, opts, "fresh_connect");
-	r->insecure = optbool(L, opts, "insecure");
+	r->body = opt_lstring(L, opts, "body", WHO, 0, &r->body_len);
+	r->has_body = r->body != NULL;
+	if (!r->has_body)
+		lua_pushnil(L);
+	body = lua_gettop(L);
+	r->output = opt_lstring(L, opts, "output", WHO, 0, NULL);
+	r->ca_file = opt_lstring(L, opts, "ca_file", WHO, 0, NULL);
+	r->cert_file = opt_lstring(L, opts, "cert_file", WHO, 0, NULL);
+	r->key_file = opt_lstring(L, opts, "key_file", WHO, 0, NULL);
+	r->max_body =
+		(long long)opt_number(L, opts, "max_body", WHO,
+				      r->output ? -1 : DEFAULT_MAX_BODY, 1e18);
+	r->timeout = opt_number(L, opts, "timeout", WHO, 300, 1e9);
+	r->connect_timeout =
+		opt_number(L, opts, "connect_timeout", WHO, 10, 1e9);
+	r->follow_redirects = opt_boolean(L, opts, "follow_redirects");
+	r->fresh_connect = opt_boolean(L, opts, "fresh_connect");
+	r->insecure = opt_boolean(L, opts, "insecure");
+	return body;
 }
 
 static void read_headers(lua_State *L, struct transfer *t, int opts)
 {
-	lua_getfield(L, opts, "headers");
-	if (lua_istable(L, -1)) {
+	if (opt_table(L, opts, "headers", WHO)) {
 		lua_pushnil(L);
 		while (lua_next(L, -2)) {
 			const char *k;
 			int rc;
 			if (lua_type(L, -2) != LUA_TSTRING ||
 			    !lua_isstring(L, -1))
-				luaL_error(L, "http.request: headers must map "
-					      "names to strings");
+				luaL_error(L, WHO ": headers must map "
+						  "names to strings");
 			k = lua_tostring(L, -2);
 			rc = transfer_header(t, k, lua_tostring(L, -1));
 			if (rc == -1)
-				luaL_error(L,
-					   "http.request: invalid header '%s'",
-					   k);
+				luaL_error(L, WHO ": invalid header '%s'", k);
 			if (rc < 0)
-				luaL_error(L, "http.request: out of memory");
+				luaL_error(L, WHO ": out of memory");
 			lua_pop(L, 1);
 		}
-	} else if (!lua_isnil(L, -1)) {
-		luaL_error(L, "http.request: 'headers' must be a table");
+		lua_pop(L, 1);
 	}
-	lua_pop(L, 1);
 }
 
 /* Builds a transfer from the options table at `opts` and pushes it: a
@@ -139,19 +92,21 @@ static struct ltransfer *prepare(lua_State *L, int opts)
 	struct ltransfer *lt;
 	struct request r;
 	const char *why;
+	int top;
 
 	luaL_checktype(L, opts, LUA_TTABLE);
 	lt = lua_newuserdatauv(L, sizeof *lt, 1);
 	memset(lt, 0, sizeof *lt);
 	luaL_setmetatable(L, TRANSFER_MT);
-	lua_pushvalue(L, opts);
-	lua_setiuservalue(L, -2, 1); /* keeps option strings alive */
-	read_request(L, opts, &r);
-	lt->t.loop = host_loop(L, "http.request");
+	top = lua_gettop(L);
+	lua_pushvalue(L, read_request(L, opts, &r));
+	lua_setiuservalue(L, top, 1); /* keeps the body alive */
+	lt->t.loop = host_loop(L, WHO);
 	read_headers(L, &lt->t, opts);
 	why = transfer_setup(&lt->t, lt->t.loop, &r);
 	if (why)
-		luaL_error(L, "http.request: %s", why);
+		luaL_error(L, WHO ": %s", why);
+	lua_settop(L, top);
 	return lt;
 }
 

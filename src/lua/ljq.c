@@ -58,30 +58,24 @@ static void on_error(void *data, jv msg)
 	jv_free(msg);
 }
 
-/* Pushes the message of an invalid jv (consumed), or `fallback`. */
-static void push_invalid(lua_State *L, jv v, const char *fallback)
+/* Ends the run with the message of an invalid jv (consumed), or
+ * `fallback`, in the library's one shape of a failure. */
+static int fail_invalid(lua_State *L, struct run *r, jv v, const char *fallback)
 {
 	jv msg;
+	int n;
 
+	jq_teardown(&r->jq);
 	if (!jv_invalid_has_msg(jv_copy(v))) {
 		jv_free(v);
-		lua_pushstring(L, fallback);
-		return;
+		return host_fail(L, NULL, "%s", fallback);
 	}
 	msg = jv_invalid_get_msg(v);
 	if (jv_get_kind(msg) != JV_KIND_STRING)
 		msg = jv_dump_string(msg, 0);
-	lua_pushfstring(L, "jq: error: %s", jv_string_value(msg));
+	n = host_fail(L, NULL, "jq: error: %s", jv_string_value(msg));
 	jv_free(msg);
-}
-
-static int fail(lua_State *L, struct run *r)
-{
-	luaL_pushfail(L);
-	lua_insert(L, -2);
-	if (r)
-		jq_teardown(&r->jq);
-	return 2;
+	return n;
 }
 
 /* run(filter, json_text) -> list of the results as compact JSON texts,
@@ -99,11 +93,10 @@ static int l_run(lua_State *L)
 	int n = 0, compiled;
 
 	luaL_argcheck(L, ilen < 0x7fffffff, 2, "input too large");
-	if (why) {
-		lua_pushfstring(
-			L, "--jq needs libjq (Debian package libjq1): %s", why);
-		return fail(L, NULL);
-	}
+	if (why)
+		return host_fail(L, NULL,
+				 "--jq needs libjq (Debian package libjq1): %s",
+				 why);
 	r = lua_newuserdatauv(L, sizeof *r, 0);
 	r->jq = NULL;
 	r->msg[0] = '\0';
@@ -115,13 +108,13 @@ static int l_run(lua_State *L)
 	compiled = jq_compile(r->jq, filter);
 	environ = saved;
 	if (!compiled) {
-		lua_pushstring(L, r->msg[0] ? r->msg : "jq: compile error");
-		return fail(L, r);
+		jq_teardown(&r->jq);
+		return host_fail(L, NULL, "%s",
+				 r->msg[0] ? r->msg : "jq: compile error");
 	}
 	in = jv_parse_sized(input, (int)ilen);
 	if (!valid(in)) {
-		push_invalid(L, in, "jq: the input is not JSON");
-		return fail(L, r);
+		return fail_invalid(L, r, in, "jq: the input is not JSON");
 	}
 	jq_start(r->jq, in, 0);
 	lua_newtable(L);
@@ -139,8 +132,7 @@ static int l_run(lua_State *L)
 		lua_rawseti(L, -2, ++n);
 	}
 	if (jv_invalid_has_msg(jv_copy(out))) {
-		push_invalid(L, out, "jq: error");
-		return fail(L, r);
+		return fail_invalid(L, r, out, "jq: error");
 	}
 	jv_free(out);
 	jq_teardown(&r->jq);

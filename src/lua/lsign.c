@@ -14,31 +14,11 @@
 
 #include "crypto.h"
 #include "host.h"
+#include "options.h"
 
-/* The string stays on the stack: a number converted by lua_tolstring is
- * a new string that nothing else references. */
-static const char *field(lua_State *L, int t, const char *k, size_t *len)
-{
-	const char *s;
-
-	luaL_checkstack(L, 2, "sign: too many fields");
-	lua_getfield(L, t, k);
-	s = lua_tolstring(L, -1, len);
-	if (s == NULL)
-		luaL_error(L, "sign: field '%s' must be a string", k);
-	return s;
-}
-
-static const char *optfield(lua_State *L, int t, const char *k, size_t *len)
-{
-	lua_getfield(L, t, k);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return NULL;
-	}
-	lua_pop(L, 1);
-	return field(L, t, k, len);
-}
+#define WHO "sign"
+/* Numbers sign as their text (a timestamp, an access key of digits). */
+#define FIELD (OPT_REQUIRED | OPT_NUMBERS)
 
 static void push_hmac(lua_State *L, const EVP_MD *md, const char *key,
 		      size_t klen, const char *msg, size_t mlen)
@@ -87,11 +67,11 @@ static int l_ncp_v2(lua_State *L)
 	luaL_Buffer b;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
-	method = field(L, 1, "method", &mlen);
-	uri = field(L, 1, "uri", &ulen);
-	ts = field(L, 1, "timestamp", &tlen);
-	ak = field(L, 1, "access_key", &alen);
-	sk = field(L, 1, "secret_key", &slen);
+	method = opt_lstring(L, 1, "method", WHO, FIELD, &mlen);
+	uri = opt_lstring(L, 1, "uri", WHO, FIELD, &ulen);
+	ts = opt_lstring(L, 1, "timestamp", WHO, FIELD, &tlen);
+	ak = opt_lstring(L, 1, "access_key", WHO, FIELD, &alen);
+	sk = opt_lstring(L, 1, "secret_key", WHO, FIELD, &slen);
 	luaL_buffinit(L, &b);
 	for (i = 0; i < mlen; i++)
 		luaL_addchar(&b, (char)toupper((unsigned char)method[i]));
@@ -166,10 +146,9 @@ static struct kv *collect(lua_State *L, const char *name, int lower,
 
 	lua_newtable(L);
 	anchor = lua_gettop(L);
-	lua_getfield(L, 1, name);
+	if (!opt_table(L, 1, name, WHO))
+		lua_pushnil(L);
 	t = lua_gettop(L);
-	if (!lua_isnil(L, t))
-		luaL_checktype(L, t, LUA_TTABLE);
 	if (lua_istable(L, t)) {
 		lua_pushnil(L);
 		while (lua_next(L, t))
@@ -313,9 +292,9 @@ static int l_acs_v2(lua_State *L)
 	luaL_Buffer b;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
-	method = field(L, 1, "method", &mlen);
-	path = field(L, 1, "path", &plen);
-	secret = field(L, 1, "secret", &slen);
+	method = opt_lstring(L, 1, "method", WHO, FIELD, &mlen);
+	path = opt_lstring(L, 1, "path", WHO, FIELD, &plen);
+	secret = opt_lstring(L, 1, "secret", WHO, FIELD, &slen);
 	h = collect(L, "headers", 1, NULL, &nh);
 	q = collect(L, "query", 0, NULL, &nq);
 	luaL_buffinit(L, &b);
@@ -412,12 +391,9 @@ static void push_payload_hash(lua_State *L)
 	size_t blen;
 	const char *body;
 
-	if (lua_getfield(L, 1, "payload_hash") == LUA_TSTRING)
+	if (opt_lstring(L, 1, "payload_hash", WHO, 0, NULL))
 		return;
-	if (!lua_isnil(L, -1))
-		luaL_error(L, "sign: field 'payload_hash' must be a string");
-	lua_pop(L, 1);
-	body = optfield(L, 1, "body", &blen);
+	body = opt_lstring(L, 1, "body", WHO, OPT_NUMBERS, &blen);
 	push_sha256_hex(L, body ? body : "", body ? blen : 0);
 	if (body)
 		lua_remove(L, -2);
@@ -428,8 +404,8 @@ static void push_payload_hash(lua_State *L)
 static void push_canonical_request(lua_State *L)
 {
 	size_t nh, nq, mlen, plen;
-	const char *method = field(L, 1, "method", &mlen);
-	const char *path = field(L, 1, "path", &plen);
+	const char *method = opt_lstring(L, 1, "method", WHO, FIELD, &mlen);
+	const char *path = opt_lstring(L, 1, "path", WHO, FIELD, &plen);
 	struct kv *h = collect(L, "headers", 1, is_acs3_signed, &nh);
 	struct kv *q = collect(L, "query", 0, NULL, &nq);
 	luaL_Buffer b;
@@ -466,8 +442,8 @@ static void push_string_to_sign(lua_State *L, int creq)
 static void push_authorization(lua_State *L, int names, int sts)
 {
 	size_t slen, alen, len;
-	const char *secret = field(L, 1, "secret", &slen);
-	const char *ak = field(L, 1, "access_key", &alen);
+	const char *secret = opt_lstring(L, 1, "secret", WHO, FIELD, &slen);
+	const char *ak = opt_lstring(L, 1, "access_key", WHO, FIELD, &alen);
 	const char *msg = lua_tolstring(L, sts, &len);
 	unsigned char out[EVP_MAX_MD_SIZE];
 	int n = crypto_hmac(EVP_sha256(), secret, slen, msg, len, out);
@@ -491,11 +467,11 @@ static int l_acs3(lua_State *L)
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	/* Checked first, in this order, as the errors have always come. */
-	field(L, 1, "method", NULL);
-	field(L, 1, "path", NULL);
-	field(L, 1, "secret", NULL);
-	field(L, 1, "access_key", NULL);
-	optfield(L, 1, "body", NULL);
+	opt_lstring(L, 1, "method", WHO, FIELD, NULL);
+	opt_lstring(L, 1, "path", WHO, FIELD, NULL);
+	opt_lstring(L, 1, "secret", WHO, FIELD, NULL);
+	opt_lstring(L, 1, "access_key", WHO, FIELD, NULL);
+	opt_lstring(L, 1, "body", WHO, OPT_NUMBERS, NULL);
 	lua_settop(L, 1);
 	push_canonical_request(L);
 	creq = lua_gettop(L);

@@ -32,6 +32,8 @@ extern int host_no_env;
 lua_State *host_new(void);
 void host_signals(lua_State *L, int interactive);
 void host_set_timeout(double seconds);
+/* Forgets a stop signal that came (the REPL's Ctrl-C at the prompt). */
+void host_clear_signal(lua_State *L);
 double host_parse_duration(const char *s);
 /* An error of the command line before any Lua runs: a line, or with
  * --log-format json one JSON object like a run's final error. */
