@@ -156,7 +156,7 @@ describe("redaction", function()
     for _, line in ipairs(sts) do assert.matches('string_to_sign="GET\\n[REDACTED]"', line, 1, true) end
     local _, quoted = out:gsub("SignatureDoesNotMatch%): Specified signature %[REDACTED%] is not", "")
     assert.equal(4, quoted, out)
-    assert.same({}, support.leaks(out .. err, secrets()))
+    assert.same({}, cloudsim.leaks(out .. err, secrets()))
   end)
 
   it("prints none in an error object's fields, its string or a traceback", function()
