@@ -188,7 +188,7 @@ int host_auxresume(lua_State *L, lua_State *co, int narg)
 	return -1;
 }
 
-static int co_resume(lua_State *L)
+int host_co_resume(lua_State *L)
 {
 	lua_State *co = lua_tothread(L, 1);
 	int r;
@@ -662,7 +662,7 @@ lua_State *host_new(void)
 	preload(L, "trainctl.jq", luaopen_trainctl_jq);
 	add_searcher(L);
 	lua_getglobal(L, "coroutine");
-	lua_pushcfunction(L, co_resume);
+	lua_pushcfunction(L, host_co_resume);
 	lua_setfield(L, -2, "resume");
 	lua_pushcfunction(L, co_wrap);
 	lua_setfield(L, -2, "wrap");

@@ -41,6 +41,9 @@ int host_run_task(lua_State *L, int narg, int nres);
 /* coroutine.resume's core (lcorolib's auxresume) through host_resume:
  * the results (>= 0 of them) or -1 with the error on L's stack. */
 int host_auxresume(lua_State *L, lua_State *co, int narg);
+/* coroutine.resume itself (true, results | false, error), which
+ * trainctl._loop's resume is too. */
+int host_co_resume(lua_State *L);
 
 int luaopen_trainctl_crypto(lua_State *L);
 int luaopen_trainctl_sign(lua_State *L);

@@ -57,23 +57,6 @@ static int l_poll(lua_State *L)
 	}
 }
 
-static int l_resume(lua_State *L)
-{
-	lua_State *co = lua_tothread(L, 1);
-	int r;
-
-	luaL_argcheck(L, co, 1, "coroutine expected");
-	r = host_auxresume(L, co, lua_gettop(L) - 1);
-	if (r < 0) {
-		lua_pushboolean(L, 0);
-		lua_insert(L, -2);
-		return 2;
-	}
-	lua_pushboolean(L, 1);
-	lua_insert(L, -(r + 1));
-	return r + 1;
-}
-
 static int l_pending(lua_State *L)
 {
 	lua_pushinteger(L, host_context(L)->inflight);
@@ -123,7 +106,7 @@ static int l_max_inflight(lua_State *L)
 
 static const luaL_Reg funcs[] = { { "free_slots", l_free_slots },
 				  { "max_inflight", l_max_inflight },
-				  { "resume", l_resume },
+				  { "resume", host_co_resume },
 				  { "poll", l_poll },
 				  { "pending", l_pending },
 				  { "interrupted", l_interrupted },
