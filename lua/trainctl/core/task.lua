@@ -234,6 +234,18 @@ local function close(co)
   end
 end
 
+-- halt(task): its transfer aborted, its coroutine closed (its __close
+-- handlers run), and it no longer counted live.
+local function halt(task)
+  if task.transfer then
+    unwait(task.transfer)
+    curl.abort(task.transfer)
+    task.transfer = nil
+  end
+  close(task.co)
+  live[task] = nil
+end
+
 local function cancel_all(reason)
   current = nil
   -- The __close handlers that run here may spawn tasks: a table must not
@@ -242,13 +254,7 @@ local function cancel_all(reason)
     local batch = {}
     for task in pairs(live) do batch[#batch + 1] = task end
     for _, task in ipairs(batch) do
-      if task.transfer then
-        unwait(task.transfer)
-        curl.abort(task.transfer)
-        task.transfer = nil
-      end
-      close(task.co)
-      live[task] = nil
+      halt(task)
       task.done = true
       if not task.failed then task.failed, task.error = true, reason end
       task.cancelled = true
@@ -445,13 +451,7 @@ function Task:cancel(reason)
   if coroutine.status(self.co) ~= "suspended" then
     error("task: cancel yourself by returning", 2)
   end
-  if self.transfer then
-    unwait(self.transfer)
-    curl.abort(self.transfer)
-    self.transfer = nil
-  end
-  close(self.co)
-  live[self] = nil
+  halt(self)
   nlive = nlive - 1
   self.done, self.cancelled = true, true
   if self.sleep_timer then
