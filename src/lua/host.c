@@ -17,6 +17,7 @@
 #include <lualib.h>
 
 #include "host.h"
+#include "slab.h"
 
 int luaopen_cjson_safe(lua_State *L);
 
@@ -536,7 +537,7 @@ void host_say(int json, const char *msg, int code)
 		lua_pushstring(L, msg);
 		lua_pushinteger(L, code);
 		status = lua_pcall(L, 2, 0, 0);
-		lua_close(L);
+		host_close(L);
 	}
 	if (status != LUA_OK)
 		fprintf(stderr, "trainctl: %s\n", msg);
@@ -639,9 +640,83 @@ static void add_searcher(lua_State *L)
 	lua_pop(L, 2);
 }
 
+/* The panic function and the warning switch of luaL_newstate, which
+ * cannot take another allocator: warnings are off until "@on" (-W). */
+static int panic(lua_State *L)
+{
+	const char *msg = lua_tostring(L, -1);
+
+	lua_writestringerror("PANIC: unprotected error in call to Lua API "
+			     "(%s)\n",
+			     msg ? msg : "error object is not a string");
+	return 0;
+}
+
+static void warn_off(void *ud, const char *msg, int tocont);
+static void warn_on(void *ud, const char *msg, int tocont);
+
+static int warn_control(lua_State *L, const char *msg, int tocont)
+{
+	if (tocont || *msg != '@')
+		return 0;
+	if (strcmp(msg + 1, "off") == 0)
+		lua_setwarnf(L, warn_off, L);
+	else if (strcmp(msg + 1, "on") == 0)
+		lua_setwarnf(L, warn_on, L);
+	return 1;
+}
+
+static void warn_off(void *ud, const char *msg, int tocont)
+{
+	warn_control(ud, msg, tocont);
+}
+
+static void warn_cont(void *ud, const char *msg, int tocont)
+{
+	lua_writestringerror("%s", msg);
+	if (tocont) {
+		lua_setwarnf(ud, warn_cont, ud);
+	} else {
+		lua_writestringerror("%s", "\n");
+		lua_setwarnf(ud, warn_on, ud);
+	}
+}
+
+static void warn_on(void *ud, const char *msg, int tocont)
+{
+	if (warn_control(ud, msg, tocont))
+		return;
+	lua_writestringerror("%s", "Lua warning: ");
+	warn_cont(ud, msg, tocont);
+}
+
+/* A state on the core's small-block allocator (slab.h). */
+static lua_State *new_state(void)
+{
+	struct slab *s = slab_new();
+	lua_State *L = s ? lua_newstate(slab_realloc, s) : NULL;
+
+	if (!L) {
+		slab_free(s);
+		return NULL;
+	}
+	lua_atpanic(L, panic);
+	lua_setwarnf(L, warn_off, L);
+	return L;
+}
+
+void host_close(lua_State *L)
+{
+	void *s;
+
+	lua_getallocf(L, &s);
+	lua_close(L);
+	slab_free(s);
+}
+
 lua_State *host_new(void)
 {
-	lua_State *L = luaL_newstate();
+	lua_State *L = new_state();
 
 	if (L == NULL)
 		return NULL;

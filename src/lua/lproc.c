@@ -15,6 +15,7 @@
 #include <lualib.h>
 
 #include "host.h"
+#include "script.h"
 
 /* A popen'ed file: liolib's stream (first, so io's functions see it as
  * theirs) and the child at the other end of the pipe. */
@@ -109,7 +110,7 @@ static int os_exit(lua_State *L)
 		status = (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
 	if (lua_toboolean(L, 2)) {
 		host_set_active(NULL);
-		lua_close(L);
+		host_close(L);
 	}
 	exit(stdstreams_status(status));
 	return 0;

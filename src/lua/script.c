@@ -26,7 +26,7 @@ void script_close(lua_State *L)
 	if (host_signal)
 		child_stop_all();
 	host_set_active(NULL); /* a late stop must not aim at a closed state */
-	lua_close(L);
+	host_close(L);
 }
 
 static void set_options_table(lua_State *L, const struct opts *o, int argc,

@@ -29,7 +29,10 @@ struct opts {
 /* Set by -E before host_new: ignore LUA_PATH, LUA_CPATH, TRAINCTL_LUA_PATH. */
 extern int host_no_env;
 
+/* A new state with the standard and trainctl libraries, on the core's
+ * allocator; host_close closes it and frees what the allocator holds. */
 lua_State *host_new(void);
+void host_close(lua_State *L);
 void host_signals(lua_State *L, int interactive);
 void host_set_timeout(double seconds);
 /* Forgets a stop signal that came (the REPL's Ctrl-C at the prompt). */
