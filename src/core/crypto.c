@@ -1,5 +1,9 @@
 /* Digests, HMAC, hex and base64 (crypto.h). */
+#include <string.h>
+
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include "crypto.h"
 
@@ -10,13 +14,56 @@ int crypto_digest(const EVP_MD *md, const void *s, size_t n, unsigned char *out)
 	return EVP_Digest(s, n, out, &len, md, NULL) ? (int)len : -1;
 }
 
+/* OpenSSL 3's HMAC() looks the MAC and the digest up in its providers
+ * at every call, most of a signature's cost; a context kept for each
+ * digest is only given the new key. */
+static EVP_MAC_CTX *mac_for(const EVP_MD *md)
+{
+	static struct {
+		const EVP_MD *md;
+		EVP_MAC_CTX *ctx;
+	} kept[4];
+	static EVP_MAC *mac;
+	OSSL_PARAM params[2] = { OSSL_PARAM_END, OSSL_PARAM_END };
+	size_t i;
+
+	for (i = 0; i < 4 && kept[i].md; i++)
+		if (kept[i].md == md)
+			return kept[i].ctx;
+	if (i == 4 || !EVP_MAC_fetch || !EVP_MD_get0_name)
+		return NULL;
+	if (!mac && !(mac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
+		return NULL;
+	params[0] = (OSSL_PARAM){ OSSL_MAC_PARAM_DIGEST, OSSL_PARAM_UTF8_STRING,
+				  (void *)EVP_MD_get0_name(md), 0,
+				  OSSL_PARAM_UNMODIFIED };
+	params[0].data_size = strlen(params[0].data);
+	kept[i].ctx = EVP_MAC_CTX_new(mac);
+	if (!kept[i].ctx || !EVP_MAC_CTX_set_params(kept[i].ctx, params))
+		return NULL; /* HMAC() does it, then */
+	kept[i].md = md;
+	return kept[i].ctx;
+}
+
 int crypto_hmac(const EVP_MD *md, const void *key, size_t klen, const void *msg,
 		size_t mlen, unsigned char *out)
 {
+	EVP_MAC_CTX *ctx = mac_for(md);
 	unsigned int len = 0;
+	size_t n = 0;
 
-	/* HMAC() treats a NULL key as "reuse"; an empty key must stay empty. */
-	if (!HMAC(md, klen ? key : "", (int)klen, msg, mlen, out, &len))
+	/* A NULL key means "the last one" to both; an empty key must stay
+	 * empty. */
+	if (!klen)
+		key = "";
+	if (ctx)
+		return EVP_MAC_init(ctx, key, klen, NULL) &&
+				       EVP_MAC_update(ctx, msg, mlen) &&
+				       EVP_MAC_final(ctx, out, &n,
+						     EVP_MAX_MD_SIZE)
+			       ? (int)n
+			       : -1;
+	if (!HMAC(md, key, (int)klen, msg, mlen, out, &len))
 		return -1;
 	return (int)len;
 }

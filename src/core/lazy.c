@@ -39,6 +39,9 @@ static void *open_any(const char *const *names)
 		}                                                              \
 	} while (0)
 
+#define OPTIONAL(api, field, name)                                             \
+	(*(void **)(&api.field) = dlsym(lib, name))
+
 const char *lazy_curl(void)
 {
 	static const char *const names[] = { "libcurl.so.4", "libcurl.so",
@@ -97,6 +100,13 @@ const char *lazy_crypto(void)
 	SYM(crypto_api, rand_bytes, "RAND_bytes");
 	SYM(crypto_api, memcmp, "CRYPTO_memcmp");
 	SYM(crypto_api, version, "OpenSSL_version");
+	OPTIONAL(crypto_api, mac_fetch, "EVP_MAC_fetch");
+	OPTIONAL(crypto_api, mac_ctx_new, "EVP_MAC_CTX_new");
+	OPTIONAL(crypto_api, mac_ctx_set_params, "EVP_MAC_CTX_set_params");
+	OPTIONAL(crypto_api, mac_init, "EVP_MAC_init");
+	OPTIONAL(crypto_api, mac_update, "EVP_MAC_update");
+	OPTIONAL(crypto_api, mac_final, "EVP_MAC_final");
+	OPTIONAL(crypto_api, md_name, "EVP_MD_get0_name");
 	return NULL;
 }
 

@@ -66,6 +66,15 @@ struct crypto_api {
 	int (*rand_bytes)(unsigned char *, int);
 	int (*memcmp)(const void *, const void *, size_t);
 	const char *(*version)(int);
+	/* OpenSSL 3 only; NULL with an older libcrypto (HMAC() is used). */
+	EVP_MAC *(*mac_fetch)(OSSL_LIB_CTX *, const char *, const char *);
+	EVP_MAC_CTX *(*mac_ctx_new)(EVP_MAC *);
+	int (*mac_ctx_set_params)(EVP_MAC_CTX *, const OSSL_PARAM[]);
+	int (*mac_init)(EVP_MAC_CTX *, const unsigned char *, size_t,
+			const OSSL_PARAM[]);
+	int (*mac_update)(EVP_MAC_CTX *, const unsigned char *, size_t);
+	int (*mac_final)(EVP_MAC_CTX *, unsigned char *, size_t *, size_t);
+	const char *(*md_name)(const EVP_MD *);
 };
 
 typedef char *rl_compentry_func_t(const char *, int);
@@ -150,6 +159,13 @@ extern struct jq_api jq_api;
 #define RAND_bytes crypto_api.rand_bytes
 #define CRYPTO_memcmp crypto_api.memcmp
 #define OpenSSL_version crypto_api.version
+#define EVP_MAC_fetch crypto_api.mac_fetch
+#define EVP_MAC_CTX_new crypto_api.mac_ctx_new
+#define EVP_MAC_CTX_set_params crypto_api.mac_ctx_set_params
+#define EVP_MAC_init crypto_api.mac_init
+#define EVP_MAC_update crypto_api.mac_update
+#define EVP_MAC_final crypto_api.mac_final
+#define EVP_MD_get0_name crypto_api.md_name
 
 #define readline edit_api.readline
 #define add_history edit_api.add_history
