@@ -114,18 +114,25 @@ void transfer_release(struct transfer *t)
 
 int transfer_header(struct transfer *t, const char *name, const char *value)
 {
+	size_t nl = strlen(name), vl = strlen(value), n = nl + vl + 3;
+	char small[256], *line = small;
 	struct curl_slist *s;
-	size_t n = strlen(name) + strlen(value) + 3;
-	char *line;
 
 	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
 		return -1;
-	line = malloc(n);
-	if (!line)
+	if (n > sizeof small && !(line = malloc(n)))
 		return -2;
-	snprintf(line, n, *value ? "%s: %s" : "%s;", name, value);
+	/* "Name: value"; "Name;" sends the header empty. */
+	memcpy(line, name, nl);
+	if (vl) {
+		memcpy(line + nl, ": ", 2);
+		memcpy(line + nl + 2, value, vl + 1);
+	} else {
+		memcpy(line + nl, ";", 2);
+	}
 	s = curl_slist_append(t->req_headers, line);
-	free(line);
+	if (line != small)
+		free(line);
 	if (!s)
 		return -2;
 	t->req_headers = s;
