@@ -18,13 +18,11 @@ static int context_gc(lua_State *L)
  * (Lua runs finalisers in the reverse order of their marking). */
 static struct context *make(lua_State *L)
 {
-	struct context *c = lua_newuserdatauv(L, sizeof *c, 1);
+	struct context *c = lua_newuserdatauv(L, sizeof *c, 0);
 
 	c->loop = NULL;
 	c->inflight = 0;
 	c->max_inflight = 256;
-	lua_newtable(L);
-	lua_setiuservalue(L, -2, 1);
 	lua_createtable(L, 0, 1);
 	lua_pushcfunction(L, context_gc);
 	lua_setfield(L, -2, "__gc");
@@ -64,9 +62,3 @@ struct loop *host_loop(lua_State *L, const char *who)
 	return c->loop;
 }
 
-void host_push_transfers(lua_State *L)
-{
-	push(L);
-	lua_getiuservalue(L, -1, 1);
-	lua_remove(L, -2);
-}

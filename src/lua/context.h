@@ -19,7 +19,9 @@ struct context *host_context(lua_State *L);
 /* The context's loop, made if need be; raises when libcurl is missing. */
 struct loop *host_loop(lua_State *L, const char *who);
 
-/* Pushes the context's table of transfers in flight (pointer -> userdata). */
-void host_push_transfers(lua_State *L);
+/* Pushes the owner of a finished transfer that trainctl._curl.start
+ * started (lhttp.c) and returns 1; 0, pushing nothing, for another. */
+struct transfer;
+int host_push_owner(lua_State *L, struct transfer *t);
 
 #endif

@@ -23,8 +23,9 @@
 #define DEFAULT_MAX_BODY (64 * 1024 * 1024)
 
 struct ltransfer {
-	struct transfer t;
-	int counted; /* started for the scheduler: in context.inflight */
+	struct transfer t; /* first: lloop.c gets it back from the loop */
+	int ref; /* its anchor in the registry while started for the
+		  * scheduler (in context.inflight), else LUA_NOREF */
 };
 
 #define WHO "http.request"
@@ -95,8 +96,9 @@ static struct ltransfer *prepare(lua_State *L, int opts)
 	int top;
 
 	luaL_checktype(L, opts, LUA_TTABLE);
-	lt = lua_newuserdatauv(L, sizeof *lt, 1);
+	lt = lua_newuserdatauv(L, sizeof *lt, 2);
 	memset(lt, 0, sizeof *lt);
+	lt->ref = LUA_NOREF;
 	luaL_setmetatable(L, TRANSFER_MT);
 	top = lua_gettop(L);
 	lua_pushvalue(L, read_request(L, opts, &r));
@@ -113,13 +115,10 @@ static struct ltransfer *prepare(lua_State *L, int opts)
 /* Frees what the transfer holds and forgets it; idempotent. */
 static void release(lua_State *L, struct ltransfer *lt)
 {
-	if (lt->counted) {
-		lt->counted = 0;
+	if (lt->ref != LUA_NOREF) {
+		luaL_unref(L, LUA_REGISTRYINDEX, lt->ref);
+		lt->ref = LUA_NOREF;
 		host_context(L)->inflight--;
-		host_push_transfers(L);
-		lua_pushnil(L);
-		lua_rawsetp(L, -2, lt);
-		lua_pop(L, 1);
 	}
 	if (lt->t.loop)
 		transfer_release(&lt->t);
@@ -247,25 +246,40 @@ static int l_request(lua_State *L)
 	return push_result(L, lt);
 }
 
-/* start(opts) -> transfer, started: on the loop, anchored in the context
- * until finished or aborted. One that could not start (started false)
- * is for finish at once, to say why. */
+/* start(opts [, owner]) -> transfer, started: on the loop, anchored in
+ * the registry until finished or aborted; trainctl._loop's poll gives
+ * back its owner (any value: the scheduler's task; the transfer itself
+ * when none is given). One that could not
+ * start (started false) is for finish at once, to say why. */
 static int l_start(lua_State *L)
 {
-	struct ltransfer *lt = prepare(L, 1);
+	struct ltransfer *lt;
 
+	lua_settop(L, 2);
+	lt = prepare(L, 1);
+	lua_pushvalue(L, lua_isnil(L, 2) ? -1 : 2); /* no owner: itself */
+	lua_setiuservalue(L, -2, 2);
 	if (transfer_start(&lt->t) == 0) {
-		lt->counted = 1;
+		lua_pushvalue(L, -1);
+		lt->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 		host_context(L)->inflight++;
-		host_push_transfers(L);
-		lua_pushvalue(L, -2);
-		lua_rawsetp(L, -2, lt);
-		lua_pop(L, 1);
 		lua_pushboolean(L, 1);
 	} else {
 		lua_pushboolean(L, 0);
 	}
 	return 2;
+}
+
+int host_push_owner(lua_State *L, struct transfer *t)
+{
+	struct ltransfer *lt = (struct ltransfer *)t;
+
+	if (lt->ref == LUA_NOREF)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lt->ref);
+	lua_getiuservalue(L, -1, 2);
+	lua_remove(L, -2);
+	return 1;
 }
 
 static int l_finish(lua_State *L) { return push_result(L, check(L, 1)); }

@@ -4,7 +4,8 @@
  *
  *   poll(timeout)      runs the loop until a transfer started with
  *                      trainctl._curl.start finishes, `timeout` seconds
- *                      pass or a stop signal comes; returns the finished
+ *                      pass or a stop signal comes; returns the owners
+ *                      given to start of the transfers that finished
  *   resume(co, ...)    lua_resume with the signal hook aimed at `co`
  *   max_inflight([n])  the transfers the scheduler keeps in flight, which
  *                      the handle pool and connection cache follow
@@ -17,24 +18,21 @@
 #include "host.h"
 #include "wait.h"
 
-/* Appends the finished transfers to the table on top; how many. */
+/* Appends the owners of the finished transfers to the table on top; how
+ * many. */
 static int collect(lua_State *L, struct loop *l)
 {
 	struct transfer *t;
 	int n = (int)lua_rawlen(L, -1), n0 = n;
 
-	host_push_transfers(L);
-	while ((t = loop_next_done(l))) {
-		if (lua_rawgetp(L, -1, t) != LUA_TNIL)
-			lua_rawseti(L, -3, ++n);
-		else
-			lua_pop(L, 1);
-	}
-	lua_pop(L, 1);
+	while ((t = loop_next_done(l)))
+		if (host_push_owner(L, t))
+			lua_rawseti(L, -2, ++n);
 	return n - n0;
 }
 
-/* poll(timeout) -> list of finished transfers; 0 only looks. */
+/* poll(timeout) -> list of the owners of finished transfers; 0 only
+ * looks. */
 static int l_poll(lua_State *L)
 {
 	double timeout = luaL_optnumber(L, 1, 0);

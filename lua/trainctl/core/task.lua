@@ -7,7 +7,8 @@
 -- map then run the loop until what they wait for is done.
 --
 -- This module alone owns the yield protocol. A task yields one of
---   "http", transfer   a transfer started with trainctl._curl.start
+--   "http", transfer   a transfer started with trainctl._curl.start, with
+--                      the task as its owner: _loop.poll gives it back
 --   "slot"             waits for a free transfer slot (max_inflight)
 --   "sleep", seconds   a timer on the heap below
 --   "join", "yield"    woken by the joined task; run again next turn
@@ -23,22 +24,11 @@ local M = {}
 local Task = {}
 Task.__index = Task
 
-local ready = {}         -- FIFO of tasks to resume: {task, args...}
+local ready = {}         -- FIFO of tasks to resume
 local ready_head, ready_tail = 1, 0
 local timers = {}        -- binary heap of {at, seq, task}
 local timer_seq = 0
 local nstale = 0         -- timers of tasks cancelled while sleeping
-local waiting = {}       -- transfer -> task
--- How many: next(waiting) would scan the emptied slots of a large table
--- from the start, at every turn.
-local nwaiting = 0
-
-local function unwait(transfer)
-  if waiting[transfer] then
-    waiting[transfer] = nil
-    nwaiting = nwaiting - 1
-  end
-end
 -- Tasks waiting for a transfer slot (the loop keeps at most
 -- loop.max_inflight() requests in flight), first come first served.
 local slot_waiters, slot_head, slot_tail = {}, 1, 0
@@ -50,9 +40,9 @@ local failed_unjoined = {}
 
 local now = require("trainctl._sys").clock
 
-local function push_ready(task, ...)
+local function push_ready(task)
   ready_tail = ready_tail + 1
-  ready[ready_tail] = table.pack(task, ...)
+  ready[ready_tail] = task
 end
 
 local function timer_push(at, task)
@@ -136,25 +126,21 @@ local function finish(task, ok, ...)
   task.joiners = {}
 end
 
-local function resume(task, ...)
-  local prev = current
-  current = task
-  local res = table.pack(loop.resume(task.co, ...))
+-- What a task's resume gave: it ended (with its body's xpcall results,
+-- or an error of its coroutine itself), or it waits for `kind`.
+local function resumed(task, prev, ok, ...)
   current = prev
   if coroutine.status(task.co) == "dead" then
-    if res[1] then
-      -- the body is wrapped in xpcall: res[2] is its success flag
-      finish(task, table.unpack(res, 2, res.n))
+    if ok then
+      finish(task, ...) -- the body is wrapped in xpcall: its success flag first
     else
-      finish(task, false, traceback_handler(res[2]))
+      finish(task, false, traceback_handler((...)))
     end
     return
   end
-  if not res[1] then return end
-  local kind, arg = res[2], res[3]
+  if not ok then return end
+  local kind, arg = ...
   if kind == "http" then
-    waiting[arg] = task
-    nwaiting = nwaiting + 1
     task.transfer = arg
   elseif kind == "slot" then
     slot_tail = slot_tail + 1
@@ -171,6 +157,17 @@ local function resume(task, ...)
   end
 end
 
+local function resume(task)
+  local prev = current
+  current = task
+  local args = task.args
+  if args then -- its first run: the arguments of spawn
+    task.args = nil
+    return resumed(task, prev, loop.resume(task.co, table.unpack(args, 1, args.n)))
+  end
+  return resumed(task, prev, loop.resume(task.co))
+end
+
 --- spawn(fn, ...) -> task. The task starts at the next turn of the loop.
 function M.spawn(fn, ...)
   assert(type(fn) == "function" or (getmetatable(fn) or {}).__call,
@@ -179,9 +176,10 @@ function M.spawn(fn, ...)
   task.co = coroutine.create(function(...)
     return xpcall(fn, traceback_handler, ...)
   end)
+  if select("#", ...) > 0 then task.args = table.pack(...) end
   live[task] = true
   nlive = nlive + 1
-  push_ready(task, ...)
+  push_ready(task)
   return task
 end
 
@@ -208,7 +206,7 @@ end
 
 local function pending_work()
   drop_stale()
-  return ready_head <= ready_tail or #timers > 0 or nwaiting > 0
+  return ready_head <= ready_tail or #timers > 0 or loop.pending() > 0
     or slot_head <= slot_tail
 end
 
@@ -238,7 +236,6 @@ end
 -- handlers run), and it no longer counted live.
 local function halt(task)
   if task.transfer then
-    unwait(task.transfer)
     curl.abort(task.transfer)
     task.transfer = nil
   end
@@ -261,7 +258,7 @@ local function cancel_all(reason)
     end
   end
   nlive, nstale = 0, 0
-  ready, ready_head, ready_tail, timers, waiting, nwaiting = {}, 1, 0, {}, {}, 0
+  ready, ready_head, ready_tail, timers = {}, 1, 0, {}
   slot_waiters, slot_head, slot_tail = {}, 1, 0
 end
 
@@ -274,12 +271,12 @@ end
 local function turn(done)
   local last = ready_tail
   while ready_head <= last do
-    local item = ready[ready_head]
+    local task = ready[ready_head]
     ready[ready_head] = nil
     ready_head = ready_head + 1
-    if not item[1].done then
-      item[1].transfer = nil
-      resume(table.unpack(item, 1, item.n))
+    if not task.done then
+      task.transfer = nil
+      resume(task)
     end
     if loop.interrupted() ~= 0 then return end
   end
@@ -289,19 +286,13 @@ local function turn(done)
     drop_stale()
     if #timers > 0 then
       timeout = math.max(0, timers[1][1] - now())
-    elseif nwaiting > 0 then
+    elseif loop.pending() > 0 then
       timeout = 1
     end
     if slot_head <= slot_tail and loop.free_slots() > 0 then timeout = 0 end
   end
-  local finished = loop.poll(timeout)
-  for _, transfer in ipairs(finished) do
-    local task = waiting[transfer]
-    if task then
-      unwait(transfer)
-      push_ready(task)
-    end
-  end
+  -- The tasks whose transfer finished: a cancelled task's was aborted.
+  for _, task in ipairs(loop.poll(timeout)) do push_ready(task) end
   -- Each freed slot goes to the task that has waited longest for one.
   local free = loop.free_slots()
   while free > 0 and slot_head <= slot_tail do
@@ -408,7 +399,7 @@ function M.request(opts)
   -- thousand jobs polled at once cost ten thousand coroutines, not ten
   -- thousand handles, buffers and connections.
   while loop.free_slots() <= 0 do coroutine.yield("slot") end
-  local transfer, started = curl.start(opts)
+  local transfer, started = curl.start(opts, current)
   if started then coroutine.yield("http", transfer) end
   return curl.finish(transfer)
 end
