@@ -23,14 +23,25 @@ local ordered
 
 -- The secrets of the requests in flight (each request's own list, which
 -- its signer fills: the signature, the Authorization value...), held from
--- before the request is signed until its answer has been read and its
--- error redacted; weak, so that a request abandoned half-way (its task
--- cancelled) lets go of its list all the same. Released lists stay
--- redacted a while longer (RECENT of them): a job's status or a retry's
--- warning may quote an answer after its request ended.
+-- when the request is signed until its answer has been read and its
+-- error redacted. Released lists stay redacted a while longer (RECENT of
+-- them): a job's status or a retry's warning may quote an answer after
+-- its request ended.
+-- Each held list is copied when held (a snapshot); `held` is weak, so a
+-- request abandoned half-way (its task cancelled) lets go of its list all
+-- the same, and the snapshot's finaliser uncounts it. Every form of every
+-- string in the snapshots (see forms) is counted in `counted`, so that a
+-- line is redacted at the same cost with ten thousand requests in flight
+-- as with one: see held_in.
 local held = setmetatable({}, { __mode = "k" })
 local RECENT = 32
 local recent, recent_next = {}, 1
+local counted, nforms = {}, 0 -- form -> how many held strings have it
+local lengths = {}            -- length -> how many counted forms have it
+-- The characters of a secret's forms as held_in looks for them; a form
+-- with any other character (a "Bearer ..." value) is looked for whole.
+local RUN = "[%w%+/=%%\\%-_%.~]"
+local odd = {}                -- counted forms with a character outside RUN
 
 local function sink_default(s) io.stderr:write(s) io.stderr:flush() end
 local sink = sink_default
@@ -77,39 +88,6 @@ function M.add_secret(s, opts)
     secrets[s], partial[s] = true, nil
   end
   ordered = nil
-end
-
--- hold(list) -> list: every string list holds (now or later) is redacted
--- everywhere, whatever the text: a log line written while the request is
--- in flight (a provider's classify, a hook), an error, a report.
-function M.hold(list)
-  if type(list) == "table" then held[list] = true end
-  return list
-end
-
--- release(list): the request is over; its secrets join the recent ones.
-function M.release(list)
-  if type(list) ~= "table" or not held[list] then return end
-  held[list] = nil
-  recent[recent_next] = list
-  recent_next = recent_next % RECENT + 1
-end
-
--- The strings of the held and recent lists, longest first.
-local function request_secrets()
-  local out, seen = {}, {}
-  local function add(list)
-    for _, s in ipairs(list) do
-      if type(s) == "string" and #s >= 4 and not seen[s] and not secrets[s] then
-        seen[s] = true
-        out[#out + 1] = s
-      end
-    end
-  end
-  for list in pairs(held) do add(list) end
-  for _, list in pairs(recent) do add(list) end
-  if #out > 1 then table.sort(out, function(a, b) return #a > #b end) end
-  return out
 end
 
 local function secret_list()
@@ -169,9 +147,119 @@ local function forms(secret)
   return list
 end
 
-local function replace_secret(s, secret, repl)
-  for _, form in ipairs(forms(secret)) do s = replace_plain(s, form, repl) end
+-- The forms of the registered secrets, kept: every line is redacted for
+-- each of them.
+local forms_kept = {}
+local function registered_forms(secret)
+  local list = forms_kept[secret]
+  if not list then
+    list = forms(secret)
+    forms_kept[secret] = list
+  end
+  return list
+end
+
+local function replace_secret(s, secret, repl, registered)
+  for _, form in ipairs(registered and registered_forms(secret) or forms(secret)) do
+    s = replace_plain(s, form, repl)
+  end
   return s
+end
+
+local function count_form(f, d)
+  local n = (counted[f] or 0) + d
+  if n > 0 and not counted[f] then
+    nforms, lengths[#f] = nforms + 1, (lengths[#f] or 0) + 1
+    if f:find("[^" .. RUN:sub(2)) then odd[f] = true end
+  elseif n <= 0 and counted[f] then
+    nforms, lengths[#f] = nforms - 1, lengths[#f] > 1 and lengths[#f] - 1 or nil
+    odd[f] = nil
+  end
+  counted[f] = n > 0 and n or nil
+end
+
+-- A snapshot holds the forms of its list's strings, counted.
+local function add_forms(snap, secret)
+  for _, f in ipairs(forms(secret)) do
+    snap[#snap + 1] = f
+    count_form(f, 1)
+  end
+end
+
+local function uncount(snap)
+  if snap.uncounted then return end
+  snap.uncounted = true
+  for _, f in ipairs(snap) do count_form(f, -1) end
+end
+
+local function holdable(v)
+  return type(v) == "string" and #v >= 4 and not secrets[v]
+end
+
+-- A snapshot that goes unreleased (its list collected) is uncounted.
+local Snapshot = { __gc = uncount }
+
+-- A held list counts the strings its signer adds to it after the hold.
+local Held = { __newindex = function(list, k, v)
+  rawset(list, k, v)
+  local snap = held[list]
+  if snap and holdable(v) then add_forms(snap, v) end
+end }
+
+-- hold(list) -> list: every string list holds (now or later) is redacted
+-- everywhere, whatever the text, until release(list): a log line written
+-- while the request is in flight (a provider's classify, a hook), an
+-- error, a report.
+function M.hold(list)
+  if type(list) ~= "table" or held[list] then return list end
+  local snap = setmetatable({}, Snapshot)
+  for _, v in ipairs(list) do
+    if holdable(v) then add_forms(snap, v) end
+  end
+  held[list] = snap
+  if getmetatable(list) == nil then setmetatable(list, Held) end
+  return list
+end
+
+-- release(list): the request is over; its secrets join the recent ones.
+function M.release(list)
+  local snap = type(list) == "table" and held[list]
+  if not snap then return end
+  held[list] = nil
+  if getmetatable(list) == Held then setmetatable(list, nil) end
+  if recent[recent_next] then uncount(recent[recent_next]) end
+  recent[recent_next] = snap
+  recent_next = recent_next % RECENT + 1
+end
+
+-- held_in(s) -> the counted forms found in s, longest first. With few,
+-- each is looked for; with many, every stretch of s as long as one of
+-- them, inside the runs of characters they are made of, is looked up.
+local SCAN = 256
+local function held_in(s)
+  local found, seen = {}, {}
+  local function note(f)
+    if not seen[f] then seen[f] = true found[#found + 1] = f end
+  end
+  if nforms <= SCAN then
+    for f in pairs(counted) do
+      if s:find(f, 1, true) then note(f) end
+    end
+  else
+    for f in pairs(odd) do
+      if s:find(f, 1, true) then note(f) end
+    end
+    for a, b in s:gmatch("()" .. RUN .. "+()") do
+      for len in pairs(lengths) do
+        for i = a, b - len do
+          local w = s:sub(i, i + len - 1)
+          if counted[w] then note(w) end
+        end
+      end
+    end
+  end
+  if #found > 1 then table.sort(found, function(x, y) return #x > #y end) end
+  return found
 end
 
 -- The credentials in the environment and the credentials file are
@@ -189,19 +277,19 @@ local function redact_string(s, extra)
   add_known()
   for _, secret in ipairs(secret_list()) do
     if partial[secret] then
-      s = replace_secret(s, secret, secret:sub(1, 4) .. "****")
+      s = replace_secret(s, secret, secret:sub(1, 4) .. "****", true)
     else
-      s = replace_secret(s, secret, REDACTED)
+      s = replace_secret(s, secret, REDACTED, true)
     end
   end
-  if extra then
+  if extra and not held[extra] then -- a held list's forms are counted
     for _, secret in ipairs(extra) do
       if type(secret) == "string" and #secret >= 4 then
         s = replace_secret(s, secret, REDACTED)
       end
     end
   end
-  for _, secret in ipairs(request_secrets()) do s = replace_secret(s, secret, REDACTED) end
+  for _, form in ipairs(held_in(s)) do s = replace_plain(s, form, REDACTED) end
   -- Credentials that were never registered (a token issued to someone
   -- else, a signature the server computed) still have recognisable shapes.
   s = s:gsub("([Bb]earer%s+)[%w%-%._~%+/]+=*", "%1" .. REDACTED)
@@ -269,7 +357,7 @@ function M.redact_head(s, max, extra)
   for _, secret in ipairs(extra or {}) do
     if type(secret) == "string" then reach = math.max(reach, 3 * #secret) end
   end
-  for _, secret in ipairs(request_secrets()) do reach = math.max(reach, 3 * #secret) end
+  for len in pairs(lengths) do reach = math.max(reach, len) end
   return redact_string(s:sub(1, max + reach), extra), #s <= max + reach
 end
 
@@ -445,9 +533,12 @@ end
 
 -- Tests reset the cached settings between cases.
 function M._reset()
-  level, format, secrets, partial, ordered = nil, nil, {}, {}, nil
+  level, format, secrets, partial, ordered, forms_kept = nil, nil, {}, {}, nil, {}
   known_added = false
+  for _, snap in pairs(held) do snap.uncounted = true end
+  for _, snap in pairs(recent) do snap.uncounted = true end
   held, recent, recent_next = setmetatable({}, { __mode = "k" }), {}, 1
+  counted, nforms, lengths, odd = {}, 0, {}, {}
   progress_active = false
   sink = sink_default
 end

@@ -26,6 +26,31 @@ describe("trainctl.log", function()
       assert.equal("x " .. sig, log.redact("x " .. sig))
     end)
 
+    it("finds every form of a held secret among thousands held, and forgets the lists let go of", function()
+      local lists = {}
+      for i = 1, 2000 do
+        lists[i] = log.hold({ ("%04dsig+/%032x"):format(i, i), "Bearer token-" .. i })
+      end
+      local sig = lists[1234][1]
+      local text = table.concat({ "plain " .. sig, "json " .. sig:gsub("/", "\\/"),
+        "query ?s=" .. sig:gsub("[+/]", { ["+"] = "%2B", ["/"] = "%2F" }) .. "&x=1",
+        "inside abc" .. sig .. "def", "header Bearer token-1234." }, "\n")
+      local redacted = log.redact(text)
+      assert.equal(table.concat({ "plain [REDACTED]", "json [REDACTED]", "query ?s=[REDACTED]&x=1",
+        "inside abc[REDACTED]def", "header [REDACTED]." }, "\n"), redacted)
+      -- Released, then pushed out by 32 later requests: no longer held.
+      for i = 1, 2000 do log.release(lists[i]) end
+      for i = 1, 32 do log.release(log.hold({ "later-signature-" .. i })) end
+      assert.equal("plain " .. sig, log.redact("plain " .. sig))
+      -- A list dropped while held (its request abandoned) is let go of too.
+      local dropped = ("%064x"):format(99)
+      log.hold({ dropped })
+      assert.equal("[REDACTED]", log.redact(dropped))
+      collectgarbage("collect")
+      collectgarbage("collect")
+      assert.equal(dropped, log.redact(dropped))
+    end)
+
     it("removes registered secrets wherever they appear", function()
       log.add_secret("s3cr3t-value")
       assert.equal("a [REDACTED] b", log.redact("a s3cr3t-value b"))
