@@ -26,7 +26,10 @@ Task.__index = Task
 
 local ready = {}         -- FIFO of tasks to resume
 local ready_head, ready_tail = 1, 0
-local timers = {}        -- binary heap of {at, seq, task}
+-- The timers: a binary heap kept in three arrays (a table per timer
+-- would cost a hundred bytes more for each sleeping task), ordered by
+-- when they fall due, then by when they were set.
+local heap_at, heap_seq, heap_task, ntimers = {}, {}, {}, 0
 local timer_seq = 0
 local nstale = 0         -- timers of tasks cancelled while sleeping
 -- Tasks waiting for a transfer slot (the loop keeps at most
@@ -45,61 +48,75 @@ local function push_ready(task)
   ready[ready_tail] = task
 end
 
-local function timer_push(at, task)
-  timer_seq = timer_seq + 1
-  local h = timers
-  local item = { at, timer_seq, task }
-  h[#h + 1] = item
-  local i = #h
+local function before(i, j)
+  local a, b = heap_at[i], heap_at[j]
+  return a < b or (a == b and heap_seq[i] < heap_seq[j])
+end
+
+local function swap(i, j)
+  heap_at[i], heap_at[j] = heap_at[j], heap_at[i]
+  heap_seq[i], heap_seq[j] = heap_seq[j], heap_seq[i]
+  heap_task[i], heap_task[j] = heap_task[j], heap_task[i]
+end
+
+local function heap_insert(at, seq, task)
+  ntimers = ntimers + 1
+  local i = ntimers
+  heap_at[i], heap_seq[i], heap_task[i] = at, seq, task
   while i > 1 do
     local p = i // 2
-    local a, b = h[p], h[i]
-    if a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) then break end
-    h[p], h[i] = b, a
+    if before(p, i) then break end
+    swap(p, i)
     i = p
   end
 end
 
-local function timer_pop()
-  local h = timers
-  local top = h[1]
-  local last = table.remove(h)
-  if #h > 0 then
-    h[1] = last
-    local i, n = 1, #h
-    while true do
-      local l, r, m = 2 * i, 2 * i + 1, i
-      local function less(x, y)
-        return h[x][1] < h[y][1] or (h[x][1] == h[y][1] and h[x][2] < h[y][2])
-      end
-      if l <= n and less(l, m) then m = l end
-      if r <= n and less(r, m) then m = r end
-      if m == i then break end
-      h[i], h[m] = h[m], h[i]
-      i = m
-    end
-  end
-  return top
+local function timer_push(at, task)
+  timer_seq = timer_seq + 1
+  heap_insert(at, timer_seq, task)
 end
 
--- What traceback_handler makes of an error; recognised when it comes
--- back from coroutine.close, whose __close errors the handler also sees.
-local Caught = {}
-
-local function traceback_handler(err)
-  local msg = err
-  if type(err) ~= "string" then
-    local mt = getmetatable(err)
-    msg = (mt and mt.__tostring) and tostring(err) or ("(error object is a %s value)"):format(type(err))
+-- timer_pop() -> the task of the timer due first, which leaves the heap.
+local function timer_pop()
+  local task, n = heap_task[1], ntimers
+  swap(1, n)
+  heap_at[n], heap_seq[n], heap_task[n] = nil, nil, nil
+  n = n - 1
+  ntimers = n
+  local i = 1
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and before(l, m) then m = l end
+    if r <= n and before(r, m) then m = r end
+    if m == i then break end
+    swap(i, m)
+    i = m
   end
+  return task
+end
+
+local function message(err)
+  if type(err) == "string" then return err end
+  local mt = getmetatable(err)
+  return (mt and mt.__tostring) and tostring(err) or ("(error object is a %s value)"):format(type(err))
+end
+
+-- caught(co, err) -> {err, trace}: a task's body failed with err. Its
+-- coroutine keeps the frames it failed in until it is closed: the trace
+-- is taken from them, then its to-be-closed variables are closed (an
+-- error in one of them is the task's error from then on).
+local function caught(co, err)
+  local msg = message(err)
+  local trace = msg
   -- A structured error (an API or usage error) says what a user needs;
   -- its Lua frames are shown only at --log-level debug or trace.
-  if type(err) == "table" and type(err.kind) == "string" and not loop.verbose() then
-    return setmetatable({ err = err, trace = msg }, Caught)
+  if not (type(err) == "table" and type(err.kind) == "string") or loop.verbose() then
+    trace = debug.traceback(co, msg)
   end
-  -- The frames below the task's body are the scheduler's: not the user's.
-  local trace = debug.traceback(msg, 2):gsub("\n\t%[C%]: in function 'xpcall'.*$", "")
-  return setmetatable({ err = err, trace = trace }, Caught)
+  debug.sethook(co) -- an interrupt hook left unfired would fire in a __close
+  local ok, cerr = coroutine.close(co)
+  if not ok and cerr ~= err then return { err = cerr, trace = message(cerr) } end
+  return { err = err, trace = trace }
 end
 
 local function finish(task, ok, ...)
@@ -122,19 +139,19 @@ local function finish(task, ok, ...)
       failed_unjoined[#failed_unjoined + 1] = task
     end
   end
-  for _, j in ipairs(task.joiners) do push_ready(j) end
-  task.joiners = {}
+  for _, j in ipairs(task.joiners or {}) do push_ready(j) end
+  task.joiners = nil
 end
 
--- What a task's resume gave: it ended (with its body's xpcall results,
--- or an error of its coroutine itself), or it waits for `kind`.
+-- What a task's resume gave: it ended (with its body's results, or
+-- failed), or it waits for `kind`.
 local function resumed(task, prev, ok, ...)
   current = prev
   if coroutine.status(task.co) == "dead" then
     if ok then
-      finish(task, ...) -- the body is wrapped in xpcall: its success flag first
+      finish(task, true, ...)
     else
-      finish(task, false, traceback_handler((...)))
+      finish(task, false, caught(task.co, (...)))
     end
     return
   end
@@ -172,10 +189,14 @@ end
 function M.spawn(fn, ...)
   assert(type(fn) == "function" or (getmetatable(fn) or {}).__call,
     "task.spawn: function expected")
-  local task = setmetatable({ joiners = {} }, Task)
-  task.co = coroutine.create(function(...)
-    return xpcall(fn, traceback_handler, ...)
-  end)
+  local task = setmetatable({}, Task)
+  -- The body is the coroutine itself: a wrapper would cost each waiting
+  -- task a closure and frames on its stack.
+  if type(fn) ~= "function" then
+    local callable = fn
+    fn = function(...) return callable(...) end
+  end
+  task.co = coroutine.create(fn)
   if select("#", ...) > 0 then task.args = table.pack(...) end
   live[task] = true
   nlive = nlive + 1
@@ -189,24 +210,23 @@ end
 -- cancelling many long sleeps neither holds memory until their deadlines
 -- nor keeps the loop "busy" with nothing left to wake.
 local function drop_stale()
-  while timers[1] and timers[1][3].done do
+  while ntimers > 0 and heap_task[1].done do
     timer_pop()
     nstale = nstale - 1
   end
 end
 
 local function compact_timers()
-  local keep = {}
-  for _, item in ipairs(timers) do
-    if not item[3].done then keep[#keep + 1] = item end
+  local at, seq, tasks, n = heap_at, heap_seq, heap_task, ntimers
+  heap_at, heap_seq, heap_task, ntimers, nstale = {}, {}, {}, 0, 0
+  for i = 1, n do
+    if not tasks[i].done then heap_insert(at[i], seq[i], tasks[i]) end
   end
-  table.sort(keep, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-  timers, nstale = keep, 0 -- a sorted array is a heap
 end
 
 local function pending_work()
   drop_stale()
-  return ready_head <= ready_tail or #timers > 0 or loop.pending() > 0
+  return ready_head <= ready_tail or ntimers > 0 or loop.pending() > 0
     or slot_head <= slot_tail
 end
 
@@ -217,15 +237,18 @@ end
 -- cannot be saved) is reported at the end of the run, as a failure nobody
 -- joined is.
 local function close(co)
-  if coroutine.status(co) == "suspended" then
+  local status = coroutine.status(co)
+  if status == "dead" then
+    -- It failed as a stop came, whose hook raised in the scheduler before
+    -- the failure was handled: its variables are closed now, and its
+    -- error is the stop's doing, not worth a report.
+    debug.sethook(co)
+    coroutine.close(co)
+  elseif status == "suspended" then
     debug.sethook(co)
     local ok, err = coroutine.close(co)
     if not ok then
-      if getmetatable(err) == Caught then
-        err = { error = err.err, trace = err.trace }
-      else
-        err = { error = err, trace = type(err) == "string" and err or tostring(err) }
-      end
+      err = { error = err, trace = message(err) }
       err.closing = true
       failed_unjoined[#failed_unjoined + 1] = err
     end
@@ -258,7 +281,8 @@ local function cancel_all(reason)
     end
   end
   nlive, nstale = 0, 0
-  ready, ready_head, ready_tail, timers = {}, 1, 0, {}
+  ready, ready_head, ready_tail = {}, 1, 0
+  heap_at, heap_seq, heap_task, ntimers = {}, {}, {}, 0
   slot_waiters, slot_head, slot_tail = {}, 1, 0
 end
 
@@ -284,8 +308,8 @@ local function turn(done)
   local timeout = 0 -- while tasks are ready, only look
   if ready_head > ready_tail then
     drop_stale()
-    if #timers > 0 then
-      timeout = math.max(0, timers[1][1] - now())
+    if ntimers > 0 then
+      timeout = math.max(0, heap_at[1] - now())
     elseif loop.pending() > 0 then
       timeout = 1
     end
@@ -305,8 +329,8 @@ local function turn(done)
     end
   end
   local t = now()
-  while #timers > 0 and timers[1][1] <= t do
-    local task = timer_pop()[3]
+  while ntimers > 0 and heap_at[1] <= t do
+    local task = timer_pop()
     if task.done then
       nstale = nstale - 1
     else
@@ -421,6 +445,7 @@ function Task:join()
     local me = current_task()
     if me then
       if me == self then error("task: a task cannot join itself", 2) end
+      self.joiners = self.joiners or {}
       self.joiners[#self.joiners + 1] = me
       repeat coroutine.yield("join") until self.done
     else
@@ -448,14 +473,14 @@ function Task:cancel(reason)
   if self.sleep_timer then
     self.sleep_timer = nil
     nstale = nstale + 1
-    if nstale > 64 and 2 * nstale > #timers then compact_timers() end
+    if nstale > 64 and 2 * nstale > ntimers then compact_timers() end
   end
   self.failed = true
   self.error = reason or setmetatable({ kind = "cancelled", message = "task cancelled" },
     { __tostring = function(e) return e.message end })
   if reason ~= nil then self.trace = tostring(reason) end
-  for _, j in ipairs(self.joiners) do push_ready(j) end
-  self.joiners = {}
+  for _, j in ipairs(self.joiners or {}) do push_ready(j) end
+  self.joiners = nil
 end
 
 function Task:status()
