@@ -406,6 +406,38 @@ describe("trainctl.task", function()
     end)
   end)
 
+  describe("the collector", function()
+    -- The pause the scheduler set after the last cycle (read, then put back).
+    local function pause_after_a_cycle()
+      collectgarbage("collect")
+      task.spawn(task.sleep, 0):join() -- a turn of the loop
+      local p = collectgarbage("setpause", 100)
+      collectgarbage("setpause", p)
+      return p
+    end
+
+    it("lets garbage reach a fifth of a large heap, and more of a small one", function()
+      local big = {}
+      for i = 1, 60000 do big[i] = ("x"):rep(1000) .. i end -- about 60 MiB live
+      assert.equal(120, pause_after_a_cycle())
+      assert.equal(60000, #big)
+      big = nil -- luacheck: ignore 311
+      local small = pause_after_a_cycle()
+      assert.is_true(small > 130 and small <= 200, "pause " .. small)
+    end)
+
+    it("keeps the pause a script sets", function()
+      pause_after_a_cycle()
+      collectgarbage("setpause", 172)
+      local big = {}
+      for i = 1, 60000 do big[i] = ("x"):rep(1000) .. i end
+      assert.equal(172, pause_after_a_cycle())
+      assert.equal(172, pause_after_a_cycle())
+      assert.equal(60000, #big)
+      collectgarbage("setpause", 200)
+    end)
+  end)
+
   describe("what yields", function()
     it("waits for sleep in a nested coroutine by blocking the whole loop", function()
       local other_ran_during = false

@@ -286,6 +286,36 @@ local function cancel_all(reason)
   slot_waiters, slot_head, slot_tail = {}, 1, 0
 end
 
+-- The collector's pause follows the live heap. Lua's default (200: a
+-- cycle starts when the heap has doubled since the last) costs little
+-- with a small heap, but with ten thousand jobs waiting it lets garbage
+-- grow as large as all the jobs together. After each cycle the pause is
+-- set so that garbage may reach GC_ROOM or a fifth of the heap,
+-- whichever is more, and never more than the live heap. A pause the
+-- script sets itself (collectgarbage("setpause", n)) is left alone.
+local GC_ROOM = 4 * 1024 -- KiB
+local gc_cycles, gc_seen, gc_set, gc_mine = 0, 0, nil, true
+local function gc_sentinel()
+  setmetatable({}, { __gc = function()
+    gc_cycles = gc_cycles + 1
+    gc_sentinel()
+  end })
+end
+gc_sentinel()
+
+local function gc_adjust()
+  gc_seen = gc_cycles
+  local heap = collectgarbage("count")
+  local pause = math.min(200, 100 + math.floor(100 * math.max(GC_ROOM / heap, 0.2)))
+  pause = pause - pause % 4 -- as Lua keeps it
+  local was = collectgarbage("setpause", pause)
+  if gc_set and was ~= gc_set then -- the script's own
+    collectgarbage("setpause", was)
+    gc_mine = false
+  end
+  gc_set = pause
+end
+
 -- One turn: run the tasks that were ready when it began, then look at
 -- transfers and timers. A task that becomes ready again during the turn
 -- (task.yield) waits for the next one, behind the transfers and timers
@@ -293,6 +323,7 @@ end
 -- starve the sleep or request that would set it. When `done()` becomes
 -- true the turn ends before waiting: what the caller waits for is there.
 local function turn(done)
+  if gc_cycles ~= gc_seen and gc_mine then gc_adjust() end
   local last = ready_tail
   while ready_head <= last do
     local task = ready[ready_head]
