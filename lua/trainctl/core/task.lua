@@ -290,10 +290,11 @@ end
 -- cycle starts when the heap has doubled since the last) costs little
 -- with a small heap, but with ten thousand jobs waiting it lets garbage
 -- grow as large as all the jobs together. After each cycle the pause is
--- set so that garbage may reach GC_ROOM or a fifth of the heap,
--- whichever is more, and never more than the live heap. A pause the
--- script sets itself (collectgarbage("setpause", n)) is left alone.
-local GC_ROOM = 4 * 1024 -- KiB
+-- set so that garbage may reach a fifth of the heap, but at least
+-- GC_ROOM and at most GC_ROOM_MAX (and never more than the heap itself:
+-- the default). A pause the script sets itself (collectgarbage
+-- ("setpause", n)) is left alone.
+local GC_ROOM, GC_ROOM_MAX = 4 * 1024, 16 * 1024 -- KiB
 local gc_cycles, gc_seen, gc_set, gc_mine = 0, 0, nil, true
 local function gc_sentinel()
   setmetatable({}, { __gc = function()
@@ -306,7 +307,8 @@ gc_sentinel()
 local function gc_adjust()
   gc_seen = gc_cycles
   local heap = collectgarbage("count")
-  local pause = math.min(200, 100 + math.floor(100 * math.max(GC_ROOM / heap, 0.2)))
+  local room = math.max(GC_ROOM, math.min(heap / 5, GC_ROOM_MAX))
+  local pause = math.min(200, 100 + math.floor(100 * room / heap))
   pause = pause - pause % 4 -- as Lua keeps it
   local was = collectgarbage("setpause", pause)
   if gc_set and was ~= gc_set then -- the script's own
