@@ -2,8 +2,16 @@
  * epoll. libcurl tells which sockets to watch (on_sock) and when its
  * next timeout falls (on_timer); a turn waits on epoll for at most the
  * caller's timeout or curl's, then hands curl each ready socket and, once
- * due, the timeout. Nothing here visits the transfers that wait. */
+ * due, the timeout. Nothing here visits the transfers that wait.
+ *
+ * Transfers are spread over shards of SHARD each, one multi handle per
+ * shard: libcurl 7.88 walks every connection to a host when it looks for
+ * one to reuse, and every transfer of its multi handle on several other
+ * steps, so one multi handle with thousands of transfers spends most of
+ * its time walking. A new transfer goes to the first shard with room,
+ * where the transfer that made the room left its connection. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -14,41 +22,58 @@
 
 #define MAX_EVENTS 1024
 #define MIN_POOL 64
+#define SHARD 256
+#define STOP_SHARD UINT32_MAX /* the epoll tag of the stop descriptor */
+
+struct shard {
+	struct loop *loop;
+	CURLM *multi;
+	uint32_t index;
+	double timer_at; /* curl's next timeout (monotonic s), < 0: none */
+	int active;	 /* transfers in this multi handle */
+};
 
 struct loop {
-	CURLM *multi;
 	int epfd;
-	double timer_at; /* curl's next timeout (monotonic s), < 0: none */
-	int active;	 /* transfers in the multi handle */
+	int limit;	  /* loop_set_limit's */
+	int active;	  /* transfers in all the multi handles */
+	struct shard **shards;
+	int nshards;
 	CURL **pool;
 	int npool, pool_max;
 	struct transfer *done_head, *done_tail;
 };
 
+static uint64_t tag(uint32_t shard, int fd)
+{
+	return (uint64_t)shard << 32 | (uint32_t)fd;
+}
+
 /* CURLMOPT_SOCKETFUNCTION: watch `fd` for what curl asks, or stop. The
  * socket's pointer (curl_multi_assign) says whether epoll has it. */
 static int on_sock(CURL *e, curl_socket_t fd, int what, void *ud, void *sp)
 {
-	struct loop *l = ud;
+	struct shard *sh = ud;
+	int epfd = sh->loop->epfd;
 	struct epoll_event ev;
 
 	(void)e;
 	if (what == CURL_POLL_REMOVE) {
 		if (sp)
-			epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-		curl_multi_assign(l->multi, fd, NULL);
+			epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+		curl_multi_assign(sh->multi, fd, NULL);
 		return 0;
 	}
 	memset(&ev, 0, sizeof ev);
-	ev.data.fd = fd;
+	ev.data.u64 = tag(sh->index, fd);
 	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) |
 		    (what & CURL_POLL_OUT ? EPOLLOUT : 0);
 	if (sp) {
-		epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev);
-	} else if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ||
+		epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+	} else if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ||
 		   (errno == EEXIST &&
-		    epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)) {
-		curl_multi_assign(l->multi, fd, l);
+		    epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0)) {
+		curl_multi_assign(sh->multi, fd, sh);
 	}
 	return 0;
 }
@@ -56,11 +81,46 @@ static int on_sock(CURL *e, curl_socket_t fd, int what, void *ud, void *sp)
 /* CURLMOPT_TIMERFUNCTION: only noted; the turn acts on it. */
 static int on_timer(CURLM *m, long ms, void *ud)
 {
-	struct loop *l = ud;
+	struct shard *sh = ud;
 
 	(void)m;
-	l->timer_at = ms < 0 ? -1 : wait_clock() + ms / 1000.0;
+	sh->timer_at = ms < 0 ? -1 : wait_clock() + ms / 1000.0;
 	return 0;
+}
+
+/* Each multi handle keeps as many idle connections as it may have
+ * transfers: below the limit none waits for a connection another
+ * transfer closed. */
+static long cache_size(const struct loop *l)
+{
+	int n = l->limit > MIN_POOL ? l->limit : MIN_POOL;
+
+	return n < SHARD ? n : SHARD;
+}
+
+static struct shard *shard_new(struct loop *l)
+{
+	struct shard **p, *sh;
+
+	p = realloc(l->shards, (size_t)(l->nshards + 1) * sizeof *p);
+	if (!p)
+		return NULL;
+	l->shards = p;
+	sh = calloc(1, sizeof *sh);
+	if (!sh || !(sh->multi = curl_multi_init())) {
+		free(sh);
+		return NULL;
+	}
+	sh->loop = l;
+	sh->index = (uint32_t)l->nshards;
+	sh->timer_at = -1;
+	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, on_sock);
+	curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+	curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+	curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, cache_size(l));
+	l->shards[l->nshards++] = sh;
+	return sh;
 }
 
 struct loop *loop_new(const char **why)
@@ -73,24 +133,19 @@ struct loop *loop_new(const char **why)
 	l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
-	l->timer_at = -1;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	l->multi = curl_multi_init();
-	if (l->epfd < 0 || !l->multi) {
+	l->limit = 256;
+	if (l->epfd < 0 || !shard_new(l)) {
 		*why = "cannot create the event loop";
 		loop_free(l);
 		return NULL;
 	}
 	if (wait_fd() >= 0) {
 		struct epoll_event ev = { .events = EPOLLIN,
-					  .data.fd = wait_fd() };
+					  .data.u64 = tag(STOP_SHARD, 0) };
 		epoll_ctl(l->epfd, EPOLL_CTL_ADD, wait_fd(), &ev);
 	}
-	curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_sock);
-	curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
-	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-	curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
 	loop_set_limit(l, 256);
 	*why = NULL;
 	return l;
@@ -98,28 +153,34 @@ struct loop *loop_new(const char **why)
 
 void loop_free(struct loop *l)
 {
+	int i;
+
 	if (!l)
 		return;
 	while (l->npool > 0)
 		curl_easy_cleanup(l->pool[--l->npool]);
 	free(l->pool);
-	if (l->multi) {
-		curl_multi_cleanup(l->multi);
-		curl_global_cleanup();
+	for (i = 0; i < l->nshards; i++) {
+		curl_multi_cleanup(l->shards[i]->multi);
+		free(l->shards[i]);
 	}
+	free(l->shards);
+	curl_global_cleanup();
 	if (l->epfd >= 0)
 		close(l->epfd);
 	free(l);
 }
 
-/* Below the limit no transfer waits for a connection another one closed:
- * the cache keeps one per transfer in flight, the pool one handle each. */
+/* The pool keeps one easy handle per transfer allowed in flight. */
 void loop_set_limit(struct loop *l, int n)
 {
-	int max = n > MIN_POOL ? n : MIN_POOL;
+	int max = n > MIN_POOL ? n : MIN_POOL, i;
 	CURL **p;
 
-	curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)max);
+	l->limit = n;
+	for (i = 0; i < l->nshards; i++)
+		curl_multi_setopt(l->shards[i]->multi, CURLMOPT_MAXCONNECTS,
+				  cache_size(l));
 	while (l->npool > max)
 		curl_easy_cleanup(l->pool[--l->npool]);
 	p = realloc(l->pool, (size_t)max * sizeof *p);
@@ -149,11 +210,32 @@ void loop_easy_put(struct loop *l, CURL *e)
 
 int loop_add(struct loop *l, struct transfer *t)
 {
-	if (curl_multi_add_handle(l->multi, t->easy) != CURLM_OK)
+	struct shard *sh = NULL;
+	int i;
+
+	for (i = 0; i < l->nshards && !sh; i++)
+		if (l->shards[i]->active < SHARD)
+			sh = l->shards[i];
+	if (!sh && !(sh = shard_new(l)))
 		return -1;
+	if (curl_multi_add_handle(sh->multi, t->easy) != CURLM_OK)
+		return -1;
+	t->shard = (int)sh->index;
 	t->in_multi = 1;
+	sh->active++;
 	l->active++;
 	return 0;
+}
+
+/* Out of its multi handle (at its end, or stopped). */
+static void take_out(struct loop *l, struct transfer *t)
+{
+	struct shard *sh = l->shards[t->shard];
+
+	curl_multi_remove_handle(sh->multi, t->easy);
+	t->in_multi = 0;
+	sh->active--;
+	l->active--;
 }
 
 static void unlist(struct loop *l, struct transfer *t)
@@ -171,22 +253,19 @@ static void unlist(struct loop *l, struct transfer *t)
 
 void loop_remove(struct loop *l, struct transfer *t)
 {
-	if (t->in_multi) {
-		curl_multi_remove_handle(l->multi, t->easy);
-		t->in_multi = 0;
-		l->active--;
-	}
+	if (t->in_multi)
+		take_out(l, t);
 	unlist(l, t);
 }
 
 int loop_active(const struct loop *l) { return l->active; }
 
-static void reap(struct loop *l)
+static void reap(struct loop *l, struct shard *sh)
 {
 	CURLMsg *m;
 	int left;
 
-	while ((m = curl_multi_info_read(l->multi, &left))) {
+	while ((m = curl_multi_info_read(sh->multi, &left))) {
 		struct transfer *t;
 		if (m->msg != CURLMSG_DONE)
 			continue;
@@ -194,9 +273,7 @@ static void reap(struct loop *l)
 				  (char **)&t);
 		t->result = m->data.result;
 		t->done = 1;
-		curl_multi_remove_handle(l->multi, t->easy);
-		t->in_multi = 0;
-		l->active--;
+		take_out(l, t);
 		t->prev_done = l->done_tail;
 		t->next_done = NULL;
 		if (l->done_tail)
@@ -209,10 +286,13 @@ static void reap(struct loop *l)
 
 static int wait_ms(const struct loop *l, double timeout)
 {
-	if (l->timer_at >= 0) {
-		double left = l->timer_at - wait_clock();
-		if (left < timeout)
-			timeout = left;
+	double now = wait_clock();
+	int i;
+
+	for (i = 0; i < l->nshards; i++) {
+		double at = l->shards[i]->timer_at;
+		if (at >= 0 && at - now < timeout)
+			timeout = at - now;
 	}
 	if (!(timeout > 0))
 		return 0;
@@ -226,14 +306,16 @@ static int wait_ms(const struct loop *l, double timeout)
 void loop_turn(struct loop *l, double timeout)
 {
 	struct epoll_event ev[MAX_EVENTS];
-	int n, i, running, stop = wait_fd();
+	int n, i, running;
+	double now;
 
 	n = host_interrupted()
 		    ? 0
 		    : epoll_wait(l->epfd, ev, MAX_EVENTS, wait_ms(l, timeout));
 	for (i = 0; i < n; i++) {
-		int fd = ev[i].data.fd, what = 0;
-		if (fd == stop)
+		uint32_t shard = (uint32_t)(ev[i].data.u64 >> 32);
+		int fd = (int)(uint32_t)ev[i].data.u64, what = 0;
+		if (shard == STOP_SHARD || shard >= (uint32_t)l->nshards)
 			continue; /* the caller sees host_signal */
 		if (ev[i].events & EPOLLIN)
 			what |= CURL_CSELECT_IN;
@@ -241,14 +323,19 @@ void loop_turn(struct loop *l, double timeout)
 			what |= CURL_CSELECT_OUT;
 		if (ev[i].events & (EPOLLERR | EPOLLHUP))
 			what |= CURL_CSELECT_ERR;
-		curl_multi_socket_action(l->multi, fd, what, &running);
-	}
-	if (l->timer_at >= 0 && l->timer_at <= wait_clock()) {
-		l->timer_at = -1;
-		curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0,
+		curl_multi_socket_action(l->shards[shard]->multi, fd, what,
 					 &running);
 	}
-	reap(l);
+	now = wait_clock();
+	for (i = 0; i < l->nshards; i++) {
+		struct shard *sh = l->shards[i];
+		if (sh->timer_at >= 0 && sh->timer_at <= now) {
+			sh->timer_at = -1;
+			curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT,
+						 0, &running);
+		}
+		reap(l, sh);
+	}
 }
 
 struct transfer *loop_next_done(struct loop *l)

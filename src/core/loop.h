@@ -1,4 +1,4 @@
-/* The event loop of transfers: one curl multi handle driven by
+/* The event loop of transfers: curl multi handles driven by
  * curl_multi_socket_action over epoll, with libcurl's timer; a turn costs
  * what is ready (sockets, the timer), not the number of transfers. It also
  * keeps the pool of easy handles and sizes it, and the connection cache,
@@ -24,7 +24,7 @@ void loop_easy_put(struct loop *l, CURL *e);
 int loop_add(struct loop *l, struct transfer *t);
 void loop_remove(struct loop *l, struct transfer *t);
 
-/* Transfers in the multi handle. */
+/* Transfers in the multi handles. */
 int loop_active(const struct loop *l);
 
 /* Runs ready sockets and the due timer, waiting up to `timeout` seconds

@@ -46,7 +46,8 @@ struct transfer {
 	FILE *out;
 	char *tmp_path, *out_path;
 	int open_errno, write_errno;
-	int in_multi, done, interrupted, too_large, has_expect, has_ua;
+	int in_multi, shard; /* in the loop, in which of its multi handles */
+	int done, interrupted, too_large, has_expect, has_ua;
 	CURLcode result;
 	long status;
 	char method[16];

@@ -549,5 +549,46 @@ describe("trainctl.task", function()
       task.max_inflight(limit)
       assert(ok, err)
     end)
+
+    it("keeps hundreds of requests in flight on their connections: a second round opens none", function()
+      local loop = require("trainctl._loop")
+      local limit = task.max_inflight()
+      local n = 600
+      task.max_inflight(n)
+      local function connections()
+        return tonumber(assert(http.request { url = srv.url .. "/connections" }).body)
+      end
+      local function round()
+        local busiest, done = 0, false
+        local monitor = task.spawn(function()
+          while not done do
+            busiest = math.max(busiest, task.max_inflight() - loop.free_slots())
+            task.sleep(0.01)
+          end
+        end)
+        local ts = {}
+        for i = 1, n do
+          ts[i] = task.spawn(function()
+            return assert(http.request { url = srv.url .. "/slow?s=0.5&i=" .. i, timeout = 30 }).status
+          end)
+        end
+        local statuses = task.all(ts)
+        done = true
+        monitor:join()
+        for _, st in ipairs(statuses) do assert.equal(200, st) end
+        return busiest
+      end
+      local ok, err = pcall(function()
+        local before = connections()
+        assert.is_true(round() > 256)
+        local opened = connections() - before
+        assert.is_true(opened > 256 and opened <= n, "opened " .. opened)
+        local again = connections()
+        assert.is_true(round() > 256)
+        assert.equal(again, connections())
+      end)
+      task.max_inflight(limit)
+      assert(ok, err)
+    end)
   end)
 end)
