@@ -4,6 +4,25 @@
 
 #include "slab.h"
 
+/* Under AddressSanitizer or valgrind every block goes to malloc, so that
+ * they see each one: a bad access inside a chunk would be invisible. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHECKED() 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHECKED() 1
+#endif
+#endif
+#if !defined(CHECKED) && defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define CHECKED() RUNNING_ON_VALGRIND
+#endif
+#endif
+#ifndef CHECKED
+#define CHECKED() 0
+#endif
+
 #define GRAIN 16
 #define CLASSES (SLAB_MAX / GRAIN)
 #define CHUNK (64 * 1024 - 64) /* below malloc's mmap threshold */
@@ -14,6 +33,7 @@ struct chunk {
 };
 
 struct slab {
+	int plain;	     /* every block from malloc (CHECKED) */
 	void *free[CLASSES]; /* a free block holds the next one's address */
 	char *cur, *end;     /* the unused rest of the newest chunk */
 	struct chunk *chunks;
@@ -21,7 +41,14 @@ struct slab {
 
 static size_t class_of(size_t n) { return (n - 1) / GRAIN; }
 
-struct slab *slab_new(void) { return calloc(1, sizeof(struct slab)); }
+struct slab *slab_new(void)
+{
+	struct slab *s = calloc(1, sizeof *s);
+
+	if (s)
+		s->plain = CHECKED() != 0;
+	return s;
+}
 
 void slab_free(struct slab *s)
 {
@@ -53,7 +80,8 @@ static void *small_alloc(struct slab *s, size_t n)
 		return p;
 	}
 	if ((size_t)(s->end - s->cur) < size) {
-		size_t rest = (size_t)(s->end - s->cur); /* a multiple of GRAIN */
+		size_t rest =
+			(size_t)(s->end - s->cur); /* a multiple of GRAIN */
 		struct chunk *c = malloc(CHUNK);
 		if (!c)
 			return NULL;
@@ -74,8 +102,15 @@ void *slab_realloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	struct slab *s = ud;
 	void *p;
 
+	if (s->plain) {
+		if (nsize == 0) {
+			free(ptr);
+			return NULL;
+		}
+		return realloc(ptr, nsize);
+	}
 	if (ptr == NULL) /* osize is a type tag */
-		return nsize == 0 ? NULL
+		return nsize == 0	   ? NULL
 		       : nsize <= SLAB_MAX ? small_alloc(s, nsize)
 					   : malloc(nsize);
 	if (nsize == 0) {
