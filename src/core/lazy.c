@@ -39,8 +39,7 @@ static void *open_any(const char *const *names)
 		}                                                              \
 	} while (0)
 
-#define OPTIONAL(api, field, name)                                             \
-	(*(void **)(&api.field) = dlsym(lib, name))
+#define OPTIONAL(api, field, name) (*(void **)(&api.field) = dlsym(lib, name))
 
 const char *lazy_curl(void)
 {

@@ -35,8 +35,8 @@ struct shard {
 
 struct loop {
 	int epfd;
-	int limit;	  /* loop_set_limit's */
-	int active;	  /* transfers in all the multi handles */
+	int limit;  /* loop_set_limit's */
+	int active; /* transfers in all the multi handles */
 	struct shard **shards;
 	int nshards;
 	CURL **pool;

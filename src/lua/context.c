@@ -61,4 +61,3 @@ struct loop *host_loop(lua_State *L, const char *who)
 	}
 	return c->loop;
 }
-

@@ -24,8 +24,8 @@
 
 struct ltransfer {
 	struct transfer t; /* first: lloop.c gets it back from the loop */
-	int ref; /* its anchor in the registry while started for the
-		  * scheduler (in context.inflight), else LUA_NOREF */
+	int ref;	   /* its anchor in the registry while started for the
+			    * scheduler (in context.inflight), else LUA_NOREF */
 };
 
 #define WHO "http.request"
