@@ -23,16 +23,17 @@ local ordered
 
 -- The secrets of the requests in flight (each request's own list, which
 -- its signer fills: the signature, the Authorization value...), held from
--- when the request is signed until its answer has been read and its
+-- before the request is signed until its answer has been read and its
 -- error redacted. Released lists stay redacted a while longer (RECENT of
 -- them): a job's status or a retry's warning may quote an answer after
 -- its request ended.
--- Each held list is copied when held (a snapshot); `held` is weak, so a
--- request abandoned half-way (its task cancelled) lets go of its list all
--- the same, and the snapshot's finaliser uncounts it. Every form of every
--- string in the snapshots (see forms) is counted in `counted`, so that a
--- line is redacted at the same cost with ten thousand requests in flight
--- as with one: see held_in.
+-- A held list has a snapshot: the forms (see forms) of the strings it
+-- holds, those its signer adds later included (the Held metatable). Every
+-- form of every snapshot is counted in `counted`, so that a line is
+-- redacted at the same cost with ten thousand requests in flight as with
+-- one (see held_in). `held` is weak, so a request abandoned half-way (its
+-- task cancelled) lets go of its list all the same, and the snapshot's
+-- finaliser uncounts it.
 local held = setmetatable({}, { __mode = "k" })
 local RECENT = 32
 local recent, recent_next = {}, 1
@@ -125,12 +126,26 @@ local SECRET_NAMES = {
   "secret",
 }
 
+local ANCHORED = {}
+for i, pat in ipairs(SECRET_NAMES) do ANCHORED[i] = "^" .. pat .. "$" end
+
+-- Names asked about (header names, JSON keys) are few: the answers are
+-- kept, up to a bound.
+local named, nnamed = {}, 0
 local function secret_name(name)
   local n = tostring(name):lower()
-  for _, pat in ipairs(SECRET_NAMES) do
-    if n:find("^" .. pat .. "$") then return true end
+  local known = named[n]
+  if known ~= nil then return known end
+  known = false
+  for _, pat in ipairs(ANCHORED) do
+    if n:find(pat) then
+      known = true
+      break
+    end
   end
-  return false
+  if nnamed >= 1024 then named, nnamed = {}, 0 end
+  named[n], nnamed = known, nnamed + 1
+  return known
 end
 M.secret_name = secret_name
 
@@ -273,6 +288,19 @@ local function add_known()
   if ok then pcall(cfg.add_secrets) end
 end
 
+-- The values s gives the secret name pat, redacted: "name":"value" in
+-- JSON, name=value in forms and queries.
+local function redact_named(s, pat)
+  s = s:gsub('("' .. pat .. '"%s*:%s*")([^"]*)(")', function(a, v, c)
+    if v == REDACTED then return nil end
+    return a .. REDACTED .. c
+  end)
+  -- A value the text ends in (cut short) is a secret all the same.
+  s = s:gsub('("' .. pat .. '"%s*:%s*")[^"]+$', "%1" .. REDACTED)
+  s = s:gsub("([%?&]" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED)
+  return (s:gsub("^(" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED))
+end
+
 local function redact_string(s, extra)
   add_known()
   for _, secret in ipairs(secret_list()) do
@@ -297,16 +325,7 @@ local function redact_string(s, extra)
   s = s:gsub("(ACS3%-HMAC%-SHA256%s+[^\"]-Signature=)%x+", "%1" .. REDACTED)
   s = s:gsub("([Ss]ignature=)%x%x%x%x%x%x%x%x+", "%1" .. REDACTED)
   for _, pat in ipairs(SECRET_NAMES) do
-    -- "name":"value" in JSON, name=value in forms and queries, name: value
-    -- in header dumps.
-    s = s:gsub('("' .. pat .. '"%s*:%s*")([^"]*)(")', function(a, v, c)
-      if v == REDACTED then return nil end
-      return a .. REDACTED .. c
-    end)
-    -- A value the text ends in (cut short) is a secret all the same.
-    s = s:gsub('("' .. pat .. '"%s*:%s*")[^"]+$', "%1" .. REDACTED)
-    s = s:gsub("([%?&]" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED)
-    s = s:gsub("^(" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED)
+    if s:find(pat) then s = redact_named(s, pat) end -- needs the name in s
   end
   return s
 end

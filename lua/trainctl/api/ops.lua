@@ -20,10 +20,18 @@ M.RESERVED = { body = true, query = true, headers = true, timeout = true,
 M.RESUMABLE = { resume = true, record = true, adopt = true }
 
 -- snake("serviceId") -> "service_id"; snake("ResourceName") -> "resource_name"
+-- The providers' parameter names are few and come again in operation
+-- after operation: each is converted once (a third of loading a provider).
+local snaked, nsnaked = {}, 0
 function M.snake(s)
-  s = s:gsub("^(%u)", function(c) return c:lower() end)
-  s = s:gsub("(%l)(%u)", "%1_%2"):gsub("(%d)(%u)", "%1_%2")
-  return s:gsub("%-", "_"):lower()
+  local out = snaked[s]
+  if out then return out end
+  out = s:gsub("^(%u)", function(c) return c:lower() end)
+  out = out:gsub("(%l)(%u)", "%1_%2"):gsub("(%d)(%u)", "%1_%2")
+  out = out:gsub("%-", "_"):lower()
+  if nsnaked >= 4096 then snaked, nsnaked = {}, 0 end
+  snaked[s], nsnaked = out, nsnaked + 1
+  return out
 end
 
 -- with(list, ...) -> a new list: list's entries, then the others (a
