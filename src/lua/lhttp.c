@@ -249,8 +249,8 @@ static int l_request(lua_State *L)
 /* start(opts [, owner]) -> transfer, started: on the loop, anchored in
  * the registry until finished or aborted; trainctl._loop's poll gives
  * back its owner (any value: the scheduler's task; the transfer itself
- * when none is given). One that could not
- * start (started false) is for finish at once, to say why. */
+ * when none is given). One that could not start (started false) is for
+ * finish at once, to say why. */
 static int l_start(lua_State *L)
 {
 	struct ltransfer *lt;
