@@ -520,65 +520,62 @@ describe("trainctl.task", function()
   -- Last: the connections it leaves idle in the pool would change the
   -- socket counts that other specs take.
   describe("slots", function()
-    it("keeps at most max_inflight requests in flight; the others wait their turn", function()
-      local loop = require("trainctl._loop")
-      local limit = task.max_inflight()
-      task.max_inflight(4)
-      local ok, err = pcall(function()
-        local busiest, done = 0, false
-        local monitor = task.spawn(function()
-          while not done do
-            busiest = math.max(busiest, task.max_inflight() - loop.free_slots())
-            task.sleep(0.005)
-          end
-        end)
-        local ts = {}
-        for i = 1, 24 do
-          ts[i] = task.spawn(function()
-            return assert(http.request { url = srv.url .. "/slow?s=0.05&i=" .. i, timeout = 10 }).status
-          end)
+    local loop = require("trainctl._loop")
+
+    -- requests(n, s) -> the statuses of n requests of s seconds each,
+    -- made at once from a task each, and the most in flight at a time.
+    local function requests(n, s)
+      local busiest, done = 0, false
+      local monitor = task.spawn(function()
+        while not done do
+          busiest = math.max(busiest, task.max_inflight() - loop.free_slots())
+          task.sleep(0.005)
         end
-        local statuses = task.all(ts)
-        done = true
-        monitor:join()
+      end)
+      local ts = {}
+      for i = 1, n do
+        ts[i] = task.spawn(function()
+          return assert(http.request { url = ("%s/slow?s=%g&i=%d"):format(srv.url, s, i), timeout = 30 }).status
+        end)
+      end
+      local statuses = task.all(ts)
+      done = true
+      monitor:join()
+      return statuses, busiest
+    end
+
+    -- with_limit(n, fn): fn run with task.max_inflight(n), then the limit
+    -- put back whatever fn did.
+    local function with_limit(n, fn)
+      local limit = task.max_inflight()
+      task.max_inflight(n)
+      local ok, err = pcall(fn)
+      task.max_inflight(limit)
+      assert(ok, err)
+    end
+
+    it("keeps at most max_inflight requests in flight; the others wait their turn", function()
+      with_limit(4, function()
+        local statuses, busiest = requests(24, 0.05)
         assert.equal(24, #statuses)
         for _, st in ipairs(statuses) do assert.equal(200, st) end
         assert.equal(4, busiest)
         assert.equal(4, loop.free_slots())
       end)
-      task.max_inflight(limit)
-      assert(ok, err)
     end)
 
     it("keeps hundreds of requests in flight on their connections: a second round opens none", function()
-      local loop = require("trainctl._loop")
-      local limit = task.max_inflight()
       local n = 600
-      task.max_inflight(n)
       local function connections()
         return tonumber(assert(http.request { url = srv.url .. "/connections" }).body)
       end
       local function round()
-        local busiest, done = 0, false
-        local monitor = task.spawn(function()
-          while not done do
-            busiest = math.max(busiest, task.max_inflight() - loop.free_slots())
-            task.sleep(0.01)
-          end
-        end)
-        local ts = {}
-        for i = 1, n do
-          ts[i] = task.spawn(function()
-            return assert(http.request { url = srv.url .. "/slow?s=0.5&i=" .. i, timeout = 30 }).status
-          end)
-        end
-        local statuses = task.all(ts)
-        done = true
-        monitor:join()
+        local statuses, busiest = requests(n, 0.5)
+        assert.equal(n, #statuses)
         for _, st in ipairs(statuses) do assert.equal(200, st) end
         return busiest
       end
-      local ok, err = pcall(function()
+      with_limit(n, function()
         local before = connections()
         assert.is_true(round() > 256)
         local opened = connections() - before
@@ -587,8 +584,6 @@ describe("trainctl.task", function()
         assert.is_true(round() > 256)
         assert.equal(again, connections())
       end)
-      task.max_inflight(limit)
-      assert(ok, err)
     end)
   end)
 end)
