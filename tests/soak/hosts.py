@@ -321,7 +321,11 @@ def main():
     p.add_argument("--speed", type=float, default=600)
     p.add_argument("--seed", type=int, default=int(os.environ.get("SOAK_SEED", "0")) or
                    random.randrange(1, 10**7))
-    p.add_argument("--max-attempts", type=int, default=40)
+    # A run that finds a start whose answer was lost holds the job's lock
+    # while that start may still land (its request's timeout and a
+    # margin: about a minute here); the other hosts, turned away at
+    # once, try again every 0.1-0.5 s meanwhile.
+    p.add_argument("--max-attempts", type=int, default=400)
     p.add_argument("--run-timeout", type=float, default=120)
     p.add_argument("--trainctl", default=os.environ.get("TRAINCTL", os.path.join(ROOT, "trainctl")))
     p.add_argument("--keep", action="store_true")
