@@ -15,6 +15,7 @@
 #include "lazy.h"
 
 #include "fs.h"
+#include "preload.h"
 #include "repl.h"
 #include "script.h"
 
@@ -369,6 +370,31 @@ static int may_be_repl(const struct opts *o)
 				  !o->version && isatty(0));
 }
 
+/* Whether the subcommand will make a request at once (call, wait,
+ * status), so that libcurl and libcrypto are worth loading before the
+ * Lua library asks for them: not for a subcommand's help, nor for a
+ * `call` that lists providers or operations. */
+static int will_request(int argc, char **argv, const struct opts *o)
+{
+	static const char *const words[] = { "call", "wait", "status", NULL };
+	const char *const *w;
+	int i, rest = 0;
+
+	if (!o->call)
+		return 0;
+	for (w = words; *w && strcmp(*w, argv[o->call]) != 0; w++)
+		;
+	if (!*w)
+		return 0;
+	for (i = o->call + 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0)
+			return 0;
+		rest += !o->global[i];
+	}
+	return rest >= 2;
+}
+
 /* Everything main does but free the options. */
 static int start(int argc, char **argv, struct opts *o)
 {
@@ -404,6 +430,8 @@ static int start(int argc, char **argv, struct opts *o)
 	if (o->lock && !script_is_etcd(o->lock) &&
 	    (rc = take_lock(o->lock)) != EXIT_OK)
 		return rc;
+	if (will_request(argc, argv, o))
+		preload_start();
 	host_no_env = o->no_env;
 	L = host_new();
 	if (L == NULL) {
@@ -430,6 +458,7 @@ int main(int argc, char **argv)
 
 	memset(&o, 0, sizeof o);
 	rc = start(argc, argv, &o);
+	preload_wait();
 	free(o.global);
 	return rc;
 }

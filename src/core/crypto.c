@@ -1,4 +1,5 @@
 /* Digests, HMAC, hex and base64 (crypto.h). */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -45,12 +46,27 @@ static EVP_MAC_CTX *mac_for(const EVP_MD *md)
 	return kept[i].ctx;
 }
 
+/* The first fetch fills OpenSSL's tables of names and methods, about
+ * 1.5 ms; preload.c has it done on its thread. Until it is, only the
+ * one running it touches mac_for's table. */
+static pthread_once_t warm_once = PTHREAD_ONCE_INIT;
+static void warm(void) { mac_for(EVP_sha256()); }
+
+void crypto_warm(void)
+{
+	if (!lazy_crypto())
+		pthread_once(&warm_once, warm);
+}
+
 int crypto_hmac(const EVP_MD *md, const void *key, size_t klen, const void *msg,
 		size_t mlen, unsigned char *out)
 {
-	EVP_MAC_CTX *ctx = mac_for(md);
+	EVP_MAC_CTX *ctx;
 	unsigned int len = 0;
 	size_t n = 0;
+
+	pthread_once(&warm_once, warm);
+	ctx = mac_for(md);
 
 	/* A NULL key means "the last one" to both; an empty key must stay
 	 * empty. */

@@ -16,6 +16,9 @@ int crypto_digest(const EVP_MD *md, const void *s, size_t n,
 		  unsigned char *out);
 int crypto_hmac(const EVP_MD *md, const void *key, size_t klen, const void *msg,
 		size_t mlen, unsigned char *out);
+/* Loads libcrypto and readies HMAC-SHA256, which crypto_hmac would do at
+ * its first call; from any thread. */
+void crypto_warm(void);
 
 /* Lower-case hex: 2n characters. */
 void crypto_hex(const unsigned char *s, size_t n, char *out);

@@ -2,6 +2,7 @@
  * are needed; see lazy.h for why. */
 #define LAZY_IMPL
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include "lazy.h"
@@ -16,16 +17,27 @@ struct jq_api jq_api;
  * linked: the name goes through the table too. */
 jv_kind jv_get_kind(jv x) { return jq_api.get_kind(x); }
 
-static char why[256];
+/* Each library is loaded once, under pthread_once: a one-shot call
+ * loads libcurl and libcrypto on a thread of its own (preload.h) while
+ * the Lua library loads, and whoever needs one first waits there for it.
+ * A failure stays: a library does not appear later in a run. */
+struct loader {
+	pthread_once_t once;
+	const char *failed; /* NULL once loaded */
+	char why[256];
+};
 
-static void *open_any(const char *const *names)
+/* Lazy binding, as for a program linked with the library: RTLD_NOW
+ * resolved every function of libcurl and of its thirty libraries at
+ * once, a tenth of a one-shot call. */
+static void *open_any(const char *const *names, struct loader *l)
 {
 	void *lib = NULL;
 
 	for (; *names && !lib; names++)
-		lib = dlopen(*names, RTLD_NOW | RTLD_GLOBAL);
+		lib = dlopen(*names, RTLD_LAZY | RTLD_GLOBAL);
 	if (!lib)
-		snprintf(why, sizeof why, "cannot load %s: %s", names[-1],
+		snprintf(l->why, sizeof l->why, "cannot load %s: %s", names[-1],
 			 dlerror());
 	return lib;
 }
@@ -34,23 +46,27 @@ static void *open_any(const char *const *names)
 	do {                                                                   \
 		*(void **)(&api.field) = dlsym(lib, name);                     \
 		if (api.field == NULL) {                                       \
-			snprintf(why, sizeof why, "missing %s", name);         \
-			return why;                                            \
+			snprintf(l->why, sizeof l->why, "missing %s", name);   \
+			return l->why;                                         \
 		}                                                              \
 	} while (0)
 
 #define OPTIONAL(api, field, name) (*(void **)(&api.field) = dlsym(lib, name))
 
-const char *lazy_curl(void)
+static const char *load_curl(struct loader *l)
 {
 	static const char *const names[] = { "libcurl.so.4", "libcurl.so",
 					     NULL };
-	static void *lib;
+	void *lib;
 
-	if (lib)
-		return NULL;
-	if (!(lib = open_any(names)))
-		return why;
+	/* libcurl needs libcrypto (through libssl): loaded first, on its
+	 * own, it is in the global scope before libcurl comes. The other
+	 * way round, a later dlopen of libcrypto would move it there, and
+	 * glibc keeps the scope it replaces for as long as the process
+	 * runs. */
+	lazy_crypto();
+	if (!(lib = open_any(names, l)))
+		return l->why;
 	SYM(curl_api, global_init, "curl_global_init");
 	SYM(curl_api, global_cleanup, "curl_global_cleanup");
 	SYM(curl_api, easy_init, "curl_easy_init");
@@ -79,16 +95,23 @@ const char *lazy_curl(void)
 	return NULL;
 }
 
-const char *lazy_crypto(void)
+static struct loader curl_loader = { PTHREAD_ONCE_INIT, NULL, "" };
+static void once_curl(void) { curl_loader.failed = load_curl(&curl_loader); }
+
+const char *lazy_curl(void)
+{
+	pthread_once(&curl_loader.once, once_curl);
+	return curl_loader.failed;
+}
+
+static const char *load_crypto(struct loader *l)
 {
 	static const char *const names[] = { "libcrypto.so.3", "libcrypto.so",
 					     NULL };
-	static void *lib;
+	void *lib;
 
-	if (lib)
-		return NULL;
-	if (!(lib = open_any(names)))
-		return why;
+	if (!(lib = open_any(names, l)))
+		return l->why;
 	SYM(crypto_api, digest, "EVP_Digest");
 	SYM(crypto_api, sha256, "EVP_sha256");
 	SYM(crypto_api, sha1, "EVP_sha1");
@@ -109,16 +132,26 @@ const char *lazy_crypto(void)
 	return NULL;
 }
 
-const char *lazy_edit(void)
+static struct loader crypto_loader = { PTHREAD_ONCE_INIT, NULL, "" };
+static void once_crypto(void)
+{
+	crypto_loader.failed = load_crypto(&crypto_loader);
+}
+
+const char *lazy_crypto(void)
+{
+	pthread_once(&crypto_loader.once, once_crypto);
+	return crypto_loader.failed;
+}
+
+static const char *load_edit(struct loader *l)
 {
 	static const char *const names[] = { "libedit.so.2", "libedit.so",
 					     NULL };
-	static void *lib;
+	void *lib;
 
-	if (lib)
-		return NULL;
-	if (!(lib = open_any(names)))
-		return why;
+	if (!(lib = open_any(names, l)))
+		return l->why;
 	SYM(edit_api, readline, "readline");
 	SYM(edit_api, add_history, "add_history");
 	SYM(edit_api, read_history, "read_history");
@@ -133,15 +166,22 @@ const char *lazy_edit(void)
 	return NULL;
 }
 
-const char *lazy_jq(void)
+static struct loader edit_loader = { PTHREAD_ONCE_INIT, NULL, "" };
+static void once_edit(void) { edit_loader.failed = load_edit(&edit_loader); }
+
+const char *lazy_edit(void)
+{
+	pthread_once(&edit_loader.once, once_edit);
+	return edit_loader.failed;
+}
+
+static const char *load_jq(struct loader *l)
 {
 	static const char *const names[] = { "libjq.so.1", "libjq.so", NULL };
-	static void *lib;
+	void *lib;
 
-	if (lib)
-		return NULL;
-	if (!(lib = open_any(names)))
-		return why;
+	if (!(lib = open_any(names, l)))
+		return l->why;
 	SYM(jq_api, init, "jq_init");
 	SYM(jq_api, set_error_cb, "jq_set_error_cb");
 	SYM(jq_api, compile, "jq_compile");
@@ -158,4 +198,13 @@ const char *lazy_jq(void)
 	SYM(jq_api, invalid_has_msg, "jv_invalid_has_msg");
 	SYM(jq_api, invalid_get_msg, "jv_invalid_get_msg");
 	return NULL;
+}
+
+static struct loader jq_loader = { PTHREAD_ONCE_INIT, NULL, "" };
+static void once_jq(void) { jq_loader.failed = load_jq(&jq_loader); }
+
+const char *lazy_jq(void)
+{
+	pthread_once(&jq_loader.once, once_jq);
+	return jq_loader.failed;
 }

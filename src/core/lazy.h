@@ -17,7 +17,8 @@
 #include <stdio.h>
 #include <jq.h>
 
-/* Each returns NULL once its library is loaded, else why it is not. */
+/* Each returns NULL once its library is loaded, else why it is not. Any
+ * thread may call them: a second caller waits for the first to finish. */
 const char *lazy_curl(void);
 const char *lazy_crypto(void);
 const char *lazy_edit(void);

@@ -15,6 +15,7 @@
 #include <lualib.h>
 
 #include "host.h"
+#include "preload.h"
 #include "script.h"
 
 /* A popen'ed file: liolib's stream (first, so io's functions see it as
@@ -112,6 +113,7 @@ static int os_exit(lua_State *L)
 		host_set_active(NULL);
 		host_close(L);
 	}
+	preload_wait();
 	exit(stdstreams_status(status));
 	return 0;
 }
