@@ -228,12 +228,13 @@ end
 -- command(args [, opts]) -> the command line of trainctl with args, the
 -- emulator's environment (plus opts.env; false removes a variable) and
 -- nothing else from ours (but $TRAINCTL_LUA_PATH: a development run tests
--- the source tree). opts.group: in a process group of its own, to be
--- killed with its children; opts.trainctl: another binary.
+-- the source tree; and the sanitiser settings, support.SANITIZER_VARS).
+-- opts.group: in a process group of its own, to be killed with its
+-- children; opts.trainctl: another binary.
 function Sim:command(args, opts)
   opts = opts or {}
-  local merged = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = self.dir,
-    TRAINCTL_LUA_PATH = os.getenv("TRAINCTL_LUA_PATH") or false }
+  local merged = support.sanitizer_env({ PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = self.dir,
+    TRAINCTL_LUA_PATH = os.getenv("TRAINCTL_LUA_PATH") or false })
   for k, v in pairs(self.env) do merged[k] = v end
   for k, v in pairs(opts.env or {}) do merged[k] = v end
   local names, env = {}, {}

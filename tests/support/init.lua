@@ -142,12 +142,32 @@ function M.exec(cmd)
   return status(os.execute(cmd))
 end
 
+-- The sanitiser settings a clean environment keeps: `make check-asan`
+-- sets ASAN_OPTIONS with verify_asan_link_order=0, without which the
+-- sanitised binary refuses to start under LD_PRELOAD=libfaketime (its
+-- runtime no longer first among the libraries). Unset in a plain run.
+M.SANITIZER_VARS = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" }
+
+-- sanitizer_env(vars) -> vars with each of SANITIZER_VARS that is set in
+-- our environment added (vars itself, or a new table).
+function M.sanitizer_env(vars)
+  vars = vars or {}
+  for _, k in ipairs(M.SANITIZER_VARS) do
+    local v = os.getenv(k)
+    if v then vars[k] = v end
+  end
+  return vars
+end
+
 -- env_words({name = value or false}, clear) -> "env -u A B='b' " (sorted);
 -- with clear, "env -i ..." with only these, $PATH and $TRAINCTL_LUA_PATH
--- (a development run tests the source tree).
+-- (a development run tests the source tree) and the sanitiser settings.
 local function env_words(env, clear)
   local vars = {}
-  if clear then vars.PATH, vars.TRAINCTL_LUA_PATH = os.getenv("PATH"), os.getenv("TRAINCTL_LUA_PATH") end
+  if clear then
+    vars.PATH, vars.TRAINCTL_LUA_PATH = os.getenv("PATH"), os.getenv("TRAINCTL_LUA_PATH")
+    M.sanitizer_env(vars)
+  end
   for k, v in pairs(env or {}) do vars[k] = v end
   local parts = {}
   for k, v in pairs(vars) do
@@ -171,8 +191,8 @@ end
 
 -- sh(words, opts) -> {code, out, err}: a command (a list of words, or a
 -- string for sh -c) run to its end. opts: stdin (a string), env (name ->
--- value, false to unset), clear (env -i: only env, $PATH and
--- $TRAINCTL_LUA_PATH), cwd.
+-- value, false to unset), clear (env -i: only env, $PATH,
+-- $TRAINCTL_LUA_PATH and the sanitiser settings), cwd.
 function M.sh(words, opts)
   opts = opts or {}
   local dir = M.tmpdir()
