@@ -370,29 +370,33 @@ static int may_be_repl(const struct opts *o)
 				  !o->version && isatty(0));
 }
 
-/* Whether the subcommand will make a request at once (call, wait,
- * status), so that libcurl and libcrypto are worth loading before the
- * Lua library asks for them: not for a subcommand's help, nor for a
- * `call` that lists providers or operations. */
+/* Whether the subcommand will make a request at once, so that libcurl
+ * and libcrypto are worth loading before the Lua library asks for them:
+ * `call PROVIDER OPERATION ...`, `wait REF`, `status PROVIDER REF`; not
+ * a subcommand's help, a `call` that lists providers or operations, nor
+ * one whose first words are options (a usage error). */
 static int will_request(int argc, char **argv, const struct opts *o)
 {
-	static const char *const words[] = { "call", "wait", "status", NULL };
-	const char *const *w;
-	int i, rest = 0;
+	const char *cmd = o->call ? argv[o->call] : "";
+	int i, words = 0, need;
 
-	if (!o->call)
-		return 0;
-	for (w = words; *w && strcmp(*w, argv[o->call]) != 0; w++)
-		;
-	if (!*w)
+	if (strcmp(cmd, "call") == 0)
+		need = 2;
+	else if (strcmp(cmd, "wait") == 0 || strcmp(cmd, "status") == 0)
+		need = 1;
+	else
 		return 0;
 	for (i = o->call + 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 ||
 		    strcmp(argv[i], "-h") == 0)
 			return 0;
-		rest += !o->global[i];
+		if (o->global[i] || words >= need)
+			continue;
+		if (argv[i][0] == '-' || strcmp(argv[i], "help") == 0)
+			return 0;
+		words++;
 	}
-	return rest >= 2;
+	return words >= need;
 }
 
 /* Everything main does but free the options. */

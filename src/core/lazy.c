@@ -29,7 +29,12 @@ struct loader {
 
 /* Lazy binding, as for a program linked with the library: RTLD_NOW
  * resolved every function of libcurl and of its thirty libraries at
- * once, a tenth of a one-shot call. */
+ * once, a tenth of a one-shot call. Every function trainctl calls is
+ * found here by dlsym; what lazy binding defers is the libraries' calls
+ * into each other, so an install whose libraries do not match fails
+ * when such a call is first made, with the loader's "symbol lookup
+ * error", rather than here. LD_BIND_NOW=1 brings the check back to the
+ * load (tests/host/cli_spec.lua runs --version so). */
 static void *open_any(const char *const *names, struct loader *l)
 {
 	void *lib = NULL;

@@ -159,15 +159,10 @@ static int push_failure(lua_State *L, struct transfer *t)
 static void push_headers(lua_State *L, struct transfer *t)
 {
 	char *line = t->headers.p, *end = t->headers.p + t->headers.len;
-	int map, list, n = 0, lines = 0;
-	const char *p;
+	/* Sized for the lines on_header kept, all but the blank one that
+	 * ends them: no table grows header by header. */
+	int map, list, n = 0, lines = t->nheaders > 1 ? t->nheaders - 1 : 0;
 
-	/* Sized for the header lines there are (all but the status line
-	 * and the blank one): no table grows header by header. */
-	for (p = line; p && p < end && (p = memchr(p, '\n', (size_t)(end - p)));
-	     p++)
-		lines++;
-	lines = lines > 2 ? lines - 2 : 0;
 	lua_createtable(L, 0, lines);
 	map = lua_gettop(L);
 	lua_createtable(L, lines, 0);

@@ -141,6 +141,17 @@ describe("trainctl's own options", function()
     assert.matches("^OpenSSL " .. ssl_v:gsub("%p", "%%%0"), lines[4])
   end)
 
+  -- libcurl and libcrypto are loaded with lazy binding (src/core/lazy.c);
+  -- with LD_BIND_NOW every function of theirs and of the libraries they
+  -- need is resolved at the load, so a mismatched install shows here.
+  it("--version loads libcurl and libcrypto with every function resolved (LD_BIND_NOW=1)", function()
+    local r = H.run({ "--version" }, { env = { LD_BIND_NOW = "1" } })
+    assert.equal(0, r.code, r.err)
+    assert.equal("", r.err)
+    assert.matches("\nlibcurl %d", r.out)
+    assert.matches("\nOpenSSL %d", r.out)
+  end)
+
   it("-v prints the versions and still runs what follows", function()
     local r = H.run { "-v", "-e", "print('ran')" }
     assert.equal(0, r.code)
@@ -386,5 +397,44 @@ describe("global options after a subcommand", function()
     local r = H.run { "call", "aitems", "list_services", "--log-format", "json", "--timeout", "soon" }
     assert.equal(2, r.code)
     assert.matches('^{.*"exit_status":2', r.err)
+  end)
+end)
+
+-- `call`, `wait` and `status` load libcurl and libcrypto on threads of
+-- their own while the Lua loads (src/core/preload.c). A run that ends
+-- before they are in waits for them: exit's handlers (OpenSSL's among
+-- them) running beside the loading would crash now and then.
+describe("a call that ends while libcurl still loads", function()
+  -- statuses(n, env, args) -> {[status] = how many} of n runs.
+  local function statuses(n, env, args)
+    local loop = 'n=$1; shift; i=0; while [ "$i" -lt "$n" ]; do "$@" >/dev/null 2>&1; echo $?; i=$((i+1)); done'
+    local words = { "sh", "-c", loop, "sh", tostring(n), H.TRAINCTL }
+    for _, a in ipairs(args) do words[#words + 1] = a end
+    local r = H.sh(words, { env = env, clear = true })
+    local seen = {}
+    for code in r.out:gmatch("(%d+)\n") do seen[tonumber(code)] = (seen[tonumber(code)] or 0) + 1 end
+    return seen
+  end
+
+  it("exits 2 for an unknown operation, every time", function()
+    assert.same({ [2] = 100 }, statuses(100, {}, { "call", "aitems", "nosuchop" }))
+  end)
+
+  it("ends by SIGTERM sent at any moment of its start, never by a crash", function()
+    -- A server that refuses: the call retries until the signal comes.
+    local env = { NCLOUD_ACCESS_KEY = "ak-test", NCLOUD_SECRET_KEY = "sk-test",
+      TRAINCTL_AITEMS_ENDPOINT = "http://127.0.0.1:1/api/v1" }
+    local loop = 'i=0; while [ "$i" -lt 100 ]; do "$@" >/dev/null 2>&1 & pid=$!; ' ..
+      'kill -TERM "$pid"; wait "$pid"; echo $?; i=$((i+1)); done'
+    local r = H.sh({ "sh", "-c", loop, "sh", H.TRAINCTL, "call", "aitems", "list_services" },
+      { env = env, clear = true })
+    local seen = {}
+    for code in r.out:gmatch("(%d+)\n") do seen[tonumber(code)] = (seen[tonumber(code)] or 0) + 1 end
+    assert.same({ [143] = 100 }, seen)
+  end)
+
+  it("exits with the status os.exit gives in LUA_INIT, every time", function()
+    assert.same({ [5] = 100 }, statuses(100, { LUA_INIT = "os.exit(5)" },
+      { "call", "aitems", "list_trains", "service_id=x" }))
   end)
 end)

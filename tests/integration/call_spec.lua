@@ -322,29 +322,6 @@ describe("trainctl call against cloudsim", function()
         ok({ "call", "aitems", "list_services", "--timeout=1m" })
       end)
 
-    -- A call loads libcurl and libcrypto on threads of their own from its
-    -- first moment: a stop sent then ends the run (its threads are
-    -- waited for, not left loading), as one sent later does.
-    it("SIGTERM at once ends a call that would wait on a slow answer", function()
-      local name = support.TRAINCTL:match("[^/]*$"):sub(1, 15)
-      sim:faults({ { kind = "slow", delay = 30, match = { provider = "aitems" } } })
-      finally(function() sim:admin("DELETE", "faults") end)
-      for _ = 1, 5 do
-        local t0 = sys.clock()
-        local proc = sim:spawn({ "call", "aitems", "list_services" })
-        finally(function() proc:kill("KILL") end)
-        support.poll(function()
-          local f = io.open(("/proc/%d/comm"):format(proc.pid))
-          local comm = f and f:read("l")
-          if f then f:close() end
-          return comm == name or proc:exited()
-        end, 10, "trainctl to start")
-        proc:kill("TERM")
-        assert.equal(143, proc:wait(20), proc:stderr())
-        assert.is_true(sys.clock() - t0 < 20)
-      end
-    end)
-
     it("an unknown option suggests the one meant", function()
       local code, _, err = call({ "call", "aitems", "list_services", "--al" })
       assert.equal(2, code)
