@@ -47,8 +47,8 @@ static EVP_MAC_CTX *mac_for(const EVP_MD *md)
 }
 
 /* The first fetch fills OpenSSL's tables of names and methods, about
- * 1.5 ms; preload.c has it done on its thread. Until it is, only the
- * one running it touches mac_for's table. */
+ * 1.5 ms; preload.c has it done on one of its threads. Until it is
+ * done, only the thread doing it touches mac_for's table. */
 static pthread_once_t warm_once = PTHREAD_ONCE_INIT;
 static void warm(void) { mac_for(EVP_sha256()); }
 

@@ -18,7 +18,7 @@ struct jq_api jq_api;
 jv_kind jv_get_kind(jv x) { return jq_api.get_kind(x); }
 
 /* Each library is loaded once, under pthread_once: a one-shot call
- * loads libcurl and libcrypto on a thread of its own (preload.h) while
+ * loads libcurl and libcrypto on threads of their own (preload.h) while
  * the Lua library loads, and whoever needs one first waits there for it.
  * A failure stays: a library does not appear later in a run. */
 struct loader {
