@@ -58,6 +58,19 @@ static void *open_any(const char *const *names, struct loader *l)
 
 #define OPTIONAL(api, field, name) (*(void **)(&api.field) = dlsym(lib, name))
 
+/* lazy_NAME(): load_NAME's answer, from its one run. */
+#define LOADER(name)                                                           \
+	static struct loader name##_loader = { PTHREAD_ONCE_INIT, NULL, "" };  \
+	static void once_##name(void)                                          \
+	{                                                                      \
+		name##_loader.failed = load_##name(&name##_loader);            \
+	}                                                                      \
+	const char *lazy_##name(void)                                          \
+	{                                                                      \
+		pthread_once(&name##_loader.once, once_##name);                \
+		return name##_loader.failed;                                   \
+	}
+
 static const char *load_curl(struct loader *l)
 {
 	static const char *const names[] = { "libcurl.so.4", "libcurl.so",
@@ -100,14 +113,7 @@ static const char *load_curl(struct loader *l)
 	return NULL;
 }
 
-static struct loader curl_loader = { PTHREAD_ONCE_INIT, NULL, "" };
-static void once_curl(void) { curl_loader.failed = load_curl(&curl_loader); }
-
-const char *lazy_curl(void)
-{
-	pthread_once(&curl_loader.once, once_curl);
-	return curl_loader.failed;
-}
+LOADER(curl)
 
 static const char *load_crypto(struct loader *l)
 {
@@ -137,17 +143,7 @@ static const char *load_crypto(struct loader *l)
 	return NULL;
 }
 
-static struct loader crypto_loader = { PTHREAD_ONCE_INIT, NULL, "" };
-static void once_crypto(void)
-{
-	crypto_loader.failed = load_crypto(&crypto_loader);
-}
-
-const char *lazy_crypto(void)
-{
-	pthread_once(&crypto_loader.once, once_crypto);
-	return crypto_loader.failed;
-}
+LOADER(crypto)
 
 static const char *load_edit(struct loader *l)
 {
@@ -171,14 +167,7 @@ static const char *load_edit(struct loader *l)
 	return NULL;
 }
 
-static struct loader edit_loader = { PTHREAD_ONCE_INIT, NULL, "" };
-static void once_edit(void) { edit_loader.failed = load_edit(&edit_loader); }
-
-const char *lazy_edit(void)
-{
-	pthread_once(&edit_loader.once, once_edit);
-	return edit_loader.failed;
-}
+LOADER(edit)
 
 static const char *load_jq(struct loader *l)
 {
@@ -205,11 +194,4 @@ static const char *load_jq(struct loader *l)
 	return NULL;
 }
 
-static struct loader jq_loader = { PTHREAD_ONCE_INIT, NULL, "" };
-static void once_jq(void) { jq_loader.failed = load_jq(&jq_loader); }
-
-const char *lazy_jq(void)
-{
-	pthread_once(&jq_loader.once, once_jq);
-	return jq_loader.failed;
-}
+LOADER(jq)
