@@ -405,15 +405,19 @@ end)
 -- before they are in waits for them: exit's handlers (OpenSSL's among
 -- them) running beside the loading would crash now and then.
 describe("a call that ends while libcurl still loads", function()
-  -- statuses(n, env, args) -> {[status] = how many} of n runs.
+  -- tally(out) -> {[status] = how many} of the statuses out lists, one a line.
+  local function tally(out)
+    local seen = {}
+    for code in out:gmatch("(%d+)\n") do seen[tonumber(code)] = (seen[tonumber(code)] or 0) + 1 end
+    return seen
+  end
+
+  -- statuses(n, env, args) -> the tally of n runs.
   local function statuses(n, env, args)
     local loop = 'n=$1; shift; i=0; while [ "$i" -lt "$n" ]; do "$@" >/dev/null 2>&1; echo $?; i=$((i+1)); done'
     local words = { "sh", "-c", loop, "sh", tostring(n), H.TRAINCTL }
     for _, a in ipairs(args) do words[#words + 1] = a end
-    local r = H.sh(words, { env = env, clear = true })
-    local seen = {}
-    for code in r.out:gmatch("(%d+)\n") do seen[tonumber(code)] = (seen[tonumber(code)] or 0) + 1 end
-    return seen
+    return tally(H.sh(words, { env = env, clear = true }).out)
   end
 
   it("exits 2 for an unknown operation, every time", function()
@@ -428,9 +432,7 @@ describe("a call that ends while libcurl still loads", function()
       'kill -TERM "$pid"; wait "$pid"; echo $?; i=$((i+1)); done'
     local r = H.sh({ "sh", "-c", loop, "sh", H.TRAINCTL, "call", "aitems", "list_services" },
       { env = env, clear = true })
-    local seen = {}
-    for code in r.out:gmatch("(%d+)\n") do seen[tonumber(code)] = (seen[tonumber(code)] or 0) + 1 end
-    assert.same({ [143] = 100 }, seen)
+    assert.same({ [143] = 100 }, tally(r.out))
   end)
 
   it("exits with the status os.exit gives in LUA_INIT, every time", function()
