@@ -83,6 +83,28 @@ describe("trainctl.task", function()
       assert.same({}, late)
     end)
 
+    it("wakes once for sleeps that fall due within a millisecond of each other", function()
+      -- The loop idles until the first deadline plus its slack, so the
+      -- first sleeper is woken together with the second, after the
+      -- second's deadline: woken alone, it would be up 0.8 ms before it.
+      local t0, woke = sys.clock(), {}
+      local function sleeper(i, s)
+        task.sleep(s)
+        woke[i] = sys.clock() - t0
+      end
+      task.all { task.spawn(sleeper, 1, 0.010), task.spawn(sleeper, 2, 0.0108) }
+      assert.is_true(woke[1] >= 0.0108, ("the first sleeper woke alone, at %.4f s"):format(woke[1]))
+      assert.is_true(woke[2] >= 0.0108)
+    end)
+
+    it("takes sleep(0) for the next turn: the slack of a wake-up is not added to it", function()
+      -- With the slack, each of these would wait 1 ms: a second in all.
+      local t0 = sys.clock()
+      task.all { task.spawn(function() for _ = 1, 1000 do task.sleep(0) end end) }
+      local took = sys.clock() - t0
+      assert.is_true(took < 0.5, ("1,000 sleep(0) took %.3f s"):format(took))
+    end)
+
     it("runs sleeps concurrently: 50 tasks of 0.2 s all asleep at once, none woken early", function()
       local events, early = {}, 0
       local function sleeper()
