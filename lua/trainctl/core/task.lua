@@ -44,11 +44,12 @@ local failed_unjoined = {}
 local now = require("trainctl._sys").clock
 
 -- How late the loop may wake for a timer when it has nothing else to do:
--- a sleep never ends early, and may end up to SLACK late, so that timers
--- falling due within SLACK of each other share one wake-up. A thousand
--- jobs polled every second fall due a millisecond apart; waking for each
--- alone costs a context switch per poll, and the wake-up of the server
--- each request then finds asleep (on loopback, paid by the sender).
+-- a sleep never ends early, and ends up to SLACK later than the system
+-- would wake it, so that timers falling due within SLACK of each other
+-- share one wake-up. A thousand jobs polled every second fall due a
+-- millisecond apart; waking for each alone costs a context switch per
+-- poll, and the wake-up of the server each request then finds asleep
+-- (on loopback, paid by the sender).
 local SLACK = 0.001
 
 local function push_ready(task)
@@ -445,7 +446,7 @@ end
 
 --- sleep(seconds): yields to the loop inside a task, blocks outside (as
 --- does a coroutine of the user's inside a task: it is not the task).
---- Never ends early; inside a task it may end up to SLACK (1 ms) late.
+--- Never ends early; inside a task it ends about SLACK (1 ms) late.
 function M.sleep(seconds)
   local s = tonumber(seconds)
   if s == nil then
