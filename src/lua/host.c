@@ -66,6 +66,15 @@ lua_State *host_set_active(lua_State *L)
 	return prev;
 }
 
+/* The exit status of a run stopped by `sig`: 4 for --timeout, else the
+ * shell's 128 + the signal. Async-signal-safe. */
+static int stop_status(int sig)
+{
+	return sig == SIGALRM ? EXIT_TIMEOUT : 128 + sig;
+}
+
+int host_stop_status(void) { return stop_status(host_signal); }
+
 /* The one line a stop prints; none for a closed pipe (SIGPIPE), which
  * ends a run as quietly as it ends any Unix filter. */
 const char *host_stop_message(void)
@@ -113,7 +122,7 @@ static void backstop(void)
 
 	child_signal_all(SIGKILL);
 	(void)!write(2, msg, sizeof msg - 1);
-	_exit(sig == SIGALRM ? EXIT_TIMEOUT : 128 + sig);
+	_exit(stop_status(sig));
 }
 
 static void on_signal(int sig)
@@ -439,10 +448,8 @@ int host_exit_status(lua_State *L, int status)
 
 	if (status == LUA_OK)
 		return EXIT_OK;
-	if (host_signal == SIGALRM)
-		return EXIT_TIMEOUT;
 	if (host_signal)
-		return 128 + host_signal;
+		return host_stop_status();
 	lua_pushcfunction(L, exit_of);
 	if (lua_getfield(L, LUA_REGISTRYINDEX, "trainctl.last_error") ==
 		    LUA_TTABLE &&

@@ -53,8 +53,9 @@ int luaopen_trainctl_loop(lua_State *L);
 int luaopen_trainctl_jq(lua_State *L);
 
 /* The stop of a run (a signal, --timeout, a closed stdout): its message,
- * raising it in Lua, and causing it from C. */
+ * its exit status, raising it in Lua, and causing it from C. */
 const char *host_stop_message(void);
+int host_stop_status(void);
 int host_raise_stop(lua_State *L);
 void host_stop(int sig);
 /* The --timeout's end on the monotonic clock, 0 without one. */

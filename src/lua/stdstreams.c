@@ -13,6 +13,7 @@
 #include "host.h"
 
 static int failed[3]; /* errno of the first failed write, by fd */
+static int cut;	      /* a stop ended a write before all of it was out */
 
 static ssize_t cookie_write(void *cookie, const char *buf, size_t n)
 {
@@ -29,6 +30,8 @@ static ssize_t cookie_write(void *cookie, const char *buf, size_t n)
 		 * run ends anyway, that is no failure of the stream. */
 		if (errno == EINTR && !host_interrupted())
 			continue;
+		if (errno == EINTR)
+			cut = 1;
 		if (errno != EINTR && !failed[fd])
 			failed[fd] = errno;
 		if (errno == EPIPE)
@@ -85,7 +88,9 @@ void stdstreams_check(void)
 
 /* The exit status once the standard streams are flushed: a failed write
  * turns success into 1 (with a line naming the stream, if stderr still
- * works), a closed pipe into 141. A failed run keeps its status. */
+ * works), a closed pipe into 141, and a stop that cut the last flush
+ * short (a slow reader, then Ctrl-C or --timeout) into the stop's status
+ * and line: the output is not all there. A failed run keeps its status. */
 int stdstreams_status(int rc)
 {
 	int pipe_closed;
@@ -98,6 +103,11 @@ int stdstreams_status(int rc)
 		return rc;
 	if (pipe_closed)
 		return 128 + SIGPIPE;
+	if (cut && host_interrupted()) {
+		if (*host_stop_message())
+			fprintf(stderr, "trainctl: %s\n", host_stop_message());
+		return host_stop_status();
+	}
 	if (failed[1] && !failed[2])
 		fprintf(stderr, "trainctl: cannot write stdout: %s\n",
 			strerror(failed[1]));

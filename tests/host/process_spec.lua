@@ -244,6 +244,53 @@ describe("writes to stdout and stderr", function()
     assert.equal("", r.err)
   end)
 
+  -- A reader that stops reading: the run's Lua is over (stderr says
+  -- "done"), its last bytes wait in stdout's buffer, and the flush at the
+  -- exit blocks on the full pipe (/proc says so); then a stop arrives.
+  -- The output is cut short, so the run must not end 0.
+  local function stopped_in_last_flush(sig)
+    local dir = H.tmpdir()
+    local r = H.sh(("python3 -c %s %s %s %s -e %s"):format(H.quote(
+      "import fcntl, os, signal, subprocess, sys, time\n"
+      .. "errf, sig = sys.argv[1], getattr(signal, sys.argv[2])\n"
+      .. "r, w = os.pipe()\n"
+      .. "size = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)\n"
+      .. "p = subprocess.Popen(sys.argv[3:], stdout=w, stderr=open(errf, 'wb'),\n"
+      .. "    env=dict(os.environ, FILL=str(size)))\n"
+      .. "os.close(w)\n"
+      .. "def blocked():\n"
+      .. "    if not open(errf, 'rb').read().endswith(b'done\\n'): return False\n"
+      .. "    try: return open('/proc/%d/syscall' % p.pid).read().startswith('1 0x1 ')\n"
+      .. "    except OSError: return False\n"
+      .. "t0 = time.monotonic()\n"
+      .. "while not blocked() and p.poll() is None and time.monotonic() - t0 < 20: time.sleep(0.005)\n"
+      -- Nothing is read before the run ends: a reader making room
+      -- could let the blocked write finish before the stop reaches it.
+      .. "p.send_signal(sig)\n"
+      .. "rc = p.wait(timeout=30)\n"
+      .. "n = 0\n"
+      .. "while True:\n"
+      .. "    b = os.read(r, 65536)\n"
+      .. "    if not b: break\n"
+      .. "    n += len(b)\n"
+      .. "print(rc, n)\n"), H.quote(dir .. "/err"), sig, H.quote(H.TRAINCTL),
+      H.quote("io.write(('x'):rep(tonumber(os.getenv('FILL')))) io.write('tail\\n') io.stderr:write('done\\n')")))
+    local err = H.read(dir .. "/err")
+    H.rmdir(dir)
+    local code, bytes = r.out:match("^(%-?%d+) (%d+)")
+    return tonumber(code), tonumber(bytes), err
+  end
+
+  it("a stop that cuts the last flush short: the stop's status and line, not 0", function()
+    local code, bytes, err = stopped_in_last_flush("SIGINT")
+    assert.is_true(bytes > 0, "the reader got the first part")
+    assert.equal(130, code)
+    assert.equal("done\ntrainctl: interrupted!\n", err)
+    code, _, err = stopped_in_last_flush("SIGTERM")
+    assert.equal(143, code)
+    assert.equal("done\ntrainctl: terminated (SIGTERM)\n", err)
+  end)
+
   it("a script printing a lot into head: 141", function()
     local r = H.sh({ "bash", "-c", ("%s -e %s | head -c1 >/dev/null; exit ${PIPESTATUS[0]}")
       :format(H.quote(H.TRAINCTL), H.quote("for i = 1, 1e6 do print(('x'):rep(100)) end")) })
