@@ -460,6 +460,7 @@ int main(int argc, char **argv)
 	struct opts o;
 	int rc;
 
+	stdstreams_reserve();
 	memset(&o, 0, sizeof o);
 	rc = start(argc, argv, &o);
 	preload_wait();

@@ -54,6 +54,7 @@ const char *script_lua_release(void);
 int script_is_etcd(const char *lock);
 
 /* Checked standard streams (stdstreams.c). */
+void stdstreams_reserve(void);
 void stdstreams_check(void);
 int stdstreams_status(int rc);
 

@@ -5,6 +5,7 @@
  * reader that went away (EPIPE) stops the run as SIGPIPE would, quietly,
  * with status 141. No Lua here. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,12 +14,20 @@
 #include "host.h"
 
 static int failed[3]; /* errno of the first failed write, by fd */
+static int absent[3]; /* closed when the run began: on /dev/null since */
 static int cut;	      /* a stop ended a write before all of it was out */
 
 static ssize_t cookie_write(void *cookie, const char *buf, size_t n)
 {
 	int fd = (int)(intptr_t)cookie;
 	size_t done = 0;
+
+	if (absent[fd]) { /* as the closed descriptor would have answered */
+		if (!failed[fd])
+			failed[fd] = EBADF;
+		errno = EBADF;
+		return -1;
+	}
 
 	while (done < n) {
 		ssize_t w = write(fd, buf + done, n - done);
@@ -67,6 +76,22 @@ static FILE *checked(int fd, int mode)
 	if (f)
 		setvbuf(f, NULL, mode, BUFSIZ);
 	return f;
+}
+
+/* A run started with stdin, stdout or stderr closed (`>&-`, or by a
+ * careless parent) gets /dev/null there, first thing: otherwise the
+ * first file it opens (a state file, a download) takes the number, and
+ * whatever is printed lands in it. Writes to such a stdout or stderr
+ * still fail as they would have (EBADF: exit 1, and a line if stderr is
+ * there). */
+void stdstreams_reserve(void)
+{
+	int fd;
+
+	for (fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF &&
+		    open("/dev/null", O_RDWR) == fd)
+			absent[fd] = 1;
 }
 
 /* Replaces stdout and stderr (before the Lua state exists, so that io's

@@ -218,6 +218,43 @@ describe("writes to stdout and stderr", function()
     end)
   end
 
+  -- Started with a standard descriptor closed, the run must not let the
+  -- first file it opens take that number: what it prints would land in
+  -- the file.
+  describe("started with a standard descriptor closed", function()
+    local function with_file(chunk, redirect)
+      local dir = H.tmpdir()
+      local path = dir .. "/f.txt"
+      local r = H.sh(("%s -e %s %s"):format(H.quote(H.TRAINCTL),
+        H.quote(("local path = %q "):format(path) .. chunk), redirect))
+      r.file = H.read(path)
+      H.rmdir(dir)
+      return r
+    end
+
+    it("stdout: nothing printed lands in a file it opens; exit 1 naming stdout", function()
+      local r = with_file("local f = io.open(path, 'w') print('PRINTED') io.write('WRITTEN') "
+        .. "f:write('data\\n') f:close()", ">&-")
+      assert.equal("data\n", r.file)
+      assert.equal(1, r.code)
+      assert.equal("trainctl: cannot write stdout: Bad file descriptor\n", r.err)
+    end)
+
+    it("stderr: no message lands in a file it opens", function()
+      local r = with_file("local f = io.open(path, 'w') io.stderr:write('ERR\\n') "
+        .. "f:write('data\\n') f:close() error('boom')", "2>&-")
+      assert.equal("data\n", r.file)
+      assert.equal(1, r.code)
+    end)
+
+    it("stdin: a read sees the end of input, not a file it opens", function()
+      local r = with_file("io.open(path, 'w'):close() local f = io.open(path, 'w') f:write('secret\\n') "
+        .. "f:close() f = io.open(path) print(io.read()) f:close()", "<&-")
+      assert.equal("nil\n", r.out)
+      assert.equal(0, r.code)
+    end)
+  end)
+
   it("stderr onto a full disk: exit 1", function()
     local r = H.sh(("%s -e %s 2>/dev/full"):format(H.quote(H.TRAINCTL), H.quote("io.stderr:write('x')")))
     assert.equal(1, r.code)
