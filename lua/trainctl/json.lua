@@ -2,6 +2,7 @@
 -- (lua-cjson decodes every number as a float), optional indentation.
 -- Decoding is lua-cjson's.
 local cjson = require("cjson")
+local loop = require("trainctl._loop")
 
 local M = {}
 
@@ -167,7 +168,13 @@ function M.decode(s)
   if type(s) ~= "string" then return nil, "json: expected a string" end
   local text, marked = mark_empty_arrays(s)
   local v, err = safe.decode(text)
-  if err then return nil, "json: " .. tostring(err) end
+  if err then
+    -- A stop (Ctrl-C, SIGTERM, --timeout) that came during the decoding
+    -- was raised inside cjson.safe's own pcall, which caught it: it is
+    -- the run's stop, not bad JSON.
+    if loop.interrupted() ~= 0 then error(loop.stop_message(), 0) end
+    return nil, "json: " .. tostring(err)
+  end
   if marked then
     if v == MARK_VALUE then return M.array({}) end
     unmark(v)

@@ -163,6 +163,25 @@ describe("signals with a child process", function()
   end)
 end)
 
+describe("a stop during a decoding", function()
+  -- cjson.safe runs the decoder under a pcall of its own, and a stop is
+  -- raised as the decoder returns, inside that pcall: it came back as
+  -- "bad JSON" (a retry, or a false error) while the run went on. The
+  -- document takes a third of a second to build and look over, and more
+  -- than a second to decode, so the --timeout falls in the decoding.
+  -- Wherever it falls, the run must end as stopped.
+  it("is the run's stop, not a decode error", function()
+    local r = H.run_script("local json = require('trainctl.json')\n"
+      .. "local doc = '[' .. ('{\"a\":[1,2,3],\"b\":\"xyz\"},'):rep(1000000) .. '{}]'\n"
+      .. "local v, err = json.decode(doc)\n"
+      .. "if not v then print('swallowed: ' .. tostring(err)) end\n"
+      .. "print('went on')\n", { args = { "--timeout", "1" } })
+    assert.equal("", r.out)
+    assert.equal(4, r.code)
+    assert.equal("trainctl: timeout: the --timeout for this run was reached\n", r.err)
+  end)
+end)
+
 describe("os.execute and io.popen", function()
   it("return what Lua 5.4's return", function()
     local chunk = [[
