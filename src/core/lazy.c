@@ -38,12 +38,14 @@ struct loader {
 static void *open_any(const char *const *names, struct loader *l)
 {
 	void *lib = NULL;
+	int i;
 
-	for (; *names && !lib; names++)
-		lib = dlopen(*names, RTLD_LAZY | RTLD_GLOBAL);
-	if (!lib)
-		snprintf(l->why, sizeof l->why, "cannot load %s: %s", names[-1],
-			 dlerror());
+	/* The error said is the first name's (the library's soname): the
+	 * others are fallbacks (a -dev package's link), not what is missing. */
+	for (i = 0; names[i] && !lib; i++)
+		if (!(lib = dlopen(names[i], RTLD_LAZY | RTLD_GLOBAL)) && i == 0)
+			snprintf(l->why, sizeof l->why, "cannot load %s: %s",
+				 names[0], dlerror());
 	return lib;
 }
 

@@ -2,6 +2,7 @@
 #include <lauxlib.h>
 
 #include "context.h"
+#include "host.h"
 
 static const char key = 'c'; /* its address is the registry key */
 
@@ -56,7 +57,7 @@ struct loop *host_loop(lua_State *L, const char *who)
 	if (!c->loop) {
 		c->loop = loop_new(&why);
 		if (!c->loop)
-			luaL_error(L, "%s: %s", who, why);
+			host_raise_unloadable(L, who, why);
 		loop_set_limit(c->loop, c->max_inflight);
 	}
 	return c->loop;

@@ -429,6 +429,22 @@ static int open_library_module(lua_State *L)
 	return 1;
 }
 
+/* A library that cannot be loaded (libcurl, libcrypto) is the install's
+ * fault, not the script's: an io error of trainctl.errors, which the
+ * command line and the end of a run print as one line, exit 1. */
+int host_raise_unloadable(lua_State *L, const char *who, const char *why)
+{
+	luaL_requiref(L, "trainctl.errors", open_library_module, 0);
+	lua_getfield(L, -1, "new");
+	lua_createtable(L, 0, 2);
+	lua_pushliteral(L, "io");
+	lua_setfield(L, -2, "kind");
+	lua_pushfstring(L, "%s: %s", who, why);
+	lua_setfield(L, -2, "message");
+	lua_call(L, 1, 1);
+	return lua_error(L);
+}
+
 /* exit.of(err) (lua/trainctl/exit.lua): the Lua library owns the rule
  * that picks an error object's status. */
 static int exit_of(lua_State *L)

@@ -148,7 +148,7 @@ int luaopen_trainctl_crypto(lua_State *L)
 	const char *why = lazy_crypto();
 
 	if (why)
-		return luaL_error(L, "trainctl.crypto: %s", why);
+		return host_raise_unloadable(L, "trainctl.crypto", why);
 	luaL_newlib(L, funcs);
 	return 1;
 }

@@ -152,6 +152,35 @@ describe("trainctl's own options", function()
     assert.matches("\nOpenSSL %d", r.out)
   end)
 
+  -- An install whose libcurl cannot be loaded (a damaged file here: the
+  -- loader finds it first on LD_LIBRARY_PATH) is the environment's
+  -- fault: one line naming the library's soname, exit 1, no traceback.
+  describe("with a libcurl that cannot be loaded", function()
+    local dir
+    before_each(function()
+      dir = H.tmpdir()
+      H.write(dir .. "/libcurl.so.4", "not a library\n")
+      H.write(dir .. "/libcurl.so", "not a library\n") -- the fallback name too
+    end)
+    after_each(function() H.rmdir(dir) end)
+    local line = "^trainctl: io error: http%.request: cannot load libcurl%.so%.4: [^\n]*libcurl%.so%.4: [^\n]+\n$"
+
+    it("trainctl call: one line, exit 1", function()
+      local r = H.run({ "call", "aitems", "list_trains", "service_id=abc" }, { env = {
+        LD_LIBRARY_PATH = dir, NCLOUD_ACCESS_KEY = "ak", NCLOUD_SECRET_KEY = "sk",
+        TRAINCTL_AITEMS_ENDPOINT = "http://127.0.0.1:9/api/v1" } })
+      assert.equal(1, r.code)
+      assert.matches(line, r.err)
+    end)
+
+    it("a script's request: one line, exit 1", function()
+      local r = H.run({ "-e", "require('trainctl.http').request{ url = 'http://127.0.0.1:9/' }" },
+        { env = { LD_LIBRARY_PATH = dir } })
+      assert.equal(1, r.code)
+      assert.matches(line, r.err)
+    end)
+  end)
+
   it("-v prints the versions and still runs what follows", function()
     local r = H.run { "-v", "-e", "print('ran')" }
     assert.equal(0, r.code)
