@@ -43,7 +43,8 @@ static void *open_any(const char *const *names, struct loader *l)
 	/* The error said is the first name's (the library's soname): the
 	 * others are fallbacks (a -dev package's link), not what is missing. */
 	for (i = 0; names[i] && !lib; i++)
-		if (!(lib = dlopen(names[i], RTLD_LAZY | RTLD_GLOBAL)) && i == 0)
+		if (!(lib = dlopen(names[i], RTLD_LAZY | RTLD_GLOBAL)) &&
+		    i == 0)
 			snprintf(l->why, sizeof l->why, "cannot load %s: %s",
 				 names[0], dlerror());
 	return lib;
