@@ -143,6 +143,8 @@ local function parse(spec, words)
       rest, i = true, i + 1
     elseif not rest and w:find("^%-") then
       i = option(words, i, flags)
+    elseif not rest and w == "help" then -- as in `trainctl call help`
+      flags.help, i = true, i + 1
     else
       local k, v = w:match("^([^=]+)=(.*)$")
       if not k then errors.usage(("expected key=value, got %q"):format(w)) end
@@ -295,7 +297,7 @@ local function run(argv)
   end
   local p = find_provider(pname)
   local mod = require(p.module)
-  if opname == nil or opname == "--help" or opname == "-h" then
+  if opname == nil or opname == "--help" or opname == "-h" or opname == "help" then
     out(operations_help(p, mod))
     return exit.OK
   end
