@@ -350,6 +350,8 @@ local function run_ref(argv, command)
   while i <= #argv do
     if argv[i]:find("^%-.") then
       i = option(argv, i, flags)
+    elseif argv[i] == "help" and #words == 0 then -- not a REF, nor a provider
+      flags.help, i = true, i + 1
     else
       words[#words + 1] = argv[i]
       i = i + 1

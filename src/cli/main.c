@@ -408,6 +408,7 @@ static int start(int argc, char **argv, struct opts *o)
 	if (argv[0] && argv[0][0])
 		progname = "trainctl";
 	json_lines = wants_json(argc, argv);
+	stdstreams_json(json_lines);
 	if (collect_opts(argc, argv, o) < 0)
 		return EXIT_USAGE;
 	core_dumps(o);

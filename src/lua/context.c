@@ -57,7 +57,7 @@ struct loop *host_loop(lua_State *L, const char *who)
 	if (!c->loop) {
 		c->loop = loop_new(&why);
 		if (!c->loop)
-			host_raise_unloadable(L, who, why);
+			host_raise_environment(L, who, why);
 		loop_set_limit(c->loop, c->max_inflight);
 	}
 	return c->loop;

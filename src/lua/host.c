@@ -4,6 +4,7 @@
  * --timeout into a Lua error at the next instruction (as lua.c does). */
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,10 +119,14 @@ static void backstop(void)
 {
 	static const char msg[] =
 		"trainctl: the run did not stop within 10 s; ending it\n";
+	struct pollfd p = { .fd = 2, .events = POLLOUT };
 	int sig = first_stop;
 
 	child_signal_all(SIGKILL);
-	(void)!write(2, msg, sizeof msg - 1);
+	/* Not onto a stderr that cannot take it now (a full pipe whose
+	 * reader stopped): the backstop must end the run whatever blocks. */
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLOUT))
+		(void)!write(2, msg, sizeof msg - 1);
 	_exit(stop_status(sig));
 }
 
@@ -429,10 +434,11 @@ static int open_library_module(lua_State *L)
 	return 1;
 }
 
-/* A library that cannot be loaded (libcurl, libcrypto) is the install's
- * fault, not the script's: an io error of trainctl.errors, which the
- * command line and the end of a run print as one line, exit 1. */
-int host_raise_unloadable(lua_State *L, const char *who, const char *why)
+/* A failure of the install or the system under the run (a library that
+ * cannot be loaded, no event loop to be had) is not the script's fault:
+ * an io error of trainctl.errors, which the command line and the end of
+ * a run print as one line, exit 1. */
+int host_raise_environment(lua_State *L, const char *who, const char *why)
 {
 	luaL_requiref(L, "trainctl.errors", open_library_module, 0);
 	lua_getfield(L, -1, "new");

@@ -28,9 +28,10 @@ int host_docall(lua_State *L, int narg, int nres);
  * errno. Bad arguments raise instead. */
 int host_fail(lua_State *L, const char *code, const char *fmt, ...);
 int host_fileresult(lua_State *L, const char *what, const char *path);
-/* Raises "who: why" for a library lazy.c could not load, as an io error
- * (a table of trainctl.errors): a failure of the install, one line. */
-int host_raise_unloadable(lua_State *L, const char *who, const char *why);
+/* Raises "who: why" for a failure of the install or the system (a
+ * library lazy.c could not load, an event loop not made) as an io error
+ * (a table of trainctl.errors): one line, exit 1. */
+int host_raise_environment(lua_State *L, const char *who, const char *why);
 /* Whether a structured error (a table with a `kind`) gets its traceback:
  * only at --log-level debug or trace. */
 int host_verbose(lua_State *L);

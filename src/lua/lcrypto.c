@@ -148,7 +148,7 @@ int luaopen_trainctl_crypto(lua_State *L)
 	const char *why = lazy_crypto();
 
 	if (why)
-		return host_raise_unloadable(L, "trainctl.crypto", why);
+		return host_raise_environment(L, "trainctl.crypto", why);
 	luaL_newlib(L, funcs);
 	return 1;
 }

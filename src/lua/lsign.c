@@ -492,7 +492,7 @@ int luaopen_trainctl_sign(lua_State *L)
 	const char *why = lazy_crypto();
 
 	if (why)
-		return host_raise_unloadable(L, "trainctl.sign", why);
+		return host_raise_environment(L, "trainctl.sign", why);
 	luaL_newlib(L, funcs);
 	return 1;
 }

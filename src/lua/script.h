@@ -55,6 +55,8 @@ int script_is_etcd(const char *lock);
 
 /* Checked standard streams (stdstreams.c). */
 void stdstreams_reserve(void);
+/* --log-format json: stdstreams_status says its last words as a record. */
+void stdstreams_json(int on);
 void stdstreams_check(void);
 int stdstreams_status(int rc);
 

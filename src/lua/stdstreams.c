@@ -6,6 +6,7 @@
  * with status 141. No Lua here. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,29 +15,28 @@
 #include "host.h"
 
 static int failed[3]; /* errno of the first failed write, by fd */
-static int absent[3]; /* closed when the run began: on /dev/null since */
 static int cut;	      /* a stop ended a write before all of it was out */
+static int json;      /* --log-format json: the last words as a record */
 
 static ssize_t cookie_write(void *cookie, const char *buf, size_t n)
 {
 	int fd = (int)(intptr_t)cookie;
 	size_t done = 0;
 
-	if (absent[fd]) { /* as the closed descriptor would have answered */
-		if (!failed[fd])
-			failed[fd] = EBADF;
-		errno = EBADF;
-		return -1;
-	}
-
 	while (done < n) {
 		ssize_t w = write(fd, buf + done, n - done);
+		/* A stop interrupts a write blocked on a slow reader (EINTR,
+		 * or a short count when some of it went): the run ends
+		 * anyway, that is no failure of the stream, but what was
+		 * not written is missing (stdstreams_status). */
 		if (w >= 0) {
 			done += (size_t)w;
+			if (done < n && host_interrupted()) {
+				cut = 1;
+				return (ssize_t)done;
+			}
 			continue;
 		}
-		/* A stop interrupts a write blocked on a slow reader: the
-		 * run ends anyway, that is no failure of the stream. */
 		if (errno == EINTR && !host_interrupted())
 			continue;
 		if (errno == EINTR)
@@ -81,18 +81,22 @@ static FILE *checked(int fd, int mode)
 /* A run started with stdin, stdout or stderr closed (`>&-`, or by a
  * careless parent) gets /dev/null there, first thing: otherwise the
  * first file it opens (a state file, a download) takes the number, and
- * whatever is printed lands in it. Writes to such a stdout or stderr
- * still fail as they would have (EBADF: exit 1, and a line if stderr is
- * there). */
+ * whatever is printed lands in it. /dev/null is opened the other way
+ * round (stdin for writing, stdout and stderr for reading), so that
+ * reads and writes there still fail with EBADF, as on the closed
+ * descriptor, for the run and for the programs it starts. */
 void stdstreams_reserve(void)
 {
+	static const int mode[3] = { O_WRONLY, O_RDONLY, O_RDONLY };
 	int fd;
 
 	for (fd = 0; fd < 3; fd++)
 		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF &&
-		    open("/dev/null", O_RDWR) == fd)
-			absent[fd] = 1;
+		    open("/dev/null", mode[fd]) != fd)
+			break;
 }
+
+void stdstreams_json(int on) { json = on; }
 
 /* Replaces stdout and stderr (before the Lua state exists, so that io's
  * standard files are these). Not for the REPL: line editing needs the
@@ -111,6 +115,18 @@ void stdstreams_check(void)
 		stderr = err;
 }
 
+/* The last words of a run whose stdout failed at its end: one line on
+ * stderr, unless stderr cannot take it now (the same full pipe as stdout,
+ * a reader that stopped reading): waiting on it would hang the run. */
+static void say(const char *msg, int code)
+{
+	struct pollfd p = { .fd = 2, .events = POLLOUT };
+
+	if (poll(&p, 1, 0) == 1 &&
+	    !(p.revents & (POLLERR | POLLHUP | POLLNVAL)))
+		host_say(json, msg, code);
+}
+
 /* The exit status once the standard streams are flushed: a failed write
  * turns success into 1 (with a line naming the stream, if stderr still
  * works), a closed pipe into 141, and a stop that cut the last flush
@@ -118,6 +134,7 @@ void stdstreams_check(void)
  * and line: the output is not all there. A failed run keeps its status. */
 int stdstreams_status(int rc)
 {
+	char msg[256];
 	int pipe_closed;
 
 	fflush(stdout);
@@ -130,11 +147,13 @@ int stdstreams_status(int rc)
 		return 128 + SIGPIPE;
 	if (cut && host_interrupted()) {
 		if (*host_stop_message())
-			fprintf(stderr, "trainctl: %s\n", host_stop_message());
+			say(host_stop_message(), host_stop_status());
 		return host_stop_status();
 	}
-	if (failed[1] && !failed[2])
-		fprintf(stderr, "trainctl: cannot write stdout: %s\n",
-			strerror(failed[1]));
+	if (failed[1] && !failed[2]) {
+		snprintf(msg, sizeof msg, "cannot write stdout: %s",
+			 strerror(failed[1]));
+		say(msg, EXIT_ERROR);
+	}
 	return failed[1] || failed[2] ? EXIT_ERROR : EXIT_OK;
 }

@@ -50,6 +50,11 @@ describe("trainctl call", function()
     code, text = capture(function() return cli.main({ "aitems", "list_trains", "help" }) end)
     assert.equal(0, code)
     assert.matches("is_recent=<boolean>", text, 1, true)
+    for _, cmd in ipairs({ "wait", "status" }) do
+      code, text = capture(function() return cli.main({ "help" }, cmd) end)
+      assert.equal(0, code)
+      assert.matches("^usage: trainctl " .. cmd .. " PROVIDER REF", text)
+    end
     -- After --, it is a word like any other: not key=value.
     assert.equal(2, (capture(function() return cli.main({ "aitems", "list_trains", "--", "help" }) end)))
   end)
