@@ -114,18 +114,26 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 #define BACKSTOP 10
 static volatile sig_atomic_t first_stop;
 
+/* Whether stderr can take a line now, without waiting: not when it is
+ * a full pipe whose reader stopped reading (often stdout's, 2>&1).
+ * Async-signal-safe. */
+int host_stderr_ready(void)
+{
+	struct pollfd p = { .fd = 2, .events = POLLOUT };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
+}
+
 /* In a signal handler: only async-signal-safe calls. */
 static void backstop(void)
 {
 	static const char msg[] =
 		"trainctl: the run did not stop within 10 s; ending it\n";
-	struct pollfd p = { .fd = 2, .events = POLLOUT };
 	int sig = first_stop;
 
 	child_signal_all(SIGKILL);
-	/* Not onto a stderr that cannot take it now (a full pipe whose
-	 * reader stopped): the backstop must end the run whatever blocks. */
-	if (poll(&p, 1, 0) == 1 && (p.revents & POLLOUT))
+	/* The backstop must end the run whatever blocks. */
+	if (host_stderr_ready())
 		(void)!write(2, msg, sizeof msg - 1);
 	_exit(stop_status(sig));
 }

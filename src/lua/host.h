@@ -60,6 +60,8 @@ int luaopen_trainctl_jq(lua_State *L);
  * its exit status, raising it in Lua, and causing it from C. */
 const char *host_stop_message(void);
 int host_stop_status(void);
+/* Whether a line written to stderr now would not block. */
+int host_stderr_ready(void);
 int host_raise_stop(lua_State *L);
 void host_stop(int sig);
 /* The --timeout's end on the monotonic clock, 0 without one. */

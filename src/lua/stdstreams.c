@@ -6,7 +6,6 @@
  * with status 141. No Lua here. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,10 +119,7 @@ void stdstreams_check(void)
  * a reader that stopped reading): waiting on it would hang the run. */
 static void say(const char *msg, int code)
 {
-	struct pollfd p = { .fd = 2, .events = POLLOUT };
-
-	if (poll(&p, 1, 0) == 1 &&
-	    !(p.revents & (POLLERR | POLLHUP | POLLNVAL)))
+	if (host_stderr_ready())
 		host_say(json, msg, code);
 }
 

@@ -28,34 +28,27 @@ describe("trainctl call", function()
     logs.restore()
   end)
 
-  it("lists providers and each provider's operations", function()
-    local code, text = capture(function() return cli.main({ "--help" }) end)
-    assert.equal(0, code)
-    assert.matches("azure_language", text)
-    code, text = capture(function() return cli.main({ "opensearch", "--help" }) end)
-    assert.equal(0, code)
-    assert.matches("create_function_task", text)
-    code, text = capture(function() return cli.main({ "aitems", "list_trains", "--help" }) end)
-    assert.equal(0, code)
-    assert.matches("is_recent=<boolean>", text, 1, true)
-  end)
-
-  it("takes the word help where it takes --help, as `trainctl call help` does", function()
-    local code, text = capture(function() return cli.main({ "help" }) end)
-    assert.equal(0, code)
-    assert.matches("azure_language", text)
-    code, text = capture(function() return cli.main({ "opensearch", "help" }) end)
-    assert.equal(0, code)
-    assert.matches("create_function_task", text)
-    code, text = capture(function() return cli.main({ "aitems", "list_trains", "help" }) end)
-    assert.equal(0, code)
-    assert.matches("is_recent=<boolean>", text, 1, true)
-    for _, cmd in ipairs({ "wait", "status" }) do
-      code, text = capture(function() return cli.main({ "help" }, cmd) end)
+  -- The word help is taken where --help is, as in `trainctl call help`.
+  for _, word in ipairs({ "--help", "help" }) do
+    it("lists providers and each provider's operations: " .. word, function()
+      local code, text = capture(function() return cli.main({ word }) end)
       assert.equal(0, code)
-      assert.matches("^usage: trainctl " .. cmd .. " PROVIDER REF", text)
-    end
-    -- After --, it is a word like any other: not key=value.
+      assert.matches("azure_language", text)
+      code, text = capture(function() return cli.main({ "opensearch", word }) end)
+      assert.equal(0, code)
+      assert.matches("create_function_task", text)
+      code, text = capture(function() return cli.main({ "aitems", "list_trains", word }) end)
+      assert.equal(0, code)
+      assert.matches("is_recent=<boolean>", text, 1, true)
+      for _, cmd in ipairs({ "wait", "status" }) do
+        code, text = capture(function() return cli.main({ word }, cmd) end)
+        assert.equal(0, code)
+        assert.matches("^usage: trainctl " .. cmd .. " PROVIDER REF", text)
+      end
+    end)
+  end
+
+  it("takes help after -- as a word like any other: not key=value", function()
     assert.equal(2, (capture(function() return cli.main({ "aitems", "list_trains", "--", "help" }) end)))
   end)
 
