@@ -1,5 +1,5 @@
 -- Writing results: a value as JSON, a list of records as JSON Lines or CSV.
--- Files are replaced atomically (temporary file, fsync, rename), so a
+-- Files are replaced atomically (a new file, fsync, rename over), so a
 -- reader never sees half a file and a failed write leaves the old one.
 -- The path "-" means standard output.
 local csv = require("trainctl.csv")

@@ -8,8 +8,8 @@
 --   if not run.id then run.id = create() state.set(key, run) end
 --
 -- Records are kept one key at a time: set() takes the store's lock, reads
--- the current document, changes that one key and writes it back (a
--- temporary file, fsync, rename, fsync of the directory), so any number of
+-- the current document, changes that one key and writes it back (a new
+-- file, fsync, rename over, fsync of the directory), so any number of
 -- runs sharing one state file never lose each other's records. Keys name
 -- everything that decides what a workflow creates (state.key builds them),
 -- so two instances of a workflow with different parameters never read

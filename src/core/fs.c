@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,20 +76,29 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* The directory of `path` into dir (n bytes): 0, or -1 (ENAMETOOLONG). */
+static int dir_of(const char *path, char *dir, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(dir, n, ".");
+	else if (slash == path)
+		snprintf(dir, n, "/");
+	else if ((size_t)(slash - path) < n)
+		snprintf(dir, n, "%.*s", (int)(slash - path), path);
+	else
+		return errno = ENAMETOOLONG, -1;
+	return 0;
+}
+
 static int fsync_dir(const char *path)
 {
 	char dir[4096];
-	const char *slash = strrchr(path, '/');
 	int fd, rc;
 
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == path)
-		strcpy(dir, "/");
-	else if ((size_t)(slash - path) < sizeof dir)
-		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-	else
-		return errno = ENAMETOOLONG, -1;
+	if (dir_of(path, dir, sizeof dir) < 0)
+		return -1;
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -97,27 +107,127 @@ static int fsync_dir(const char *path)
 	return rc;
 }
 
+/* NAME.tmp.XXXXXX for `path`, malloc'ed, the Xs still to fill. */
+static char *tmp_name(const char *path)
+{
+	size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
+	char *name = malloc(n);
+
+	if (name)
+		snprintf(name, n, "%s.tmp.XXXXXX", path);
+	return name;
+}
+
+int fs_pending_open(struct fs_pending *p, const char *path)
+{
+	char dir[4096];
+
+	p->tmp = NULL;
+	if (dir_of(path, dir, sizeof dir) < 0)
+		return -1;
+	/* /proc names the descriptor for linkat (AT_EMPTY_PATH would need a
+	 * capability). O_TMPFILE is refused by file systems and kernels
+	 * without it in one of these three ways; anything else (no such
+	 * directory, no room, no permission) a named file would meet too. */
+	if (access("/proc/self/fd", X_OK) == 0) {
+		p->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (p->fd >= 0)
+			return 0;
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			return -1;
+	}
+	p->tmp = tmp_name(path);
+	if (!p->tmp)
+		return errno = ENOMEM, -1;
+	p->fd = mkostemp(p->tmp, O_CLOEXEC);
+	if (p->fd < 0) {
+		int e = errno;
+		free(p->tmp);
+		p->tmp = NULL;
+		return errno = e, -1;
+	}
+	return 0;
+}
+
+/* Gives the unnamed file p->fd a name of its own beside `path`: 0 with
+ * p->tmp set, or -1 with errno. */
+static int name_pending(struct fs_pending *p, const char *path)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyz"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char self[64], *name = tmp_name(path);
+	size_t n;
+	int tries;
+
+	if (!name)
+		return errno = ENOMEM, -1;
+	n = strlen(name);
+	snprintf(self, sizeof self, "/proc/self/fd/%d", p->fd);
+	for (tries = 0; tries < 100; tries++) {
+		unsigned char r[6];
+		size_t i;
+		if (getrandom(r, sizeof r, GRND_NONBLOCK) != sizeof r)
+			for (i = 0; i < sizeof r; i++)
+				r[i] = (unsigned char)random();
+		for (i = 0; i < sizeof r; i++)
+			name[n - 6 + i] = chars[r[i] % (sizeof chars - 1)];
+		if (linkat(AT_FDCWD, self, AT_FDCWD, name, AT_SYMLINK_FOLLOW) ==
+		    0) {
+			p->tmp = name;
+			return 0;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	free(name);
+	return -1;
+}
+
+int fs_pending_place(struct fs_pending *p, const char *path)
+{
+	int unnamed = p->tmp == NULL, e;
+
+	if (unnamed && name_pending(p, path) < 0)
+		return -1;
+	if (rename(p->tmp, path) < 0) {
+		e = errno;
+		if (unnamed) { /* back to a file without a name */
+			unlink(p->tmp);
+			free(p->tmp);
+			p->tmp = NULL;
+		}
+		return errno = e, -1;
+	}
+	free(p->tmp);
+	p->tmp = NULL;
+	return 0;
+}
+
+void fs_pending_discard(struct fs_pending *p)
+{
+	if (p->tmp) {
+		int e = errno;
+		unlink(p->tmp);
+		free(p->tmp);
+		p->tmp = NULL;
+		errno = e;
+	}
+}
+
 int fs_write_atomic(const char *path, const char *data, size_t len, mode_t mode)
 {
-	char tmp[4096];
-	int fd, e;
+	struct fs_pending p;
+	int e;
 
-	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
-		return errno = ENAMETOOLONG, -1;
-	fd = mkstemp(tmp);
-	if (fd < 0)
+	if (fs_pending_open(&p, path) < 0)
 		return -1;
-	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 ||
-	    fsync(fd) < 0) {
-		close_keep_errno(fd);
+	if (fchmod(p.fd, mode) < 0 || write_all(p.fd, data, len) < 0 ||
+	    fsync(p.fd) < 0 || fs_pending_place(&p, path) < 0) {
 		e = errno;
-		unlink(tmp);
+		fs_pending_discard(&p);
+		close(p.fd);
 		return errno = e, -1;
 	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		e = errno;
-		unlink(tmp);
-		return errno = e, -1;
-	}
+	close(p.fd); /* after fsync, nothing is left for close to report */
 	return fsync_dir(path) < 0 ? -2 : 0;
 }

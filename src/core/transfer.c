@@ -100,13 +100,9 @@ void transfer_release(struct transfer *t)
 	buf_free(&t->body);
 	buf_free(&t->headers);
 	if (t->out) {
+		fs_pending_discard(&t->pending);
 		fclose(t->out);
 		t->out = NULL;
-	}
-	if (t->tmp_path) {
-		unlink(t->tmp_path);
-		free(t->tmp_path);
-		t->tmp_path = NULL;
 	}
 	free(t->out_path);
 	t->out_path = NULL;
@@ -143,33 +139,27 @@ int transfer_header(struct transfer *t, const char *name, const char *value)
 
 static void open_output(struct transfer *t, const char *path)
 {
-	size_t n = strlen(path) + 16;
 	mode_t mask;
-	int fd;
 
 	t->out_path = strdup(path);
-	t->tmp_path = malloc(n);
-	if (!t->out_path || !t->tmp_path) {
+	if (!t->out_path) {
 		t->open_errno = ENOMEM;
 		return;
 	}
-	snprintf(t->tmp_path, n, "%s.tmp.XXXXXX", path);
-	fd = mkstemp(t->tmp_path);
-	if (fd < 0) {
+	if (fs_pending_open(&t->pending, path) < 0) {
 		t->open_errno = errno;
-		free(t->tmp_path);
-		t->tmp_path = NULL;
 		return;
 	}
-	/* mkstemp makes 0600; the finished file gets the mode any new file
-	 * would (0666 less the umask), as curl -o gives it. */
+	/* The pending file is 0600; the finished file gets the mode any new
+	 * file would (0666 less the umask), as curl -o gives it. */
 	mask = umask(0);
 	umask(mask);
-	fchmod(fd, 0666 & ~mask);
-	t->out = fdopen(fd, "wb");
+	fchmod(t->pending.fd, 0666 & ~mask);
+	t->out = fdopen(t->pending.fd, "w+b");
 	if (!t->out) {
 		t->open_errno = errno;
-		close(fd);
+		fs_pending_discard(&t->pending);
+		close(t->pending.fd);
 	}
 }
 
@@ -327,6 +317,7 @@ static int finish_output(struct transfer *t)
 	t->out = NULL;
 	if (fflush(f) != 0 || (ok && fsync(fileno(f)) != 0)) {
 		t->write_errno = errno;
+		fs_pending_discard(&t->pending);
 		fclose(f);
 		return -1;
 	}
@@ -337,15 +328,17 @@ static int finish_output(struct transfer *t)
 		while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 &&
 		       t->body.len < 1 << 20)
 			buf_add(&t->body, chunk, n);
+		fs_pending_discard(&t->pending);
 		fclose(f);
 		return 0;
 	}
-	if (fclose(f) != 0 || rename(t->tmp_path, t->out_path) != 0) {
+	if (fs_pending_place(&t->pending, t->out_path) != 0) {
 		t->write_errno = errno;
+		fs_pending_discard(&t->pending);
+		fclose(f);
 		return -1;
 	}
-	free(t->tmp_path);
-	t->tmp_path = NULL;
+	fclose(f); /* after fsync, nothing is left for it to report */
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 
+#include "fs.h"
 #include "lazy.h"
 
 /* Sent unless the caller sets its own; trainctl.http sends it too. */
@@ -43,8 +44,9 @@ struct transfer {
 	long long max_body;
 	int nheaders, max_headers;
 	size_t max_header_bytes;
-	FILE *out;
-	char *tmp_path, *out_path;
+	FILE *out;		   /* the output file, while it is written */
+	struct fs_pending pending; /* out's file, until it is placed */
+	char *out_path;
 	int open_errno, write_errno;
 	int in_multi, shard; /* in the loop, in which of its multi handles */
 	int done, interrupted, too_large, has_expect, has_ua;

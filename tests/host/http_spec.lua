@@ -338,6 +338,22 @@ describe("http.request", function()
       assert.equal(0, tmp_files())
     end)
 
+    it("leaves nothing beside the file when killed in the middle of a download", function()
+      if not H.tmpfile_works(dir) then
+        pending("files without a name (O_TMPFILE) cannot be made here")
+        return
+      end
+      local path = dir .. "/killed.bin"
+      H.write(path, "previous")
+      local script = ("require('trainctl._http').request({ url = %q, output = %q })"):format(srv.url .. "/hang-body", path)
+      local proc = H.spawn(("exec %s -e %s"):format(H.quote(H.TRAINCTL), H.quote(script)))
+      H.poll(function() return H.unnamed_open(proc.pid, dir) end, 20, "the download to be written")
+      proc:kill("KILL")
+      assert.equal(137, (proc:wait()))
+      assert.equal("previous", H.read(path))
+      assert.equal(0, tmp_files())
+    end)
+
     it("fails with nil, err naming the file when it cannot be created", function()
       local path = dir .. "/no/such/dir/file.bin"
       local res, err = get("/bytes?n=10", { output = path })

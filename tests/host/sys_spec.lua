@@ -85,6 +85,28 @@ describe("sys.write_atomic", function()
     assert.same({ "big" }, H.ls(dir))
   end)
 
+  it("writes through a temporary name where a file cannot be written without one", function()
+    -- Without /proc, an unnamed file (O_TMPFILE) could not be given a
+    -- name: the write goes through NAME.tmp.XXXXXX instead, as on file
+    -- systems without O_TMPFILE. /proc is hidden in a mount namespace.
+    local hide = "mount -t tmpfs none /proc && "
+    if H.exec("unshare --mount sh -c " .. H.quote(hide .. "true") .. " 2>/dev/null") ~= 0 then
+      pending("cannot hide /proc here (unshare and mount need root)")
+      return
+    end
+    local path = dir .. "/state.json"
+    H.write(path, "old")
+    local r = H.sh("unshare --mount sh -c " .. H.quote(hide .. "umask 027 && exec " .. H.quote(H.TRAINCTL)
+      .. " - " .. H.quote(path)), { stdin = [[
+        local sys = require 'trainctl.sys'
+        assert(not sys.stat('/proc/self/fd'), '/proc is still there')
+        assert(sys.write_atomic(arg[1], ('x'):rep(100000)))]] })
+    assert.equal(0, r.code, r.err)
+    assert.equal(("x"):rep(100000), H.read(path))
+    assert.equal(tonumber("640", 8), sys.stat(path).mode)
+    assert.same({ "state.json" }, H.ls(dir))
+  end)
+
   it("raises on arguments of the wrong type", function()
     assert.has_error(function() sys.write_atomic(dir .. "/x", {}) end)
     assert.has_error(function() sys.write_atomic(nil, "x") end)

@@ -81,10 +81,11 @@ describe("a full disk", function()
 end)
 
 describe("kill -9 in the middle of a write", function()
-  it("leaves the old file or the new one, whole", function()
+  it("leaves the old file or the new one, whole, and nothing beside it", function()
     local dir = support.tmpdir()
     local path = dir .. "/out.txt"
     local size = 4 * 1024 * 1024
+    local unnamed_here = support.tmpfile_works(dir)
     -- Rewrites the file over and over with As, then Bs, then As...
     local writer = ([[
       local output = require("trainctl.output")
@@ -95,10 +96,14 @@ describe("kill -9 in the middle of a write", function()
         output.write(%q, i %% 2 == 0 and a or b)
       end]]):format(size, size, path)
     for _ = 1, 5 do
-      local proc = support.spawn(("%s -e %s"):format(support.quote(support.TRAINCTL), support.quote(writer)))
-      -- Kill it while a temporary file exists: in the middle of a write.
+      local proc = support.spawn(("exec %s -e %s"):format(support.quote(support.TRAINCTL), support.quote(writer)))
+      -- Kill it while the new file is being written: it is open, and has
+      -- no name yet (or, where the file system cannot do that, a
+      -- temporary name beside the file).
+      local unnamed
       support.poll(function()
-        local busy = table.concat(support.ls(dir), "\n"):find("out%.txt%.tmp%.")
+        unnamed = support.unnamed_open(proc.pid, dir)
+        local busy = unnamed or table.concat(support.ls(dir), "\n"):find("out%.txt%.tmp%.")
         return busy and support.read(path)
       end, 20, "a write in progress")
       proc:kill("KILL")
@@ -106,6 +111,10 @@ describe("kill -9 in the middle of a write", function()
       local data = support.read(path)
       assert.equal(size, #data)
       assert.is_truthy(data == ("A"):rep(size) or data == ("B"):rep(size))
+      if unnamed_here then
+        assert.is_true(unnamed)
+        assert.same({ "out.txt" }, support.ls(dir))
+      end
     end
     support.rmdir(dir)
   end)

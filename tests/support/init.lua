@@ -64,6 +64,27 @@ function M.ls(dir)
   return names
 end
 
+-- unnamed_open(pid, dir) -> whether process pid has a file open in dir
+-- that has no name (O_TMPFILE: /proc shows "dir/#INODE (deleted)"), as a
+-- file being written for fs_pending (src/core/fs.h) has until it is placed.
+function M.unnamed_open(pid, dir)
+  local fds = ("/proc/%d/fd"):format(pid)
+  for _, fd in ipairs(M.ls(fds)) do
+    local target = sys.readlink(fds .. "/" .. fd)
+    if target and target:sub(1, #dir + 2) == dir .. "/#" and target:find(" (deleted)", 1, true) then
+      return true
+    end
+  end
+  return false
+end
+
+-- tmpfile_works(dir) -> whether files without a name (O_TMPFILE) can be
+-- made in dir: whether fs_pending makes them there.
+function M.tmpfile_works(dir)
+  return M.exec(("python3 -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_TMPFILE | os.O_RDWR))' %s 2>/dev/null")
+    :format(quote(dir))) == 0
+end
+
 local made, live = {}, {}
 
 -- What a spec file leaves behind (its directories, the processes it
