@@ -181,6 +181,20 @@ int child_wait(pid_t pid, int *status)
 	return rc;
 }
 
+/* Looks, without waiting: 0 when the child `pid` has exited (reaped, its
+ * wait status in *status), 1 while it runs, -1 with errno (ECHILD: not a
+ * child tracked here, such as one a stop's clean-up ended). */
+int child_poll(pid_t pid, int *status)
+{
+	struct child *c = find(pid);
+
+	if (!c)
+		return errno = ECHILD, -1;
+	if (!exited(pid))
+		return 1;
+	return reap(c, status);
+}
+
 /* Whether a process group has a member that still runs: kill() counts
  * zombies, which an init that does not reap (in a container) can leave. */
 static int group_alive(pid_t pgid)
@@ -231,33 +245,53 @@ static int gone(struct child *c)
 	return c->target == 0;
 }
 
-/* The run is ending on a signal or --timeout: SIGTERM to every child
- * (again: a group may have grown since the handler ran), SIGKILL after
- * the grace period to what is left, and every child reaped. */
-void child_stop_all(void)
+/* Ends `only`, or every child when NULL: SIGTERM (again for a stop: a
+ * group may have grown since the handler ran), SIGKILL after the grace
+ * period to what is left, and reaped. */
+static void stop_children(struct child *only)
 {
 	double end = now() + GRACE;
 	int left;
 
-	child_signal_all(SIGTERM);
-	child_signal_all(SIGCONT);
+	for (int i = 0; i < MAX_CHILDREN; i++) {
+		pid_t t = children[i].target;
+		if (t && (!only || only == &children[i])) {
+			kill(t, SIGTERM);
+			kill(t, SIGCONT);
+		}
+	}
 	do {
 		struct timespec ts = { 0, 10000000L };
 		left = 0;
 		for (int i = 0; i < MAX_CHILDREN; i++)
-			left += !gone(&children[i]);
+			if (!only || only == &children[i])
+				left += !gone(&children[i]);
 		if (left)
 			nanosleep(&ts, NULL);
 	} while (left && now() < end);
-	if (!left)
-		return;
-	child_signal_all(SIGKILL);
-	for (int i = 0; i < MAX_CHILDREN; i++) {
+	for (int i = 0; left && i < MAX_CHILDREN; i++) {
 		int status;
+		if (only && only != &children[i])
+			continue;
+		if (children[i].target)
+			kill(children[i].target, SIGKILL);
 		if (children[i].target && children[i].pid)
 			reap(&children[i], &status);
 		children[i].target = 0;
 	}
+}
+
+/* The run is ending on a signal or --timeout: every child ended. */
+void child_stop_all(void) { stop_children(NULL); }
+
+/* One child ended the same way (its task was cancelled); nothing for a
+ * pid not tracked. */
+void child_stop(pid_t pid)
+{
+	struct child *c = find(pid);
+
+	if (c)
+		stop_children(c);
 }
 
 /* Whether pid is a child still tracked (child_stop_all forgets those it

@@ -771,6 +771,7 @@ lua_State *host_new(void)
 	preload(L, "trainctl._curl", luaopen_trainctl_curl);
 	preload(L, "trainctl._sys", luaopen_trainctl_sys);
 	preload(L, "trainctl._loop", luaopen_trainctl_loop);
+	preload(L, "trainctl._proc", luaopen_trainctl_proc);
 	preload(L, "trainctl.jq", luaopen_trainctl_jq);
 	add_searcher(L);
 	lua_getglobal(L, "coroutine");

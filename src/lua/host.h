@@ -54,6 +54,7 @@ int luaopen_trainctl_sign(lua_State *L);
 int luaopen_trainctl_curl(lua_State *L);
 int luaopen_trainctl_sys(lua_State *L);
 int luaopen_trainctl_loop(lua_State *L);
+int luaopen_trainctl_proc(lua_State *L);
 int luaopen_trainctl_jq(lua_State *L);
 
 /* The stop of a run (a signal, --timeout, a closed stdout): its message,

@@ -118,6 +118,56 @@ static int os_exit(lua_State *L)
 	return 0;
 }
 
+/* trainctl._proc, for trainctl.task's os.execute, which lets the other
+ * tasks run while a task's child does:
+ *   spawn(cmd) -> pid, or nil, message, errno (as os.execute fails)
+ *   poll(pid) -> false while the child runs; once it has exited (and is
+ *                reaped), true and what os.execute returns for it
+ *   stop(pid)  ends the child: SIGTERM to its group, SIGKILL after 3 s
+ *   execute    os.execute as above: blocks until the child exits */
+static int l_spawn(lua_State *L)
+{
+	pid_t pid = child_spawn(luaL_checkstring(L, 1), 0, NULL);
+
+	if (pid < 0)
+		return luaL_execresult(L, -1);
+	lua_pushinteger(L, pid);
+	return 1;
+}
+
+static int l_poll(lua_State *L)
+{
+	int status = 0,
+	    rc = child_poll((pid_t)luaL_checkinteger(L, 1), &status);
+
+	if (rc > 0) {
+		lua_pushboolean(L, 0);
+		return 1;
+	}
+	lua_pushboolean(L, 1);
+	if (rc == 0)
+		errno = 0;
+	return 1 + luaL_execresult(L, rc < 0 ? -1 : status);
+}
+
+static int l_stop(lua_State *L)
+{
+	child_stop((pid_t)luaL_checkinteger(L, 1));
+	return 0;
+}
+
+int luaopen_trainctl_proc(lua_State *L)
+{
+	static const luaL_Reg funcs[] = { { "spawn", l_spawn },
+					  { "poll", l_poll },
+					  { "stop", l_stop },
+					  { "execute", os_execute },
+					  { NULL, NULL } };
+
+	luaL_newlib(L, funcs);
+	return 1;
+}
+
 /* Puts them in place of the standard library's (after luaL_openlibs). */
 void host_open_proc(lua_State *L)
 {

@@ -542,6 +542,73 @@ describe("trainctl.task", function()
     end)
   end)
 
+  describe("os.execute in a task", function()
+    -- A child that waits (5 s at most) for a file another task makes.
+    local function wait_for(path)
+      return ("i=0; while [ ! -e %s ]; do i=$((i+1)); [ $i -gt 500 ] && exit 1; sleep 0.01; done"):format(S.quote(path))
+    end
+
+    it("lets the other tasks run, and their requests finish, while its child runs", function()
+      local dir = S.tmpdir()
+      local marker = dir .. "/marker"
+      local other = task.spawn(function()
+        local res, err = http.request { url = srv.url .. "/slow?s=0.2", timeout = 2 }
+        S.write(marker, "")
+        return res and res.status or err.kind
+      end)
+      assert.same({ true, "exit", 0 }, { os.execute(wait_for(marker)) })
+      assert.equal(200, other:join())
+      S.rmdir(dir)
+    end)
+
+    it("returns what Lua's does", function()
+      assert.same({ true, "exit", 0 }, { os.execute("exit 0") })
+      assert.same({ nil, "exit", 3 }, { os.execute("exit 3") })
+      assert.same({ nil, "signal", 9 }, { os.execute("kill -9 $$") })
+      assert.is_true(os.execute())
+      -- in tasks of its own, at once
+      local ts = {}
+      for i = 1, 8 do ts[i] = task.spawn(function() return select(3, os.execute("exit " .. i)) end) end
+      assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, task.all(ts))
+    end)
+
+    it("ends the child of a task cancelled while it waits for it", function()
+      local dir = S.tmpdir()
+      local pidfile = dir .. "/pid"
+      local seen
+      local t = task.spawn(function()
+        seen = { os.execute(("echo $$ > %s; exec sleep 30"):format(S.quote(pidfile))) }
+      end)
+      local pid = S.poll(function()
+        local s = S.read(pidfile)
+        return s and tonumber(s:match("^(%d+)\n"))
+      end, 10, "the child to start")
+      t:cancel()
+      assert.is_nil(seen)
+      -- ended and reaped: no such process any more, not even a zombie
+      assert.is_nil(S.read(("/proc/%d/stat"):format(pid)))
+      S.rmdir(dir)
+    end)
+
+    it("blocks in a coroutine nested in the task, and where the task cannot yield", function()
+      local dir = S.tmpdir()
+      local marker = dir .. "/marker"
+      local other = task.spawn(function() S.write(marker, "") end)
+      -- Not yielding, the caller lets no other task run: the marker is
+      -- not there yet.
+      local check = "[ -e " .. S.quote(marker) .. " ]"
+      local gen = coroutine.wrap(function() return select(3, os.execute(check)) end)
+      assert.equal(1, gen())
+      table.sort({ 2, 1 }, function(a, b)
+        assert.equal(1, select(3, os.execute(check)))
+        return a < b
+      end)
+      other:join()
+      assert.equal(0, select(3, os.execute(check)))
+      S.rmdir(dir)
+    end)
+  end)
+
   -- Last: the connections it leaves idle in the pool would change the
   -- socket counts that other specs take.
   describe("slots", function()

@@ -13,11 +13,13 @@
 --   "sleep", seconds   a timer on the heap below
 --   "join", "yield"    woken by the joined task; run again next turn
 -- The natives below never yield: _curl starts and finishes transfers (or
--- blocks, outside tasks), _loop polls the loop and resumes coroutines.
+-- blocks, outside tasks), _loop polls the loop and resumes coroutines,
+-- _proc starts children and looks at them (os.execute, below).
 
 local loop = require "trainctl._loop"
 local curl = require "trainctl._curl"
 local native_sleep = require("trainctl._sys").sleep
+local proc = require "trainctl._proc"
 
 local M = {}
 
@@ -471,6 +473,36 @@ function M.request(opts)
   if started then coroutine.yield("http", transfer) end
   return curl.finish(transfer)
 end
+
+-- os.execute inside a task: the other tasks run while its child does.
+-- The child is looked at between turns of the loop, first after 1 ms,
+-- then each time twice as long, up to CHILD_LOOK_MAX; a stop ends the
+-- wait as it ends a sleep. A task cancelled while its child runs ends the
+-- child with it (SIGTERM to its group, SIGKILL 3 s later). Outside tasks,
+-- and where the task cannot yield, it blocks until the child exits, as
+-- in Lua (trainctl._proc.execute).
+local CHILD_LOOK_MAX = 0.05
+local function execute(cmd)
+  if cmd == nil or not current_task() or not coroutine.isyieldable() then
+    return proc.execute(cmd)
+  end
+  local pid, err, code = proc.spawn(cmd)
+  if not pid then return pid, err, code end
+  local child <close> = setmetatable({}, { __close = function(c)
+    if not c.reaped then proc.stop(pid) end
+  end })
+  local delay = 0.001
+  while true do
+    local done, ok, what, status = proc.poll(pid)
+    if done then
+      child.reaped = true
+      return ok, what, status
+    end
+    coroutine.yield("sleep", delay)
+    delay = math.min(delay * 2, CHILD_LOOK_MAX)
+  end
+end
+os.execute = execute -- luacheck: ignore 122 (the host's own, made task-aware)
 
 --- yield(): lets the other ready tasks run first.
 function M.yield()
