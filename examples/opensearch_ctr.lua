@@ -26,9 +26,13 @@ local search = opensearch.client({ app_group = app_group, function_name = "ctr" 
 local key = state.key("opensearch_ctr", { endpoint = search.endpoint, app_group = app_group,
   function_name = "ctr", instance = instance })
 -- A record of an earlier trainctl (keyed by instance, the endpoint
--- inside) is this one's.
+-- inside) is this one's when its training is of this app group: runs for
+-- other app groups shared that key. One with no training says nothing of
+-- whose it was, and stays for its own run to take.
 state.migrate("opensearch_ctr/" .. instance, key, function(old)
-  return type(old) == "table" and old.endpoint == search.endpoint
+  local t = type(old) == "table" and old.training
+  return old.endpoint == search.endpoint and type(t) == "table"
+    and t.app_group_identity == app_group and (t.function_name or "ctr") == "ctr"
 end)
 local run = state.record(key)
 local function save() state.set(key, run) end

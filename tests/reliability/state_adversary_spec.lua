@@ -220,7 +220,40 @@ describe("records written by the trainctl before keyed records", function()
     assert.equal(0, code, err)
     assert.equal(1, sim:opensearch_tasks(), "trainings started (the record of the earlier version was ignored)")
   end)
+
+  it("of another app group are left to it: neither a second training nor its metrics", function()
+    -- The same instance name in two app groups shared the earlier key.
+    local args = { "examples/opensearch_ctr.lua", "ctr_shared" }
+    local x, y = { env = { OPENSEARCH_APP_GROUP = "grp_x" } }, { env = { OPENSEARCH_APP_GROUP = "grp_y" } }
+    local code, out_x, err = sim:run(args, x)
+    assert.equal(0, code, err)
+    local before = sim:opensearch_tasks()
+    local path = sim.dir .. "/state/trainctl/opensearch_ctr.json"
+    local doc = json.decode(support.read(path))
+    local legacy
+    for k, record in pairs(doc) do
+      if k:find("grp_x", 1, true) and k:find("ctr_shared", 1, true) then
+        record.endpoint = sim.url
+        legacy = record
+      end
+    end
+    assert.is_table(legacy)
+    support.write(path, json.encode({ ["opensearch_ctr/ctr_shared"] = legacy }))
+    -- grp_y trains its own instance, and prints its own metrics
+    local out_y
+    code, out_y, err = sim:run(args, y)
+    assert.equal(0, code, err)
+    assert.equal(before + 1, sim:opensearch_tasks())
+    -- grp_x finds its record: nothing started, its metrics again
+    local again
+    code, again, err = sim:run(args, x)
+    assert.equal(0, code, err)
+    assert.equal(before + 1, sim:opensearch_tasks(), "grp_x trained again: grp_y took its record")
+    assert.equal(out_x, again)
+    assert.is_nil(out_y == out_x and out_y or nil, "grp_y printed grp_x's metrics")
+  end)
 end)
+
 
 describe("trainctl state usage errors", function()
   it("are readable lines, not the usage text with its newlines escaped", function()
