@@ -5,6 +5,14 @@
 --   15 2 * * *  trainctl --lock /tmp/nightly.lock --timeout 6h \
 --                 /opt/trainctl/examples/nightly.lua /var/lib/trainctl/out
 --
+-- or, on each of a team's hosts, with the lock and the state on etcd
+-- (docs/several-machines.md):
+--
+--   15 2 * * *  trainctl --lock etcd://etcd1:2379/trainctl/nightly/lock \
+--                 --state etcd://etcd1:2379/trainctl/nightly/state \
+--                 --timeout 6h \
+--                 /opt/trainctl/examples/nightly.lua /var/lib/trainctl/out
+--
 -- Each workflow runs as its own trainctl process with its own state file
 -- for the day, so one cloud failing does not stop the others, a run killed
 -- halfway resumes the same trainings when started again, and a second run
@@ -67,7 +75,22 @@ local night = state.get("nightly")
 if type(night) ~= "table" or night.date ~= date then night = { date = date, done = {} } end
 local function save() state.set("nightly", night) end
 
+-- Each workflow's state for the day, beside this run's own. On etcd (a
+-- team's hosts taking turns), a prefix under this run's, and a lock of
+-- the workflow's own under this run's lock (which this run holds). The
+-- workflow of a host that died holds its lock until the lease's TTL runs
+-- out, a little after this run's own, so it is waited for (twice the TTL
+-- at least), then its records resumed: never a second training.
+local opts = require("trainctl.options")
+local on_etcd = state.path():match("^etcds?://") ~= nil
 local state_dir = state.path():match("^(.*)/[^/]*$") or "."
+local function workflow_state(name)
+  local base = ("nightly-%s-%s"):format(date, name)
+  if not on_etcd then return { "--state", quote(("%s/%s.json"):format(state_dir, base)) } end
+  local ttl = opts.lock_ttl or require("trainctl.etcd_lock").DEFAULT_TTL
+  return { "--state", quote(state.path() .. "/" .. base), "--lock", quote(opts.lock .. "/" .. name),
+    ("--lock-ttl %.3fs --lock-wait %.3fs"):format(ttl, math.max(opts.lock_wait or 0, 2 * ttl + 5)) }
+end
 assert(os.execute("mkdir -p " .. quote(out_dir)))
 
 local failed = {}
@@ -75,8 +98,9 @@ for _, w in ipairs(WORKFLOWS) do
   if night.done[w.name] then
     log.info(w.name .. ": already done today", { date = date })
   else
-    local cmd = { interpreter(), time_left(w.name),
-      "--state", quote(("%s/nightly-%s-%s.json"):format(state_dir, date, w.name)), quote(here .. "/" .. w.script) }
+    local cmd = { interpreter(), time_left(w.name) }
+    for _, word in ipairs(workflow_state(w.name)) do cmd[#cmd + 1] = word end
+    cmd[#cmd + 1] = quote(here .. "/" .. w.script)
     for _, a in ipairs(w.args) do cmd[#cmd + 1] = quote(a) end
     log.info(w.name .. ": starting", { date = date })
     local ok, how, code

@@ -344,7 +344,16 @@ local default
 
 -- document() -> the run's document, opened on first use.
 function M.document()
-  if not default then default = M.open(M.default_path()) end
+  if not default then
+    default = M.open(M.default_path())
+    -- An etcd lock is for runs on several hosts; a state file on one of
+    -- them is not seen by the others, whose runs would start over.
+    local lock = option("lock")
+    if type(lock) == "string" and lock:match("^etcds?://") and not default.path:match("^etcds?://") then
+      require("trainctl.log").warn("the state is in a file on this host while --lock is on etcd: a run on "
+        .. "another host will not find these records; give --state etcd://... too", { state = default.path })
+    end
+  end
   return default
 end
 

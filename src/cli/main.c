@@ -432,6 +432,17 @@ static int start(int argc, char **argv, struct opts *o)
 		usage_error("%s", "an etcd --lock needs a script or 'call'");
 		return EXIT_USAGE;
 	}
+	/* Said before the script runs, not at its first write of the state:
+	 * by then it may have made things in a cloud that the next run,
+	 * given the lock, would not find recorded. */
+	if (script_is_etcd(o->state) && !script_is_etcd(o->lock) &&
+	    (o->script || o->has_e)) {
+		usage_error(
+			"--state %s needs an etcd --lock on the same "
+			"cluster: its writes are fenced by the lock's lease",
+			o->state);
+		return EXIT_USAGE;
+	}
 	if (o->lock && !script_is_etcd(o->lock) &&
 	    (rc = take_lock(o->lock)) != EXIT_OK)
 		return rc;

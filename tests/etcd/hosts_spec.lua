@@ -155,6 +155,70 @@ describe("several hosts on one etcd cluster", function()
     assert.equal(1, starts(sim, instance))
   end)
 
+  it("examples/nightly.lua on etcd: its host lost mid-night, the next host finishes it, one training per cloud", function()
+    local lock, st = cluster:url("nightly/all/lock"), cluster:url("nightly/all/state")
+    local function host(name, extra)
+      local args = { "--lock", lock, "--lock-ttl", "2", "--state", st }
+      for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+      args[#args + 1] = "examples/nightly.lua"
+      args[#args + 1] = sim.dir .. "/out" -- the same line on every host
+      return args, { env = etcd_support.host_env(sim, name, st, { NIGHTLY_DATE = "2030-01-01" }), group = true }
+    end
+    local counts = { "CreateTrain", "CreateFunctionTask", "StartTraining" }
+    local before = {}
+    for _, op in ipairs(counts) do before[op] = sim:started(op) end
+    local function trained(op) return sim:started(op) - before[op] end
+    local a = sim:spawn(host("a"))
+    -- Each cloud's training is let finish once it has started, up to
+    -- Azure's: the host is lost (every process of it) while that one runs.
+    for _, op in ipairs(counts) do
+      support.poll(function()
+        if trained(op) == 1 or a:exited() then return true end
+        sim:advance(600) -- its imports and the trainings before it
+      end, 60, op .. " on host a")
+      assert.is_nil(a:exited(), a:stderr())
+    end
+    support.exec("pkill -KILL -s " .. a.pid)
+    a:wait()
+    local b = sim:spawn(host("b", { "--lock-wait", "60s" }))
+    support.poll(function()
+      sim:advance(30) -- well within the days a finished Azure job is kept
+      return b:exited()
+    end, 120, "host b to finish the night")
+    local code, _, err = b:wait()
+    assert.equal(0, code, err)
+    assert.matches("aitems: already done today", err)
+    assert.matches("opensearch: already done today", err)
+    for _, op in ipairs(counts) do assert.equal(1, trained(op), op) end
+    assert.is_truthy(support.read(sim.dir .. "/out/2030-01-01/classified.jsonl"))
+  end)
+
+  it("a script with --state etcd:// and a lock that is not on etcd does nothing at all", function()
+    local n = #sim:requests()
+    local dir = support.tmpdir()
+    local code, out, err = sim:run({ "--lock", dir .. "/run.lock", "--state", cluster:url("nightly/nolock/state"),
+      "examples/opensearch_ctr.lua", "nolock" })
+    assert.equal(2, code, err)
+    assert.equal("", out)
+    assert.matches("needs an etcd %-%-lock", err)
+    assert.equal(n, #sim:requests())
+    support.rmdir(dir)
+  end)
+
+  it("warns when the lock is on etcd and the state in a file of this host", function()
+    local dir = support.tmpdir()
+    support.write(dir .. "/w.lua", "require('trainctl.state').set('k', 1)\n")
+    local code, _, err = sim:run({ "--lock", cluster:url("nightly/warn/lock"), "--state", dir .. "/s.json",
+      dir .. "/w.lua" })
+    assert.equal(0, code, err)
+    assert.matches("warn  the state is in a file on this host while %-%-lock is on etcd", err)
+    code, _, err = sim:run({ "--lock", cluster:url("nightly/warn/lock"), "--state", cluster:url("nightly/warn/s"),
+      dir .. "/w.lua" })
+    assert.equal(0, code, err)
+    assert.equal("", err)
+    support.rmdir(dir)
+  end)
+
   it("holder paused past its TTL, replaced, then resumed: fenced out, exit 1, nothing written", function()
     local instance = "paused"
     local a = sim:spawn(job("a", instance))
