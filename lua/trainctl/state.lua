@@ -154,10 +154,22 @@ end
 function File:get(key) return self:read()[key] end
 function File:list() return self:read() end
 
+-- Whether the run's own --lock is the file `lock`: held already, by this
+-- process. flock locks belong to each open of a file, so taking it again
+-- would wait for ourselves.
+local function run_holds(lock)
+  local own = option("lock")
+  if type(own) ~= "string" or own:match("^etcds?://") then return false end
+  local a, b = sys.stat(own), sys.stat(lock)
+  return a ~= nil and b ~= nil and a.dev == b.dev and a.ino == b.ino
+end
+
 -- lock() -> held lock on "<file>.lock" beside the file's target, waited
--- for (another writer holds it for one rewrite only).
+-- for (another writer holds it for one rewrite only); nil when the run's
+-- --lock is that file.
 function File:lock()
   local path = resolve(self.path)
+  if run_holds(path .. ".lock") then return nil, path end
   local dir = dirname(path)
   if not sys.stat(dir) then
     local ok, err = sys.mkdir_p(dir, tonumber("700", 8))

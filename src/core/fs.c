@@ -214,6 +214,18 @@ void fs_pending_discard(struct fs_pending *p)
 	}
 }
 
+/* Run as root (a state command with sudo), a file replaced keeps its
+ * owner: a root-owned state file of mode 0600 would shut out the runs of
+ * the user whose it is. */
+static int keep_owner(int fd, const char *path)
+{
+	struct stat st;
+
+	if (geteuid() != 0 || stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	return fchown(fd, st.st_uid, st.st_gid);
+}
+
 int fs_write_atomic(const char *path, const char *data, size_t len, mode_t mode)
 {
 	struct fs_pending p;
@@ -221,8 +233,9 @@ int fs_write_atomic(const char *path, const char *data, size_t len, mode_t mode)
 
 	if (fs_pending_open(&p, path) < 0)
 		return -1;
-	if (fchmod(p.fd, mode) < 0 || write_all(p.fd, data, len) < 0 ||
-	    fsync(p.fd) < 0 || fs_pending_place(&p, path) < 0) {
+	if (keep_owner(p.fd, path) < 0 || fchmod(p.fd, mode) < 0 ||
+	    write_all(p.fd, data, len) < 0 || fsync(p.fd) < 0 ||
+	    fs_pending_place(&p, path) < 0) {
 		e = errno;
 		fs_pending_discard(&p);
 		close(p.fd);

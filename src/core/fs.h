@@ -42,8 +42,9 @@ void fs_pending_discard(struct fs_pending *p);
 
 /* The file at `path` is either the old one or the complete new one,
  * whatever happens (a full disk, a kill): a pending file, fsync, placed
- * over, fsync of the directory. 0, or -1 with errno when the file was not
- * replaced, -2 when only the directory's fsync failed. */
+ * over, fsync of the directory; run as root, it keeps the owner of the
+ * file it replaces. 0, or -1 with errno when the file was not replaced,
+ * -2 when only the directory's fsync failed. */
 int fs_write_atomic(const char *path, const char *data, size_t len,
 		    mode_t mode);
 

@@ -163,7 +163,9 @@ static int l_lock(lua_State *L)
 
 	*fd = -1;
 	luaL_setmetatable(L, LOCK_MT);
-	*fd = fs_lock(path, 0600);
+	/* Readable by all, as --lock's: a lock file made by root (a state
+	 * command run with sudo) must not shut the owner's runs out. */
+	*fd = fs_lock(path, 0644);
 	if (*fd >= 0)
 		return 1;
 	if (errno == EINVAL) {
@@ -205,9 +207,15 @@ static int l_stat(lua_State *L)
 		type = "file";
 	else if (S_ISDIR(st.st_mode))
 		type = "dir";
-	lua_createtable(L, 0, 4);
+	lua_createtable(L, 0, 8);
 	lua_pushinteger(L, st.st_mode & 07777);
 	lua_setfield(L, -2, "mode");
+	lua_pushinteger(L, (lua_Integer)st.st_dev);
+	lua_setfield(L, -2, "dev");
+	lua_pushinteger(L, (lua_Integer)st.st_ino);
+	lua_setfield(L, -2, "ino");
+	lua_pushinteger(L, (lua_Integer)st.st_uid);
+	lua_setfield(L, -2, "uid");
 	lua_pushinteger(L, (lua_Integer)st.st_size);
 	lua_setfield(L, -2, "size");
 	lua_pushinteger(L, (lua_Integer)st.st_mtime);

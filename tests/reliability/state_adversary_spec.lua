@@ -145,6 +145,44 @@ describe("odd file types at state and lock paths", function()
   end)
 end)
 
+describe("the lock beside a state file", function()
+  local dir
+  before_each(function() dir = support.tmpdir() end)
+  after_each(function() support.rmdir(dir) end)
+
+  it("given as the run's own --lock, is not waited for by the run itself", function()
+    -- reliability.md names FILE.lock; a user may well pick it for --lock
+    local s = dir .. "/s.json"
+    local code = support.exec(("env -i PATH=%s HOME=%s timeout 20 %s --lock %s --state %s "
+      .. "-e %s >%s 2>&1"):format(quote(os.getenv("PATH")), quote(dir), quote(TRAINCTL), quote(s .. ".lock"),
+      quote(s), quote("require('trainctl.state').set('k', 1)"), quote(dir .. "/err")))
+    assert.equal(0, code, support.read(dir .. "/err"))
+    assert.same({ k = 1 }, json.decode(support.read(s)))
+    -- another run, with no --lock, still waits for it (and then writes)
+    code = support.exec(("%s --state %s -e %s"):format(quote(TRAINCTL), quote(s),
+      quote("require('trainctl.state').set('j', 2)")))
+    assert.equal(0, code)
+    assert.same({ k = 1, j = 2 }, json.decode(support.read(s)))
+  end)
+
+  it("made by root (trainctl state forget with sudo) leaves the owner's runs working", function()
+    if support.capture("id -u") ~= "0" or support.exec("command -v setpriv >/dev/null") ~= 0 then
+      pending("needs root and setpriv")
+      return
+    end
+    local s = dir .. "/s.json"
+    support.write(s, '{"old": {"id": 1}, "k": 1}\n')
+    assert.equal(0, support.exec(("chown -R nobody %s && chmod 700 %s && chmod 600 %s"):format(quote(dir),
+      quote(dir), quote(s))))
+    assert.equal(0, support.exec(("%s state forget old --state %s >/dev/null 2>&1"):format(quote(TRAINCTL), quote(s))))
+    local code = support.exec(("setpriv --reuid=nobody --regid=nogroup --clear-groups env -i PATH=%s HOME=%s "
+      .. "%s --state %s -e %s >%s 2>&1"):format(quote(os.getenv("PATH")), quote(dir), quote(TRAINCTL), quote(s),
+      quote("require('trainctl.state').set('k', 2)"), quote(dir .. "/err")))
+    assert.equal(0, code, support.read(dir .. "/err"))
+    assert.same({ k = 2 }, json.decode(support.read(s)))
+  end)
+end)
+
 describe("trainctl state on a terminal", function()
   local dir
   before_each(function() dir = support.tmpdir() end)
