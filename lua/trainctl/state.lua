@@ -64,6 +64,17 @@ end
 -- Keys this run built with key(): they name their work exactly, and are
 -- not scoped to the script's arguments as plain keys are (see scoped).
 local built = {}
+-- key -> the key an earlier version built for the same parameters, where
+-- they differ: its record is this key's (see adopt).
+local legacy = {}
+
+-- A number as the key writes it: 1 and 1.0 are one parameter, whether it
+-- came from tonumber or from a JSON document (lua-cjson decodes every
+-- number as a float).
+local function number_text(v)
+  local i = math.type(v) == "float" and math.tointeger(v)
+  return i and ("%d"):format(i) or tostring(v)
+end
 
 -- key(name [, params]) -> "name{k=v,...}": a record's key from the
 -- workflow's name and every parameter that names or places what it
@@ -73,19 +84,27 @@ function M.key(name, params)
   if type(name) ~= "string" or name == "" then
     errors.usage("state.key: a workflow name (string) is required")
   end
+  -- The name is escaped too: "w{a=x}" must not be the key of w, {a = "x"}.
   if params == nil then
-    built[name] = true
-    return name
+    local key = escape(name)
+    if key ~= name then legacy[key] = name end
+    built[key] = true
+    return key
   end
-  local parts = {}
+  local parts, before = {}, {}
   for k, v in pairs(params) do
     if type(v) ~= "string" and type(v) ~= "number" and type(v) ~= "boolean" then
       errors.usage(("state.key: parameter %s must be a string, number or boolean"):format(tostring(k)))
     end
-    parts[#parts + 1] = escape(tostring(k)) .. "=" .. escape(tostring(v))
+    local text = type(v) == "number" and number_text(v) or tostring(v)
+    parts[#parts + 1] = escape(tostring(k)) .. "=" .. escape(text)
+    before[#before + 1] = escape(tostring(k)) .. "=" .. escape(tostring(v))
   end
   table.sort(parts)
-  local key = name .. "{" .. table.concat(parts, ",") .. "}"
+  table.sort(before)
+  local key = escape(name) .. "{" .. table.concat(parts, ",") .. "}"
+  local old = name .. "{" .. table.concat(before, ",") .. "}"
+  if old ~= key then legacy[key] = old end
   built[key] = true
   return key
 end
@@ -236,7 +255,24 @@ function M.open(spec)
   return setmetatable({ path = store:where(), store = store }, Doc)
 end
 
-function Doc:get(key) return self.store:get(key) end
+-- adopt(doc, key) -> the record an earlier version kept under the key it
+-- built for the same parameters (1.0 where this one writes 1), moved to
+-- key: upgrading trainctl must not lose a record, and start a second
+-- training.
+local function adopt(doc, key)
+  local old = legacy[key]
+  local was = old and doc.store:get(old)
+  if was == nil then return nil end
+  doc.store:put(key, was)
+  doc.store:put(old, nil)
+  return was
+end
+
+function Doc:get(key)
+  local v = self.store:get(key)
+  if v == nil then v = adopt(self, key) end
+  return v
+end
 function Doc:all() return self.store:list() end
 function Doc:where() return self.store:where() end
 
@@ -252,6 +288,7 @@ function Doc:delete(key) return self:set(key, nil) end
 -- update(key, fn): value = fn(current value), read and written under the
 -- store's lock.
 function Doc:update(key, fn)
+  if legacy[key] then self:get(key) end
   if self.store.change then return self.store:change(key, fn) end
   return self:set(key, fn(self.store:get(key)))
 end

@@ -329,6 +329,35 @@ describe("state.key", function()
     -- lua-api.md: "the same parameters always give the same key and
     -- different ones never do". A value holding ",name=" collides.
     assert.not_equal(state.key("w", { bucket = "b", prefix = "p" }), state.key("w", { bucket = "b,prefix=p" }))
+    -- nor can a name
+    assert.not_equal(state.key("w", { a = "x" }), state.key("w{a=x}"))
+    assert.not_equal(state.key("w", { a = "x" }), state.key("w{a=x}", {}))
+  end)
+
+  it("gives a number one key, whether it came from tonumber or from JSON", function()
+    local state = require("trainctl.state")
+    local from_json = json.decode('{"n": 1}').n
+    assert.equal(state.key("w", { n = 1 }), state.key("w", { n = 1.0 }))
+    assert.equal(state.key("w", { n = 1 }), state.key("w", { n = from_json }))
+    assert.not_equal(state.key("w", { n = 1 }), state.key("w", { n = 1.5 }))
+  end)
+
+  it("finds the record an earlier version keyed with 1.0, and moves it", function()
+    local dir = support.tmpdir()
+    finally(function() support.rmdir(dir) end)
+    local s = dir .. "/s.json"
+    support.write(s, json.encode({ ["w{n=1.0}"] = { training = "t-1" }, ["w%7Bx%7D"] = 0, ["w{x}"] = { id = 2 } }))
+    local code = support.exec(("env -i PATH=%s HOME=%s %s --state %s -e %s >%s 2>&1"):format(quote(os.getenv("PATH")),
+      quote(dir), quote(TRAINCTL), quote(s), quote([[
+        local state = require("trainctl.state")
+        local json = require("trainctl.json")
+        local run = state.record(state.key("w", { n = json.decode('{"n": 1}').n }))
+        assert(run.training == "t-1", "the record of the earlier key was not found")
+        assert(state.get(state.key("w{x}")) == 0)]]), quote(dir .. "/out")))
+    assert.equal(0, code, support.read(dir .. "/out"))
+    local doc = json.decode(support.read(s))
+    assert.same({ training = "t-1" }, doc["w{n=1}"])
+    assert.is_nil(doc["w{n=1.0}"])
   end)
 end)
 
