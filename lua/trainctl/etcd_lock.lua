@@ -48,16 +48,21 @@ local function lock_error(lock, fields)
   return errors.new(fields)
 end
 
--- The time, by the local monotonic clock, until which the lease is
--- surely alive: a keepalive sent at t0 that answered ttl keeps it at
--- least until t0 + ttl on the leader, whose clock started later.
+-- The lease's clock: the time since boot, suspend included. The
+-- monotonic clock stops while the machine sleeps, and a laptop or a VM
+-- suspended past the TTL would wake believing it still held the lock.
+local function lease_clock() return sys.boottime() end
+
+-- The time, by lease_clock, until which the lease is surely alive: a
+-- keepalive sent at t0 that answered ttl keeps it at least until t0 + ttl
+-- on the leader, whose clock started later.
 local function renewed(self, t0, ttl)
   self.valid_until = t0 + ttl
 end
 
 -- Tries once. -> true, or false and the holder's description.
 function Lock:try()
-  local t0 = wait.clock()
+  local t0 = lease_clock()
   if not self.lease then
     self.lease, self.granted = self.client:grant(self.ttl)
     renewed(self, t0, self.granted or self.ttl)
@@ -122,7 +127,7 @@ end
 
 -- renew() -> true, or false once the lease is gone.
 function Lock:renew()
-  local t0 = wait.clock()
+  local t0 = lease_clock()
   local left = self.valid_until - t0
   local ok, res = pcall(self.client.keepalive, self.client, self.lease,
     { max_time = math.max(0.5, left) })
@@ -130,7 +135,7 @@ function Lock:renew()
     -- whatever the cause, the lease may still be alive until valid_until;
     -- after that the run stops
     log.warn(("%s: cannot renew the lease: %s"):format(self.url, tostring(res)))
-    return wait.clock() < self.valid_until
+    return lease_clock() < self.valid_until
   end
   if res <= 0 then return false end
   renewed(self, t0, res)
@@ -139,7 +144,7 @@ end
 
 -- alive(): the lease may still be alive by the local clock.
 function Lock:alive()
-  return not self.lost and wait.clock() < self.valid_until
+  return not self.lost and lease_clock() < self.valid_until
 end
 
 -- check(): raises the "lock lost" error when the lease may have expired.
@@ -159,7 +164,7 @@ end
 -- keep(): the background task's body; returns when the lease is lost.
 function Lock:keep()
   while true do
-    local now = wait.clock()
+    local now = lease_clock()
     -- renew a third of the way: two more chances before the TTL runs out
     local ttl = self.granted or self.ttl
     task.sleep(math.max(0, math.min(ttl / 3, self.valid_until - now - ttl / 3)))

@@ -51,6 +51,20 @@ describe("the etcd lock and state", function()
   setup(function() cluster = etcd_support.cluster() end)
   teardown(function() if cluster then cluster:stop() end end)
 
+  it("lock: a machine suspended past the TTL wakes knowing it lost it (the lease's clock counts a suspend)", function()
+    local sys = require("trainctl.sys")
+    local lock = etcd_lock.acquire(cluster:url("s9/lock"), { ttl = 5 })
+    assert.is_true(lock:alive())
+    -- What a suspend of a minute looks like: the time since boot moves on,
+    -- the monotonic clock does not.
+    local boottime = sys.boottime
+    sys.boottime = function() return boottime() + 60 end
+    local alive = lock:alive()
+    sys.boottime = boottime
+    assert.is_false(alive)
+    lock:release()
+  end)
+
   it("state: one etcd key per state key, JSON values, fenced writes", function()
     local lock = etcd_lock.acquire(cluster:url("s1/lock"), { ttl = 5 })
     local st = state_etcd.open(cluster:url("s1/state"))
