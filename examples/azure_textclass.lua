@@ -61,10 +61,17 @@ local function step(name, start, opts)
   end
   local ok, st = pcall(state.wait, key, job, opts)
   if not ok then
-    -- A failed step is over: the next run starts it again.
-    if errors.is(st, "training_failed") then
+    if errors.is(st, "training_failed") and st.state == "cancelled" then
+      -- Stopped by someone on purpose: it stays recorded, so that a
+      -- retry (an hourly timer through the night) does not pay for it
+      -- again, until the record is forgotten.
+      st.message = ("%s; it stays recorded and is not started again: to start over, forget the record: "
+        .. "trainctl state forget %s --state %s"):format(st.message, state.quote(key), state.quote(state.path()))
+    elseif errors.is(st, "training_failed") then
+      -- A failed step is over: the next run starts it again.
       run[name] = nil
       save()
+      st.message = st.message .. "; the next run starts it again"
     end
     error(st, 0)
   end

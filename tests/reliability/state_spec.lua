@@ -315,6 +315,49 @@ describe("workflow records against cloudsim", function()
     assert.equal(2, sim:started("StartTraining"))
   end)
 
+  it("does not start again an Azure training cancelled by hand, until its record is forgotten", function()
+    local dir = support.tmpdir()
+    finally(function() support.rmdir(dir) end)
+    local state = dir .. "/s.json"
+    local args = { "--state", state, "examples/azure_textclass.lua", "examples/data/textclass_inbox",
+      dir .. "/cls.jsonl" }
+    local before = sim:started("StartTraining")
+    sim:speed(0)
+    local first = sim:spawn(args)
+    finally(function() first:kill("KILL") end)
+    support.poll(function()
+      if sim:started("StartTraining") > before then return true end
+      assert.is_nil(first:exited(), "the first run ended early")
+      sim:advance(1)
+    end, 30, "the training start")
+    first:kill("KILL")
+    first:wait()
+    -- An operator cancels it (and the timer retries the night: twice).
+    local _, record = next(json.decode(support.read(state)))
+    local ref = record.training
+    assert.is_table(ref, support.read(state))
+    local code, _, err = sim:run({ "call", "azure_language", "cancel_training_job", "project_name=TextClassDemo",
+      "job_id=" .. ref.job_id })
+    assert.equal(0, code, err)
+    sim:speed(1200)
+    for _ = 1, 2 do
+      code, _, err = sim:run(args)
+      assert.equal(1, code, err)
+      assert.matches("cancelled", err)
+      assert.matches("is not started again: to start over, forget the record: trainctl state forget", err)
+      assert.equal(before + 1, sim:started("StartTraining"))
+    end
+    -- The command it names clears the record; the next run trains anew.
+    local cmd = err:match("(trainctl state forget .-)%s*$")
+    local words = {}
+    for w in cmd:gsub("^trainctl ", ""):gmatch("%S+") do words[#words + 1] = w:gsub("^'(.*)'$", "%1") end
+    code, _, err = sim:run(words)
+    assert.equal(0, code, err)
+    code, _, err = sim:run(args)
+    assert.equal(0, code, err)
+    assert.equal(before + 2, sim:started("StartTraining"))
+  end)
+
   it("adopts the training a run left running instead of failing or starting another", function()
     local dir = support.tmpdir()
     finally(function() support.rmdir(dir) end)
