@@ -116,19 +116,25 @@ function M.profile(name)
     if not st then
       cache = false
     else
+      -- A directory cannot be read; a FIFO would wait for a writer forever.
+      if st.type ~= "file" then
+        errors.usage(("credentials file %s is not a regular file (%s)")
+          :format(path, st.type == "dir" and "a directory" or "a device, FIFO or socket"))
+      end
       if (st.mode & 63) ~= 0 then
         errors.usage(("credentials file %s can be read by group or others (mode %04o); "
           .. "run: chmod 600 %s"):format(path, st.mode & 4095, path))
       end
       local f, err = io.open(path, "rb")
       if not f then errors.usage("cannot read credentials file: " .. tostring(err)) end
-      local text = f:read("a")
+      local text, rerr = f:read("a")
       f:close()
+      if not text then errors.usage(("cannot read credentials file %s: %s"):format(path, tostring(rerr))) end
       local sections, perr = M.parse_ini(text)
       if not sections then errors.usage(("credentials file %s: %s"):format(path, perr)) end
       for _, sec in pairs(sections) do
         for k, v in pairs(sec) do
-          if k:find("secret") or k == "azure_language_key" then
+          if k:find("secret") or k:find("password") or k:find("token") or k == "azure_language_key" then
             log.add_secret(v)
           elseif k:find("key") then
             log.add_secret(v, { partial = true })
@@ -166,31 +172,44 @@ function M.origin_of(var)
   end
 end
 
+-- clean(var, v, where) -> v; a control character (the \r of a key pasted
+-- from Windows) is a usage error naming the setting, never its value:
+-- sent in a header, it would fail deep in the request.
+local function clean(var, v, where)
+  if v:find("[%c\127]") then
+    local cr = v:find("\r$") and " (a trailing \\r?)" or ""
+    errors.usage(("%s%s contains a control character%s"):format(var, where, cr))
+  end
+  return v
+end
+
 -- get(var) -> value, source: the environment variable var, else the same
 -- name in the active profile. source is "env" or "profile".
 function M.get(var)
   local v = nonempty(M.getenv(var))
   if v then
     sources[var] = "env"
-    return v, "env"
+    return clean(var, v, ""), "env"
   end
   local sec = M.profile(M.profile_name())
   if sec then
     v = nonempty(sec[var:lower()])
     if v then
       sources[var] = "profile"
-      return v, "profile"
+      return clean(var, v, (" in profile '%s'"):format(M.profile_name() or "default")), "profile"
     end
   end
   return nil
 end
 
 -- The credential variables of DESIGN.md: true for a secret, "partial"
--- for the id of a key (shown with its first four characters).
+-- for the id of a key (shown with its first four characters). The etcd
+-- password is one too, read or not: a script may print it.
 M.CREDENTIALS = {
   NCLOUD_ACCESS_KEY = "partial", NCLOUD_SECRET_KEY = true,
   ALIBABA_CLOUD_ACCESS_KEY_ID = "partial", ALIBABA_CLOUD_ACCESS_KEY_SECRET = true,
   AZURE_LANGUAGE_KEY = true, AZURE_CLIENT_ID = "partial", AZURE_CLIENT_SECRET = true,
+  TRAINCTL_ETCD_PASSWORD = true, ETCD_PASSWORD = true,
 }
 
 -- add_secrets(): every credential of the environment and of the
@@ -270,21 +289,40 @@ end
 -- or "endpoint="). base is the path the provider's API lives under
 -- (AiTEMS: /api/v1), required when the URL has no path at all: without
 -- it every request would reach the server's root.
+-- A URL libcurl cannot use would otherwise fail as a network error,
+-- retried and, for a create, left ambiguous: host and port are checked
+-- here, where the user can be told which setting to fix.
 function M.endpoint(provider, url, from, base)
   local where = from and (" (from " .. from .. ")") or ""
+  local function bad(why, shown)
+    errors.usage(("%s: bad endpoint %s%s: %s"):format(provider, shown or url, where, why))
+  end
+  -- Checked first, so that no message below echoes the password.
+  local authority = url:match("^%a[%w+.-]*://([^/?#]*)") or url:match("^([^/?#]*)")
+  if authority:find("@", 1, true) then
+    errors.usage(("%s: bad endpoint%s: user information (user:password@) is not taken from the URL; "
+      .. "the credentials come from the environment or the credentials file"):format(provider, where))
+  end
+  if url:find("^%a[%w+.-]*:/*$") then bad("no host") end
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
   if not scheme then
-    errors.usage(("%s: bad endpoint %s%s: the scheme is missing; write http://%s or https://%s")
-      :format(provider, url, where, url, url))
+    bad(("the scheme is missing; write http://%s or https://%s"):format(url, url))
   end
   scheme = scheme:lower()
   if scheme ~= "http" and scheme ~= "https" then
-    errors.usage(("%s: bad endpoint %s%s: the scheme must be http or https, not %s")
-      :format(provider, url, where, scheme))
+    bad(("the scheme must be http or https, not %s"):format(scheme))
   end
+  if url:find("[%c ]") then bad("it holds a space or a control character", ("%q"):format(url)) end
   local host, path = rest:match("^([^/?#]*)(.*)$")
-  if host == "" then
-    errors.usage(("%s: bad endpoint %s%s: no host"):format(provider, url, where))
+  local name, port = host:match("^(%[[%x:.]+%])(.*)$")
+  if not name then name, port = host:match("^([^:]*)(.*)$") end
+  if name == "" then bad("no host") end
+  if not name:find("^%[") and (name:find("[^%w.%-_\128-\255]") or name:find("^[.-]")) then
+    bad(("%q is not a host name or address"):format(name))
+  end
+  if port ~= "" then
+    local n = tonumber(port:match("^:(%d+)$") or "")
+    if not n or n < 1 or n > 65535 then bad("the port must be a number from 1 to 65535") end
   end
   if base and (path == "" or path == "/") then
     errors.usage(("%s: endpoint %s%s has no path: the API is under %s; write %s%s")
@@ -303,6 +341,33 @@ function M.outage_budget()
   local seconds, err = require("trainctl.sys").parse_duration(v)
   if not seconds then errors.usage("TRAINCTL_OUTAGE_BUDGET: " .. err) end
   return seconds
+end
+
+-- poll_interval() -> seconds, or nil when unset: TRAINCTL_POLL_INTERVAL,
+-- the pace of every job's polls, whatever the script asks for.
+function M.poll_interval()
+  local v = nonempty(M.getenv("TRAINCTL_POLL_INTERVAL"))
+  if not v then return nil end
+  local seconds, err = require("trainctl.core.wait").check_interval(v)
+  if not seconds then errors.usage("TRAINCTL_POLL_INTERVAL " .. err) end
+  return seconds
+end
+
+-- check(): every setting of the environment that can be wrong, checked
+-- before a script, a call or the REPL runs: one found wrong at its first
+-- use may be found after a paid training has started. A value from the
+-- credentials file is checked when the file can be read; what is wrong
+-- with the file itself is said when a credential is needed.
+function M.check()
+  log.level()
+  log.format()
+  M.poll_interval()
+  local v = nonempty(M.getenv("TRAINCTL_OUTAGE_BUDGET"))
+  if not v then
+    local ok, sec = pcall(M.profile, M.profile_name())
+    v = ok and sec and nonempty(sec.trainctl_outage_budget)
+  end
+  if v then M.outage_budget() end
 end
 
 -- Credentials are registered with the logger as soon as they are read, so

@@ -6,6 +6,7 @@ local config = require("trainctl.config")
 local errors = require("trainctl.errors")
 local exit = require("trainctl.exit")
 local json = require("trainctl.json")
+local log = require("trainctl.log")
 local registry = require("trainctl.providers")
 
 local M = {}
@@ -17,11 +18,17 @@ Shows the effective profile, each provider's endpoint, region and
 defaults, and where each credential comes from (the environment or a
 profile in the credentials file), never its value.]]
 
+-- shown(v): a setting as shown; the user:password an endpoint should not
+-- hold (the clients refuse it) is not shown either.
+local function shown(v)
+  return (v:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1" .. log.REDACTED .. "@"))
+end
+
 -- setting(var, default) -> {value, from}: a plain (non-secret) setting.
 local function setting(vars, default, default_from)
   for _, var in ipairs(vars) do
     local v = config.get(var)
-    if v then return { value = v, from = var .. " from " .. config.origin_of(var) } end
+    if v then return { value = shown(v), from = var .. " from " .. config.origin_of(var) } end
   end
   if default then return { value = default, from = default_from or "default" } end
   return { value = json.null, from = "not set: " .. table.concat(vars, " or ") }

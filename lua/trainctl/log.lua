@@ -47,24 +47,36 @@ local odd = {}                -- counted forms with a character outside RUN
 local function sink_default(s) io.stderr:write(s) io.stderr:flush() end
 local sink = sink_default
 
-local function valid_level(name)
+local function valid_level(name, from)
   if LEVELS[name] then return name end
   local errors = require("trainctl.errors")
-  errors.usage(("unknown log level %q (use error, warn, info, debug or trace)")
-    :format(tostring(name)))
+  errors.usage(("%sunknown log level %q (use error, warn, info, debug or trace)")
+    :format(from and (from .. ": ") or "", tostring(name)))
 end
 
+-- A wrong setting is said once, in the default level and format (the
+-- report of the error itself needs them).
 local function current_level()
   if not level then
-    level = valid_level(option("log_level") or config().getenv("TRAINCTL_LOG_LEVEL") or "info")
+    local v, from = option("log_level"), nil
+    if not v then v, from = config().getenv("TRAINCTL_LOG_LEVEL"), "TRAINCTL_LOG_LEVEL" end
+    if v == nil or v == "" then v = "info" end
+    level = "info"
+    level = valid_level(v, from)
   end
   return level
 end
 
 local function current_format()
   if not format then
-    format = option("log_format") or config().getenv("TRAINCTL_LOG_FORMAT") or "text"
-    if format ~= "json" then format = "text" end
+    local v = option("log_format") or config().getenv("TRAINCTL_LOG_FORMAT")
+    if v == nil or v == "" then v = "text" end
+    format = "text"
+    if v ~= "text" and v ~= "json" then
+      require("trainctl.errors").usage(("TRAINCTL_LOG_FORMAT: unknown log format %q (use text or json)")
+        :format(v))
+    end
+    format = v
   end
   return format
 end
@@ -123,11 +135,18 @@ local SECRET_NAMES = {
   "set%-cookie", "client_secret", "access_token", "refresh_token", "id_token",
   "secret_key", "access_key_secret", "secretkey", "accesskeysecret",
   "password", "signature", "subscription_key", "api_key", "apikey", "token",
-  "secret",
+  "secret", "sig",
 }
 
 local ANCHORED = {}
 for i, pat in ipairs(SECRET_NAMES) do ANCHORED[i] = "^" .. pat .. "$" end
+
+-- In free text the names are matched in any case (Password=, "Token":),
+-- as a server or a user writes them.
+local ANY_CASE = {}
+for i, pat in ipairs(SECRET_NAMES) do
+  ANY_CASE[i] = pat:gsub("%a", function(c) return "[" .. c:lower() .. c:upper() .. "]" end)
+end
 
 -- Names asked about (header names, JSON keys) are few: the answers are
 -- kept, up to a bound.
@@ -289,7 +308,8 @@ local function add_known()
 end
 
 -- The values s gives the secret name pat, redacted: "name":"value" in
--- JSON, name=value in forms and queries.
+-- JSON, name=value in forms, queries and free text (the name a word of
+-- its own: a base64 signature's value included, "x-token=" excepted).
 local function redact_named(s, pat)
   s = s:gsub('("' .. pat .. '"%s*:%s*")([^"]*)(")', function(a, v, c)
     if v == REDACTED then return nil end
@@ -297,8 +317,7 @@ local function redact_named(s, pat)
   end)
   -- A value the text ends in (cut short) is a secret all the same.
   s = s:gsub('("' .. pat .. '"%s*:%s*")[^"]+$', "%1" .. REDACTED)
-  s = s:gsub("([%?&]" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED)
-  return (s:gsub("^(" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED))
+  return (s:gsub("(%f[%w_%-]" .. pat .. "=)[^&%s\"]*", "%1" .. REDACTED))
 end
 
 local function redact_string(s, extra)
@@ -324,8 +343,9 @@ local function redact_string(s, extra)
   s = s:gsub("(acs%s+[^%s:\"]+:)[%w%+/]+=*", "%1" .. REDACTED)
   s = s:gsub("(ACS3%-HMAC%-SHA256%s+[^\"]-Signature=)%x+", "%1" .. REDACTED)
   s = s:gsub("([Ss]ignature=)%x%x%x%x%x%x%x%x+", "%1" .. REDACTED)
-  for _, pat in ipairs(SECRET_NAMES) do
-    if s:find(pat) then s = redact_named(s, pat) end -- needs the name in s
+  local lower = s:lower()
+  for i, pat in ipairs(SECRET_NAMES) do
+    if lower:find(pat) then s = redact_named(s, ANY_CASE[i]) end -- needs the name in s
   end
   return s
 end

@@ -544,14 +544,16 @@ int host_report(lua_State *L, int status)
 	return status;
 }
 
-/* say(message, exit status): trainctl.log.report in JSON. */
+/* say(message, exit status, json): trainctl.log.report, in JSON or text. */
 static int say(lua_State *L)
 {
+	int json = lua_toboolean(L, 3);
+
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "trainctl.log");
 	lua_call(L, 1, 1);
 	lua_getfield(L, -1, "set_format");
-	lua_pushliteral(L, "json");
+	lua_pushstring(L, json ? "json" : "text");
 	lua_call(L, 1, 0);
 	lua_getfield(L, -1, "report");
 	lua_pushvalue(L, 1);
@@ -563,17 +565,19 @@ static int say(lua_State *L)
 
 /* An error of the command line, before any Lua runs (a bad option, a
  * lock held): with --log-format json, one JSON object like the final
- * error of a run, from a state made for it; else a text line. */
+ * error of a run, else a text line; both from a state made for it, so
+ * that a key given as an option's value is redacted as any error is. */
 void host_say(int json, const char *msg, int code)
 {
-	lua_State *L = json ? host_new() : NULL;
+	lua_State *L = host_new();
 	int status = LUA_ERRRUN;
 
 	if (L) {
 		lua_pushcfunction(L, say);
 		lua_pushstring(L, msg);
 		lua_pushinteger(L, code);
-		status = lua_pcall(L, 2, 0, 0);
+		lua_pushboolean(L, json);
+		status = lua_pcall(L, 3, 0, 0);
 		host_close(L);
 	}
 	if (status != LUA_OK)
@@ -708,13 +712,60 @@ static void warn_off(void *ud, const char *msg, int tocont)
 	warn_control(ud, msg, tocont);
 }
 
+/* A warning is printed whole, once redacted as everything printed is
+ * (`warn("k=" .. os.getenv("NCLOUD_SECRET_KEY"))`): its pieces are kept
+ * until the last one. */
+static char warn_text[4096];
+static size_t warn_len;
+
+/* redact_warning(text) -> trainctl.log.redact(text). */
+static int redact_warning(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	if (lua_getfield(L, -1, "trainctl.log") != LUA_TTABLE) {
+		lua_getglobal(L, "require");
+		lua_pushliteral(L, "trainctl.log");
+		lua_call(L, 1, 1);
+	}
+	lua_getfield(L, -1, "redact");
+	lua_pushvalue(L, 1);
+	lua_call(L, 1, 1);
+	return 1;
+}
+
+/* T is a thread of its own (host_new): a warning may come from any
+ * coroutine, and code runs on this one only. When redaction fails, the
+ * text is not shown. */
+static void warn_print(lua_State *T)
+{
+	const char *text = NULL;
+	int top = lua_gettop(T);
+
+	if (lua_checkstack(T, 4)) {
+		lua_pushcfunction(T, redact_warning);
+		lua_pushlstring(T, warn_text, warn_len);
+		if (lua_pcall(T, 1, 1, 0) == LUA_OK)
+			text = lua_tostring(T, -1);
+	}
+	lua_writestringerror("Lua warning: %s\n",
+			     text ? text
+				  : "(not shown: it could not be redacted)");
+	lua_settop(T, top);
+	warn_len = 0;
+}
+
 static void warn_cont(void *ud, const char *msg, int tocont)
 {
-	lua_writestringerror("%s", msg);
+	size_t n = strlen(msg);
+
+	if (n > sizeof warn_text - 1 - warn_len)
+		n = sizeof warn_text - 1 - warn_len;
+	memcpy(warn_text + warn_len, msg, n);
+	warn_len += n;
 	if (tocont) {
 		lua_setwarnf(ud, warn_cont, ud);
 	} else {
-		lua_writestringerror("%s", "\n");
+		warn_print(ud);
 		lua_setwarnf(ud, warn_on, ud);
 	}
 }
@@ -723,7 +774,7 @@ static void warn_on(void *ud, const char *msg, int tocont)
 {
 	if (warn_control(ud, msg, tocont))
 		return;
-	lua_writestringerror("%s", "Lua warning: ");
+	warn_len = 0;
 	warn_cont(ud, msg, tocont);
 }
 
@@ -781,5 +832,7 @@ lua_State *host_new(void)
 	lua_setfield(L, -2, "wrap");
 	lua_pop(L, 1);
 	make_lib_env(L);
+	lua_setwarnf(L, warn_off, lua_newthread(L));
+	lua_setfield(L, LUA_REGISTRYINDEX, "trainctl.warn_thread");
 	return L;
 }

@@ -1,6 +1,7 @@
 /* The host as the command line uses it (script.h): the options table,
  * `arg`, LUA_INIT, -e and -l in order, the script or `call` as the main
  * task, as lua.c runs them. main.c reaches Lua only through here. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -229,6 +230,51 @@ static int run_call(lua_State *L, int argc, char **argv, const struct opts *o)
 	return i;
 }
 
+/* Whether there is a setting for check_settings to look at: one of its
+ * variables, or a credentials file (which may hold the outage budget).
+ * Without, the library is not loaded for it: a run's start-up stays that
+ * of bare Lua. */
+static int has_settings(void)
+{
+	static const char *const vars[] = { "TRAINCTL_LOG_LEVEL",
+					    "TRAINCTL_LOG_FORMAT",
+					    "TRAINCTL_POLL_INTERVAL",
+					    "TRAINCTL_OUTAGE_BUDGET", NULL };
+	const char *base = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	char path[4096];
+
+	for (int i = 0; vars[i]; i++)
+		if (getenv(vars[i]) && *getenv(vars[i]))
+			return 1;
+	if (base && *base)
+		snprintf(path, sizeof path, "%s/trainctl/credentials", base);
+	else
+		snprintf(path, sizeof path, "%s/.config/trainctl/credentials",
+			 home && *home ? home : ".");
+	return access(path, F_OK) == 0;
+}
+
+/* The settings of the environment (TRAINCTL_LOG_LEVEL,
+ * TRAINCTL_POLL_INTERVAL...) are checked before anything runs, as the
+ * options are: one found wrong at its first use may be found after a
+ * paid training has started. trainctl.config.check knows which. */
+static int check_settings(lua_State *L)
+{
+	int status;
+
+	if (!has_settings())
+		return LUA_OK;
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "trainctl.config");
+	status = host_docall(L, 1, 1);
+	if (status == LUA_OK) {
+		lua_getfield(L, -1, "check");
+		lua_remove(L, -2);
+		status = host_docall(L, 0, 0);
+	}
+	return host_report(L, status);
+}
+
 int script_run(lua_State *L, int argc, char **argv, const struct opts *o)
 {
 	int status = LUA_OK, rc;
@@ -238,6 +284,8 @@ int script_run(lua_State *L, int argc, char **argv, const struct opts *o)
 		lua_warning(L, "@on", 0);
 	set_options_table(L, o, argc, argv);
 	create_arg(L, argc, argv, o->script);
+	if (check_settings(L) != LUA_OK)
+		return host_exit_status(L, 1);
 	if (!o->no_env && run_init(L) != LUA_OK)
 		return host_exit_status(L, 1);
 	if (!run_args(L, argv, first))

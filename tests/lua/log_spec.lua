@@ -73,6 +73,19 @@ describe("trainctl.log", function()
       assert.equal('{"access_token":"[REDACTED]"}', log.redact('{"access_token":"eyJ"}'))
     end)
 
+    it("recognises secret names in any case, in free text too, an Azure SAS sig among them", function()
+      assert.equal("failed: Token=[REDACTED] x", log.redact("failed: Token=abc123 x"))
+      assert.equal("Password=[REDACTED]", log.redact("Password=hunter2"))
+      assert.equal("bad Signature=[REDACTED]&x=1", log.redact("bad Signature=AbC+/dE0123==&x=1"))
+      assert.equal('{"Password":"[REDACTED]","AccessKeySecret":"[REDACTED]"}',
+        log.redact('{"Password":"x","AccessKeySecret":"y"}'))
+      assert.equal("GET /c/b.csv?sv=2022-11-02&sig=[REDACTED]&sp=r",
+        log.redact("GET /c/b.csv?sv=2022-11-02&sig=AbCdEf0123456789%2BSASsig%3D&sp=r"))
+      assert.equal("[REDACTED]", log.redact({ Sig = "abc" }).Sig)
+      -- A name inside a longer word is not that name.
+      assert.equal("x-token=t1 design=d assign=a", log.redact("x-token=t1 design=d assign=a"))
+    end)
+
     it("redacts tables by key name and deeply", function()
       local t = log.redact({
         headers = { authorization = "x", ["ocp-apim-subscription-key"] = "k",

@@ -16,6 +16,19 @@ describe("trainctl.wait", function()
     assert.same({ 1, 2 }, sleeps.list)
   end)
 
+  it("refuses an interval that would hammer the cloud or never poll again, before the first poll", function()
+    local errors = require("trainctl.errors")
+    for _, bad in ipairs({ { interval = 0 }, { interval = -5 }, { interval = 0 / 0 }, { interval = 1e9 },
+      { interval = "abc" }, { max_interval = 0 } }) do
+      local polled = false
+      local ok, err = pcall(wait.poll, function() polled = true return true end, bad)
+      assert.is_false(ok)
+      assert.is_true(errors.is(err, "usage"), tostring(err))
+      assert.matches("^wait: m?a?x?_?interval must be a number of seconds from 0.05 to 3600", err.message)
+      assert.is_false(polled)
+    end
+  end)
+
   it("caps the interval at max_interval", function()
     local n = 0
     wait.poll(function()

@@ -218,7 +218,7 @@ function Job:wait(opts)
   local display = new_progress(self.label, opts.quiet, self.provider)
   -- TRAINCTL_POLL_INTERVAL overrides every script's polling pace: an
   -- emulator with a fast clock needs no patience.
-  local forced = tonumber(require("trainctl.config").getenv("TRAINCTL_POLL_INTERVAL"))
+  local forced = require("trainctl.config").poll_interval()
   -- Only the options given: the table lives as long as the wait.
   local o = { interval = forced or opts.interval or self.interval or 5,
     max_interval = forced or opts.max_interval or self.max_interval or 60,

@@ -30,21 +30,37 @@ local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS
 -- repeat without looking first.
 local NOT_SENT = { [5] = true, [6] = true, [7] = true }
 
+-- CURLE_URL_MALFORMAT: no server was reached and none ever will be; the
+-- URL is the user's to fix, not the network's.
+local URL_MALFORMAT = 3
+
 local TRACE_BODY = 4096
 
 -- Origins already warned about: insecure = true says so once per origin.
 local warned_insecure = {}
 
--- parse_url(url) -> {scheme, host, path, query} (host includes any port).
+-- parse_url(url) -> {scheme, host, path, query} (host includes any port,
+-- never the user information: that is no part of the Host header).
 function M.parse_url(url)
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
   if not scheme then return nil, "not an absolute URL: " .. tostring(url) end
   local host, path = rest:match("^([^/?#]*)(.*)$")
+  host = host:match("^.*@(.*)$") or host
   path = path:gsub("#.*$", "")
   local query
   path, query = path:match("^([^?]*)%??(.*)$")
   if path == "" then path = "/" end
   return { scheme = scheme:lower(), host = host, path = path, query = query }
+end
+
+-- display_url(url) -> the URL as errors and logs show it: the origin and
+-- the path, as the native layer names them; never the query (a SAS
+-- signature, a token) nor a user:password.
+function M.display_url(url)
+  url = tostring(url):gsub("[?#].*$", "")
+  local head, authority, path = url:match("^(%a[%w+.-]*://)([^/]*)(.*)$")
+  if not head then return url end
+  return head .. (authority:match("^.*@(.*)$") or authority) .. path
 end
 
 -- origin(url) -> "scheme://host"
@@ -199,6 +215,7 @@ local function prepare(req)
   c.url = M.parse_url(req.url)
   if not c.url then errors.usage("bad URL " .. tostring(req.url)) end
   c.full = req.url .. (c.query ~= "" and ("?" .. c.query) or "")
+  c.display = M.display_url(req.url)
   -- Verification is off only for the boolean true, never for a string
   -- such as "false" from a configuration file, and never silently.
   c.insecure = req.insecure == true
@@ -228,7 +245,7 @@ local function attempt(req, c, n)
   local r = {
     provider = req.provider, method = c.method, url = req.url, path = c.url.path,
     host = c.url.host, scheme = c.url.scheme, query = c.query, body = c.body,
-    headers = copy(c.headers), attempt = n, display_url = c.full, secrets = {},
+    headers = copy(c.headers), attempt = n, display_url = c.display, secrets = {},
     now = M.signing_time(req.provider),
   }
   if not r.headers["user-agent"] then r.headers["user-agent"] = M.USER_AGENT end
@@ -238,7 +255,7 @@ local function attempt(req, c, n)
   log.hold(r.secrets)
   if req.sign then req.sign(r) end
   held_headers(r)
-  r.display_url = log.redact(c.full, r.secrets)
+  r.display_url = log.redact(c.display, r.secrets)
   trace_request(r)
   local t0 = wait.clock()
   local res, err = M.request({
@@ -261,15 +278,19 @@ local function outcome(req, c, r, res, err)
   if not res then
     err = type(err) == "table" and err or { kind = "network", message = tostring(err) }
     -- The native message starts with the method and URL, which the
-    -- error object shows anyway (with its query).
+    -- error object shows anyway.
     local message = tostring(err.message)
-    local prefix = method .. " " .. req.url:gsub("%?.*$", "") .. ": "
+    local prefix = method .. " " .. c.display .. ": "
     if message:sub(1, #prefix) == prefix then message = message:sub(#prefix + 1) end
     local e = errors.new({
       kind = err.kind or "network", message = log.redact(message, r.secrets),
       provider = req.provider, method = method, url = r.display_url, curl_code = err.curl_code,
     })
     if e.kind == "interrupted" then error(e, 0) end
+    if err.curl_code == URL_MALFORMAT then
+      e.kind = "usage"
+      return nil, e, false
+    end
     local transient = e.kind == "network" or e.kind == "timeout"
     local not_sent = NOT_SENT[err.curl_code] or false
     e.ambiguous = transient and not idempotent and not not_sent

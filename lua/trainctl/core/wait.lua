@@ -38,6 +38,28 @@ local function opt(opts, name)
   return v
 end
 
+-- The bounds of a polling interval: below the floor a wait hammers the
+-- cloud (0 would poll it thousands of times a second); above the cap, or
+-- not a number (nan), it would never poll again.
+M.MIN_INTERVAL, M.MAX_INTERVAL = 0.05, 3600
+
+-- check_interval(v) -> seconds, or nil and what is wrong with v.
+function M.check_interval(v)
+  local n = tonumber(v)
+  if not n or n ~= n or n < M.MIN_INTERVAL or n > M.MAX_INTERVAL then
+    return nil, ("must be a number of seconds from %g to %g, not %s"):format(M.MIN_INTERVAL,
+      M.MAX_INTERVAL, type(v) == "string" and ("%q"):format(v) or tostring(v))
+  end
+  return n
+end
+
+-- interval(opts, name) -> opts[name] (or its default), checked.
+local function interval_opt(opts, name)
+  local n, err = M.check_interval(opt(opts, name))
+  if not n then errors.usage(("wait: %s %s"):format(name, err)) end
+  return n
+end
+
 -- jittered(d, fraction): d spread by +-fraction, never negative.
 function M.jittered(d, fraction)
   if not fraction or fraction <= 0 then return d end
@@ -116,8 +138,8 @@ end
 function M.poll(fn, opts)
   opts = opts or {}
   local timeout = opts.timeout
-  local interval = opt(opts, "interval")
-  local max_interval = math.max(opt(opts, "max_interval"), interval)
+  local interval = interval_opt(opts, "interval")
+  local max_interval = math.max(interval_opt(opts, "max_interval"), interval)
   local backoff = opt(opts, "backoff")
   local jitter = opt(opts, "jitter")
   local budget = opt(opts, "outage")
