@@ -26,7 +26,7 @@ Makes one API call and prints the answer on stdout.
 Values are converted to the parameter's type: integers, true/false,
 JSON ([...] or {...}) or comma-separated lists. body={...} and
 query={...} add raw fields.
-Options:
+Options (before PROVIDER or anywhere after OPERATION, up to --):
   --all             follow every page of a list and print one list
   --max-items N     stop after N items (implies --all)
   -o, --output FMT  json, jsonl, table, tsv or yaml (default json: pretty
@@ -36,7 +36,7 @@ Options:
   --wait            wait for the job an operation starts (progress on a
                     terminal; exit 0 succeeded, 1 failed, 4 --timeout)
   --no-wait         print the job reference at once, without its state
-  --yes             delete without asking (needed when stdin is not a
+  -y, --yes         delete without asking (needed when stdin is not a
                     terminal)
   --timeout DUR     bound the whole call, transfers included (30s, 5m, 6h);
                     exit 4
@@ -83,13 +83,31 @@ function M.option_names()
   return names
 end
 
+-- valued_option_names() -> the options of call that take a value, short
+-- ones included, sorted (completion skips the word after them).
+function M.valued_option_names()
+  local names = {}
+  for k in pairs(VALUED) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+
+-- format_names() -> the output formats, sorted.
+function M.format_names()
+  local names = {}
+  for k in pairs(format.FORMATS) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+
 -- option(words, i, flags) -> next index, when words[i] is an option.
 local function option(words, i, flags)
   local w = words[i]
   local name, value = w:match("^(%-%-[%w-]+)=(.*)$")
   if not name then
     name = w
-    if w:find("^%-o.") then name, value = "-o", w:sub(3) end
+    -- -oyaml and -o=yaml alike, as --output=yaml
+    if w:find("^%-o.") then name, value = "-o", w:sub(3):gsub("^=", "", 1) end
   end
   if SWITCHES[name] and value == nil then
     flags[SWITCHES[name]] = true
@@ -167,7 +185,9 @@ local function job_output(p, j, st)
     message = st.message, raw = st.raw }
 end
 
--- print(value, flags [, key]): the answer in the format asked for.
+-- print(value, flags [, key]): the answer in the format asked for,
+-- redacted: a proxy or a debugging endpoint may echo the request's
+-- credentials in its answer, and stdout is kept as clean as the logs.
 local function print_answer(value, flags, key)
   local sys = require("trainctl.sys")
   local o = { format = flags.output, pretty = sys.isatty(1), columns = flags.columns, key = key }
@@ -177,7 +197,7 @@ local function print_answer(value, flags, key)
   else
     text = format.render(value, o)
   end
-  io.stdout:write(text)
+  io.stdout:write(require("trainctl.log").redact(text))
 end
 
 -- announce(p, j): the reference on stderr before any wait, so that an
@@ -211,7 +231,16 @@ local function wait_job(p, j, flags)
   end
   if errors.is(st) then
     print_answer(job_output(p, j, j.last or { state = "unknown" }), flags)
-    if errors.is(st, "timeout") then st.exit_code = exit.TIMEOUT end
+    if errors.is(st, "timeout") then
+      st.exit_code = exit.TIMEOUT
+      -- The wait ends a moment before the run's --timeout, which is the
+      -- bound the user gave: the message names that one.
+      local total = require("trainctl.config").option("timeout")
+      if deadline and total and type(st.message) == "string" then
+        st.message = st.message:gsub("did not finish within %S+",
+          "did not finish within " .. require("trainctl.core.wait").duration(total):gsub("%%", "%%%%"), 1)
+      end
+    end
   end
   error(st, 0)
 end
@@ -245,6 +274,8 @@ local function confirm(p, spec, args, flags)
   io.stderr:flush()
   local answer = io.stdin:read("l")
   if answer and answer:lower():find("^%s*y") then return true end
+  -- Ctrl-D ends the input without ending the prompt's line.
+  if answer == nil then io.stderr:write("\n") end
   io.stderr:write("trainctl: not confirmed; nothing deleted\n")
   return false
 end
@@ -285,7 +316,26 @@ local function more_pages(answer, spec)
   end
 end
 
+-- options_last(argv) -> argv with the options written before PROVIDER
+-- (`call --output table aitems list_services`) moved after OPERATION,
+-- where parse reads them; an unknown one is refused here.
+local function options_last(argv)
+  local lead, i = {}, 1
+  while argv[i] and argv[i]:find("^%-.") and argv[i] ~= "--" and argv[i] ~= "--help" and argv[i] ~= "-h" do
+    local j = option(argv, i, {})
+    for k = i, j - 1 do lead[#lead + 1] = argv[k] end
+    i = j
+  end
+  if #lead == 0 then return argv end
+  if argv[i] == nil then return {} end -- options alone: the usage
+  local words = { argv[i], argv[i + 1] }
+  for _, w in ipairs(lead) do words[#words + 1] = w end
+  for k = i + 2, #argv do words[#words + 1] = argv[k] end
+  return words
+end
+
 local function run(argv)
+  argv = options_last(argv)
   local pname, opname = argv[1], argv[2]
   if pname == nil then
     io.stderr:write(providers_help(), "\n")
@@ -363,7 +413,8 @@ local function run_ref(argv, command)
       .. "REF is the JSON `trainctl call` printed for a job (or - to read it from stdin).")
       :format(command)
     if flags.help then out(text) return exit.OK end
-    errors.usage(text)
+    io.stderr:write(text, "\n")
+    return exit.USAGE
   end
   local pname, text = words[1], words[2]
   if #words == 1 then pname, text = nil, words[1] end

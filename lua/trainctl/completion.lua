@@ -27,18 +27,32 @@ M.COMMANDS = {
   { "completion", "print a shell completion script" },
 }
 
--- Global options; those that take a value list its words ("" = any).
+-- Global options (those of src/cli/main.c's usage); those that take a
+-- value list its words ("" = any).
 M.OPTIONS = {
   { "--profile", "credentials profile", "PROFILE" },
   { "--log-level", "log level", { "error", "warn", "info", "debug", "trace" } },
   { "--log-format", "log line format", { "text", "json" } },
   { "--lock", "exit 3 at once if another run holds FILE", "FILE" },
+  { "--lock-ttl", "lease of an etcd lock", "" },
+  { "--lock-wait", "wait up to a duration for an etcd lock", "" },
   { "--timeout", "stop the whole run after a duration", "" },
   { "--state", "where trainctl.state keeps progress", "FILE" },
   { "--core-dumps", "allow core dumps" },
   { "--help", "show the help" },
   { "--version", "show versions" },
+  { "-e", "run a Lua chunk", "" },
+  { "-l", "require a module into a global", "" },
+  { "-i", "enter the REPL after the script" },
+  { "-v", "show versions" },
+  { "-E", "ignore LUA_INIT, LUA_PATH and the like" },
+  { "-W", "turn Lua warnings on" },
 }
+
+-- The options of `trainctl call` that take a value, and what they take
+-- ("" = any word).
+M.CALL_VALUED = cli.valued_option_names()
+M.CALL_VALUES = { ["-o"] = cli.format_names(), ["--output"] = cli.format_names() }
 
 -- The flags of `trainctl call`, as trainctl.cli reads them, and the
 -- global --timeout, which bounds a call.
@@ -125,6 +139,10 @@ end
 
 local function option_values_case()
   local o = {}
+  for _, name in ipairs(M.CALL_VALUED) do
+    o[#o + 1] = ("    %s) _trainctl_r=%s; return 0 ;;"):format(name,
+      sh_quote(table.concat(M.CALL_VALUES[name] or {}, " ")))
+  end
   for _, opt in ipairs(M.OPTIONS) do
     local v = opt[3]
     if type(v) == "table" then
@@ -140,11 +158,13 @@ local function option_values_case()
   return table.concat(o, "\n")
 end
 
+-- The options whose value is the next word, global and call's alike.
 local function takes_value()
-  local o = { "-e", "-l" }
+  local o = {}
   for _, opt in ipairs(M.OPTIONS) do
     if opt[3] then o[#o + 1] = opt[1] end
   end
+  for _, name in ipairs(M.CALL_VALUED) do o[#o + 1] = name end
   return table.concat(o, "|")
 end
 
@@ -367,7 +387,8 @@ function M.fish(model)
     add(("complete -c trainctl -n '__trainctl_at 0' -a %s -d %s"):format(c[1], fish_quote(c[2])))
   end
   for _, opt in ipairs(M.OPTIONS) do
-    local line = ("complete -c trainctl -l %s -d %s"):format(opt[1]:sub(3), fish_quote(opt[2]))
+    local flag = opt[1]:find("^%-%-") and ("-l " .. opt[1]:sub(3)) or ("-s " .. opt[1]:sub(2))
+    local line = ("complete -c trainctl %s -d %s"):format(flag, fish_quote(opt[2]))
     if type(opt[3]) == "table" then
       line = line .. " -x -a " .. fish_quote(table.concat(opt[3], " "))
     elseif opt[3] == "PROFILE" then
@@ -386,8 +407,17 @@ function M.fish(model)
       add(("complete -c trainctl -n '__trainctl_at 1 %s' -a %s -d %s"):format(c, p.name, fish_quote(p.title)))
     end
   end
+  local valued = {}
+  for _, name in ipairs(M.CALL_VALUED) do valued[name] = true end
   for _, f in ipairs(M.CALL_FLAGS) do
-    add(("complete -c trainctl -n '__trainctl_args | string match -q call' -l %s"):format(f:sub(3)))
+    local line = ("complete -c trainctl -n '__trainctl_args | string match -q call' -l %s"):format(f:sub(3))
+    if f == "--output" then line = line .. " -s o" end
+    if M.CALL_VALUES[f] then
+      line = line .. " -x -a " .. fish_quote(table.concat(M.CALL_VALUES[f], " "))
+    elseif valued[f] then
+      line = line .. " -x"
+    end
+    add(line)
   end
   for _, p in ipairs(model) do
     for _, op in ipairs(p.ops) do
@@ -412,7 +442,10 @@ function M.run(argv)
     io.stdout:write(M.USAGE, "\n")
     return exit.OK
   end
-  if shell == nil then errors.usage("trainctl completion needs a shell: bash, zsh or fish\n" .. M.USAGE) end
+  if shell == nil then
+    io.stderr:write(M.USAGE, "\n")
+    return exit.USAGE
+  end
   if not M[shell] or not ({ bash = 1, zsh = 1, fish = 1 })[shell] then
     errors.usage(("trainctl completion: unknown shell %q (bash, zsh or fish)"):format(shell))
   end

@@ -95,8 +95,37 @@ local function rows_of(records, columns)
   return rows
 end
 
+-- check_columns(records, columns): a column no record has is a typo
+-- (--columns serviceId,nme), refused rather than printed empty. Records
+-- that are not all objects (scalars, a mixed list) are not judged.
+local function check_columns(records, columns)
+  if #records == 0 then return end
+  local keys, names = {}, {}
+  for _, r in ipairs(records) do
+    if type(r) ~= "table" or r == json.null or r[1] ~= nil then return end
+    for k in pairs(r) do
+      if type(k) == "string" and not keys[k] then keys[k], names[#names + 1] = true, k end
+    end
+  end
+  table.sort(names)
+  for _, c in ipairs(columns) do
+    local found = false
+    for _, r in ipairs(records) do
+      if field(r, c) ~= nil then found = true break end
+    end
+    if not found then
+      local near = require("trainctl.api.ops").closest(c, names)
+      errors.usage(("--columns: no record has %q%s (fields: %s)"):format(c,
+        near and ("; did you mean %s?"):format(near) or "", table.concat(names, ", ")))
+    end
+  end
+end
+
 local function pick_columns(records, columns)
-  if columns and #columns > 0 then return columns end
+  if columns and #columns > 0 then
+    check_columns(records, columns)
+    return columns
+  end
   local cols = M.columns(records)
   if #cols == 0 then cols = { "value" } end
   return cols
@@ -116,22 +145,47 @@ function M.tsv(records, columns)
   return table.concat(lines)
 end
 
--- Width on a terminal: a character per UTF-8 sequence.
-local function width(s)
-  return utf8.len(s) or #s
+-- The East Asian Wide and Fullwidth ranges (Unicode's EastAsianWidth
+-- W and F): Hangul, CJK, kana, fullwidth forms, emoji take two columns.
+local WIDE = {
+  { 0x1100, 0x115F }, { 0x231A, 0x231B }, { 0x2329, 0x232A }, { 0x23E9, 0x23EC }, { 0x2E80, 0x303E },
+  { 0x3041, 0x33FF }, { 0x3400, 0x4DBF }, { 0x4E00, 0x9FFF }, { 0xA000, 0xA4CF }, { 0xA960, 0xA97F },
+  { 0xAC00, 0xD7A3 }, { 0xF900, 0xFAFF }, { 0xFE10, 0xFE19 }, { 0xFE30, 0xFE6F }, { 0xFF00, 0xFF60 },
+  { 0xFFE0, 0xFFE6 }, { 0x1F300, 0x1F64F }, { 0x1F900, 0x1F9FF }, { 0x20000, 0x2FFFD }, { 0x30000, 0x3FFFD },
+}
+
+local function wide(c)
+  if c < 0x1100 then return false end
+  for _, r in ipairs(WIDE) do
+    if c < r[1] then return false end
+    if c <= r[2] then return true end
+  end
+  return false
 end
 
--- table(records, columns): a header, a rule, and aligned columns.
+-- Width on a terminal: a column per character, two for a wide one; a
+-- byte per column for text that is not UTF-8.
+local function width(s)
+  if not utf8.len(s) then return #s end
+  local n = 0
+  for _, c in utf8.codes(s) do n = n + (wide(c) and 2 or 1) end
+  return n
+end
+
+-- table(records, columns): a header, a rule, and aligned columns;
+-- control characters in a cell shown as escapes (\n, \x1b), as in the logs.
 function M.table(records, columns)
   columns = pick_columns(records, columns)
   local rows = rows_of(records, columns)
+  local escape = require("trainctl.log").escape
   local head = {}
-  for j, c in ipairs(columns) do head[j] = c end
+  for j, c in ipairs(columns) do head[j] = escape(c) end
   local widths = {}
   for j, c in ipairs(head) do widths[j] = width(c) end
   for _, row in ipairs(rows) do
     for j, c in ipairs(row) do
-      row[j] = c:gsub("[\t\n\r]", " ")
+      -- A server's text must not move the cursor or restyle the screen.
+      row[j] = escape(c)
       widths[j] = math.max(widths[j], width(row[j]))
     end
   end

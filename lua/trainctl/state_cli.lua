@@ -11,13 +11,13 @@ local utf8 = require("utf8")
 local M = {}
 
 M.USAGE = [[
-usage: trainctl state list   [--state FILE|URL | --script SCRIPT]
-       trainctl state show   KEY [--state ...]
-       trainctl state forget KEY [--state ...]
-       trainctl state path   [--state ...]
+usage: trainctl state list   --state FILE|URL | --script SCRIPT
+       trainctl state show   KEY --state ... | --script ...
+       trainctl state forget KEY --state ... | --script ...
+       trainctl state path   [--state ... | --script ...]
 The records a workflow keeps in trainctl.state: which objects it made and
 which training it started, so that a rerun resumes instead of starting a
-second one. The store is --state (a file or etcd:// URL), else the one a
+second one. The store is --state (a file or etcd:// URL), or the one a
 run of SCRIPT uses by default ($XDG_STATE_HOME/trainctl/<name>.json).
 Forgetting a record makes the next run start that work over: a training
 still running is waited for (examples start trainings with adopt = true);
@@ -111,7 +111,18 @@ function M.run(argv)
   local ACTIONS = { path = true, list = true, show = true, forget = true }
   if not ACTIONS[action] then errors.usage(("unknown state command %q%s"):format(action, TRY)) end
   local tty = sys.isatty(1)
-  local doc = state.open(spec or state.default_path())
+  local config = require("trainctl.config")
+  -- Without --state or --script the store would be the one of `-e` runs,
+  -- rarely the one meant: an empty listing would look like an answer.
+  if action ~= "path" and not spec and not config.option("state") and not config.option("script") then
+    errors.usage(("trainctl state %s: which store? give --state FILE|URL, or --script SCRIPT for the one "
+      .. "a run of SCRIPT uses%s"):format(action, TRY))
+  end
+  local where = spec or state.default_path()
+  if action ~= "path" and not where:find("^etcds?://") and not sys.stat(where) then
+    errors.raise({ kind = "state", message = ("no state file at %s (nothing was recorded there)"):format(where) })
+  end
+  local doc = state.open(where)
   if action == "path" then
     need_key(action, words, 1)
     out(doc:where())

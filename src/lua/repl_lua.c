@@ -107,13 +107,28 @@ static int load_expr(lua_State *L, const char *buf)
 	return status;
 }
 
+/* A chunk whose first line starts with '=' is "return" and the rest, as
+ * lua.c reads it (Lua 5.1's shorthand, still in lua5.4): `=1+2` prints 3.
+ * The lines after the first are part of the same chunk. */
+static int load_return(lua_State *L, const char *buf)
+{
+	const char *ret = lua_pushfstring(L, "return %s", buf + 1);
+	int status = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
+
+	lua_remove(L, -2);
+	return status;
+}
+
 int repl_compile(lua_State *L, const char *buf, size_t len, int first)
 {
 	int status;
 
-	if (first && load_expr(L, buf) == LUA_OK)
+	if (buf[0] == '=')
+		status = load_return(L, buf);
+	else if (first && load_expr(L, buf) == LUA_OK)
 		return LUA_OK;
-	status = luaL_loadbuffer(L, buf, len, "=stdin");
+	else
+		status = luaL_loadbuffer(L, buf, len, "=stdin");
 	return incomplete(L, status) ? REPL_MORE : status;
 }
 

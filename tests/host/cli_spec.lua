@@ -429,6 +429,20 @@ describe("global options after a subcommand", function()
   end)
 end)
 
+describe("a subcommand with nothing after it", function()
+  for _, cmd in ipairs { "state", "wait", "status", "completion" } do
+    it(cmd .. " prints its usage on stderr, one line per line, exit 2", function()
+      local r = H.run { cmd }
+      assert.equal(2, r.code)
+      assert.equal("", r.out)
+      assert.matches("^usage: trainctl " .. cmd .. " ", r.err)
+      assert.is_nil(r.err:find("\\n", 1, true), r.err)
+      assert.is_nil(r.err:find("usage error", 1, true), r.err)
+      assert.is_true(select(2, r.err:gsub("\n", "")) > 1, r.err)
+    end)
+  end
+end)
+
 -- `call`, `wait` and `status` load libcurl and libcrypto on threads of
 -- their own while the Lua loads (src/core/preload.c). A run that ends
 -- before they are in waits for them: exit's handlers (OpenSSL's among

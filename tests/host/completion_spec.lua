@@ -74,6 +74,29 @@ describe("trainctl completion bash", function()
       complete({ "trainctl", "call", "azure", "create_project", "project_kind", "=", "CustomE" }))
   end)
 
+  it("completes the values of call's options, and skips them to find the provider and operation", function()
+    local formats = { "json", "jsonl", "table", "tsv", "yaml" }
+    assert.are.same(formats, complete({ "trainctl", "call", "aitems", "list_services", "-o", "" }))
+    assert.are.same(formats, complete({ "trainctl", "call", "aitems", "list_services", "--output", "" }))
+    assert.are.same({}, complete({ "trainctl", "call", "aitems", "list_services", "--columns", "" }))
+    assert.are.same({}, complete({ "trainctl", "call", "aitems", "list_services", "--max-items", "" }))
+    assert.are.same({ "list_trains" }, complete({ "trainctl", "call", "--output", "table", "aitems", "list_tr" }))
+    assert.are.same({ "list_trains" }, complete({ "trainctl", "call", "aitems", "-o", "tsv", "list_tr" }))
+    assert.are.same({ "limit=" }, complete({ "trainctl", "call", "aitems", "list_services", "--jq", ".", "lim" }))
+  end)
+
+  it("knows every global option of the usage, and skips the values of those that take one", function()
+    local usage = H.run({ "--help" }).out
+    local offered = {}
+    for _, w in ipairs(complete({ "trainctl", "-" })) do offered[w] = true end
+    for opt in usage:gmatch("\n  (%-%-?[%w-]+)") do
+      if opt ~= "--" then assert.is_true(offered[opt], opt .. " is not completed") end
+    end
+    assert.are.same({ "list_trains" }, complete({ "trainctl", "--lock-wait", "5s", "call", "aitems", "list_tr" }))
+    assert.are.same({ "list_trains" }, complete({ "trainctl", "--lock-ttl", "1m", "call", "aitems", "list_tr" }))
+    assert.are.same({ "list_trains" }, complete({ "trainctl", "-l", "mymod", "call", "aitems", "list_tr" }))
+  end)
+
   it("completes profiles from the credentials file, and option values", function()
     assert.are.same({ "prod", "sim" }, complete({ "trainctl", "--profile", "" }))
     assert.are.same({ "debug" }, complete({ "trainctl", "--log-level", "d" }))
@@ -106,6 +129,21 @@ describe("trainctl completion fish", function()
       complete("trainctl --profile sim call opensearch list_function_t"))
     assert.are.same({ "type=", "type=batch", "type=interval" }, complete("trainctl call aitems create_service ty"))
     H.rmdir(dir)
+  end)
+end)
+
+describe("trainctl completion fish, as written", function()
+  it("gives --output and -o their formats, and skips the values of call's options", function()
+    local r = H.run({ "completion", "fish" })
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("-l output -s o -x -a 'json jsonl table tsv yaml'", 1, true), r.out)
+    local skip = r.out:match("string match %-q %-r %-%- '%^%(([^)]*)%)%$'")
+    local words = {}
+    for w in (skip or ""):gmatch("[^|]+") do words[w] = true end
+    for _, w in ipairs({ "-o", "--output", "--columns", "--jq", "--max-items", "--lock-ttl", "--lock-wait",
+      "-e", "-l" }) do
+      assert.is_true(words[w], w .. " is not skipped")
+    end
   end)
 end)
 

@@ -250,9 +250,11 @@ describe("trainctl call against cloudsim", function()
     it("wait --timeout exits 4 with the last state on stdout; --wait too", function()
       local ref = start("slow")
       local t0 = sys.clock()
-      local code, out, err = call({ "wait", "opensearch", ref, "--timeout", "2s" })
+      local code, out, err = call({ "wait", "opensearch", ref, "--timeout", "3" })
       assert.equal(4, code, err)
       assert.equal("running", json.decode(out).state)
+      -- the bound the user gave, not the wait's own (a moment shorter)
+      assert.matches("opensearch training slow did not finish within 3s", err, 1, true)
       assert.is_true(sys.clock() - t0 < 10)
       code, out = call(words("call", "opensearch", "create_function_task", OS, "instance_name=slow2",
         "--wait", "--timeout=1.5s"))
@@ -391,6 +393,42 @@ describe("trainctl call against cloudsim", function()
         { pty = { { "delete\\? \\[y/N\\] ", "y" } } })
       assert.equal(0, code, screen)
       assert.is_false(exists(id))
+    end)
+
+    -- Ctrl-D alone, without the Enter that pty_run.py types after an
+    -- answer: what the terminal shows is the program's own output.
+    local CTRL_D = [[
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+buf, sent, deadline = b"", False, time.monotonic() + 20
+while time.monotonic() < deadline:
+    if not sent and b"[y/N] " in buf:
+        os.write(fd, b"\x04")
+        sent = True
+    if select.select([fd], [], [], 0.1)[0]:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            break
+        buf += data
+status = os.waitpid(pid, 0)[1]
+sys.stdout.write(buf.decode("utf-8", "replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+]]
+
+    it("Ctrl-D at the question keeps it (exit 1), the answer on a line of its own", function()
+      local id = service("eof")
+      local r = support.sh({ "python3", "-c", CTRL_D, "sh", "-c",
+        sim:command({ "call", "aitems", "delete_service", "service_id=" .. id }) })
+      local code, screen = r.code, r.out
+      assert.equal(1, code, screen)
+      assert.matches("\ntrainctl: not confirmed; nothing deleted", screen, 1, true)
+      assert.is_nil(screen:find("[y/N] trainctl:", 1, true), screen)
+      assert.is_true(exists(id))
     end)
   end)
 

@@ -75,6 +75,78 @@ describe("trainctl call", function()
     rec.restore()
   end)
 
+  it("refuses a --columns no record has, suggesting the field meant", function()
+    local rec = support.http({ { status = 200,
+      body = '{"services":[{"serviceId":"a","name":"n","status":"ok"}],"offset":0,"limit":5}' } })
+    local code, text = capture(function()
+      return cli.main({ "aitems", "list_services", "-o", "table", "--columns", "serviceId,nme,status" })
+    end)
+    rec.restore()
+    assert.equal(2, code)
+    assert.equal("", text)
+    assert.matches('--columns: no record has "nme"; did you mean name? (fields: name, serviceId, status)',
+      logs.text(), 1, true)
+  end)
+
+  it("refuses an object or null as a query value, naming it, and sends nothing", function()
+    for _, case in ipairs({
+      { 'query={"b":{"c":2}}', "query.b: cannot send an object as a path or query value" },
+      { 'query={"d":null}', "query.d: cannot send a null as a path or query value" },
+    }) do
+      local rec = support.http({})
+      local code = capture(function() return cli.main({ "aitems", "list_services", case[1] }) end)
+      rec.restore()
+      assert.equal(2, code)
+      assert.equal(0, #rec.requests)
+      assert.matches(case[2], logs.text(), 1, true)
+    end
+  end)
+
+  it("takes -o=FMT as -oFMT and --output=FMT", function()
+    for _, opt in ipairs({ { "-o=tsv" }, { "-otsv" }, { "--output=tsv" }, { "-o", "tsv" } }) do
+      local rec = support.http({ { status = 200, body = '{"services":[{"serviceId":"a","name":"n"}]}' } })
+      local words = { "aitems", "list_services", "--columns", "serviceId,name" }
+      for _, w in ipairs(opt) do words[#words + 1] = w end
+      local code, text = capture(function() return cli.main(words) end)
+      rec.restore()
+      assert.equal(0, code, table.concat(opt, " "))
+      assert.equal("a\tn\n", text)
+    end
+  end)
+
+  it("needs validate_schema's description, as the service does, and says so in its help", function()
+    local rec = support.http({})
+    local code = capture(function()
+      return cli.main({ "aitems", "validate_schema", "dataset_type=user", "name=users",
+        'fields=[{"name":"USER_ID","type":["string"],"categorical":false}]' })
+    end)
+    rec.restore()
+    assert.equal(2, code)
+    assert.equal(0, #rec.requests)
+    assert.matches("validate_schema: missing required parameter description", logs.text(), 1, true)
+    local _, help = capture(function() return cli.main({ "aitems", "validate_schema", "--help" }) end)
+    assert.matches("description=<string>  (required, body description)", help, 1, true)
+  end)
+
+  it("takes call's options before PROVIDER too", function()
+    local rec = support.http({ { status = 200, body = '{"services":[{"serviceId":"a","name":"n"}]}' } })
+    local code, text = capture(function()
+      return cli.main({ "--output", "tsv", "--columns=serviceId,name", "aitems", "list_services", "limit=5" })
+    end)
+    rec.restore()
+    assert.equal(0, code)
+    assert.equal("a\tn\n", text)
+    assert.matches("limit=5", rec.requests[1].url, 1, true)
+    code = capture(function() return cli.main({ "--outptu", "tsv", "aitems", "list_services" }) end)
+    assert.equal(2, code)
+    assert.matches("unknown option --outptu; did you mean --output?", logs.text(), 1, true)
+  end)
+
+  it("documents -y beside --yes in its help", function()
+    local _, text = capture(function() return cli.main({ "--help" }) end)
+    assert.matches("\n  -y, --yes ", text, 1, true)
+  end)
+
   it("exits 2 when credentials are missing", function()
     restore_env()
     restore_env = support.env({})
@@ -126,6 +198,22 @@ describe("the output formats", function()
   it("tsv escapes tabs, newlines and backslashes inside a value", function()
     assert.equal("a\\tb\tc\\nd\te\\\\f\n",
       format.tsv({ { x = "a\tb", y = "c\nd", z = "e\\f" } }, { "x", "y", "z" }))
+  end)
+
+  it("table aligns wide (Hangul, CJK) characters as two columns each", function()
+    local text = format.table({ { name = "추천 서비스", status = "ok" }, { name = "recommend", status = "ok" },
+      { name = "日本語", status = "ok" } }, { "name", "status" })
+    assert.equal(table.concat({ "name         status", "-----------  ------", "추천 서비스  ok",
+      "recommend    ok", "日本語       ok", "" }, "\n"), text)
+  end)
+
+  it("table shows a server's control characters as escapes, never raw", function()
+    local text = format.table({ { name = "a\27[2Jb\rc\nd\te\7", ["x\27]0;t"] = "\194\155" } },
+      { "name", "x\27]0;t" })
+    assert.is_nil(text:find("[%z\1-\9\11-\31\127]"), text)
+    assert.is_nil(text:find("\194[\128-\159]"), text)
+    assert.equal(table.concat({ "name                    x\\x1b]0;t", "----------------------  ---------",
+      "a\\x1b[2Jb\\rc\\nd\\te\\x07  \\u009b", "" }, "\n"), text)
   end)
 
   it("table of an empty list is its header only", function()

@@ -119,6 +119,41 @@ describe("a provider descriptor", function()
   end)
 end)
 
+describe("a client's method", function()
+  it("returns the answer alone, as the REPL prints it; client:call gives the response too", function()
+    local http = S.http({
+      { status = 200, body = { services = {}, offset = 0, limit = 1000 } },
+      { status = 200, body = { services = {}, offset = 0, limit = 1000 } },
+    })
+    finally(http.restore)
+    local c = require("trainctl.aitems").client({ access_key = "k", secret_key = "s" })
+    local n = select("#", c:list_services())
+    assert.equal(1, n)
+    local body, res = c:call("GET", "/services")
+    assert.same({}, body.services)
+    assert.equal(200, res.status)
+  end)
+end)
+
+describe("a client's method called with a dot", function()
+  it("is a usage error naming the colon, and sends nothing", function()
+    local http = S.http({})
+    finally(http.restore)
+    local c = require("trainctl.aitems").client({ access_key = "k", secret_key = "s" })
+    for _, call in ipairs({
+      function() return c.get_service("x") end,
+      function() return c.list_services() end,
+      function() return c.train({ service_id = "x" }) end,
+    }) do
+      local ok, err = pcall(call)
+      assert.is_false(ok)
+      assert.is_true(errors.is(err, "usage"), tostring(err))
+      assert.matches("^[%w_]+: call it as client:[%w_]+%(%.%.%.%) %(with a colon%)$", err.message)
+    end
+    assert.equal(0, #http.requests)
+  end)
+end)
+
 describe("the registry", function()
   it("lists every provider module, each built from a descriptor under its own name", function()
     local files = {}

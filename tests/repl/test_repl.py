@@ -201,6 +201,19 @@ def _(s, r):
     r.expect(rb"\r\n42\r\n")
 
 
+@t("=expr prints the value of expr, as in lua5.4 (also across lines)")
+def _(s, r):
+    r.line("=1+2")
+    r.expect(rb"\r\n3\r\n")
+    r.prompt()
+    r.line("=math.max(4,")
+    r.prompt(rb">> ")
+    r.line("5)")
+    r.expect(rb"\r\n5\r\n")
+    r.prompt()
+    s.check(b"syntax error" not in r.out, "no syntax error: %r" % r.out[-200:])
+
+
 @t("_PROMPT and _PROMPT2 change the prompts")
 def _(s, r):
     r.line('_PROMPT = "tc" .. "> "; _PROMPT2 = "tc" .. ">> "')
@@ -530,6 +543,17 @@ def _(s, r):
     r.expect(rb"\r\nsucceeded\r\n", timeout=30)
     r.prompt()
     s.check(b"attempt to" not in r.out, "no error: %r" % r.out[-400:])
+
+
+@with_cloudsim("a client call prints its answer alone, not the HTTP response beside it")
+def _(s, r):
+    r.line('ai = require"trainctl.aitems".client()')
+    r.prompt()
+    r.line("ai:list_services()")
+    shown = r.expect(rb"\r\n([^\r\n]*services[^\r\n]*)\r\n").group(1)
+    r.prompt()
+    s.check(b"\t" not in shown and b"header_list" not in shown, "one value: %r" % shown)
+    s.check(shown.startswith(b"{") and b"offset" in shown, "the answer: %r" % shown)
 
 
 @with_cloudsim("Ctrl-C during a wait keeps the progress line; interrupted! starts a fresh line")

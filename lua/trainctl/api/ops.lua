@@ -236,7 +236,7 @@ function M.build(spec, args, defaults)
       local v = value(p)
       if v ~= nil then
         if p.where == "query" then
-          query[#query + 1] = { p.wire, M.text(v) }
+          query[#query + 1] = { p.wire, M.text(v, p.name) }
         else
           body[p.wire] = v
         end
@@ -247,7 +247,7 @@ function M.build(spec, args, defaults)
     local keys = {}
     for k in pairs(args.query) do keys[#keys + 1] = k end
     table.sort(keys)
-    for _, k in ipairs(keys) do query[#query + 1] = { k, M.text(args.query[k]) } end
+    for _, k in ipairs(keys) do query[#query + 1] = { k, M.text(args.query[k], "query." .. tostring(k)) } end
   end
   if args.body ~= nil then
     if type(args.body) == "table" and type(body) == "table" then
@@ -329,7 +329,13 @@ M.classes = setmetatable({}, { __mode = "k" })
 function M.bind(class, specs, invoke)
   M.classes[class] = specs
   for _, spec in ipairs(specs) do
-    local fn = function(self, ...)
+    local fn
+    fn = function(self, ...)
+      -- client.train{...} (a dot for the colon) passes the arguments as
+      -- self: said plainly, rather than failing deep inside the call.
+      if type(self) ~= "table" or (getmetatable(self) ~= class and self[spec.name] ~= fn) then
+        errors.usage(("%s: call it as client:%s(...) (with a colon)"):format(spec.name, spec.name))
+      end
       return invoke(self, spec, M.args(spec, ...))
     end
     class[spec.name] = fn

@@ -212,6 +212,8 @@ function M.new(d)
   -- own; a create (spec.create) is looked up before it is tried again
   -- (d.creates[kind] = {name = the argument naming it, find(self, args)});
   -- the rest is one request, whose answer d.result may turn into a job.
+  -- A method returns the answer alone (the REPL prints what it returns);
+  -- client:call and client:get give the response too.
   local function invoke(self, spec, args)
     local start = d.starts and d.starts[spec.name]
     if start then return start(self, args, spec) end
@@ -226,8 +228,8 @@ function M.new(d)
       })
     end
     local body, res = self:_run(spec, args)
-    if d.result then return d.result(self, spec, args, body, res) end
-    return body, res
+    if d.result then return (d.result(self, spec, args, body, res)) end
+    return body
   end
   for _, spec in ipairs(d.operations) do
     assert(not spec.create or (d.creates and d.creates[spec.create]),

@@ -14,24 +14,33 @@ function M.encode(s)
   end))
 end
 
--- text(v): the wire form of a scalar (integers without ".0").
-function M.text(v)
+-- text(v [, name]): the wire form of a scalar (integers without ".0"),
+-- or of a list of them (comma-separated). An object or null has none: it
+-- is refused, naming the parameter, rather than sent as an empty value.
+function M.text(v, name)
   local t = type(v)
   if t == "string" then return v end
   if t == "number" then return json.number_string(v) end
   if t == "boolean" then return tostring(v) end
+  local what = v == json.null and "null" or t
   if t == "table" then
-    local parts = {}
-    for i, x in ipairs(v) do parts[i] = M.text(x) end
-    return table.concat(parts, ",")
+    local n = 0
+    for _ in pairs(v) do n = n + 1 end
+    if n == #v then
+      local parts = {}
+      for i, x in ipairs(v) do parts[i] = M.text(x, name) end
+      return table.concat(parts, ",")
+    end
+    what = "an object"
   end
-  errors.usage("cannot send a " .. t .. " as a path or query value")
+  errors.usage(("%scannot send %s as a path or query value (a string, number, boolean or list of them)")
+    :format(name and (name .. ": ") or "", what == "an object" and what or ("a " .. what)))
 end
 
 -- segment(v): one path segment. "." and ".." are encoded too, and an empty
 -- value is refused, so no id can make the request address another resource.
 function M.segment(v, name)
-  local s = M.text(v)
+  local s = M.text(v, name)
   if s == "" then errors.usage(("empty value for %s"):format(name or "a path parameter")) end
   local e = M.encode(s)
   if e == "." or e == ".." then e = e:gsub("%.", "%%2E") end

@@ -80,7 +80,7 @@ local OPERATIONS = {
     values = { datasetType = { "user", "item", "interaction" } },
     summary = "create a schema (user, item or interaction)" },
   D { "validate_schema", "POST", "/schemas/validation-check",
-    body = { "datasetType!", "name!", "fields:array!", "description" }, idempotent = true,
+    body = { "datasetType!", "name!", "fields:array!", "description!" }, idempotent = true,
     summary = "check a schema without creating it" },
   D { "list_schemas", "GET", "/schemas", query = { "datasetType", "offset:integer", "limit:integer" },
     items = "schemas", summary = "list schemas (offset/limit)" },
