@@ -82,16 +82,6 @@ static void print_usage(FILE *f)
 		progname, progname, progname, progname, progname, progname);
 }
 
-/* The words that name a subcommand (handled by trainctl.cli) rather than
- * a script. */
-static int is_subcommand(const char *a)
-{
-	return strcmp(a, "call") == 0 || strcmp(a, "state") == 0 ||
-	       strcmp(a, "wait") == 0 || strcmp(a, "status") == 0 ||
-	       strcmp(a, "completion") == 0 || strcmp(a, "config") == 0 ||
-	       strcmp(a, "whoami") == 0;
-}
-
 /* --log-format json (or TRAINCTL_LOG_FORMAT=json): the errors of the
  * command line are JSON lines too. Known before the options are checked,
  * so that a bad option after it is reported in JSON. */
@@ -106,7 +96,7 @@ static int wants_json(int argc, char **argv)
 		const char *a = argv[i];
 		/* After a subcommand, its global options come later too. */
 		if (a[0] != '-' && !sub) {
-			if (!(sub = is_subcommand(a)))
+			if (!(sub = script_is_subcommand(a)))
 				break;
 			continue;
 		}
@@ -234,9 +224,11 @@ static int global_opt(int argc, char **argv, int *i, struct opts *o)
 		o->lock = v;
 	} else if ((v = long_value(argv, i, "--lock-ttl"))) {
 		o->lock_ttl = host_parse_duration(v);
-		if (o->lock_ttl < 2)
+		/* A holder that dies keeps the lock until its TTL has run
+		 * out: an hour is the most any host should wait for that. */
+		if (!(o->lock_ttl >= 2 && o->lock_ttl <= 3600))
 			return usage_error("invalid --lock-ttl '%s' "
-					   "(at least 2s, e.g. 30s)",
+					   "(from 2s to 1h, e.g. 30s)",
 					   v);
 	} else if ((v = long_value(argv, i, "--lock-wait"))) {
 		o->lock_wait = host_parse_duration(v);
@@ -268,7 +260,7 @@ static int end_of_opts(int argc, char **argv, int i, struct opts *o)
 	const char *a = argv[i];
 
 	if (a[0] != '-') {
-		if (is_subcommand(a))
+		if (script_is_subcommand(a))
 			return subcommand_opts(argc, argv, i, o) < 0 ? -1 : 1;
 		o->script = i;
 		return 1;

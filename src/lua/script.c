@@ -107,8 +107,19 @@ static int dolibrary(lua_State *L, char *spec)
 	lua_getglobal(L, "require");
 	lua_pushstring(L, mod);
 	status = host_docall(L, 1, 1);
-	if (status == LUA_OK)
+	if (status == LUA_OK) {
 		lua_setglobal(L, global);
+	} else if (lua_type(L, -1) == LUA_TSTRING) {
+		/* require's "not found" lists every place it looked, with a
+		 * traceback: for a name given on the command line, its first
+		 * line says it. */
+		const char *msg = lua_tostring(L, -1);
+		const char *end = strstr(msg, "' not found:");
+		if (strncmp(msg, "module '", 8) == 0 && end) {
+			lua_pushlstring(L, msg, (size_t)(end - msg) + 11);
+			lua_remove(L, -2);
+		}
+	}
 	return host_report(L, status);
 }
 
@@ -184,11 +195,74 @@ static int wrap_etcd_lock(lua_State *L, int fn)
 	return LUA_OK;
 }
 
+const char *const script_subcommands[] = { "call",   "state",	   "wait",
+					   "status", "completion", "config",
+					   "whoami", NULL };
+
+int script_is_subcommand(const char *word)
+{
+	for (int i = 0; script_subcommands[i]; i++)
+		if (strcmp(word, script_subcommands[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* The edit distance of a and b (short words), capped at 9. */
+static int distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j;
+	int row[16], prev, cur;
+
+	if (la > 12 || lb > 12)
+		return 9;
+	for (j = 0; j <= lb; j++)
+		row[j] = (int)j;
+	for (i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = (int)i;
+		for (j = 1; j <= lb; j++) {
+			int sub = prev + (a[i - 1] != b[j - 1]);
+			int del = row[j] + 1, ins = row[j - 1] + 1;
+			cur = sub < del ? sub : del;
+			cur = cur < ins ? cur : ins;
+			prev = row[j];
+			row[j] = cur;
+		}
+	}
+	return row[lb];
+}
+
+/* A script that does not exist, named like a subcommand mistyped
+ * (`trainctl cal aitems ...`): the subcommand it was likely meant to be. */
+static const char *meant(const char *fname)
+{
+	const char *best = NULL;
+	int d = 3;
+
+	if (strchr(fname, '/') || access(fname, F_OK) == 0)
+		return NULL;
+	for (int i = 0; script_subcommands[i]; i++) {
+		int k = distance(fname, script_subcommands[i]);
+		if (k < d && (size_t)k < strlen(fname)) {
+			d = k;
+			best = script_subcommands[i];
+		}
+	}
+	return best;
+}
+
 static int run_script(lua_State *L, char **argv, int script, int from_stdin,
 		      const char *lock)
 {
 	const char *fname = from_stdin ? NULL : argv[script];
 	int status = luaL_loadfile(L, fname);
+	const char *sub = status == LUA_ERRFILE && fname ? meant(fname) : NULL;
+
+	if (sub) {
+		lua_pushfstring(L, "%s; did you mean 'trainctl %s'?",
+				lua_tostring(L, -1), sub);
+		lua_remove(L, -2);
+	}
 
 	if (status == LUA_OK && script_is_etcd(lock))
 		status = wrap_etcd_lock(L, lua_gettop(L));

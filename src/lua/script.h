@@ -51,6 +51,10 @@ int script_run(lua_State *L, int argc, char **argv, const struct opts *o);
 void script_close(lua_State *L);
 const char *script_lua_release(void);
 /* Whether a --lock is etcd's (etcd:// or etcds://). */
+/* The words that name a subcommand (handled by trainctl.cli) rather than
+ * a script. */
+extern const char *const script_subcommands[];
+int script_is_subcommand(const char *word);
 int script_is_etcd(const char *lock);
 
 /* Checked standard streams (stdstreams.c). */

@@ -126,6 +126,38 @@ describe("trainctl's own options", function()
     end
   end)
 
+  it("-l of a module that is nowhere says so in one line, exit 1", function()
+    local r = H.run { "-l", "nonexist", "-e", "print('ran')" }
+    assert.equal(1, r.code)
+    assert.equal("trainctl: module 'nonexist' not found\n", r.err)
+    assert.equal("", r.out)
+  end)
+
+  it("a script that does not exist, named like a mistyped subcommand, gets a suggestion", function()
+    local dir = H.tmpdir()
+    for word, sub in pairs({ cal = "call", stat = "state", wiat = "wait" }) do
+      local r = H.run({ word, "aitems" }, { cwd = dir })
+      assert.equal(1, r.code)
+      assert.equal(("trainctl: cannot open %s: No such file or directory; did you mean 'trainctl %s'?\n")
+        :format(word, sub), r.err)
+    end
+    -- a path or a name nothing like one gets none; a file that exists runs
+    for _, word in ipairs({ "./cal", "x", "nosuch.lua" }) do
+      assert.is_nil(H.run({ word }, { cwd = dir }).err:find("did you mean", 1, true))
+    end
+    H.write(dir .. "/cal", "print('a script named cal')")
+    assert.equal("a script named cal\n", H.run({ "cal" }, { cwd = dir }).out)
+    H.rmdir(dir)
+  end)
+
+  it("--lock-ttl is from 2s to 1h: a dead holder keeps the lock that long", function()
+    for _, v in ipairs({ "1s", "2h", "9000000000", "nan" }) do
+      local r = H.run { "--lock", "etcd://127.0.0.1:9/k", "--lock-ttl", v, "-e", "print(1)" }
+      assert.equal(2, r.code, v)
+      assert.matches("invalid %-%-lock%-ttl", r.err)
+    end
+  end)
+
   it("--version prints trainctl, Lua, libcurl and OpenSSL versions on four lines", function()
     local r = H.run { "--version" }
     assert.equal(0, r.code)
