@@ -65,7 +65,7 @@ end
 -- not scoped to the script's arguments as plain keys are (see scoped).
 local built = {}
 -- key -> the key an earlier version built for the same parameters, where
--- they differ: its record is this key's (see adopt).
+-- they differ (a whole number from JSON was written 1.0): see earlier().
 local legacy = {}
 
 -- A number as the key writes it: 1 and 1.0 are one parameter, whether it
@@ -84,12 +84,9 @@ function M.key(name, params)
   if type(name) ~= "string" or name == "" then
     errors.usage("state.key: a workflow name (string) is required")
   end
-  -- The name is escaped too: "w{a=x}" must not be the key of w, {a = "x"}.
   if params == nil then
-    local key = escape(name)
-    if key ~= name then legacy[key] = name end
-    built[key] = true
-    return key
+    built[name] = true
+    return name
   end
   local parts, before = {}, {}
   for k, v in pairs(params) do
@@ -102,7 +99,7 @@ function M.key(name, params)
   end
   table.sort(parts)
   table.sort(before)
-  local key = escape(name) .. "{" .. table.concat(parts, ",") .. "}"
+  local key = name .. "{" .. table.concat(parts, ",") .. "}"
   local old = name .. "{" .. table.concat(before, ",") .. "}"
   if old ~= key then legacy[key] = old end
   built[key] = true
@@ -255,22 +252,26 @@ function M.open(spec)
   return setmetatable({ path = store:where(), store = store }, Doc)
 end
 
--- adopt(doc, key) -> the record an earlier version kept under the key it
--- built for the same parameters (1.0 where this one writes 1), moved to
--- key: upgrading trainctl must not lose a record, and start a second
--- training.
-local function adopt(doc, key)
+-- earlier(doc, key): no record under key, but one under the key an
+-- earlier version built for the same parameters (a whole number from JSON
+-- was written 1.0, where this one writes 1). Whose it is cannot be told:
+-- a string "1.0" gives that key today too. Taking it could hand one run
+-- another's record, ignoring it could start a second training: the run
+-- stops, and says how to settle it.
+local function earlier(doc, key)
   local old = legacy[key]
-  local was = old and doc.store:get(old)
-  if was == nil then return nil end
-  doc.store:put(key, was)
-  doc.store:put(old, nil)
-  return was
+  if old == nil or doc.store:get(old) == nil then return end
+  errors.raise({ kind = "state", code = "EarlierKey", key = key, state = doc:where(),
+    message = ("no record under %s in state %s, but one under %s, the key an earlier trainctl gave the "
+      .. "same parameters when a number came from JSON (or a string \"1.0\" gives today). If it is this "
+      .. "work's, take it: state.migrate(%q, key) before reading; if not, pass the number as it was "
+      .. "written there, or forget that record: trainctl state forget %s --state %s")
+      :format(key, doc:where(), old, old, M.quote(old), M.quote(doc:where())) }, 3)
 end
 
 function Doc:get(key)
   local v = self.store:get(key)
-  if v == nil then v = adopt(self, key) end
+  if v == nil then earlier(self, key) end
   return v
 end
 function Doc:all() return self.store:list() end
@@ -288,7 +289,7 @@ function Doc:delete(key) return self:set(key, nil) end
 -- update(key, fn): value = fn(current value), read and written under the
 -- store's lock.
 function Doc:update(key, fn)
-  if legacy[key] then self:get(key) end
+  if legacy[key] and self.store:get(key) == nil then earlier(self, key) end
   if self.store.change then return self.store:change(key, fn) end
   return self:set(key, fn(self.store:get(key)))
 end
@@ -358,9 +359,9 @@ end
 -- says it is this work's: upgrading trainctl must not lose a record (and
 -- start a second training).
 function Doc:migrate(old, new, accept)
-  local v = self:get(new)
+  local v = self.store:get(new)
   if v ~= nil then return v end
-  local was = self:get(old)
+  local was = self.store:get(old)
   if was == nil or (accept and not accept(was)) then return nil end
   self:set(new, was)
   self:delete(old)
