@@ -294,6 +294,16 @@ void child_stop(pid_t pid)
 		stop_children(c);
 }
 
+/* Whether every slot is taken: a spawn would fail with EAGAIN until one
+ * of the children ends. */
+int child_full(void)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (!children[i].target)
+			return 0;
+	return 1;
+}
+
 /* Whether pid is a child still tracked (child_stop_all forgets those it
  * ended). */
 int child_known(pid_t pid) { return find(pid) != NULL; }

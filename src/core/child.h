@@ -10,6 +10,7 @@ int child_wait(pid_t pid, int *status);
 int child_poll(pid_t pid, int *status);
 void child_stop(pid_t pid);
 int child_known(pid_t pid);
+int child_full(void);
 void child_signal_all(int sig);
 void child_stop_all(void);
 

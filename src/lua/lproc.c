@@ -124,6 +124,7 @@ static int os_exit(lua_State *L)
  *   poll(pid) -> false while the child runs; once it has exited (and is
  *                reaped), true and what os.execute returns for it
  *   stop(pid)  ends the child: SIGTERM to its group, SIGKILL after 3 s
+ *   full()     whether the run has as many children as it can track
  *   execute    os.execute as above: blocks until the child exits */
 static int l_spawn(lua_State *L)
 {
@@ -156,13 +157,19 @@ static int l_stop(lua_State *L)
 	return 0;
 }
 
+static int l_full(lua_State *L)
+{
+	lua_pushboolean(L, child_full());
+	return 1;
+}
+
 int luaopen_trainctl_proc(lua_State *L)
 {
-	static const luaL_Reg funcs[] = { { "spawn", l_spawn },
-					  { "poll", l_poll },
-					  { "stop", l_stop },
-					  { "execute", os_execute },
-					  { NULL, NULL } };
+	static const luaL_Reg funcs[] = {
+		{ "spawn", l_spawn },	   { "poll", l_poll },
+		{ "stop", l_stop },	   { "full", l_full },
+		{ "execute", os_execute }, { NULL, NULL }
+	};
 
 	luaL_newlib(L, funcs);
 	return 1;

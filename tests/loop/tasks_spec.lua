@@ -561,6 +561,22 @@ describe("trainctl.task", function()
       S.rmdir(dir)
     end)
 
+    it("waits for a free place when the run has as many children as it tracks", function()
+      local dir = S.tmpdir()
+      local marker = dir .. "/marker"
+      local ts = {}
+      for i = 1, 300 do
+        ts[i] = task.spawn(function() return (os.execute(wait_for(marker))) end)
+      end
+      -- every place taken by a child that waits: the others wait for one
+      S.poll(function() return require("trainctl._proc").full() end, 20, "256 children at once")
+      S.write(marker, "")
+      local all = task.all(ts)
+      assert.equal(300, #all)
+      for i = 1, 300 do assert.is_true(all[i], "child " .. i) end
+      S.rmdir(dir)
+    end)
+
     it("returns what Lua's does", function()
       assert.same({ true, "exit", 0 }, { os.execute("exit 0") })
       assert.same({ nil, "exit", 3 }, { os.execute("exit 3") })

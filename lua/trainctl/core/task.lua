@@ -482,16 +482,25 @@ end
 -- and where the task cannot yield, it blocks until the child exits, as
 -- in Lua (trainctl._proc.execute).
 local CHILD_LOOK_MAX = 0.05
+local EAGAIN = 11 -- Linux's: the table of children is full
 local function execute(cmd)
   if cmd == nil or not current_task() or not coroutine.isyieldable() then
     return proc.execute(cmd)
   end
   local pid, err, code = proc.spawn(cmd)
+  -- The run tracks so many children at once (256): past that, a task
+  -- waits for one of the others to end, as it waits for a transfer slot.
+  local delay = 0.001
+  while not pid and code == EAGAIN and proc.full() do
+    coroutine.yield("sleep", delay)
+    delay = math.min(delay * 2, CHILD_LOOK_MAX)
+    pid, err, code = proc.spawn(cmd)
+  end
   if not pid then return pid, err, code end
   local child <close> = setmetatable({}, { __close = function(c)
     if not c.reaped then proc.stop(pid) end
   end })
-  local delay = 0.001
+  delay = 0.001
   while true do
     local done, ok, what, status = proc.poll(pid)
     if done then
