@@ -192,12 +192,13 @@ local function print_answer(value, flags, key)
   local sys = require("trainctl.sys")
   local o = { format = flags.output, pretty = sys.isatty(1), columns = flags.columns, key = key }
   local text
+  value = require("trainctl.log").redact_values(value)
   if flags.jq then
     text = format.render_jq(format.jq(flags.jq, value), o)
   else
     text = format.render(value, o)
   end
-  io.stdout:write(require("trainctl.log").redact(text))
+  io.stdout:write(text)
 end
 
 -- announce(p, j): the reference on stderr before any wait, so that an

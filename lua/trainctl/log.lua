@@ -371,6 +371,33 @@ function M.redact(v, extra, seen)
   return setmetatable(out, getmetatable(v))
 end
 
+-- redact_values(v): a copy of v (a string or a table, deeply) with the
+-- registered secrets, and those of requests in flight or just made, taken
+-- out, and nothing else. For what a run prints as its answer: a server
+-- that echoes the request must not put its keys on stdout, but the
+-- answer's own fields (a token it issued, a signed URL it hands out) are
+-- the user's to read, and its JSON stays JSON.
+local function values_string(s)
+  add_known()
+  for _, secret in ipairs(secret_list()) do
+    s = replace_secret(s, secret, partial[secret] and (secret:sub(1, 4) .. "****") or REDACTED, true)
+  end
+  for _, form in ipairs(held_in(s)) do s = replace_plain(s, form, REDACTED) end
+  return s
+end
+
+function M.redact_values(v, seen)
+  local t = type(v)
+  if t == "string" then return values_string(v) end
+  if t ~= "table" then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
+  local out = {}
+  seen[v] = out
+  for k, val in pairs(v) do out[M.redact_values(k, seen)] = M.redact_values(val, seen) end
+  return setmetatable(out, getmetatable(v))
+end
+
 -- escape(s): s with every control character shown as an escape (\n, \r,
 -- \t, \x1b, and the C1 controls of UTF-8 as \u009b), so that text from a
 -- server cannot start a line of its own or move the cursor.

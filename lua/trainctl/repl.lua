@@ -28,13 +28,14 @@ local function format(v)
   return pretty.format(v)
 end
 
--- show(...): the results of a line, redacted as the logs are (an answer
+-- show(...): the results of a line, with the run's secrets taken out (an answer
 -- that echoes the request's credentials, a key read from the environment).
 function M.show(...)
   local n = select("#", ...)
   local out = {}
-  for i = 1, n do out[i] = format((select(i, ...))) end
-  io.stdout:write(require("trainctl.log").redact(table.concat(out, "\t")), "\n")
+  local redact = require("trainctl.log").redact_values
+  for i = 1, n do out[i] = format(redact((select(i, ...)))) end
+  io.stdout:write(table.concat(out, "\t"), "\n")
   io.stdout:flush()
 end
 

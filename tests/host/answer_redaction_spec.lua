@@ -60,6 +60,44 @@ describe("an answer that echoes the request's credentials", function()
     assert.equal('[REDACTED]\n', r.out)
   end)
 
+  it("trainctl call leaves an answer's own fields as they are, and its JSON valid", function()
+    -- A real answer may hold fields named like secrets (a token the
+    -- service issued, a signed link it hands out) and escaped quotes:
+    -- only the run's own secrets are taken out of what is printed.
+    local dir = H.tmpdir()
+    local answer = '{"services":[{"name":"svc1","token":"ab\\"cd","sig":"sv=2022&sig=abc%2B=",'
+      .. '"signature":"0123456789abcdef","password":"shown","echo":"' .. CREDENTIALS.NCLOUD_SECRET_KEY .. '"}]}'
+    H.write(dir .. "/answer.json", answer)
+    H.write(dir .. "/serve.py", [[
+import http.server, sys
+body = open(sys.argv[1], "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+]])
+    local fixed = H.server({ script = dir .. "/serve.py", args = { dir .. "/answer.json" } })
+    local r = H.run({ "call", "aitems", "list_services", "-o", "json" }, { clear = true,
+      env = { TRAINCTL_AITEMS_ENDPOINT = fixed.url .. "/api/v1", TRAINCTL_CONFIG = "/nonexistent",
+        NCLOUD_ACCESS_KEY = CREDENTIALS.NCLOUD_ACCESS_KEY, NCLOUD_SECRET_KEY = CREDENTIALS.NCLOUD_SECRET_KEY } })
+    fixed.stop()
+    H.rmdir(dir)
+    assert.equal(0, r.code, r.err)
+    local svc = json.decode(r.out).services[1]
+    assert.equal('ab"cd', svc.token)
+    assert.equal("sv=2022&sig=abc%2B=", svc.sig)
+    assert.equal("0123456789abcdef", svc.signature)
+    assert.equal("shown", svc.password)
+    assert.equal("[REDACTED]", svc.echo)
+  end)
+
   it("the REPL shows a result redacted", function()
     local r = H.run({ "-e", 'require("trainctl.repl").show(os.getenv("NCLOUD_SECRET_KEY"), 42)' },
       { env = env, clear = true })
