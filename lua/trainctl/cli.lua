@@ -329,6 +329,7 @@ local function options_last(argv)
   end
   if #lead == 0 then return argv end
   if argv[i] == nil then return {} end -- options alone: the usage
+  if argv[i + 1] == nil then return { argv[i] } end -- PROVIDER alone: its operations
   local words = { argv[i], argv[i + 1] }
   for _, w in ipairs(lead) do words[#words + 1] = w end
   for k = i + 2, #argv do words[#words + 1] = argv[k] end

@@ -314,13 +314,15 @@ function M.endpoint(provider, url, from, base)
   end
   if url:find("[%c ]") then bad("it holds a space or a control character", ("%q"):format(url)) end
   local host, path = rest:match("^([^/?#]*)(.*)$")
-  local name, port = host:match("^(%[[%x:.]+%])(.*)$")
+  -- An IPv6 address may carry a zone (fe80::1%25eth0), and a port may be
+  -- empty (RFC 3986: the scheme's own).
+  local name, port = host:match("^(%[[%x:.]+%%?[%w%%._~-]*%])(.*)$")
   if not name then name, port = host:match("^([^:]*)(.*)$") end
   if name == "" then bad("no host") end
   if not name:find("^%[") and (name:find("[^%w.%-_\128-\255]") or name:find("^[.-]")) then
     bad(("%q is not a host name or address"):format(name))
   end
-  if port ~= "" then
+  if port ~= "" and port ~= ":" then
     local n = tonumber(port:match("^:(%d+)$") or "")
     if not n or n < 1 or n > 65535 then bad("the port must be a number from 1 to 65535") end
   end

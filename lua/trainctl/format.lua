@@ -95,9 +95,11 @@ local function rows_of(records, columns)
   return rows
 end
 
--- check_columns(records, columns): a column no record has is a typo
--- (--columns serviceId,nme), refused rather than printed empty. Records
--- that are not all objects (scalars, a mixed list) are not judged.
+-- check_columns(records, columns): a column no record has is said on
+-- stderr (a typo: --columns serviceId,nme) and printed empty. Not
+-- refused: an optional field that no record of today's page has is no
+-- typo, and the same cron line must not fail one day and pass the next.
+-- Records that are not all objects (scalars, a mixed list) are not judged.
 local function check_columns(records, columns)
   if #records == 0 then return end
   local keys, names = {}, {}
@@ -115,7 +117,7 @@ local function check_columns(records, columns)
     end
     if not found then
       local near = require("trainctl.api.ops").closest(c, names)
-      errors.usage(("--columns: no record has %q%s (fields: %s)"):format(c,
+      require("trainctl.log").warn(("--columns: no record has %q%s (fields: %s)"):format(c,
         near and ("; did you mean %s?"):format(near) or "", table.concat(names, ", ")))
     end
   end

@@ -295,6 +295,7 @@ static int lua_opt(int argc, char **argv, int *i, struct opts *o)
 		o->warnings = 1;
 	} else if (strncmp(a, "-e", 2) == 0 || strncmp(a, "-l", 2) == 0) {
 		o->has_e |= a[1] == 'e';
+		o->has_l |= a[1] == 'l';
 		if (a[2] == '\0' && (++*i >= argc || argv[*i][0] == '-'))
 			return usage_error("'%s' needs an argument", a);
 	} else {
@@ -435,11 +436,14 @@ static int start(int argc, char **argv, struct opts *o)
 		usage_error("%s", "an etcd --lock needs a script or 'call'");
 		return EXIT_USAGE;
 	}
-	/* Said before the script runs, not at its first write of the state:
-	 * by then it may have made things in a cloud that the next run,
-	 * given the lock, would not find recorded. */
-	if (script_is_etcd(o->state) && !script_is_etcd(o->lock) &&
-	    (o->script || o->has_e)) {
+	/* Said before any code runs (a script, from a file or stdin, -e, -l),
+	 * not at its first write of the state: by then it may have made
+	 * things in a cloud that the next run, given the lock, would not find
+	 * recorded. The subcommands (state list reads) and a REPL with
+	 * nothing to run first are left to meet it at a write. */
+	if (script_is_etcd(o->state) && !script_is_etcd(o->lock) && !o->call &&
+	    (o->script || o->has_e || o->has_l || o->interactive ||
+	     !isatty(0))) {
 		usage_error(
 			"--state %s needs an etcd --lock on the same "
 			"cluster: its writes are fenced by the lock's lease",

@@ -16,7 +16,7 @@ enum {
 
 /* What the command line asked for (main.c reads it). */
 struct opts {
-	int interactive, version, no_env, warnings, help, call, has_e;
+	int interactive, version, no_env, warnings, help, call, has_e, has_l;
 	int core_dumps;
 	int script;	  /* index of the script in argv, 0 if none */
 	char *global;	  /* after a subcommand: 1 for the words that were

@@ -202,6 +202,14 @@ describe("several hosts on one etcd cluster", function()
     assert.equal("", out)
     assert.matches("needs an etcd %-%-lock", err)
     assert.equal(n, #sim:requests())
+    -- nor a script read from stdin, nor one given as -l
+    local st = cluster:url("nightly/nolock/state")
+    for _, args in ipairs({ { "--state", st }, { "--state", st, "-l", "os" } }) do
+      local r = support.sh({ support.TRAINCTL, table.unpack(args) }, { stdin = "print('ran')" })
+      assert.equal(2, r.code, r.err)
+      assert.equal("", r.out)
+      assert.matches("needs an etcd %-%-lock", r.err)
+    end
     support.rmdir(dir)
   end)
 

@@ -152,7 +152,9 @@ describe("trainctl.config", function()
 
     it("takes host names, addresses and ports", function()
       for _, url in ipairs({ "http://127.0.0.1:8080/api/v1", "https://aitems.apigw.ntruss.com/api/v1",
-        "http://[::1]:9/api/v1", "http://LOCALHOST/api/v1", "https://my_host.example:65535/api/v1" }) do
+        "http://[::1]:9/api/v1", "http://LOCALHOST/api/v1", "https://my_host.example:65535/api/v1",
+        -- an IPv6 zone, and an empty port (the scheme's), as curl takes them
+        "http://[fe80::fc:ff:fe00:1%25eth0]:9/api/v1", "http://[::1%25lo]/api/v1", "https://example.com:/api/v1" }) do
         assert.equal(url, config.endpoint("aitems", url, "X", "/api/v1"))
       end
     end)

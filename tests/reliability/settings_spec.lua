@@ -88,6 +88,19 @@ describe("settings", function()
       assert.matches("TRAINCTL_OUTAGE_BUDGET: invalid duration 'soon'", err)
     end)
 
+    it("that is wrong leaves trainctl config, which shows the settings, and completion working", function()
+      local env = { env = { TRAINCTL_POLL_INTERVAL = "0" } }
+      local code, out, err = sim:run({ "config" }, env)
+      assert.equal(0, code, err)
+      assert.matches("aitems", out)
+      code, out, err = sim:run({ "completion", "bash" }, env)
+      assert.equal(0, code, err)
+      assert.matches("complete ", out)
+      -- and the rest still refuse it
+      code = sim:run({ "-e", "print(1)" }, env)
+      assert.equal(2, code)
+    end)
+
     it("that is right runs", function()
       local code, out, err = sim:run({ "-e", "print('ran')" }, { env = { TRAINCTL_POLL_INTERVAL = "0.5",
         TRAINCTL_OUTAGE_BUDGET = "2h", TRAINCTL_LOG_LEVEL = "debug", TRAINCTL_LOG_FORMAT = "json" } })
