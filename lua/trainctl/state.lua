@@ -327,7 +327,7 @@ function M.still_there(fn, ...)
   for _ = 1, M.CONFIRM.answers + 2 do
     local ok, v = pcall(fn, ...)
     if ok then return v end
-    if not (errors.is(v) and (v.status == 404 or errors.not_found(v))) then error(v, 0) end
+    if not (errors.is(v) and ((v.status == 404 and v.kind ~= "auth") or errors.not_found(v))) then error(v, 0) end
     last = v
     gone = errors.not_found(v) and gone + 1 or 0
     if gone >= M.CONFIRM.answers then return nil, v end

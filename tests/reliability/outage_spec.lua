@@ -141,6 +141,30 @@ describe("a training wait through an outage", function()
     assert.equal(1, #sim:requests({ operation = "ListTrains", since = since }), "no poll after the 401")
   end)
 
+  it("still ends at once on an auth error that comes as a 404 (OpenSearch's unknown access key)", function()
+    local inst = uniq("authinst")
+    for _, args in ipairs({
+      { "call", "opensearch", "create_function_instance", "app_group_identity=auth_app", "function_name=ctr",
+        "instance_name=" .. inst, "model_type=tf_checkpoint" },
+      { "call", "opensearch", "create_function_task", "app_group_identity=auth_app", "function_name=ctr",
+        "instance_name=" .. inst, "--no-wait" } }) do
+      local code, _, err = sim:run(args)
+      assert.equal(0, code, err)
+    end
+    local since = sim:requests()
+    since = since[#since].seq
+    local ref = ('{"app_group_identity":"auth_app","function_name":"ctr","instance_name":"%s","generation":"1"}')
+      :format(inst)
+    local proc = sim:spawn({ "wait", "opensearch", ref }, { env = { ALIBABA_CLOUD_ACCESS_KEY_ID = "revoked-key-id",
+      TRAINCTL_OUTAGE_BUDGET = "10m" } })
+    finally(function() proc:kill("KILL") end)
+    local code, _, err = proc:wait(30)
+    assert.equal(1, code, err)
+    assert.matches("auth error %(HTTP 404, InvalidAccessKeyId%.NotFound%)", err)
+    assert.not_matches("status unknown", err)
+    assert.equal(1, #sim:requests({ operation = "GetFunctionTask", since = since }), "no poll after the refusal")
+  end)
+
   it("ends with a clear error when the outage outlasts its budget (TRAINCTL_OUTAGE_BUDGET)", function()
     local sid = trainable()
     local proc = waiting(sid, { TRAINCTL_OUTAGE_BUDGET = "3s" })

@@ -193,7 +193,10 @@ local function poller(self, display, on_progress)
     if not polled then
       -- A 404 without the provider's own not-found code (a proxy, a
       -- gateway in a bad minute) says nothing of the job: asked again.
-      local stray = errors.is(s) and s.status == 404 and not errors.not_found(s)
+      -- Not one the provider calls an auth error (OpenSearch answers an
+      -- unknown access key with 404 InvalidAccessKeyId.NotFound): that
+      -- one will not pass.
+      local stray = errors.is(s) and s.status == 404 and s.kind ~= "auth" and not errors.not_found(s)
       if not (retry.transient(s) or stray) then error(s, 0) end
       delay, warned = pace(self, s.retry_after, warned)
       return nil, s, delay
