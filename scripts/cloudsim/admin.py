@@ -32,13 +32,35 @@ def _body(req):
 def handle(app, req):
     if not req.client.startswith(LOOPBACK):
         return _reply(403, {"error": "the admin API answers loopback clients only"})
-    route = ROUTES.get((req.method, req.path.rstrip("/")))
+    route = ROUTES.get((req.method, req.path.rstrip("/"))) or provider_route(app, req)
     if route is None:
         return _reply(404, {"error": "no admin operation %s %s" % (req.method, req.path)})
     try:
         return _reply(200, route(app, req))
+    except LookupError:
+        return _reply(404, {"error": "no admin operation %s %s" % (req.method, req.path)})
     except (AdminError, ValueError, TypeError) as e:
         return _reply(400, {"error": str(e)})
+
+
+def provider_route(app, req):
+    """/_cloudsim/<provider>/...: what a provider's admin(method, parts,
+    body) answers (None: no such operation)."""
+    parts = req.path.rstrip("/").split("/")[2:]
+    admin = getattr(app.by_name.get(parts[0]) if parts else None, "admin", None)
+    if admin is None:
+        return None
+
+    def route(app, req):
+        doc = _body(req)
+        with app.lock:
+            app.tick_all()
+            out = admin(req.method, parts[1:], doc)
+            if out is None:
+                raise LookupError
+            app.dirty = True
+        return out
+    return route
 
 
 def health(app, req):

@@ -45,8 +45,11 @@ class Emulator:
         if not self.first_line.startswith("cloudsim listening on "):
             self.proc.kill()
             self.proc.wait()
+            self.proc.stdout.close()
             self.stderr.seek(0)
-            raise RuntimeError("cloudsim did not start: %r %s" % (self.first_line, self.stderr.read()))
+            why = self.stderr.read()
+            self.stderr.close()
+            raise RuntimeError("cloudsim did not start: %r %s" % (self.first_line, why))
         self.url = self.first_line.rsplit(" ", 1)[1]
         self.port = int(self.url.rsplit(":", 1)[1])
         self.host = "127.0.0.1:%d" % self.port

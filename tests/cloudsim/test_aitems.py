@@ -325,6 +325,11 @@ class Errors(AiTEMSTest):
         r = self.call("GET", "/nothing/here", expect=404)
         self.assertEqual(r.json, {"error": {"errorCode": "300", "message": "Not Found Exception"}})
 
+    def test_a_404_fault_is_the_gateways_not_the_backends(self):
+        self.sim.faults({"kind": "404", "match": {"operation": "ListServices"}})
+        r = self.call("GET", "/services", expect=404)
+        self.assertEqual(r.json, {"error": {"errorCode": "300", "message": "Not Found Exception"}})
+
     def test_bad_input(self):
         for body in ({"name": "ab"}, {"name": "1abc"}, {"name": "x" * 21}, {"name": "okname", "type": "weekly"},
                      {"name": "okname", "description": "d" * 101}, ["not", "an", "object"]):
@@ -473,6 +478,85 @@ class Flags(AiTEMSTest):
     def test_timezone_create_status_and_start_time(self):
         r = self.call("POST", "/services", {"name": "flagged"}, expect=200)
         self.assertEqual(r.json["createdDate"], "2024-07-30T02:25:36.558")
+
+
+class SpringErrorCodes(AiTEMSTest):
+    """The codes of unknown ids and wrong states are UNKNOWN: the Spring
+    default reason phrases are one plausible form."""
+    args = ("--aitems-error-codes", "spring")
+
+    def test_unknown_ids_and_wrong_states_carry_the_variant_codes(self):
+        r = self.call("GET", "/services/zzzzzzzzzzz", expect=404)
+        self.assertEqual((r.json["error"], r.json["status"], r.json["path"]),
+                         ("Not Found", 404, "/api/services/zzzzzzzzzzz"))
+        svc = self.call("POST", "/services", {"name": "early"}, expect=201).json
+        r = self.call("POST", "/services/" + svc["serviceId"], {"types": ["pop"], "hpConfig": {"is_enabled": False}},
+                      expect=400)
+        self.assertEqual(r.json["error"], "Bad Request")
+        r = self.call("POST", "/services", {"name": "early"}, expect=400)
+        self.assertEqual(r.json["error"], "DUPLICATE_NAME")
+
+
+class NamedErrorCodes(AiTEMSTest):
+    args = ("--aitems-error-codes", "GONE,BUSY", "--aitems-busy-status", "409")
+
+    def test_codes_and_busy_status_as_given(self):
+        self.assertEqual(self.call("GET", "/datasets/zzzzzzzzzzz", expect=404).json["error"], "GONE")
+        svc = self.call("POST", "/services", {"name": "early"}, expect=201).json
+        r = self.call("POST", "/services/" + svc["serviceId"], {"types": ["pop"], "hpConfig": {"is_enabled": False}},
+                      expect=409)
+        self.assertEqual((r.json["error"], r.json["status"], r.json["errorCode"]), ("BUSY", 409, "CONFLICT"))
+
+    def test_a_bad_value_is_refused_at_start(self):
+        with self.assertRaises(RuntimeError):
+            Emulator("--aitems-error-codes", "ONLY_ONE")
+
+
+class StatusOverrides(AiTEMSTest):
+    """POST /_cloudsim/aitems/{trains,datasets,services}/{id} pins a
+    documented status the lifecycle never reaches."""
+
+    def test_every_documented_train_status_is_pinned_until_released(self):
+        sid = self.ready_service(name="pinned")
+        self.train(sid, types=("pop",))
+        version = self.trains(sid)["pop"]["version"]
+        for status in ("ready", "waiting", "requesting", "requestFailed", "refinedFailed", "stopping",
+                       "learningFailed", "learning", "completed"):
+            self.sim.admin("POST", "aitems/trains/" + version, {"status": status})
+            self.sim.advance(1000)
+            self.assertEqual(self.trains(sid)["pop"]["status"], status)
+        self.sim.admin("POST", "aitems/trains/" + version, {"status": "stopping"})
+        self.assertEqual(self.call("GET", "/services/" + sid).json["status"], "learning")
+        self.sim.admin("POST", "aitems/trains/" + version, {"status": None})
+        self.sim.advance(1)
+        self.assertEqual(self.trains(sid)["pop"]["status"], "completed")
+        self.assertEqual(self.call("GET", "/services/" + sid).json["status"], "learnable")
+
+    def test_dataset_and_service_statuses(self):
+        sid = self.ready_service(name="pinned2")
+        did = self.call("GET", "/services/" + sid).json["datasets"][0]["datasetId"]
+        for status in ("disable", "deleting"):
+            self.sim.admin("POST", "aitems/datasets/" + did, {"status": status})
+            self.assertEqual(self.call("GET", "/datasets/" + did).json["status"], status)
+        self.sim.admin("POST", "aitems/datasets/" + did, {"status": None})
+        for status in ("requestLearning", "drafted", "disable"):
+            self.sim.admin("POST", "aitems/services/" + sid, {"status": status})
+            self.sim.advance(10)
+            self.assertEqual(self.call("GET", "/services/" + sid).json["status"], status)
+        # A service that is not learnable refuses a training request.
+        r = self.call("POST", "/services/" + sid, {"types": ["pop"], "hpConfig": {"is_enabled": False}}, expect=400)
+        self.assertEqual(r.json["error"], "INVALID_STATUS")
+        self.sim.admin("POST", "aitems/services/" + sid, {"status": None})
+        self.assertEqual(self.call("GET", "/services/" + sid).json["status"], "learnable")
+
+    def test_undocumented_statuses_unknown_ids_and_paths_are_refused(self):
+        status, _, _ = self.sim.request("POST", "/_cloudsim/aitems/trains/zzzzzzzzzzz", body={"status": "learning"})
+        self.assertEqual(status, 400)
+        sid = self.ready_service(name="pinned3")
+        status, _, _ = self.sim.request("POST", "/_cloudsim/aitems/services/" + sid, body={"status": "paused"})
+        self.assertEqual(status, 400)
+        status, _, _ = self.sim.request("POST", "/_cloudsim/aitems/things/" + sid, body={"status": "learning"})
+        self.assertEqual(status, 404)
 
 
 class KstDates(AiTEMSTest):

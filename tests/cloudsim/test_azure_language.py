@@ -7,7 +7,7 @@ import tempfile
 import unittest
 import urllib.parse
 
-from .harness import AZ_VERSION, EmulatorTest
+from .harness import AZ_VERSION, Emulator, EmulatorTest
 
 SPORTS = ["The striker scored a late goal and the team won the football match at the stadium.",
           "Tennis final: the champion served aces and won the tournament trophy.",
@@ -625,6 +625,41 @@ class EnumCaseLenient(EnumCases, AzureTest):
         self.sim.advance(30)
         self.assertEqual(self.follow(op).json["status"], "succeeded")
         self.common_exact_fields()
+
+
+class ErrorStatusAll400(AzureTest):
+    """The spec maps no error code to a status: with all-400, not-found and
+    conflict codes come as 400, auth and throttling keep theirs."""
+    args = ("--azure-error-status", "all-400")
+
+    def test_codes_keep_their_names_under_another_status(self):
+        r = self.call("GET", self.P + "/none", expect=400)
+        self.assertEqual((r.json["error"]["code"], r.headers["x-ms-error-code"]),
+                         ("ProjectNotFound", "ProjectNotFound"))
+        self.imported()
+        self.assertEqual(self.call("GET", self.P + "/news/train/jobs/nope", expect=400).json["error"]["code"],
+                         "OperationNotFound")
+        self.lro("POST", self.P + "/news/:train", {"modelLabel": "a", "trainingConfigVersion": "latest"})
+        busy = self.call("POST", self.P + "/news/:train", {"modelLabel": "b", "trainingConfigVersion": "latest"},
+                         expect=400)
+        self.assertEqual(busy.json["error"]["code"], "Conflict")
+        self.call("GET", self.P, key="bad", expect=401)
+        self.call("GET", "/nothing/here", expect=404)
+
+
+class ErrorStatusOverride(AzureTest):
+    args = ("--azure-error-status", "Conflict=412,ProjectNotFound=410")
+
+    def test_each_code_named_takes_its_status(self):
+        self.assertEqual(self.call("GET", self.P + "/none", expect=410).json["error"]["code"], "ProjectNotFound")
+        self.imported()
+        self.call("GET", self.P + "/news/train/jobs/nope", expect=404)
+        self.lro("POST", self.P + "/news/:train", {"modelLabel": "a", "trainingConfigVersion": "latest"})
+        self.call("POST", self.P + "/news/:train", {"modelLabel": "b", "trainingConfigVersion": "latest"}, expect=412)
+
+    def test_an_unknown_code_is_refused_at_start(self):
+        with self.assertRaises(RuntimeError):
+            Emulator("--azure-error-status", "Nope=400")
 
 
 class SpecStyle401(AzureTest):

@@ -55,9 +55,12 @@ local OPERATIONS = {
     summary = "trainings of a service (is_recent: latest per type)" },
   D { "get_train", "GET", "/services/{serviceId}/trains/{trainType}/versions/{version}",
     summary = "one training version" },
-  D { "lookup", "GET", "/services/{serviceId}/infers/lookup", query = { "type!", "targetId!" },
-    values = { type = { "personalRecommend", "relatedItem" } },
-    summary = "recommendations for a user (personalRecommend) or item (relatedItem)" },
+  -- targetId is checked by lookup below: required but for pop, where
+  -- what it means is unknown (it is sent when given).
+  D { "lookup", "GET", "/services/{serviceId}/infers/lookup", query = { "type!", "targetId" },
+    values = { type = { "personalRecommend", "relatedItem", "pop" } },
+    docs = { targetId = "a USER_ID (personalRecommend) or ITEM_ID (relatedItem); required for those" },
+    summary = "recommendations for a user (personalRecommend) or item (relatedItem), or the popular items (pop)" },
   -- datasets
   D { "create_dataset", "POST", "/datasets",
     body = { "type!", "name!", "description", "schemaName!", "osInfo:object!" },
@@ -117,16 +120,22 @@ local function classify(res, body)
   local ok_status = res.status >= 200 and res.status < 300
   if ok_status then return nil end
   if type(g) == "string" or body.errorCode ~= nil then
+    -- The backend's own envelope: a string error beside the request's
+    -- status, path or id (Spring's), as a gateway or a proxy never sends.
+    local backend = type(g) == "string" and (body.status ~= nil or body.path ~= nil or body.requestId ~= nil)
     return { code = type(g) == "string" and g or code_text(body.errorCode),
       message = body.message, request_id = body.requestId,
-      details = { errorCode = body.errorCode, path = body.path } }
+      details = { errorCode = body.errorCode, path = body.path, envelope = backend and "backend" or nil } }
   end
 end
 
--- not_found(e): the backend's own answer for an unknown id (the
--- gateway's 404 "Not Found Exception" is about a route, not an object).
+-- not_found(e): the backend's answer for an unknown id: a 404 in its own
+-- envelope, whatever the code (only DUPLICATE_NAME is known; NOT_FOUND
+-- and Spring's "Not Found" are as likely). The gateway's 404 "Not Found
+-- Exception" is about a route, not an object, and a proxy's has no
+-- envelope at all.
 local function not_found(e)
-  return e.status == 404 and e.code == "NOT_FOUND"
+  return e.status == 404 and type(e.details) == "table" and e.details.envelope == "backend"
 end
 
 -- STATES maps a train record's status to the shared vocabulary.
@@ -199,7 +208,13 @@ M, Client = provider.new({
   },
   conflict = is_conflict,
   -- (start_train is defined below, with the client methods it uses)
-  starts = { train = function(...) return start_train(...) end },
+  starts = { train = function(...) return start_train(...) end,
+    lookup = function(self, args, spec)
+      if args.type ~= nil and args.type ~= "pop" and args.target_id == nil then
+        errors.usage(("lookup: missing required parameter target_id (for type %s)"):format(tostring(args.type)))
+      end
+      return (self:_run(spec, args))
+    end },
   -- The job a printed reference names: a dataset's import or a training.
   reopen = function(c, ref)
     if ref.dataset_id ~= nil then return c:dataset_job(ops.text(ref.dataset_id)) end
@@ -378,15 +393,24 @@ start_train = function(self, args, spec)
       local st = j:status()
       if st.raw.found > 0 or st.state ~= "pending" then return j end
     end,
-    -- "cannot be trained while it is learning": perhaps by this very start.
-    conflict = function(e) return e.code == "INVALID_STATUS" end,
+    -- "cannot be trained while it is learning", perhaps by this very
+    -- start: the code of that refusal is unknown, so any 400 or 409 may
+    -- be it, and running() (or the lookup) tells.
+    conflict = function(e) return e.status == 400 or e.status == 409 end,
     -- The training in progress, if any: the latest record of each type,
-    -- whichever run started it.
-    running = function()
+    -- whichever run started it; else a service busy with one that has
+    -- no record yet (requestLearning), whose records are waited for.
+    running = function(ref)
+      local svc = object(self:get_service(sid), "service " .. sid)
+      -- An interval service refuses every training request: nothing to adopt.
+      if svc.type == "interval" then return nil end
       for _, t in ipairs(self:recent_trains(sid)) do
         if type(t) == "table" and not job.TERMINAL[M.STATES[t.status] or "running"] then
           return self:training_job({ service_id = sid, types = args.types, before = {}, adopted = true })
         end
+      end
+      if SERVICE_BUSY[svc.status] then
+        return self:training_job({ service_id = sid, types = args.types, before = ref.before, adopted = true })
       end
     end,
   })

@@ -124,9 +124,10 @@ local AUTH_CODES = { Unauthorized = true, Forbidden = true }
 local NOT_FOUND = { NotFound = true, ProjectNotFound = true, OperationNotFound = true }
 
 -- not_found(e): the service's own error code for a missing project,
--- model, deployment or job.
+-- model, deployment or job, at whatever 4xx status carries it (the spec
+-- maps no code to a status).
 local function not_found(e)
-  return e.status == 404 and NOT_FOUND[e.code] == true
+  return type(e.status) == "number" and e.status >= 400 and e.status < 500 and NOT_FOUND[e.code] == true
 end
 
 -- classify(res, body): {"error":{"code","message","innererror":{...}}}.
@@ -467,8 +468,12 @@ start_train = function(self, args, spec)
         if not before[t.jobId] and r.modelLabel == ref.model_label then return training(t.jobId) end
       end
     end,
-    -- One training per project at a time: perhaps this very start.
-    conflict = function(e) return e.status == 409 end,
+    -- One training per project at a time: perhaps this very start. The
+    -- status of a Conflict is unknown (the spec maps no code to one).
+    conflict = function(e)
+      return e.status == 409 or (e.code == "Conflict" and type(e.status) == "number"
+        and e.status >= 400 and e.status < 500)
+    end,
     -- The same model's training in progress, whoever started it; another
     -- model's leaves the conflict standing.
     running = function(ref)

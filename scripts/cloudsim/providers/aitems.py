@@ -13,6 +13,7 @@ bucket/key) is a path under --data-dir. Lifecycles, in simulated seconds:
             the first one 60 s after schedule start)
 """
 
+import argparse
 import collections
 import csv
 import datetime
@@ -51,6 +52,21 @@ MAX_BACKLOG_RUNS = 50
 TRAINS_KEPT_PER_TYPE = 50
 DEFAULT_TOP = 100
 
+# Documented statuses an admin override may set (aitems.md 4.2, 5.1, 5.2):
+# the lifecycle here never reaches some of them.
+TRAIN_STATUSES = ("ready", "learning", "completed", "waiting", "requesting", "requestFailed", "refinedFailed",
+                  "stopping", "learningFailed")
+TRAIN_DONE = ("completed", "requestFailed", "refinedFailed", "learningFailed")
+DATASET_STATUSES = ("enable", "waiting", "processing", "upload_failed", "disable", "deleting")
+SERVICE_STATUSES = ("scheduled", "scheduledLearning", "learnable", "learning", "deleting", "deleted", "disable",
+                    "drafted", "requestLearning", "datasetRequired")
+
+# The backend's error codes for an unknown id and a wrong state are
+# UNKNOWN (only DUPLICATE_NAME was seen live): the default pair, or a
+# named variant.
+ERROR_CODES = ("NOT_FOUND", "INVALID_STATUS")
+ERROR_CODE_VARIANTS = {"spring": ("Not Found", "Bad Request")}
+
 SERVICE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{2,19}$")
 RESOURCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{2,19}$")
 KST = datetime.timezone(datetime.timedelta(hours=9))
@@ -76,6 +92,16 @@ def _unsupported(msg):
     return ApiError(400, "NOT_SUPPORTED", msg)
 
 
+def _error_codes(value):
+    if value in ERROR_CODE_VARIANTS:
+        return ERROR_CODE_VARIANTS[value]
+    parts = tuple(p.strip() for p in value.split(","))
+    if len(parts) != 2 or not all(parts):
+        raise argparse.ArgumentTypeError("expected NOT_FOUND_CODE,BUSY_CODE or one of: "
+                                         + ", ".join(ERROR_CODE_VARIANTS))
+    return parts
+
+
 class AiTEMS(Provider):
     name = "aitems"
     prefixes = ("/api/v1/",)
@@ -88,6 +114,11 @@ class AiTEMS(Provider):
           help="time zone of AiTEMS dates, which carry no offset")
         a("--aitems-create-status", type=int, choices=(200, 201), default=201,
           help="HTTP status of AiTEMS POST-create operations")
+        a("--aitems-error-codes", type=_error_codes, default=ERROR_CODES, metavar="NOT_FOUND,BUSY|spring",
+          help="error codes of AiTEMS unknown ids and wrong states (default NOT_FOUND,INVALID_STATUS; "
+               "spring: 'Not Found','Bad Request')")
+        a("--aitems-busy-status", type=int, choices=(400, 409), default=400,
+          help="HTTP status of AiTEMS wrong-state errors (a training already running)")
 
     routes = compile_routes("/api/v1", [
         ("POST", "/services", "CreateService", "create_service"),
@@ -142,12 +173,18 @@ class AiTEMS(Provider):
     def render_error(self, err, req):
         if err.code == "GATEWAY":
             return self.gateway_error(err.status, err.extra["gw"], err.message)
+        code, status, cls = err.code, err.status, err.extra.get("cls")
+        if code == ERROR_CODES[0]:
+            code = self.cfg.aitems_error_codes[0]
+        elif code == ERROR_CODES[1]:
+            code, status = self.cfg.aitems_error_codes[1], self.cfg.aitems_busy_status
+            cls = "CONFLICT" if status == 409 else cls
         body = {"timestamp": self.date(self.app.clock.sim()),
-                "path": "/api" + req.path[len("/api/v1"):], "status": err.status,
-                "error": err.code, "requestId": os.urandom(4).hex(),
-                "errorCode": err.extra.get("cls", "BAD_REQUEST" if err.status < 500 else "INTERNAL_SERVER_ERROR"),
+                "path": "/api" + req.path[len("/api/v1"):], "status": status,
+                "error": code, "requestId": os.urandom(4).hex(),
+                "errorCode": cls or ("BAD_REQUEST" if status < 500 else "INTERNAL_SERVER_ERROR"),
                 "message": err.message}
-        return Response(err.status, json_bytes(body), [("Content-Type", "application/json")])
+        return Response(status, json_bytes(body), [("Content-Type", "application/json")])
 
     def unknown_route(self, req):
         return ApiError(404, "GATEWAY", "Not Found Exception", gw="300")
@@ -169,6 +206,10 @@ class AiTEMS(Provider):
             return self.gateway_error(500, "900", "Unexpected Error")
         if status == 401:
             return self.gateway_error(401, "200", "Authentication Failed")
+        if status == 404:
+            # A stray 404 (a gateway or proxy in a bad minute), not the
+            # backend's word that an id is unknown.
+            return self.gateway_error(404, "300", "Not Found Exception")
         return self.render_error(ApiError(status, "INTERNAL_SERVER_ERROR", "injected fault"), req)
 
     # --- API Gateway authentication ---------------------------------------
@@ -698,7 +739,9 @@ class AiTEMS(Provider):
 
     def refresh(self, svc):
         inflight = any(not t["done"] for t in self.trains_of(svc["serviceId"]))
-        if not svc["datasetIds"]:
+        if svc.get("pinned"):
+            status = svc["pinned"]
+        elif not svc["datasetIds"]:
             status = "datasetRequired"
         elif svc["schedule"] is not None:
             status = "scheduledLearning" if inflight else "scheduled"
@@ -713,7 +756,7 @@ class AiTEMS(Provider):
             kind, _, oid = key.partition(":")
             if kind == "ds":
                 ds = self.data["datasets"].get(oid)
-                if ds is None or self.tick_dataset(ds, now):
+                if ds is None or ds.get("pinned") or self.tick_dataset(ds, now):
                     del active[key]
             else:
                 svc = self.data["services"].get(oid)
@@ -751,7 +794,7 @@ class AiTEMS(Provider):
 
     def tick_trains(self, svc, now):
         for t in self.trains_of(svc["serviceId"]):
-            if t["done"]:
+            if t["done"] or t.get("pinned"):
                 continue
             t0 = t["createdAt"]
             end = t0 + TRAIN_SECONDS[t["type"]]
@@ -778,6 +821,41 @@ class AiTEMS(Provider):
         prev = svc["infers"].get(t["type"])
         svc["infers"][t["type"]] = {"version": t["version"], "rowCount": rows,
                                     "createdAt": prev["createdAt"] if prev else at, "updatedAt": at}
+
+    # --- admin: the documented statuses no lifecycle here reaches ---------------
+    def admin(self, method, parts, doc):
+        """POST /_cloudsim/aitems/{trains|datasets|services}/{id} {"status": S}
+        pins an object at documented status S until a {"status": null}
+        gives it back to its lifecycle; None for any other path."""
+        if method != "POST" or len(parts) != 2 or parts[0] not in ("trains", "datasets", "services"):
+            return None
+        kind, oid = parts
+        allowed = {"trains": TRAIN_STATUSES, "datasets": DATASET_STATUSES, "services": SERVICE_STATUSES}[kind]
+        if set(doc) != {"status"} or (doc["status"] is not None and doc["status"] not in allowed):
+            raise ValueError('the body must be {"status": S} with S one of %s, or null' % ", ".join(allowed))
+        obj = self.data[kind].get(oid)
+        if obj is None:
+            raise ValueError("no AiTEMS %s %s" % (kind[:-1], oid))
+        status = doc["status"]
+        if kind == "trains":
+            svc = self.data["services"][obj["serviceId"]]
+            obj["pinned"] = status is not None
+            if status is not None:
+                obj["status"], obj["done"] = status, status in TRAIN_DONE
+            self.data["active"]["svc:" + svc["serviceId"]] = True
+            self.refresh(svc)
+            return self.render_train(obj)
+        if kind == "datasets":
+            obj["pinned"] = status is not None
+            if status is not None:
+                obj["status"] = status
+            elif obj["status"] in ("waiting", "processing"):
+                self.data["active"]["ds:" + oid] = True
+            return self.render_dataset(obj)
+        obj["pinned"] = status
+        self.data["active"]["svc:" + oid] = True
+        self.refresh(obj)
+        return self.render_service(obj)
 
     # --- data -----------------------------------------------------------------------
     def resolve(self, os_info):

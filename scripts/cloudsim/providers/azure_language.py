@@ -90,6 +90,24 @@ def _azure_limits(value):
     return limits
 
 
+def _azure_error_status(value):
+    """The HTTP status of error codes, which the spec does not give:
+    spec (the table above), all-400 (every client error but 401, 403 and
+    429 is a 400), or Code=NNN,... over the table."""
+    if value == "spec":
+        return {}
+    if value == "all-400":
+        return {c: 400 for c, st in STATUS_OF.items() if 400 <= st < 500 and st not in (401, 403, 429)}
+    out = {}
+    for part in value.split(","):
+        k, _, v = (x.strip() for x in part.partition("="))
+        if k not in STATUS_OF or not v.isdigit() or not 400 <= int(v) <= 599:
+            raise argparse.ArgumentTypeError("expected spec, all-400 or Code=NNN,... with codes of: "
+                                             + ", ".join(STATUS_OF))
+        out[k] = int(v)
+    return out
+
+
 class AzureLanguage(Provider):
     name = "azure"
     prefixes = ("/language/",)
@@ -111,6 +129,8 @@ class AzureLanguage(Provider):
         # docs show customSingleLabelClassification), hence the switch.
         a("--azure-lenient-enums", action="store_true",
           help="accept projectKind and dataset values in any letter case (default: exactly as in the spec)")
+        a("--azure-error-status", type=_azure_error_status, default={}, metavar="spec|all-400|Code=NNN,...",
+          help="HTTP status of Azure error codes (default spec: NotFound 404, Conflict 409, ...)")
         a("--azure-strict-enums", action="store_true",
           help="exact enum values: the default; kept so that older command lines still start")
 
@@ -172,7 +192,8 @@ class AzureLanguage(Provider):
                    ("x-ms-error-code", err.code)]
         if "retry_after" in err.extra:
             headers.append(("Retry-After", "%d" % err.extra["retry_after"]))
-        return Response(err.status, json_bytes({"error": error}), headers)
+        return Response(self.cfg.azure_error_status.get(err.code, err.status), json_bytes({"error": error}),
+                        headers)
 
     @staticmethod
     def request_id():
