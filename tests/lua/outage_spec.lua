@@ -60,8 +60,10 @@ describe("a job's wait through an outage", function()
     for _, e in ipairs({
       { kind = "auth", status = 401, code = "200", message = "Authentication Failed" },
       { kind = "auth", status = 400, code = "SignatureDoesNotMatch", message = "not matched" },
-      -- The provider's own not-found: the job is gone.
-      { kind = "api", status = 404, code = "NOT_FOUND", message = "gone", provider = "aitems" },
+      -- The provider's own not-found (a 404 in AiTEMS's backend
+      -- envelope, whatever its code): the job is gone.
+      { kind = "api", status = 404, code = "NOT_FOUND", message = "gone", provider = "aitems",
+        details = { envelope = "backend" } },
       { kind = "api", status = 400, code = "INVALID_PARAMETER", message = "bad" },
       { kind = "api", message = "unknown job state" },
     }) do
