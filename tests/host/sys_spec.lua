@@ -89,8 +89,13 @@ describe("sys.write_atomic", function()
     -- Without /proc, an unnamed file (O_TMPFILE) could not be given a
     -- name: the write goes through NAME.tmp.XXXXXX instead, as on file
     -- systems without O_TMPFILE. /proc is hidden in a mount namespace.
-    -- (LeakSanitizer, in a sanitised build, needs /proc: off here.)
-    local hide = "mount -t tmpfs none /proc && export ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" && "
+    local hide = "mount -t tmpfs none /proc && "
+    if os.getenv("ASAN_OPTIONS") then
+      -- A sanitised build reads its options and its threads from /proc;
+      -- without it LeakSanitizer fails the run. The plain build runs this.
+      pending("a sanitised build needs /proc")
+      return
+    end
     if H.exec("unshare --mount sh -c " .. H.quote(hide .. "true") .. " 2>/dev/null") ~= 0 then
       pending("cannot hide /proc here (unshare and mount need root)")
       return
