@@ -24,6 +24,15 @@ end
 
 local function count_lines(s) return support.matches(s, "[^\n]+") end
 
+-- forget_command(err) -> the arguments of the `trainctl state forget ...`
+-- that ends an error message, as a user would paste it.
+local function forget_command(err)
+  local cmd = err:match("(trainctl state forget .-)%s*$")
+  local words = {}
+  for w in cmd:gsub("^trainctl ", ""):gmatch("%S+") do words[#words + 1] = w:gsub("^'(.*)'$", "%1") end
+  return words
+end
+
 describe("state files", function()
   local dir
   before_each(function() dir = support.tmpdir() end)
@@ -304,10 +313,7 @@ describe("workflow records against cloudsim", function()
     assert.matches("trainctl state forget", err)
     assert.equal(1, sim:started("StartTraining"))
     -- The command it names clears the record; the next run trains anew.
-    local cmd = err:match("(trainctl state forget .-)%s*$")
-    local words = {}
-    for w in cmd:gsub("^trainctl ", ""):gmatch("%S+") do words[#words + 1] = w:gsub("^'(.*)'$", "%1") end
-    code, _, err = sim:run(words)
+    code, _, err = sim:run(forget_command(err))
     assert.equal(0, code, err)
     sim:speed(1200)
     code, _, err = sim:run(args)
@@ -348,10 +354,7 @@ describe("workflow records against cloudsim", function()
       assert.equal(before + 1, sim:started("StartTraining"))
     end
     -- The command it names clears the record; the next run trains anew.
-    local cmd = err:match("(trainctl state forget .-)%s*$")
-    local words = {}
-    for w in cmd:gsub("^trainctl ", ""):gmatch("%S+") do words[#words + 1] = w:gsub("^'(.*)'$", "%1") end
-    code, _, err = sim:run(words)
+    code, _, err = sim:run(forget_command(err))
     assert.equal(0, code, err)
     code, _, err = sim:run(args)
     assert.equal(0, code, err)
