@@ -81,6 +81,11 @@ def post(url, body, timeout=2):
 class Etcd:
     def __init__(self, workdir):
         self.dir = workdir
+        # The members' data in memory where there is a tmpfs: on a busy disk
+        # an fsync of etcd's log can take seconds, longer than the short
+        # leases here, and a holder whose state write waits on it loses its lock.
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        self.data = tempfile.mkdtemp(prefix="trainctl-hosts-etcd-", dir=shm or workdir)
         ports = free_ports(6)
         self.members = [{"name": "m%d" % (i + 1), "client": ports[2 * i], "peer": ports[2 * i + 1],
                          "proc": None} for i in range(3)]
@@ -93,7 +98,7 @@ class Etcd:
         m = self.members[i]
         log = open(os.path.join(self.dir, m["name"] + ".log"), "ab")
         m["proc"] = subprocess.Popen(
-            ["etcd", "--name", m["name"], "--data-dir", os.path.join(self.dir, m["name"] + ".etcd"),
+            ["etcd", "--name", m["name"], "--data-dir", os.path.join(self.data, m["name"] + ".etcd"),
              "--listen-client-urls", "http://127.0.0.1:%d" % m["client"],
              "--advertise-client-urls", "http://127.0.0.1:%d" % m["client"],
              "--listen-peer-urls", "http://127.0.0.1:%d" % m["peer"],
@@ -141,6 +146,7 @@ class Etcd:
     def stop(self):
         for i in range(3):
             self.kill(i)
+        shutil.rmtree(self.data, ignore_errors=True)
 
 
 class Cloudsim:

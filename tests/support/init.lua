@@ -101,10 +101,11 @@ M.janitor = setmetatable({}, { __gc = function()
   for dir in pairs(made) do os.execute("rm -rf " .. M.quote(dir)) end
 end })
 
--- tmpdir() -> dir, remove: a fresh directory under $TMPDIR and the
--- function that removes it (rmdir(dir) does the same).
-function M.tmpdir()
-  local dir = M.capture(("mktemp -d %s"):format(quote((os.getenv("TMPDIR") or "/tmp") .. "/trainctl-test.XXXXXX")))
+-- tmpdir([base]) -> dir, remove: a fresh directory under base ($TMPDIR by
+-- default) and the function that removes it (rmdir(dir) does the same).
+function M.tmpdir(base)
+  base = base or os.getenv("TMPDIR") or "/tmp"
+  local dir = M.capture(("mktemp -d %s"):format(quote(base .. "/trainctl-test.XXXXXX")))
   assert(dir ~= "", "mktemp -d failed")
   made[dir] = true
   return dir, function() M.rmdir(dir) end
