@@ -11,7 +11,17 @@
  * connection cache holds CONCURRENCY connections (at least 256), so no
  * transfer reconnects.
  *
- *   curl_floor URL N CONCURRENCY [perform|epoll]
+ * Built with -DFLOOR_CJSON (and linked with Lua, lua-cjson and
+ * libcrypto), two more modes on the epoll floor: "cjson" also keeps each
+ * answer and decodes it with lua-cjson's decode in a Lua state on
+ * trainctl's allocator (slab.c); "work" does that and signs each request
+ * as trainctl.sign.ncp_v2 does (HMAC-SHA256 on a MAC context re-keyed
+ * per request, as src/core/crypto.c keeps it, then base64). "work" is
+ * what the sequential and concurrent figures ask of every request (sign,
+ * send, decode) in C with nothing else: the most any host that signs and
+ * decodes with these libraries can reach.
+ *
+ *   curl_floor URL N CONCURRENCY [perform|epoll|cjson|work]
  *     -> {"requests":N,"seconds":S,"rate":R,"failed":F,"connects":C}
  * The exit status is 1 when a request failed.
  */
@@ -22,8 +32,31 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
+#ifdef FLOOR_CJSON
+#include <lauxlib.h>
+#include <lua.h>
 
-static int use_epoll, ep = -1;
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+
+#include "slab.h"
+
+int luaopen_cjson(lua_State *L);
+static lua_State *L;
+static int decode_ref = LUA_NOREF;
+static EVP_MAC_CTX *mac;
+static EVP_MAC *hmac;
+static struct slab *slab;
+#endif
+
+/* What a transfer carries: its header list, and its answer when decoded. */
+struct slot {
+	struct curl_slist *h;
+	char *body;
+	size_t len, cap;
+};
+
+static int use_epoll, use_cjson, use_sign, ep = -1;
 static double timer_at = -1; /* when libcurl's timer falls due; -1: none */
 static long connects;      /* new connections, CURLINFO_NUM_CONNECTS */
 
@@ -44,23 +77,99 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
 	return size * n;
 }
 
+static size_t keep(char *p, size_t size, size_t n, void *ud)
+{
+	struct slot *s = ud;
+	size_t len = size * n;
+
+	if (s->len + len > s->cap) {
+		size_t cap = s->cap ? s->cap : 4096;
+		char *b;
+		while (cap < s->len + len)
+			cap *= 2;
+		if (!(b = realloc(s->body, cap)))
+			return 0;
+		s->body = b, s->cap = cap;
+	}
+	memcpy(s->body + s->len, p, len);
+	s->len += len;
+	return len;
+}
+
+/* Decodes s's answer with lua-cjson as a Lua caller would; 0 when it
+ * decoded into a table. */
+static int decode(struct slot *s)
+{
+#ifdef FLOOR_CJSON
+	int bad;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, decode_ref);
+	lua_pushlstring(L, s->body, s->len);
+	bad = lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1);
+	lua_pop(L, 1);
+	s->len = 0;
+	return bad;
+#else
+	(void)s;
+	return 1;
+#endif
+}
+
+/* The signature headers of a GET of url's path, as ncp_v2 makes them:
+ * base64(HMAC-SHA256(secret, "GET PATH\nMILLIS\nACCESS")). */
+static struct curl_slist *sign(struct curl_slist *h, const char *url)
+{
+#ifdef FLOOR_CJSON
+	static const char secret[] = "bench-secret-key";
+	const char *path = strchr(url + strlen("http://"), '/');
+	char msg[1024], line[128];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	size_t mdlen = 0;
+	struct timespec ts;
+	long long ms;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	snprintf(msg, sizeof msg, "GET %s\n%lld\nbench-access-key",
+		 path ? path : "/", ms);
+	if (!EVP_MAC_init(mac, (const unsigned char *)secret,
+			  sizeof secret - 1, NULL) ||
+	    !EVP_MAC_update(mac, (const unsigned char *)msg, strlen(msg)) ||
+	    !EVP_MAC_final(mac, md, &mdlen, sizeof md))
+		return h;
+	snprintf(line, sizeof line, "x-ncp-apigw-timestamp: %lld", ms);
+	h = curl_slist_append(h, line);
+	memcpy(line, "x-ncp-apigw-signature-v2: ", 26);
+	EVP_EncodeBlock((unsigned char *)line + 26, md, (int)mdlen);
+	return curl_slist_append(h, line);
+#else
+	(void)url;
+	return h;
+#endif
+}
+
 /* Each request builds its header list and options afresh, as a request
  * through trainctl._http does. */
-static void start(CURLM *m, CURL *e, const char *url, struct curl_slist **h)
+static void start(CURLM *m, CURL *e, const char *url, struct slot *s)
 {
 	int i;
 
-	curl_slist_free_all(*h);
-	*h = NULL;
+	curl_slist_free_all(s->h);
+	s->h = NULL;
+	s->len = 0;
 	for (i = 0; headers[i]; i++)
-		*h = curl_slist_append(*h, headers[i]);
+		if (!use_sign || strncmp(headers[i], "x-ncp-apigw-", 12) != 0)
+			s->h = curl_slist_append(s->h, headers[i]);
+	if (use_sign)
+		s->h = sign(s->h, url);
 	curl_easy_reset(e);
 	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, *h);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->h);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, use_cjson ? keep : discard);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, h);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, s);
 	curl_multi_add_handle(m, e);
 }
 
@@ -138,19 +247,19 @@ static void turn(CURLM *m)
 static int run(CURLM *m, const char *url, int n, int c)
 {
 	CURL **easy = calloc((size_t)c, sizeof *easy);
-	struct curl_slist **hs = calloc((size_t)c, sizeof *hs);
+	struct slot *slots = calloc((size_t)c, sizeof *slots);
 	int i, started = 0, done = 0, failed = 0;
 
 	for (i = 0; i < c && started < n; i++, started++) {
 		easy[i] = curl_easy_init();
-		start(m, easy[i], url, &hs[i]);
+		start(m, easy[i], url, &slots[i]);
 	}
 	while (done < n) {
 		CURLMsg *msg;
 		int left;
 		turn(m);
 		while ((msg = curl_multi_info_read(m, &left))) {
-			struct curl_slist **h;
+			struct slot *sl;
 			long status = 0, conns = 0;
 			if (msg->msg != CURLMSG_DONE)
 				continue;
@@ -159,18 +268,19 @@ static int run(CURLM *m, const char *url, int n, int c)
 			curl_easy_getinfo(msg->easy_handle,
 					  CURLINFO_NUM_CONNECTS, &conns);
 			connects += conns;
-			if ((msg->data.result != CURLE_OK || status != 200) &&
-			    !failed++)
-				fprintf(stderr, "curl_floor: first failure: %s, HTTP %ld\n",
-					curl_easy_strerror(msg->data.result),
-					status);
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
-					  (char **)&h);
+					  (char **)&sl);
+			if ((msg->data.result != CURLE_OK || status != 200 ||
+			     (use_cjson && decode(sl))) &&
+			    !failed++)
+				fprintf(stderr, "curl_floor: first failure: %s, HTTP %ld%s\n",
+					curl_easy_strerror(msg->data.result),
+					status, use_cjson ? " (or not decoded)" : "");
 			curl_multi_remove_handle(m, msg->easy_handle);
 			done++;
 			if (started < n) {
 				started++;
-				start(m, msg->easy_handle, url, h);
+				start(m, msg->easy_handle, url, sl);
 			}
 		}
 		if (done < n && !use_epoll)
@@ -179,10 +289,11 @@ static int run(CURLM *m, const char *url, int n, int c)
 	for (i = 0; i < c; i++) {
 		if (easy[i])
 			curl_easy_cleanup(easy[i]);
-		curl_slist_free_all(hs[i]);
+		curl_slist_free_all(slots[i].h);
+		free(slots[i].body);
 	}
 	free(easy);
-	free(hs);
+	free(slots);
 	return failed;
 }
 
@@ -195,12 +306,43 @@ int main(int argc, char **argv)
 	if (argc < 4 || argc > 5 || (n = atoi(argv[2])) < 1 ||
 	    (c = atoi(argv[3])) < 1 ||
 	    (argc == 5 && strcmp(argv[4], "perform") != 0 &&
-	     strcmp(argv[4], "epoll") != 0)) {
-		fprintf(stderr,
-			"usage: curl_floor URL N CONCURRENCY [perform|epoll]\n");
+	     strcmp(argv[4], "epoll") != 0 && strcmp(argv[4], "cjson") != 0 &&
+	     strcmp(argv[4], "work") != 0)) {
+		fprintf(stderr, "usage: curl_floor URL N CONCURRENCY "
+				"[perform|epoll|cjson|work]\n");
 		return 2;
 	}
-	use_epoll = argc == 5 && strcmp(argv[4], "epoll") == 0;
+	use_sign = argc == 5 && strcmp(argv[4], "work") == 0;
+	use_cjson = use_sign || (argc == 5 && strcmp(argv[4], "cjson") == 0);
+	use_epoll = use_cjson || (argc == 5 && strcmp(argv[4], "epoll") == 0);
+	if (use_cjson) {
+#ifdef FLOOR_CJSON
+		OSSL_PARAM params[] = {
+			OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+							 (char *)"SHA256", 0),
+			OSSL_PARAM_construct_end(),
+		};
+		if (!(hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) ||
+		    !(mac = EVP_MAC_CTX_new(hmac)) ||
+		    !EVP_MAC_CTX_set_params(mac, params)) {
+			fprintf(stderr, "curl_floor: no HMAC-SHA256\n");
+			return 1;
+		}
+		if (!(slab = slab_new()) ||
+		    !(L = lua_newstate(slab_realloc, slab))) {
+			fprintf(stderr, "curl_floor: no Lua state\n");
+			return 1;
+		}
+		luaL_requiref(L, "cjson", luaopen_cjson, 0);
+		lua_getfield(L, -1, "decode");
+		decode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		lua_pop(L, 1);
+#else
+		fprintf(stderr, "curl_floor: built without lua-cjson "
+				"(-DFLOOR_CJSON)\n");
+		return 2;
+#endif
+	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	m = curl_multi_init();
 	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, c > 256 ? (long)c : 256L);
@@ -228,5 +370,13 @@ int main(int argc, char **argv)
 	}
 	curl_multi_cleanup(m);
 	curl_global_cleanup();
+#ifdef FLOOR_CJSON
+	if (L) {
+		lua_close(L);
+		slab_free(slab);
+		EVP_MAC_CTX_free(mac);
+		EVP_MAC_free(hmac);
+	}
+#endif
 	return 0;
 }

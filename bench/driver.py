@@ -282,10 +282,10 @@ class Bench:
                             env=self.env)
             return last_json(out)["rate"]
 
-        tc, wrk, py, cu, fl, fe, cpu = [], [], [], [], [], [], []
+        tc, wrk, py, cu, fl, fe, fc, fw, cpu = [], [], [], [], [], [], [], [], []
         for i in range(self.rounds):
             first = i == 0
-            order = ["tc", "py", "curl", "floor", "floor_epoll"]
+            order = ["tc", "py", "curl", "floor", "floor_epoll"] + (["floor_cjson", "floor_work"] if self.o.floor_cjson else [])
             if i % 2:
                 order.reverse()
             secs = None
@@ -306,6 +306,11 @@ class Bench:
                 elif who == "floor" and self.o.curl_floor:
                     fl.append(self.step(first, "sequential: bench/curl_floor.c %d" % n,
                                         self.floor, n, 1))
+                elif who in ("floor_cjson", "floor_work"):
+                    how = who[6:]
+                    (fc if how == "cjson" else fw).append(
+                        self.step(first, "sequential: bench/curl_floor.c %d 1 %s" % (n, how),
+                                  self.floor, n, 1, how))
                 elif self.o.curl_floor:
                     fe.append(self.step(first, "sequential: bench/curl_floor.c %d 1 epoll" % n,
                                         self.floor, n, 1, "epoll"))
@@ -326,15 +331,17 @@ class Bench:
             self.row("3e", "sequential vs libcurl floor, epoll", "req/s", mt, "floor epoll",
                      median(fe), ratio(mt, median(fe)), None, {"curl_floor_epoll": fe},
                      {"floor_vs_wrk": ratio(median(fe), median(wrk))})
+        if self.o.floor_cjson:
+            self.work_rows("3", mt, fe, fc, fw)
 
     def concurrent(self):
         tasks = 64
         n = tasks * (10 if self.smoke else 500)
-        tc, wrk, fl, fe, cpu = [], [], [], [], []
+        tc, wrk, fl, fe, fc, fw, cpu = [], [], [], [], [], [], []
         for i in range(self.rounds):
             first = i == 0
             secs = None
-            order = ["tc", "wrk", "floor", "floor_epoll"]
+            order = ["tc", "wrk", "floor", "floor_epoll"] + (["floor_cjson", "floor_work"] if self.o.floor_cjson else [])
             for who in (order if i % 2 == 0 else order[::-1]):
                 if who == "tc":
                     r = self.step(first, "concurrent: bench/concurrent.lua %d %d" % (tasks, n),
@@ -351,6 +358,11 @@ class Bench:
                     if self.o.curl_floor:
                         fe.append(self.step(first, "concurrent: bench/curl_floor.c %d %d epoll" %
                                             (n, tasks), self.floor, n, tasks, "epoll"))
+                elif who in ("floor_cjson", "floor_work"):
+                    how = who[6:]
+                    (fc if how == "cjson" else fw).append(
+                        self.step(first, "concurrent: bench/curl_floor.c %d %d %s" % (n, tasks, how),
+                                  self.floor, n, tasks, how))
                 else:
                     d = max(1, math.ceil(secs or (1 if self.smoke else 4)))
                     wrk.append(self.step(first, "concurrent: wrk -t1 -c%d" % tasks,
@@ -366,6 +378,26 @@ class Bench:
             self.row("4c", "concurrent vs libcurl floor, epoll", "req/s", mt, "floor epoll",
                      median(fe), ratio(mt, median(fe)), None, {"curl_floor_epoll": fe},
                      {"floor_vs_wrk": ratio(median(fe), median(wrk))})
+        if self.o.floor_cjson:
+            self.work_rows("4", mt, fe, fc, fw)
+
+    def work_rows(self, fig, mt, fe, fc, fw):
+        """The epoll floor that also decodes every answer with lua-cjson
+        ("cjson"), and that signs every request too ("work": what the
+        figure asks, in C with nothing else). Against the floor, the most
+        any host doing that work with these libraries can reach (the bound
+        on figures 3d and 4b); trainctl against "work", what the rest of a
+        host costs: the Lua, the scheduler, the request's setup and the
+        response handed over."""
+        what = "sequential" if fig == "3" else "concurrent"
+        self.row(fig + "f", what + ": floor + lua-cjson decoding, vs floor epoll", "req/s",
+                 median(fc), "floor epoll", median(fe), ratio(median(fc), median(fe)), None,
+                 {"curl_floor_cjson": fc, "curl_floor_epoll": fe})
+        self.row(fig + "g", what + ": floor + decoding + signing, vs floor epoll", "req/s",
+                 median(fw), "floor epoll", median(fe), ratio(median(fw), median(fe)), None,
+                 {"curl_floor_work": fw, "curl_floor_epoll": fe})
+        self.row(fig + "h", what + " vs floor + decoding + signing", "req/s", mt, "floor work",
+                 median(fw), ratio(mt, median(fw)), None, {"curl_floor_work": fw})
 
     def waiting(self):
         jobs, secs = (200, 2) if self.smoke else (10000, 30)
@@ -658,6 +690,8 @@ def main():
     ap.add_argument("--out-dir", required=True, help="where downloads are written")
     ap.add_argument("--results", help="write the results here (JSON)")
     ap.add_argument("--curl-floor", help="the built bench/curl_floor.c")
+    ap.add_argument("--floor-cjson", action="store_true",
+                    help="the floor was built with its lua-cjson mode")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--tap", action="store_true")
     ap.add_argument("--rounds", type=int)

@@ -90,14 +90,24 @@ conns=$((nofile - 64))
 export BENCH_NOFILE="$nofile"
 
 # The libcurl floor (bench/curl_floor.c); the figures that use it are
-# left out when it does not build.
+# left out when it does not build. Its lua-cjson mode is built in where
+# Lua and lua-cjson are (as for trainctl), with trainctl's allocator.
 floor=""
 curl_cflags=$(pkg-config --cflags libcurl 2>/dev/null || true)
 curl_libs=$(pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+cjson_lib=""
+for f in /usr/lib/*/liblua5.4-cjson.a /usr/lib/liblua5.4-cjson.a; do
+	[ -f "$f" ] && cjson_lib=$f && break
+done
+if [ -n "$cjson_lib" ] && pkg-config --exists lua5.4 libcrypto; then
+	curl_cflags="$curl_cflags -DFLOOR_CJSON -Isrc/core $(pkg-config --cflags lua5.4 libcrypto)"
+	curl_libs="src/core/slab.c $cjson_lib $curl_libs $(pkg-config --libs lua5.4 libcrypto) -lm"
+fi
 # shellcheck disable=SC2086 # flags are lists of words
 if ${CC:-cc} -std=c11 -O2 -Wall -Wextra $curl_cflags -o "$work/curl_floor" \
 	bench/curl_floor.c $curl_libs 2>"$work/cc.log"; then
 	floor="--curl-floor $work/curl_floor"
+	case $curl_cflags in *-DFLOOR_CJSON*) floor="$floor --floor-cjson" ;; esac
 else
 	say "bench/curl_floor.c did not build: $(cat "$work/cc.log")"
 fi
