@@ -121,7 +121,8 @@ static struct curl_slist *sign(struct curl_slist *h, const char *url)
 {
 #ifdef FLOOR_CJSON
 	static const char secret[] = "bench-secret-key";
-	const char *path = strchr(url + strlen("http://"), '/');
+	const char *host = strstr(url, "://");
+	const char *path = host ? strchr(host + 3, '/') : NULL;
 	char msg[1024], line[128];
 	unsigned char md[EVP_MAX_MD_SIZE];
 	size_t mdlen = 0;
