@@ -285,7 +285,7 @@ class Bench:
         tc, wrk, py, cu, fl, fe, fc, fw, cpu = [], [], [], [], [], [], [], [], []
         for i in range(self.rounds):
             first = i == 0
-            order = ["tc", "py", "curl", "floor", "floor_epoll"] + (["floor_cjson", "floor_work"] if self.o.floor_cjson else [])
+            order = ["tc", "py", "curl", "floor", "floor_epoll"] + self.work_floors()
             if i % 2:
                 order.reverse()
             secs = None
@@ -341,7 +341,7 @@ class Bench:
         for i in range(self.rounds):
             first = i == 0
             secs = None
-            order = ["tc", "wrk", "floor", "floor_epoll"] + (["floor_cjson", "floor_work"] if self.o.floor_cjson else [])
+            order = ["tc", "wrk", "floor", "floor_epoll"] + self.work_floors()
             for who in (order if i % 2 == 0 else order[::-1]):
                 if who == "tc":
                     r = self.step(first, "concurrent: bench/concurrent.lua %d %d" % (tasks, n),
@@ -380,6 +380,10 @@ class Bench:
                      {"floor_vs_wrk": ratio(median(fe), median(wrk))})
         if self.o.floor_cjson:
             self.work_rows("4", mt, fe, fc, fw)
+
+    def work_floors(self):
+        """The floor's ways that do the figures' work, where it has them."""
+        return ["floor_cjson", "floor_work"] if self.o.floor_cjson else []
 
     def work_rows(self, fig, mt, fe, fc, fw):
         """The epoll floor that also decodes every answer with lua-cjson
