@@ -120,7 +120,7 @@ check-asan: deps
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" all unit
 	ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0:disable_coredump=0 UBSAN_OPTIONS=print_stacktrace=1 \
-		TRAINCTL=./trainctl.asan TRAINCTL_UNIT_DIR=build-asan/unit prove tests/*.t
+		TRAINCTL=./trainctl.asan TRAINCTL_UNIT_DIR=build-asan/unit prove -f -o $(PROVE_FLAGS) $(TESTS)
 
 valgrind: deps
 	$(MAKE) all unit
