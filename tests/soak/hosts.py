@@ -83,7 +83,7 @@ class Etcd:
         self.dir = workdir
         # The members' data in memory where there is a tmpfs: on a busy disk
         # an fsync of etcd's log can take seconds, longer than the short
-        # leases here, and a holder whose state write waits on it loses its lock.
+        # leases here, and a holder whose renewal or write waits on it loses its lock.
         shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         self.data = tempfile.mkdtemp(prefix="trainctl-hosts-etcd-", dir=shm or workdir)
         ports = free_ports(6)

@@ -34,7 +34,7 @@ function M.cluster(o)
   local size = o.size or 3
   -- The members' data in memory where there is a tmpfs: on a busy disk an
   -- fsync of etcd's log can take seconds, longer than the tests' 2 s
-  -- leases, and a holder whose state write waits on it loses its lock.
+  -- leases, and a holder whose renewal or write waits on it loses its lock.
   local shm = os.execute("test -d /dev/shm -a -w /dev/shm") == true and "/dev/shm" or nil
   local self = setmetatable({ dir = (support.tmpdir(shm)), members = {}, tls = o.tls }, Cluster)
   local ports = M.free_ports(2 * size)
