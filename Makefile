@@ -97,8 +97,8 @@ format-check:
 
 # Two test files at a time: the suite mostly waits on its emulators,
 # servers and clocks (about 3 minutes of CPU in 9 minutes of one file at
-# a time). The slowest start first, so that none of them ends the run
-# alone. PROVE_JOBS=1 runs one at a time. A failing test is named with
+# a time). The slowest start first, rather than where the alphabet puts
+# them. PROVE_JOBS=1 runs one at a time. A failing test is named with
 # its diagnostics (-f, and -o for the comments that carry them), which
 # prove otherwise leaves out of its report.
 PROVE_JOBS ?= 2

@@ -301,21 +301,22 @@ static int run(CURLM *m, const char *url, int n, int c)
 int main(int argc, char **argv)
 {
 	CURLM *m;
+	static const char *const modes[] = { "perform", "epoll", "cjson",
+					     "work", NULL };
 	double t0, seconds;
-	int n, c, failed;
+	int n, c, failed, mode = 0;
 
+	if (argc == 5)
+		while (modes[mode] && strcmp(argv[4], modes[mode]) != 0)
+			mode++;
 	if (argc < 4 || argc > 5 || (n = atoi(argv[2])) < 1 ||
-	    (c = atoi(argv[3])) < 1 ||
-	    (argc == 5 && strcmp(argv[4], "perform") != 0 &&
-	     strcmp(argv[4], "epoll") != 0 && strcmp(argv[4], "cjson") != 0 &&
-	     strcmp(argv[4], "work") != 0)) {
+	    (c = atoi(argv[3])) < 1 || !modes[mode]) {
 		fprintf(stderr, "usage: curl_floor URL N CONCURRENCY "
 				"[perform|epoll|cjson|work]\n");
 		return 2;
 	}
-	use_sign = argc == 5 && strcmp(argv[4], "work") == 0;
-	use_cjson = use_sign || (argc == 5 && strcmp(argv[4], "cjson") == 0);
-	use_epoll = use_cjson || (argc == 5 && strcmp(argv[4], "epoll") == 0);
+	/* each way does what the one before it does, and more */
+	use_epoll = mode >= 1, use_cjson = mode >= 2, use_sign = mode >= 3;
 	if (use_cjson) {
 #ifdef FLOOR_CJSON
 		OSSL_PARAM params[] = {

@@ -96,7 +96,7 @@ floor=""
 curl_cflags=$(pkg-config --cflags libcurl 2>/dev/null || true)
 curl_libs=$(pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 cjson_lib=""
-for f in /usr/lib/*/liblua5.4-cjson.a /usr/lib/liblua5.4-cjson.a; do
+for f in /usr/lib/*/liblua5.4-cjson.a /usr/lib/liblua5.4-cjson.a /usr/local/lib/liblua5.4-cjson.a; do
 	[ -f "$f" ] && cjson_lib=$f && break
 done
 if [ -n "$cjson_lib" ] && pkg-config --exists lua5.4 libcrypto; then
