@@ -1,4 +1,5 @@
 /* Files: lock, mkdir -p, atomic replacement (fs.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -107,6 +108,10 @@ static int fsync_dir(const char *path)
 	return rc;
 }
 
+/* What fills the Xs of NAME.tmp.XXXXXX (mkostemp's own as well). */
+static const char tmp_chars[] = "abcdefghijklmnopqrstuvwxyz"
+				"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
 /* NAME.tmp.XXXXXX for `path`, malloc'ed, the Xs still to fill. */
 static char *tmp_name(const char *path)
 {
@@ -118,9 +123,29 @@ static char *tmp_name(const char *path)
 	return name;
 }
 
+/* A pending file is locked (flock) by its writer from before anyone
+ * else can open it until its descriptor closes: a NAME.tmp.XXXXXX that
+ * another process can lock was left by a writer that died. */
+static int lock_new(struct fs_pending *p)
+{
+	struct stat mine, named;
+
+	while (flock(p->fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return errno == ENOLCK || errno == EOPNOTSUPP ? 0 : -1;
+	/* A named one had a name before its lock: one who swept it in
+	 * between took the name away, and the file is made again. */
+	if (p->tmp &&
+	    (fstat(p->fd, &mine) < 0 || stat(p->tmp, &named) < 0 ||
+	     mine.st_ino != named.st_ino || mine.st_dev != named.st_dev))
+		return errno = EAGAIN, -1;
+	return 0;
+}
+
 int fs_pending_open(struct fs_pending *p, const char *path)
 {
 	char dir[4096];
+	int tries, e;
 
 	p->tmp = NULL;
 	if (dir_of(path, dir, sizeof dir) < 0)
@@ -132,29 +157,72 @@ int fs_pending_open(struct fs_pending *p, const char *path)
 	if (access("/proc/self/fd", X_OK) == 0) {
 		p->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (p->fd >= 0)
-			return 0;
+			return lock_new(p) < 0 ? close_keep_errno(p->fd) : 0;
 		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
 			return -1;
 	}
-	p->tmp = tmp_name(path);
-	if (!p->tmp)
-		return errno = ENOMEM, -1;
-	p->fd = mkostemp(p->tmp, O_CLOEXEC);
-	if (p->fd < 0) {
-		int e = errno;
+	for (tries = 0; tries < 10; tries++) {
+		p->tmp = tmp_name(path);
+		if (!p->tmp)
+			return errno = ENOMEM, -1;
+		p->fd = mkostemp(p->tmp, O_CLOEXEC);
+		if (p->fd >= 0 && lock_new(p) == 0)
+			return 0;
+		e = errno;
+		if (p->fd >= 0)
+			close(p->fd);
 		free(p->tmp);
 		p->tmp = NULL;
-		return errno = e, -1;
+		if (e != EAGAIN)
+			return errno = e, -1;
 	}
-	return 0;
+	return errno = EAGAIN, -1;
+}
+
+/* Removes the NAME.tmp.XXXXXX beside `path` that writers which died left
+ * (the instant between linkat and rename, or a whole write where files
+ * without a name cannot be made): those whose lock is free. */
+static void sweep_leftovers(const char *path)
+{
+	const char *slash = strrchr(path, '/'),
+		   *base = slash ? slash + 1 : path;
+	size_t n = strlen(base);
+	char dir[4096];
+	struct dirent *de;
+	DIR *d;
+	int e = errno;
+
+	if (dir_of(path, dir, sizeof dir) < 0 || !(d = opendir(dir)))
+		return (void)(errno = e);
+	while ((de = readdir(d))) {
+		const char *name = de->d_name;
+		struct stat held, named;
+		int fd;
+		if (strlen(name) != n + 11 || strncmp(name, base, n) != 0 ||
+		    strncmp(name + n, ".tmp.", 5) != 0 ||
+		    strspn(name + n + 5, tmp_chars) != 6)
+			continue;
+		/* Read-write: over NFS, flock is a byte-range write lock. */
+		fd = openat(dirfd(d), name,
+			    O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+				    O_NOCTTY);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &held) == 0 && S_ISREG(held.st_mode) &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    fstatat(dirfd(d), name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    named.st_ino == held.st_ino && named.st_dev == held.st_dev)
+			unlinkat(dirfd(d), name, 0);
+		close(fd);
+	}
+	closedir(d);
+	errno = e;
 }
 
 /* Gives the unnamed file p->fd a name of its own beside `path`: 0 with
  * p->tmp set, or -1 with errno. */
 static int name_pending(struct fs_pending *p, const char *path)
 {
-	static const char chars[] = "abcdefghijklmnopqrstuvwxyz"
-				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 	char self[64], *name = tmp_name(path);
 	size_t n;
 	int tries;
@@ -170,7 +238,8 @@ static int name_pending(struct fs_pending *p, const char *path)
 			for (i = 0; i < sizeof r; i++)
 				r[i] = (unsigned char)random();
 		for (i = 0; i < sizeof r; i++)
-			name[n - 6 + i] = chars[r[i] % (sizeof chars - 1)];
+			name[n - 6 + i] =
+				tmp_chars[r[i] % (sizeof tmp_chars - 1)];
 		if (linkat(AT_FDCWD, self, AT_FDCWD, name, AT_SYMLINK_FOLLOW) ==
 		    0) {
 			p->tmp = name;
@@ -200,6 +269,7 @@ int fs_pending_place(struct fs_pending *p, const char *path)
 	}
 	free(p->tmp);
 	p->tmp = NULL;
+	sweep_leftovers(path);
 	return 0;
 }
 

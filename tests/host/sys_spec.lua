@@ -85,7 +85,7 @@ describe("sys.write_atomic", function()
     assert.same({ "big" }, H.ls(dir))
   end)
 
-  it("writes through a temporary name where a file cannot be written without one", function()
+  it("writes through a temporary name where a file cannot be written without one, and sweeps those left", function()
     -- Without /proc, an unnamed file (O_TMPFILE) could not be given a
     -- name: the write goes through NAME.tmp.XXXXXX instead, as on file
     -- systems without O_TMPFILE. /proc is hidden in a mount namespace.
@@ -102,6 +102,7 @@ describe("sys.write_atomic", function()
     end
     local path = dir .. "/state.json"
     H.write(path, "old")
+    H.write(path .. ".tmp.Left01", "what a killed write left")
     local r = H.sh("unshare --mount sh -c " .. H.quote(hide .. "umask 027 && exec " .. H.quote(H.TRAINCTL)
       .. " - " .. H.quote(path)), { stdin = [[
         local sys = require 'trainctl.sys'
@@ -111,6 +112,74 @@ describe("sys.write_atomic", function()
     assert.equal(("x"):rep(100000), H.read(path))
     assert.equal(tonumber("640", 8), sys.stat(path).mode)
     assert.same({ "state.json" }, H.ls(dir))
+  end)
+
+  it("removes the temporaries that writers which died left beside the file, and only those", function()
+    -- A kill between linkat and rename, or during a write through a
+    -- temporary name, leaves a NAME.tmp.XXXXXX; the next write sweeps it.
+    local path = dir .. "/state.json"
+    local left = { "state.json.tmp.AbC123", "state.json.tmp.zz9ZZ9" }
+    local others = { "other.json.tmp.AbC123", "state.json.tmp.AbC12", "state.json.tmp.AbC1234",
+      "state.json.tmp.AbC-23", "state.jsonXtmp.AbC123", "xstate.json.tmp.AbC123" }
+    for _, name in ipairs(left) do H.write(dir .. "/" .. name, "whole") end
+    for _, name in ipairs(others) do H.write(dir .. "/" .. name, "theirs") end
+    assert.is_true(sys.write_atomic(path, "new"))
+    table.insert(others, "state.json")
+    table.sort(others)
+    assert.same(others, H.ls(dir))
+    for _, name in ipairs(others) do
+      if name ~= "state.json" then assert.equal("theirs", H.read(dir .. "/" .. name)) end
+    end
+  end)
+
+  it("leaves the temporary of a writer that is still at work", function()
+    -- Its writer holds a lock on it until it is placed.
+    local path = dir .. "/state.json"
+    local busy = dir .. "/state.json.tmp.Busy01"
+    H.write(busy, "half")
+    local held = assert(sys.lock(busy))
+    assert.is_true(sys.write_atomic(path, "new"))
+    assert.same({ "state.json", "state.json.tmp.Busy01" }, H.ls(dir))
+    assert.equal("half", H.read(busy))
+    held:unlock()
+    assert.is_true(sys.write_atomic(path, "newer"))
+    assert.same({ "state.json" }, H.ls(dir))
+  end)
+
+  it("lets writers at work side by side all succeed, and leaves nothing beside the file", function()
+    -- Each one's sweep meets the others' temporaries while they are
+    -- written (and, without /proc, named before they are locked).
+    local path = dir .. "/state.json"
+    local hide = H.exec("unshare --mount sh -c 'mount -t tmpfs none /proc' 2>/dev/null") == 0
+      and not os.getenv("ASAN_OPTIONS")
+    for _, without_proc in ipairs(hide and { false, true } or { false }) do
+      local procs = {}
+      for i = 1, 4 do
+        local script = ("local sys = require 'trainctl.sys' for n = 1, 300 do "
+          .. "assert(sys.write_atomic(%q, ('%d'):rep(1000 * n))) end"):format(path, i)
+        local cmd = ("exec %s -e %s"):format(H.quote(H.TRAINCTL), H.quote(script))
+        if without_proc then
+          cmd = "exec unshare --mount sh -c " .. H.quote("mount -t tmpfs none /proc && " .. cmd)
+        end
+        procs[i] = H.spawn(cmd)
+      end
+      for i = 1, 4 do
+        local code, _, err = procs[i]:wait()
+        assert.equal(0, code, err)
+      end
+      local data = H.read(path)
+      assert.is_truthy(data:match("^[1-4]") and data == data:sub(1, 1):rep(#data), "a file written by one writer")
+      assert.same({ "state.json" }, H.ls(dir))
+    end
+  end)
+
+  it("does not follow a symlink named like a temporary", function()
+    local path = dir .. "/state.json"
+    H.write(dir .. "/target", "kept")
+    assert(os.execute("ln -s target " .. H.quote(dir .. "/state.json.tmp.Link01")))
+    assert.is_true(sys.write_atomic(path, "new"))
+    assert.equal("kept", H.read(dir .. "/target"))
+    assert.same({ "state.json", "state.json.tmp.Link01", "target" }, H.ls(dir))
   end)
 
   it("raises on arguments of the wrong type", function()
