@@ -100,7 +100,8 @@ format-check:
 # a time). The slowest start first, rather than where the alphabet puts
 # them. PROVE_JOBS=1 runs one at a time. A failing test is named with
 # its diagnostics (-f, and -o for the comments that carry them), which
-# prove otherwise leaves out of its report.
+# prove otherwise leaves out of its report; --timer says how long each
+# file took.
 PROVE_JOBS ?= 2
 SLOW_TESTS = tests/reliability.t tests/integration.t tests/host.t tests/etcd.t \
 	tests/soak.t tests/loop.t
@@ -109,7 +110,7 @@ TESTS = $(SLOW_TESTS) $(filter-out $(SLOW_TESTS),$(sort $(wildcard tests/*.t)))
 check: deps
 	$(MAKE) all unit
 	$(MAKE) lint
-	prove -j$(PROVE_JOBS) -f -o $(PROVE_FLAGS) $(TESTS)
+	prove -j$(PROVE_JOBS) -f -o --timer $(PROVE_FLAGS) $(TESTS)
 
 # Same tests, sanitised build in its own directory. ASan's runtime comes
 # after libfaketime's in the tests that fake the clock
@@ -120,7 +121,7 @@ check-asan: deps
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" all unit
 	ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0:disable_coredump=0 UBSAN_OPTIONS=print_stacktrace=1 \
-		TRAINCTL=./trainctl.asan TRAINCTL_UNIT_DIR=build-asan/unit prove -f -o $(PROVE_FLAGS) $(TESTS)
+		TRAINCTL=./trainctl.asan TRAINCTL_UNIT_DIR=build-asan/unit prove -f -o --timer $(PROVE_FLAGS) $(TESTS)
 
 valgrind: deps
 	$(MAKE) all unit
