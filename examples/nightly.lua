@@ -102,17 +102,19 @@ for _, w in ipairs(WORKFLOWS) do
     for _, word in ipairs(workflow_state(w.name)) do cmd[#cmd + 1] = word end
     cmd[#cmd + 1] = quote(here .. "/" .. w.script)
     for _, a in ipairs(w.args) do cmd[#cmd + 1] = quote(a) end
+    -- What the workflow prints goes to a file of its own, and becomes
+    -- w.stdout only once it succeeded, atomically: a run killed halfway
+    -- leaves no partial file. Not io.popen: reading its pipe would hold
+    -- this run's other tasks for as long as the workflow runs, the one
+    -- that keeps an etcd lock's lease alive among them.
+    local printed <close> = w.stdout and setmetatable({ path = os.tmpname() },
+      { __close = function(t) os.remove(t.path) end })
+    if printed then cmd[#cmd + 1] = "> " .. quote(printed.path) end
     log.info(w.name .. ": starting", { date = date })
-    local ok, how, code
-    if w.stdout then
-      -- What the workflow prints becomes the file only once it succeeded,
-      -- and atomically: a run killed halfway leaves no partial file.
-      local p = assert(io.popen(table.concat(cmd, " ")))
-      local text = p:read("a")
-      ok, how, code = p:close()
-      if ok then output.write(w.stdout, text) end
-    else
-      ok, how, code = os.execute(table.concat(cmd, " "))
+    local ok, how, code = os.execute(table.concat(cmd, " "))
+    if ok and printed then
+      local f <close> = assert(io.open(printed.path, "rb"))
+      output.write(w.stdout, f:read("a"))
     end
     if how == "exit" and code == 4 then out_of_time(w.name) end
     if ok then

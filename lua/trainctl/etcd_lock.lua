@@ -156,9 +156,21 @@ end
 
 function Lock:lost_error()
   return self.lost or lock_error(self, { kind = "lock", exit_code = require("trainctl.exit").ERROR,
-    message = ("lost the lock %s: its lease (TTL %gs) expired or was revoked (this run was paused "
-      .. "or cut off from etcd); stopping without starting anything new"):format(self.url,
-      self.granted or self.ttl) })
+    message = ("lost the lock %s: its lease (TTL %gs) expired or was revoked (%s); stopping "
+      .. "without starting anything new"):format(self.url, self.granted or self.ttl, self:why()) })
+end
+
+-- why() -> why the lease may have run out, as far as this run can tell:
+-- the task that renews it ran again only long after it was due (the run
+-- was paused, or something held all its tasks), or its renewals did not
+-- get through.
+function Lock:why()
+  local late = self.due and lease_clock() - self.due
+  if late and late > (self.granted or self.ttl) / 3 then
+    return ("this run's tasks did not run for %.1fs, the one that renews the lease among them: "
+      .. "the run was paused, or held by a read from io.popen or a long computation"):format(late)
+  end
+  return "this run could not renew it in time: cut off from etcd, or etcd too slow"
 end
 
 -- keep(): the background task's body; returns when the lease is lost.
@@ -167,7 +179,10 @@ function Lock:keep()
     local now = lease_clock()
     -- renew a third of the way: two more chances before the TTL runs out
     local ttl = self.granted or self.ttl
-    task.sleep(math.max(0, math.min(ttl / 3, self.valid_until - now - ttl / 3)))
+    local nap = math.max(0, math.min(ttl / 3, self.valid_until - now - ttl / 3))
+    self.due = now + nap
+    task.sleep(nap)
+    self.due = nil
     if not self:alive() or not self:renew() or not self:alive() then
       self.lost = self:lost_error()
       return

@@ -54,11 +54,13 @@ function Backend:list()
   return out
 end
 
-local function fenced_out(self, key, lock)
+-- why: how the run knows (its lease may have expired by its own clock, or
+-- etcd refused the write).
+local function fenced_out(self, key, lock, why)
   local e = errors.new({ kind = "lock", provider = "etcd", exit_code = require("trainctl.exit").ERROR,
     message = ("state write of %s to %s refused: this run no longer holds the lock %s "
-      .. "(its lease expired; another run may have taken over); stopping without writing")
-      :format(key, self.url, lock and lock.url or "(none)") })
+      .. "(%s; another run may have taken over); stopping without writing")
+      :format(key, self.url, lock and lock.url or "(none)", why) })
   if lock and not lock.lost then lock.lost = e end
   return e
 end
@@ -82,14 +84,14 @@ function Backend:put(key, value)
       .. "the lock's lease (trainctl --lock etcd://.../LOCK state forget KEY --state %s)")
       :format(self.url, self.url))
   end
-  if not lock:alive() then error(fenced_out(self, key, lock), 0) end
+  if not lock:alive() then error(fenced_out(self, key, lock, "its lease expired: " .. lock:why()), 0) end
   local ok, ans = self.client:txn({ compare = { lock:fence() }, success = { op } })
   if lock.client.cluster_id and ans.header and ans.header.cluster_id
     and ans.header.cluster_id ~= lock.client.cluster_id then
     errors.usage(("--state %s and --lock %s are on different etcd clusters: the lock cannot fence "
       .. "the state"):format(self.url, lock.url))
   end
-  if not ok then error(fenced_out(self, key, lock), 0) end
+  if not ok then error(fenced_out(self, key, lock, "its lease expired or was revoked"), 0) end
   return value
 end
 

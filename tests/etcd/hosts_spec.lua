@@ -193,6 +193,64 @@ describe("several hosts on one etcd cluster", function()
     assert.is_truthy(support.read(sim.dir .. "/out/2030-01-01/classified.jsonl"))
   end)
 
+  it("examples/nightly.lua on etcd keeps its lock while a workflow waits longer than the TTL", function()
+    -- The OpenSearch workflow (whose output the night keeps) waits for its
+    -- training, frozen, for three times the lease's TTL: the night's own
+    -- lease is renewed meanwhile, and the night ends with one training.
+    local lock, st = cluster:url("nightly/slow/lock"), cluster:url("nightly/slow/state")
+    local args = { "--lock", lock, "--lock-ttl", "2", "--state", st, "examples/nightly.lua", sim.dir .. "/slow" }
+    local env = etcd_support.host_env(sim, "a", st, { NIGHTLY_DATE = "2030-02-01" })
+    local before = sim:started("CreateFunctionTask")
+    local a = sim:spawn(args, { env = env, group = true })
+    support.poll(function()
+      if sim:started("CreateFunctionTask") > before or a:exited() then return true end
+      sim:advance(600) -- the AiTEMS workflow before it
+    end, 60, "the OpenSearch training on host a")
+    assert.is_nil(a:exited(), a:stderr())
+    local _, held = cluster:client():get("nightly/slow/lock")
+    assert.is_table(held, "the night's lock key")
+    local sys = require("trainctl.sys")
+    local until_ = sys.clock() + 3 * 2
+    support.poll(function()
+      assert.is_nil(a:exited(), a:stderr())
+      return sys.clock() >= until_
+    end, 30, "three TTLs")
+    local _, now = cluster:client():get("nightly/slow/lock")
+    assert.is_table(now, "the night's lock key, three TTLs later")
+    assert.equal(held.lease, now.lease)
+    support.poll(function()
+      sim:advance(600)
+      return a:exited()
+    end, 120, "host a to finish the night")
+    local code, _, err = a:wait()
+    assert.equal(0, code, err)
+    assert.equal(1, sim:started("CreateFunctionTask") - before)
+    assert.is_truthy(support.read(sim.dir .. "/slow/2030-02-01/ctr_metrics.json"))
+  end)
+
+  it("a script that holds its tasks past the TTL (a read from io.popen) is told why it lost the lock", function()
+    local dir = support.tmpdir()
+    support.write(dir .. "/held.lua", [[
+      local state = require("trainctl.state")
+      state.set("before", true)
+      local p = io.popen("sleep 3")
+      p:read("a")
+      p:close()
+      state.set("after", true)]])
+    local st = cluster:url("nightly/held/state")
+    local code, _, err = etcd_support.run({ "--lock", cluster:url("nightly/held/lock"), "--lock-ttl", "2",
+      "--state", st, dir .. "/held.lua" }, etcd_support.host_env(sim, "held", st))
+    assert.equal(1, code, err)
+    assert.matches("^trainctl: etcd: lock error: state write of after to .* refused: this run no longer "
+      .. "holds the lock .* %(its lease expired: this run's tasks did not run for %d+%.%ds, the one that "
+      .. "renews the lease among them: the run was paused, or held by a read from io.popen or a long "
+      .. "computation; another run may have taken over%); stopping without writing\n$", err)
+    local c = cluster:client()
+    assert.equal("true", c:get("nightly/held/state/before"))
+    assert.is_nil(c:get("nightly/held/state/after"))
+    support.rmdir(dir)
+  end)
+
   it("a script with --state etcd:// and a lock that is not on etcd does nothing at all", function()
     local n = #sim:requests()
     local dir = support.tmpdir()
@@ -247,6 +305,11 @@ describe("several hosts on one etcd cluster", function()
     -- stopped by its own lease check, or by the fence in etcd: either way
     -- one clear line
     assert.is_truthy(aerr:find("lost the lock", 1, true) or aerr:find("no longer holds the lock", 1, true), aerr)
+    -- by its own check, it can tell that its tasks did not run meanwhile
+    if aerr:find("lost the lock", 1, true) or aerr:find("lease expired:", 1, true) then
+      assert.matches("this run's tasks did not run for %d+%.%ds, the one that renews the lease among "
+        .. "them: the run was paused", aerr)
+    end
     assert.is_nil(aerr:find("traceback", 1, true))
     local doc, after = state_of(instance)
     assert.equal(before.mod_revision, after.mod_revision)
