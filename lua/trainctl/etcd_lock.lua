@@ -137,7 +137,10 @@ function Lock:renew()
     log.warn(("%s: cannot renew the lease: %s"):format(self.url, tostring(res)))
     return lease_clock() < self.valid_until
   end
-  if res <= 0 then return false end
+  if res <= 0 then
+    self.gone = true
+    return false
+  end
   renewed(self, t0, res)
   return true
 end
@@ -163,10 +166,12 @@ end
 -- why() -> why the lease may have run out, as far as this run can tell:
 -- the task that renews it ran again only long after it was due (the run
 -- was paused, or something held all its tasks), or its renewals did not
--- get through.
+-- get through, or etcd no longer knows it.
 function Lock:why()
   local late = self.due and lease_clock() - self.due
-  if late and late > (self.granted or self.ttl) / 3 then
+  if self.gone then
+    return "etcd no longer knows the lease: it expired there, or someone revoked it"
+  elseif late and late > (self.granted or self.ttl) / 3 then
     return ("this run's tasks did not run for %.1fs, the one that renews the lease among them: "
       .. "the run was paused, or held by a read from io.popen or a long computation"):format(late)
   end

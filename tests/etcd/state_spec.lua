@@ -112,6 +112,16 @@ describe("the etcd lock and state", function()
     lock:release()
   end)
 
+  it("a lease revoked behind the run's back is named as such when its renewal finds it gone", function()
+    local lock = etcd_lock.acquire(cluster:url("s5/lock"), { ttl = 30 })
+    cluster:client():revoke(lock.lease)
+    assert.is_false(lock:renew())
+    assert.matches("lost the lock .*s5/lock: its lease %(TTL 30s%) expired or was revoked %(etcd no longer "
+      .. "knows the lease: it expired there, or someone revoked it%); stopping without starting anything new",
+      lock:lost_error().message)
+    lock:release()
+  end)
+
   it("state writes without an etcd lock are a usage error; reads work", function()
     local st = state_etcd.open(cluster:url("s4/state"))
     assert.is_nil(st:get("job"))
