@@ -202,7 +202,7 @@ function M.get(var)
   return nil
 end
 
--- The credential variables of DESIGN.md: true for a secret, "partial"
+-- The credential variables (trainctl(1), ENVIRONMENT): true for a secret, "partial"
 -- for the id of a key (shown with its first four characters). The etcd
 -- password is one too, read or not: a script may print it.
 M.CREDENTIALS = {
@@ -345,6 +345,22 @@ function M.outage_budget()
   return seconds
 end
 
+-- request_timeout() -> seconds, or nil when unset: TRAINCTL_REQUEST_TIMEOUT
+-- (environment or profile), the time one request to a cloud may take,
+-- its answer included, where the script gives its client none: from 1 s
+-- to a day. It is also how long a training start whose answer was lost
+-- may still land, which a run killed in the middle of one waits out.
+function M.request_timeout()
+  local v = M.get("TRAINCTL_REQUEST_TIMEOUT")
+  if not v then return nil end
+  local seconds, err = require("trainctl.sys").parse_duration(v)
+  if seconds and (seconds < 1 or seconds > 86400) then
+    err = ("%s is out of range (from 1s to 24h)"):format(v)
+  end
+  if err then errors.usage("TRAINCTL_REQUEST_TIMEOUT: " .. err) end
+  return seconds
+end
+
 -- poll_interval() -> seconds, or nil when unset: TRAINCTL_POLL_INTERVAL,
 -- the pace of every job's polls, whatever the script asks for.
 function M.poll_interval()
@@ -364,12 +380,10 @@ function M.check()
   log.level()
   log.format()
   M.poll_interval()
-  local v = nonempty(M.getenv("TRAINCTL_OUTAGE_BUDGET"))
-  if not v then
-    local ok, sec = pcall(M.profile, M.profile_name())
-    v = ok and sec and nonempty(sec.trainctl_outage_budget)
+  local ok, sec = pcall(M.profile, M.profile_name())
+  for name, read in pairs({ TRAINCTL_OUTAGE_BUDGET = M.outage_budget, TRAINCTL_REQUEST_TIMEOUT = M.request_timeout }) do
+    if nonempty(M.getenv(name)) or ok and sec and nonempty(sec[name:lower()]) then read() end
   end
-  if v then M.outage_budget() end
 end
 
 -- Credentials are registered with the logger as soon as they are read, so

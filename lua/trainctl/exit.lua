@@ -1,4 +1,4 @@
--- The exit statuses of the public contract (DESIGN.md), written once for
+-- The exit statuses of trainctl(1) (EXIT STATUS), written once for
 -- the Lua library; everything that returns or sets a status reads them
 -- here. The host's EXIT_* (src/lua/script.h) are the same numbers for
 -- the C. A stop by signal N exits SIGNAL + N.

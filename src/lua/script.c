@@ -305,15 +305,16 @@ static int run_call(lua_State *L, int argc, char **argv, const struct opts *o)
 }
 
 /* Whether there is a setting for check_settings to look at: one of its
- * variables, or a credentials file (which may hold the outage budget).
- * Without, the library is not loaded for it: a run's start-up stays that
- * of bare Lua. */
+ * variables, or a credentials file (which may hold the outage budget or
+ * the request timeout). Without, the library is not loaded for it: a
+ * run's start-up stays that of bare Lua. */
 static int has_settings(void)
 {
-	static const char *const vars[] = { "TRAINCTL_LOG_LEVEL",
-					    "TRAINCTL_LOG_FORMAT",
-					    "TRAINCTL_POLL_INTERVAL",
-					    "TRAINCTL_OUTAGE_BUDGET", NULL };
+	static const char *const vars[] = {
+		"TRAINCTL_LOG_LEVEL",	    "TRAINCTL_LOG_FORMAT",
+		"TRAINCTL_POLL_INTERVAL",   "TRAINCTL_OUTAGE_BUDGET",
+		"TRAINCTL_REQUEST_TIMEOUT", NULL
+	};
 	const char *base = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
 	char path[4096];
 

@@ -109,7 +109,14 @@ local MOMENTS = {
 
 describe("kill -9 and run again", function()
   local sim = cloudsim.new({ speed = 0 })
-  setup(function() sim:start() end)
+  setup(function()
+    sim:start()
+    -- A kill that lands after a training start was recorded and before
+    -- it reached the emulator (the moment "right after its first create",
+    -- on a busy machine) makes the next run wait until that start can no
+    -- longer land: its request timeout and 15 s. 20 s rather than 300.
+    sim.env.TRAINCTL_REQUEST_TIMEOUT = "20"
+  end)
   teardown(function() sim:stop() end)
 
   local function creates(ex)

@@ -50,6 +50,8 @@ describe("settings", function()
       { "TRAINCTL_POLL_INTERVAL", "-5" }, { "TRAINCTL_POLL_INTERVAL", "nan" },
       { "TRAINCTL_POLL_INTERVAL", "1e9" }, { "TRAINCTL_POLL_INTERVAL", "abc" },
       { "TRAINCTL_LOG_LEVEL", "verbose" }, { "TRAINCTL_LOG_FORMAT", "xml" }, { "TRAINCTL_LOG_FORMAT", "JSON" },
+      { "TRAINCTL_REQUEST_TIMEOUT", "0" }, { "TRAINCTL_REQUEST_TIMEOUT", "soon" },
+      { "TRAINCTL_REQUEST_TIMEOUT", "25h" },
     }
 
     it("that is wrong stops the run before the script's first line, naming the variable", function()
@@ -100,6 +102,37 @@ describe("settings", function()
       code = sim:run({ "-e", "print(1)" }, env)
       assert.equal(2, code)
     end)
+
+    it("TRAINCTL_REQUEST_TIMEOUT bounds each request of the clouds' clients, from the environment or the profile",
+      function()
+        -- The emulator holds the answer 10 s; the default (300 s) would wait for it.
+        local function hold()
+          sim:faults({ { kind = "slow", when = "before", delay = 10, match = { operation = "ListServices" } } })
+        end
+        local dir = sim.dir .. "/config/trainctl"
+        finally(function()
+          sim:no_faults()
+          os.remove(dir .. "/credentials")
+        end)
+        hold()
+        local script = "local c = require('trainctl.aitems').client() "
+          .. "local ok, e = pcall(c.list_services, c, { retry = false }) print(ok, type(e) == 'table' and e.kind)"
+        local code, out, err = sim:run({ "-e", script }, { env = { TRAINCTL_REQUEST_TIMEOUT = "1s" } })
+        assert.equal(0, code, err)
+        assert.equal("false\ttimeout\n", out)
+        os.execute("mkdir -p " .. support.quote(dir))
+        support.write(dir .. "/credentials", "[default]\nTRAINCTL_REQUEST_TIMEOUT = 1\n")
+        os.execute("chmod 600 " .. support.quote(dir .. "/credentials"))
+        hold()
+        code, out, err = sim:run({ "-e", script })
+        assert.equal(0, code, err)
+        assert.equal("false\ttimeout\n", out)
+        -- a client's own timeout wins
+        hold()
+        code, out, err = sim:run({ "-e", (script:gsub("client%(%)", "client({ timeout = 30 })")) })
+        assert.equal(0, code, err)
+        assert.equal("true\tnil\n", out)
+      end)
 
     it("that is right runs", function()
       local code, out, err = sim:run({ "-e", "print('ran')" }, { env = { TRAINCTL_POLL_INTERVAL = "0.5",

@@ -89,7 +89,8 @@ function M.new(d)
     endpoint = endpoint:gsub("/+$", "")
     if d.trim then endpoint = endpoint:gsub(d.trim, "") end
     config.endpoint(d.name, endpoint, o.endpoint and "endpoint=" or from, d.endpoint_base)
-    local self = { provider = d.name, endpoint = endpoint, retry = o.retry, timeout = o.timeout,
+    local self = { provider = d.name, endpoint = endpoint, retry = o.retry,
+      timeout = o.timeout or config.request_timeout(),
       ca_file = o.ca_file or config.ca_file(), insecure = o.insecure }
     local a = d.auth(o, self)
     self._sign, self._renew, self.credentials = a.sign, a.renew, a.credentials
