@@ -65,6 +65,7 @@ function Lock:try()
   local t0 = lease_clock()
   if not self.lease then
     self.lease, self.granted = self.client:grant(self.ttl)
+    self.gone = nil
     renewed(self, t0, self.granted or self.ttl)
   end
   local key = etcd.b64(self.key)
@@ -168,7 +169,8 @@ end
 -- was paused, or something held all its tasks), or its renewals did not
 -- get through, or etcd no longer knows it.
 function Lock:why()
-  local late = self.due and lease_clock() - self.due
+  -- while the task sleeps, how late it is now; after, how late it woke
+  local late = self.due and lease_clock() - self.due or self.late
   if self.gone then
     return "etcd no longer knows the lease: it expired there, or someone revoked it"
   elseif late and late > (self.granted or self.ttl) / 3 then
@@ -187,7 +189,7 @@ function Lock:keep()
     local nap = math.max(0, math.min(ttl / 3, self.valid_until - now - ttl / 3))
     self.due = now + nap
     task.sleep(nap)
-    self.due = nil
+    self.late, self.due = lease_clock() - self.due, nil
     if not self:alive() or not self:renew() or not self:alive() then
       self.lost = self:lost_error()
       return

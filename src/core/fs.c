@@ -108,32 +108,43 @@ static int fsync_dir(const char *path)
 	return rc;
 }
 
-/* What fills the Xs of NAME.tmp.XXXXXX (mkostemp's own as well). */
+/* A pending file's name, where it has one: NAME.trainctl-tmp.XXXXXX,
+ * the Xs from these characters (mkostemp's own as well). The infix is
+ * ours alone: what sweep_leftovers removes is never a file of the user's
+ * (a NAME.tmp.backup, say). */
+#define TMP_INFIX ".trainctl-tmp."
+#define TMP_XS 6
 static const char tmp_chars[] = "abcdefghijklmnopqrstuvwxyz"
 				"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-/* NAME.tmp.XXXXXX for `path`, malloc'ed, the Xs still to fill. */
+/* NAME.trainctl-tmp.XXXXXX for `path`, malloc'ed, the Xs still to fill. */
 static char *tmp_name(const char *path)
 {
-	size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
+	size_t n = strlen(path) + sizeof TMP_INFIX + TMP_XS;
 	char *name = malloc(n);
 
 	if (name)
-		snprintf(name, n, "%s.tmp.XXXXXX", path);
+		snprintf(name, n, "%s" TMP_INFIX "XXXXXX", path);
 	return name;
 }
 
 /* A pending file is locked (flock) by its writer from before anyone
- * else can open it until its descriptor closes: a NAME.tmp.XXXXXX that
- * another process can lock was left by a writer that died. */
+ * else can open it until its descriptor closes: a temporary that another
+ * process can lock was left by a writer that died. */
 static int lock_new(struct fs_pending *p)
 {
 	struct stat mine, named;
 
-	/* Where files cannot be locked, no one can sweep them either. */
-	while (flock(p->fd, LOCK_EX) < 0)
+	/* Without waiting: no one else can hold the lock of a file just
+	 * made, but one who sweeps it (a named one, in the instant before
+	 * this lock), who is about to take its name away. Where files
+	 * cannot be locked, no one can sweep them either. */
+	while (flock(p->fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			return errno = EAGAIN, -1;
 		if (errno != EINTR)
 			return 0;
+	}
 	/* A named one had a name before its lock: one who swept it in
 	 * between took the name away, and the file is made again. */
 	if (p->tmp &&
@@ -180,14 +191,31 @@ int fs_pending_open(struct fs_pending *p, const char *path)
 	return errno = EAGAIN, -1;
 }
 
-/* Removes the NAME.tmp.XXXXXX beside `path` that writers which died left
+/* Whether `name` is a temporary of the file named `base`. */
+static int is_tmp_of(const char *name, const char *base)
+{
+	size_t n = strlen(base), k = sizeof TMP_INFIX - 1;
+
+	return strlen(name) == n + k + TMP_XS && strncmp(name, base, n) == 0 &&
+	       strncmp(name + n, TMP_INFIX, k) == 0 &&
+	       strspn(name + n + k, tmp_chars) == TMP_XS;
+}
+
+/* Whether `name` in the directory dfd is a regular file (not followed),
+ * its status in st. */
+static int regular_at(int dfd, const char *name, struct stat *st)
+{
+	return fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISREG(st->st_mode);
+}
+
+/* Removes the temporaries beside `path` that writers which died left
  * (the instant between linkat and rename, or a whole write where files
- * without a name cannot be made): those whose lock is free. */
+ * without a name cannot be made): regular files whose lock is free. */
 static void sweep_leftovers(const char *path)
 {
 	const char *slash = strrchr(path, '/'),
 		   *base = slash ? slash + 1 : path;
-	size_t n = strlen(base);
 	char dir[4096];
 	struct dirent *de;
 	DIR *d;
@@ -196,24 +224,28 @@ static void sweep_leftovers(const char *path)
 	if (dir_of(path, dir, sizeof dir) < 0 || !(d = opendir(dir)))
 		return (void)(errno = e);
 	while ((de = readdir(d))) {
-		const char *name = de->d_name;
-		struct stat held, named;
+		struct stat named, held;
 		int fd;
-		if (strlen(name) != n + 11 || strncmp(name, base, n) != 0 ||
-		    strncmp(name + n, ".tmp.", 5) != 0 ||
-		    strspn(name + n + 5, tmp_chars) != 6)
+		if (!is_tmp_of(de->d_name, base) ||
+		    !regular_at(dirfd(d), de->d_name, &named))
 			continue;
-		/* Read-write: over NFS, flock is a byte-range write lock. */
-		fd = openat(dirfd(d), name,
+		/* Read-write where it can: over NFS, flock is a byte-range
+		 * write lock. */
+		fd = openat(dirfd(d), de->d_name,
 			    O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
 				    O_NOCTTY);
+		if (fd < 0 && errno == EACCES)
+			fd = openat(dirfd(d), de->d_name,
+				    O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+					    O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (fstat(fd, &held) == 0 && S_ISREG(held.st_mode) &&
-		    flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-		    fstatat(dirfd(d), name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    named.st_ino == held.st_ino && named.st_dev == held.st_dev)
-			unlinkat(dirfd(d), name, 0);
+		/* and the name still leads to the file locked */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    fstat(fd, &held) == 0 &&
+		    regular_at(dirfd(d), de->d_name, &named) &&
+		    held.st_ino == named.st_ino && held.st_dev == named.st_dev)
+			unlinkat(dirfd(d), de->d_name, 0);
 		close(fd);
 	}
 	closedir(d);

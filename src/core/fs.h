@@ -21,11 +21,11 @@ int fs_mkdir_p(const char *path, mode_t mode, char *failed, size_t n);
 /* A new file that replaces `path` only once it is complete. Where the
  * file system can (O_TMPFILE, and /proc to name it), it has no name
  * while it is written, so a kill or a crash leaves nothing of it; else it
- * is a NAME.tmp.XXXXXX beside `path`. Only between the two steps of
- * fs_pending_place has it a name of its own. Its writer holds a lock
+ * is a NAME.trainctl-tmp.XXXXXX beside `path`. Only between the two steps
+ * of fs_pending_place has it a name of its own. Its writer holds a lock
  * (flock) on it until the descriptor closes; the next file placed at
- * `path` removes every NAME.tmp.XXXXXX whose lock is free, the leftovers
- * of writers that died. */
+ * `path` removes every NAME.trainctl-tmp.XXXXXX whose lock is free, the
+ * leftovers of writers that died. */
 struct fs_pending {
 	int fd;	   /* read-write, close-on-exec, mode 0600 */
 	char *tmp; /* the named temporary, or NULL for an unnamed file */

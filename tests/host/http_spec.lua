@@ -285,7 +285,7 @@ describe("http.request", function()
     local function tmp_files()
       local n = 0
       for _, name in ipairs(H.ls(dir)) do
-        if name:match("%.tmp") then n = n + 1 end
+        if name:match("%.trainctl%-tmp%.") then n = n + 1 end
       end
       return n
     end

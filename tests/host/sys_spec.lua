@@ -87,7 +87,7 @@ describe("sys.write_atomic", function()
 
   it("writes through a temporary name where a file cannot be written without one, and sweeps those left", function()
     -- Without /proc, an unnamed file (O_TMPFILE) could not be given a
-    -- name: the write goes through NAME.tmp.XXXXXX instead, as on file
+    -- name: the write goes through NAME.trainctl-tmp.XXXXXX instead, as on file
     -- systems without O_TMPFILE. /proc is hidden in a mount namespace.
     local hide = "mount -t tmpfs none /proc && "
     if os.getenv("ASAN_OPTIONS") then
@@ -102,7 +102,7 @@ describe("sys.write_atomic", function()
     end
     local path = dir .. "/state.json"
     H.write(path, "old")
-    H.write(path .. ".tmp.Left01", "what a killed write left")
+    H.write(path .. ".trainctl-tmp.Left01", "what a killed write left")
     local r = H.sh("unshare --mount sh -c " .. H.quote(hide .. "umask 027 && exec " .. H.quote(H.TRAINCTL)
       .. " - " .. H.quote(path)), { stdin = [[
         local sys = require 'trainctl.sys'
@@ -116,11 +116,13 @@ describe("sys.write_atomic", function()
 
   it("removes the temporaries that writers which died left beside the file, and only those", function()
     -- A kill between linkat and rename, or during a write through a
-    -- temporary name, leaves a NAME.tmp.XXXXXX; the next write sweeps it.
+    -- temporary name, leaves a NAME.trainctl-tmp.XXXXXX; the next write
+    -- sweeps it. A file of the user's named otherwise stays, however close.
     local path = dir .. "/state.json"
-    local left = { "state.json.tmp.AbC123", "state.json.tmp.zz9ZZ9" }
-    local others = { "other.json.tmp.AbC123", "state.json.tmp.AbC12", "state.json.tmp.AbC1234",
-      "state.json.tmp.AbC-23", "state.jsonXtmp.AbC123", "xstate.json.tmp.AbC123" }
+    local left = { "state.json.trainctl-tmp.AbC123", "state.json.trainctl-tmp.zz9ZZ9" }
+    local others = { "other.json.trainctl-tmp.AbC123", "state.json.trainctl-tmp.AbC12",
+      "state.json.trainctl-tmp.AbC1234", "state.json.trainctl-tmp.AbC-23", "state.jsonXtrainctl-tmp.AbC123",
+      "xstate.json.trainctl-tmp.AbC123", "state.json.tmp.backup", "state.json.tmp.AbC123" }
     for _, name in ipairs(left) do H.write(dir .. "/" .. name, "whole") end
     for _, name in ipairs(others) do H.write(dir .. "/" .. name, "theirs") end
     assert.is_true(sys.write_atomic(path, "new"))
@@ -135,11 +137,11 @@ describe("sys.write_atomic", function()
   it("leaves the temporary of a writer that is still at work", function()
     -- Its writer holds a lock on it until it is placed.
     local path = dir .. "/state.json"
-    local busy = dir .. "/state.json.tmp.Busy01"
+    local busy = dir .. "/state.json.trainctl-tmp.Busy01"
     H.write(busy, "half")
     local held = assert(sys.lock(busy))
     assert.is_true(sys.write_atomic(path, "new"))
-    assert.same({ "state.json", "state.json.tmp.Busy01" }, H.ls(dir))
+    assert.same({ "state.json", "state.json.trainctl-tmp.Busy01" }, H.ls(dir))
     assert.equal("half", H.read(busy))
     held:unlock()
     assert.is_true(sys.write_atomic(path, "newer"))
@@ -176,10 +178,10 @@ describe("sys.write_atomic", function()
   it("does not follow a symlink named like a temporary", function()
     local path = dir .. "/state.json"
     H.write(dir .. "/target", "kept")
-    assert(os.execute("ln -s target " .. H.quote(dir .. "/state.json.tmp.Link01")))
+    assert(os.execute("ln -s target " .. H.quote(dir .. "/state.json.trainctl-tmp.Link01")))
     assert.is_true(sys.write_atomic(path, "new"))
     assert.equal("kept", H.read(dir .. "/target"))
-    assert.same({ "state.json", "state.json.tmp.Link01", "target" }, H.ls(dir))
+    assert.same({ "state.json", "state.json.trainctl-tmp.Link01", "target" }, H.ls(dir))
   end)
 
   it("raises on arguments of the wrong type", function()

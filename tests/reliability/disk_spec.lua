@@ -32,7 +32,7 @@ describe("a full disk", function()
   local function leftovers()
     local names = {}
     for _, name in ipairs(support.ls(mnt)) do
-      if name:find("%.tmp%.") then names[#names + 1] = name end
+      if name:find("%.trainctl%-tmp%.") then names[#names + 1] = name end
     end
     return names
   end
@@ -104,7 +104,7 @@ describe("kill -9 in the middle of a write", function()
       local unnamed
       support.poll(function()
         unnamed = support.unnamed_open(proc.pid, dir)
-        local busy = unnamed or not unnamed_here and table.concat(support.ls(dir), "\n"):find("out%.txt%.tmp%.")
+        local busy = unnamed or not unnamed_here and table.concat(support.ls(dir), "\n"):find("out%.txt%.trainctl%-tmp%.")
         return busy and support.read(path)
       end, 20, "a write in progress")
       proc:kill("KILL")
@@ -116,7 +116,7 @@ describe("kill -9 in the middle of a write", function()
         -- between linkat and rename: a kill there leaves it, whole.
         for _, name in ipairs(support.ls(dir)) do
           if name ~= "out.txt" then
-            assert.matches("^out%.txt%.tmp%.%w%w%w%w%w%w$", name)
+            assert.matches("^out%.txt%.trainctl%-tmp%.%w%w%w%w%w%w$", name)
             assert.is_true(whole[support.read(dir .. "/" .. name)])
           end
         end

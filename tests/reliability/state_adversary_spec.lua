@@ -86,6 +86,26 @@ describe("a start whose fate is unknown, across runs", function()
     assert.equal(1, sim:opensearch_tasks(), "trainings started (the held one landed after the next run sent another)")
   end)
 
+  it("a run with a shorter request timeout waits out the start the killed run sent with a longer one", function()
+    -- The first run's start may land until its own timeout (20 s) has
+    -- passed; the server holds it 12 s. The run is killed as soon as its
+    -- start is recorded; the next run's timeout is 0.5 s (another
+    -- setting, another host): it must look up for the first run's time,
+    -- not its own, or it sends a second start before the first lands.
+    sim:faults({ { kind = "slow", when = "before", delay = 12, match = { operation = "CreateFunctionTask" } } })
+    local env = { TIMEOUT = "20", SETTLE = "3" }
+    local first = sim:spawn({ "--state", dir .. "/s.json", script }, { env = env })
+    finally(function() first:kill("KILL") end)
+    support.poll(function() return (support.read(dir .. "/s.json") or ""):find('"pending": true', 1, true) end,
+      30, "the start to be recorded")
+    first:kill("KILL")
+    first:wait()
+    local code, _, err = sim:run({ "--state", dir .. "/s.json", script }, { env = ENV })
+    assert.equal(0, code, err)
+    assert.is_true(held_done())
+    assert.equal(1, sim:opensearch_tasks(), "trainings started (the held one landed after the next run sent another)")
+  end)
+
   it("a wall clock set forward between runs does not make a held start be sent again", function()
     -- The run is killed just after its start went out; the server holds
     -- it 2.5 s. The next run's wall clock is a minute ahead (an NTP step

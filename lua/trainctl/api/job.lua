@@ -325,12 +325,21 @@ local function pending(ref, hold)
   local now = sys.now()
   ref.pending, ref.pending_at, ref.pending_until = true, now, now + hold
   ref.pending_boot, ref.pending_boot_until = boot_id(), sys.boottime() + hold
+  ref.pending_hold = hold
 end
 
+-- The longest hold a record is believed for: a request timeout of a day
+-- (TRAINCTL_REQUEST_TIMEOUT's bound), and what follows it.
+local MAX_HOLD = 86400 + 5 + M.settle
+
 -- landed_by(ref, hold) -> deadline, clock: until when a recorded start
--- may still land, on the clock to read it with.
+-- may still land, on the clock to read it with. The run that recorded it
+-- may have had a longer timeout than this one (another setting, another
+-- host): its own hold counts, within MAX_HOLD.
 local function landed_by(ref, hold)
   local sys = require("trainctl.sys")
+  local recorded = tonumber(ref.pending_hold)
+  if recorded and recorded == recorded then hold = math.max(hold, math.min(recorded, MAX_HOLD)) end
   local boot = tonumber(ref.pending_boot_until)
   if boot and ref.pending_boot ~= nil and ref.pending_boot == boot_id() then
     return math.min(boot, sys.boottime() + hold), sys.boottime

@@ -288,7 +288,7 @@ M, Client = provider.new({
     local tokens = token_source({
       tenant_id = auth.tenant_id, client_id = auth.client_id, client_secret = auth.client_secret,
       authority = o.authority or config.get("TRAINCTL_ENTRA_ENDPOINT") or DEFAULT_AUTHORITY,
-      scope = o.scope, retry = o.retry, timeout = o.timeout, ca_file = self.ca_file,
+      scope = o.scope, retry = o.retry, timeout = self.timeout, ca_file = self.ca_file,
       insecure = o.insecure, credentials = auth.credentials,
     })
     fields._tokens = tokens
