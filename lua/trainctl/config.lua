@@ -202,9 +202,10 @@ function M.get(var)
   return nil
 end
 
--- The credential variables (trainctl(1), ENVIRONMENT): true for a secret, "partial"
--- for the id of a key (shown with its first four characters). The etcd
--- password is one too, read or not: a script may print it.
+-- The credential variables (trainctl(1), ENVIRONMENT): true for a
+-- secret, "partial" for the id of a key (shown with its first four
+-- characters). The etcd password is one too, read or not: a script may
+-- print it.
 M.CREDENTIALS = {
   NCLOUD_ACCESS_KEY = "partial", NCLOUD_SECRET_KEY = true,
   ALIBABA_CLOUD_ACCESS_KEY_ID = "partial", ALIBABA_CLOUD_ACCESS_KEY_SECRET = true,
@@ -380,9 +381,11 @@ function M.check()
   log.level()
   log.format()
   M.poll_interval()
+  -- These two may come from the profile as well.
   local ok, sec = pcall(M.profile, M.profile_name())
-  for name, read in pairs({ TRAINCTL_OUTAGE_BUDGET = M.outage_budget, TRAINCTL_REQUEST_TIMEOUT = M.request_timeout }) do
-    if nonempty(M.getenv(name)) or ok and sec and nonempty(sec[name:lower()]) then read() end
+  for _, s in ipairs({ { "TRAINCTL_OUTAGE_BUDGET", M.outage_budget },
+    { "TRAINCTL_REQUEST_TIMEOUT", M.request_timeout } }) do
+    if nonempty(M.getenv(s[1])) or ok and sec and nonempty(sec[s[1]:lower()]) then s[2]() end
   end
 end
 

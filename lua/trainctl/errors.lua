@@ -1,6 +1,6 @@
 -- The error object every provider client raises: a table with a kind, the
--- fields of docs/lua-api.md ("Errors") and a __tostring, so the host can print it and pick
--- the exit status (exit_code, else 2 for usage, else 1).
+-- fields of docs/lua-api.md ("Errors") and a __tostring, so the host can
+-- print it and pick the exit status (exit_code, else 2 for usage, else 1).
 local M = {}
 
 local Error = {}

@@ -87,8 +87,8 @@ describe("sys.write_atomic", function()
 
   it("writes through a temporary name where a file cannot be written without one, and sweeps those left", function()
     -- Without /proc, an unnamed file (O_TMPFILE) could not be given a
-    -- name: the write goes through NAME.trainctl-tmp.XXXXXX instead, as on file
-    -- systems without O_TMPFILE. /proc is hidden in a mount namespace.
+    -- name: the write goes through NAME.trainctl-tmp.XXXXXX instead, as on
+    -- file systems without O_TMPFILE. /proc is hidden in a mount namespace.
     local hide = "mount -t tmpfs none /proc && "
     if os.getenv("ASAN_OPTIONS") then
       -- A sanitised build reads its options and its threads from /proc;

@@ -88,16 +88,16 @@ describe("a start whose fate is unknown, across runs", function()
 
   it("a run with a shorter request timeout waits out the start the killed run sent with a longer one", function()
     -- The first run's start may land until its own timeout (20 s) has
-    -- passed; the server holds it 12 s. The run is killed as soon as its
-    -- start is recorded; the next run's timeout is 0.5 s (another
-    -- setting, another host): it must look up for the first run's time,
-    -- not its own, or it sends a second start before the first lands.
+    -- passed; the server holds it 12 s. The run is killed as soon as the
+    -- server has its start (the scripted fault is taken then); the next
+    -- run's timeout is 0.5 s (another setting, another host): it must
+    -- look up for the first run's time, not its own, or it sends a second
+    -- start before the first lands.
     sim:faults({ { kind = "slow", when = "before", delay = 12, match = { operation = "CreateFunctionTask" } } })
     local env = { TIMEOUT = "20", SETTLE = "3" }
     local first = sim:spawn({ "--state", dir .. "/s.json", script }, { env = env })
     finally(function() first:kill("KILL") end)
-    support.poll(function() return (support.read(dir .. "/s.json") or ""):find('"pending": true', 1, true) end,
-      30, "the start to be recorded")
+    support.poll(function() return #sim:admin("GET", "faults").scripted == 0 end, 30, "the start to reach the server")
     first:kill("KILL")
     first:wait()
     local code, _, err = sim:run({ "--state", dir .. "/s.json", script }, { env = ENV })
