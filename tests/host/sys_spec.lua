@@ -10,6 +10,24 @@ local function in_other_process(code, ...)
   return H.run({ "-", ... }, { stdin = "local sys = require 'trainctl.sys' " .. code })
 end
 
+-- hidden_proc() -> a function that wraps a shell command so that it runs
+-- without /proc (hidden in a mount namespace of its own), or nil and why
+-- that cannot be done here.
+local function hidden_proc()
+  if os.getenv("ASAN_OPTIONS") then
+    -- A sanitised build reads its options and its threads from /proc;
+    -- without it LeakSanitizer fails the run. The plain build runs this.
+    return nil, "a sanitised build needs /proc"
+  end
+  local function wrap(cmd)
+    return "unshare --mount sh -c " .. H.quote("mount -t tmpfs none /proc && " .. cmd)
+  end
+  if H.exec(wrap("true") .. " 2>/dev/null") ~= 0 then
+    return nil, "cannot hide /proc here (unshare and mount need root)"
+  end
+  return wrap
+end
+
 describe("sys.write_atomic", function()
   local dir
 
@@ -89,22 +107,15 @@ describe("sys.write_atomic", function()
     -- Without /proc, an unnamed file (O_TMPFILE) could not be given a
     -- name: the write goes through NAME.trainctl-tmp.XXXXXX instead, as on
     -- file systems without O_TMPFILE. /proc is hidden in a mount namespace.
-    local hide = "mount -t tmpfs none /proc && "
-    if os.getenv("ASAN_OPTIONS") then
-      -- A sanitised build reads its options and its threads from /proc;
-      -- without it LeakSanitizer fails the run. The plain build runs this.
-      pending("a sanitised build needs /proc")
-      return
-    end
-    if H.exec("unshare --mount sh -c " .. H.quote(hide .. "true") .. " 2>/dev/null") ~= 0 then
-      pending("cannot hide /proc here (unshare and mount need root)")
+    local hide, why = hidden_proc()
+    if not hide then
+      pending(why)
       return
     end
     local path = dir .. "/state.json"
     H.write(path, "old")
     H.write(path .. ".trainctl-tmp.Left01", "what a killed write left")
-    local r = H.sh("unshare --mount sh -c " .. H.quote(hide .. "umask 027 && exec " .. H.quote(H.TRAINCTL)
-      .. " - " .. H.quote(path)), { stdin = [[
+    local r = H.sh(hide("umask 027 && exec " .. H.quote(H.TRAINCTL) .. " - " .. H.quote(path)), { stdin = [[
         local sys = require 'trainctl.sys'
         assert(not sys.stat('/proc/self/fd'), '/proc is still there')
         assert(sys.write_atomic(arg[1], ('x'):rep(100000)))]] })
@@ -152,17 +163,14 @@ describe("sys.write_atomic", function()
     -- Each one's sweep meets the others' temporaries while they are
     -- written (and, without /proc, named before they are locked).
     local path = dir .. "/state.json"
-    local hide = H.exec("unshare --mount sh -c 'mount -t tmpfs none /proc' 2>/dev/null") == 0
-      and not os.getenv("ASAN_OPTIONS")
+    local hide = hidden_proc()
     for _, without_proc in ipairs(hide and { false, true } or { false }) do
       local procs = {}
       for i = 1, 4 do
         local script = ("local sys = require 'trainctl.sys' for n = 1, 300 do "
           .. "assert(sys.write_atomic(%q, ('%d'):rep(1000 * n))) end"):format(path, i)
         local cmd = ("exec %s -e %s"):format(H.quote(H.TRAINCTL), H.quote(script))
-        if without_proc then
-          cmd = "exec unshare --mount sh -c " .. H.quote("mount -t tmpfs none /proc && " .. cmd)
-        end
+        if without_proc then cmd = "exec " .. hide(cmd) end
         procs[i] = H.spawn(cmd)
       end
       for i = 1, 4 do
